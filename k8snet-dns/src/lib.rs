@@ -1,0 +1,14 @@
+//! # k8snet-dns
+//!
+//! The cluster DNS zone of the Kubernetes DNS specification and its wire-format answers; the `linux` feature serves them on UDP and TCP.
+//!
+//! **Status:** this crate is a placeholder in the k8snet workspace; its API lands
+//! with the issue that builds it. It exports nothing yet.
+//!
+//! ```
+//! // Nothing to call yet: the crate only reserves its place in the workspace.
+//! assert!(!k8snet_dns::CRATE_NAME.is_empty());
+//! ```
+
+/// The crate's name, so that the placeholder has one documented item.
+pub const CRATE_NAME: &str = "k8snet-dns";

@@ -1,0 +1,169 @@
+//! apiserver defaulting, applied on load so every consumer sees the values
+//! the apiserver would have stored.
+
+use crate::adminpolicy::{AdminEgressRule, AdminIngressRule, AdminPolicyPort};
+use crate::core::{
+    ClientIpConfig, DEFAULT_AFFINITY_TIMEOUT_SECONDS, IntOrString, IpFamily, IpFamilyPolicy,
+    Protocol, ServiceType, SessionAffinity, SessionAffinityConfig, TrafficPolicy,
+};
+use crate::meta::{DEFAULT_NAMESPACE, NAMESPACE_NAME_LABEL};
+use crate::networking::{NetworkPolicyPort, PolicyType};
+use crate::object::{Kind, Object};
+
+/// Applies apiserver defaults in place.
+///
+/// - namespaced objects without a namespace land in `default`;
+/// - Namespaces get the `kubernetes.io/metadata.name` label;
+/// - protocols default to TCP (container, Service, slice and policy ports);
+/// - Services: type ClusterIP, `targetPort` = `port`, sessionAffinity None
+///   (ClientIP timeout 10800 s), traffic policies Cluster (external only for
+///   NodePort/LoadBalancer), `clusterIP`/`clusterIPs`/`ipFamilies` made
+///   consistent, `ipFamilyPolicy` SingleStack for one family and
+///   PreferDualStack for two (the apiserver allocates; manifests carry both),
+///   `allocateLoadBalancerNodePorts` true for LoadBalancer;
+/// - Pods: dnsPolicy ClusterFirst;
+/// - NetworkPolicy `policyTypes`: `[Ingress]`, plus `Egress` iff `egress`
+///   is non-empty (`pkg/apis/networking/v1/defaults.go`);
+/// - IngressClass parameters scope Cluster.
+pub fn apply_defaults(object: &mut Object) {
+    if object.kind().is_namespaced() && object.meta().namespace.is_none() {
+        object.meta_mut().namespace = Some(DEFAULT_NAMESPACE.to_string());
+    }
+    match object {
+        Object::Namespace(ns) => {
+            let name = ns.metadata.name.clone();
+            ns.metadata
+                .labels
+                .insert(NAMESPACE_NAME_LABEL.to_string(), name);
+        }
+        Object::Pod(pod) => {
+            if pod.spec.dns_policy.is_none() {
+                pod.spec.dns_policy = Some("ClusterFirst".to_string());
+            }
+            for c in pod
+                .spec
+                .containers
+                .iter_mut()
+                .chain(pod.spec.init_containers.iter_mut())
+            {
+                for p in &mut c.ports {
+                    p.protocol.get_or_insert(Protocol::Tcp);
+                }
+            }
+        }
+        Object::Service(svc) => default_service(svc),
+        Object::EndpointSlice(slice) => {
+            for p in &mut slice.ports {
+                p.protocol.get_or_insert(Protocol::Tcp);
+            }
+        }
+        Object::NetworkPolicy(np) => {
+            let spec = &mut np.spec;
+            for rule in spec.ingress.iter_mut().flatten() {
+                default_np_ports(rule.ports.as_mut());
+            }
+            for rule in spec.egress.iter_mut().flatten() {
+                default_np_ports(rule.ports.as_mut());
+            }
+            if spec.policy_types.is_empty() {
+                spec.policy_types.push(PolicyType::Ingress);
+                if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+                    spec.policy_types.push(PolicyType::Egress);
+                }
+            }
+        }
+        Object::AdminNetworkPolicy(anp) => {
+            default_admin_rules(&mut anp.spec.ingress, &mut anp.spec.egress)
+        }
+        Object::BaselineAdminNetworkPolicy(banp) => {
+            default_admin_rules(&mut banp.spec.ingress, &mut banp.spec.egress)
+        }
+        Object::IngressClass(class) => {
+            if let Some(p) = &mut class.spec.parameters {
+                p.scope.get_or_insert_with(|| "Cluster".to_string());
+            }
+        }
+        _ => {}
+    }
+    debug_assert!(Kind::ALL.contains(&object.kind()));
+}
+
+fn default_np_ports(ports: Option<&mut Vec<NetworkPolicyPort>>) {
+    for p in ports.into_iter().flatten() {
+        p.protocol.get_or_insert(Protocol::Tcp);
+    }
+}
+
+fn default_admin_ports(ports: Option<&mut Vec<AdminPolicyPort>>) {
+    for p in ports.into_iter().flatten() {
+        if let Some(n) = &mut p.port_number {
+            n.protocol.get_or_insert(Protocol::Tcp);
+        }
+        if let Some(r) = &mut p.port_range {
+            r.protocol.get_or_insert(Protocol::Tcp);
+        }
+    }
+}
+
+fn default_admin_rules(ingress: &mut [AdminIngressRule], egress: &mut [AdminEgressRule]) {
+    for r in ingress {
+        default_admin_ports(r.ports.as_mut());
+    }
+    for r in egress {
+        default_admin_ports(r.ports.as_mut());
+    }
+}
+
+fn default_service(svc: &mut crate::core::Service) {
+    let spec = &mut svc.spec;
+    let ty = *spec.service_type.get_or_insert(ServiceType::ClusterIP);
+    for p in &mut spec.ports {
+        p.protocol.get_or_insert(Protocol::Tcp);
+        if p.target_port.is_none() {
+            p.target_port = Some(IntOrString::Int(p.port));
+        }
+    }
+    if ty == ServiceType::ExternalName {
+        return;
+    }
+    let affinity = *spec.session_affinity.get_or_insert(SessionAffinity::None);
+    if affinity == SessionAffinity::ClientIP {
+        let cfg = spec
+            .session_affinity_config
+            .get_or_insert_with(SessionAffinityConfig::default);
+        cfg.client_ip
+            .get_or_insert_with(ClientIpConfig::default)
+            .timeout_seconds
+            .get_or_insert(DEFAULT_AFFINITY_TIMEOUT_SECONDS);
+    }
+    spec.internal_traffic_policy
+        .get_or_insert(TrafficPolicy::Cluster);
+    if matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer) {
+        spec.external_traffic_policy
+            .get_or_insert(TrafficPolicy::Cluster);
+    }
+    if ty == ServiceType::LoadBalancer {
+        spec.allocate_load_balancer_node_ports.get_or_insert(true);
+    }
+    // clusterIP and clusterIPs[0] are the same value; fill whichever is missing.
+    match (&spec.cluster_ip, spec.cluster_ips.first()) {
+        (Some(ip), None) => spec.cluster_ips = vec![ip.clone()],
+        (None, Some(first)) => spec.cluster_ip = Some(first.clone()),
+        _ => {}
+    }
+    if spec.ip_families.is_empty() {
+        spec.ip_families = spec
+            .cluster_ips
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .map(IpFamily::of)
+            .collect();
+    }
+    if spec.ip_family_policy.is_none() && !spec.ip_families.is_empty() {
+        spec.ip_family_policy = Some(if spec.ip_families.len() > 1 {
+            IpFamilyPolicy::PreferDualStack
+        } else {
+            IpFamilyPolicy::SingleStack
+        });
+    }
+}

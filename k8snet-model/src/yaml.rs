@@ -1,0 +1,288 @@
+//! Reading and writing manifest text: YAML (through `serde-saphyr`, kept
+//! behind this module so it can be swapped) and JSON (through `serde_json`,
+//! which is much faster, so JSON input takes a fast path).
+//!
+//! Output of this module is plain: one [`RawDoc`] per object with the line
+//! it starts on; `kind: List` (and `*List`) documents are flattened into
+//! their items, each with its own line.
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_saphyr::Spanned;
+
+/// One object's raw body and the line it starts on.
+#[derive(Debug)]
+pub(crate) struct RawDoc {
+    pub(crate) line: u32,
+    pub(crate) value: Value,
+}
+
+/// A parse failure at a line.
+#[derive(Debug)]
+pub(crate) struct ParseError {
+    pub(crate) line: u32,
+    pub(crate) message: String,
+}
+
+/// Splits text into raw objects. A syntax error in one YAML document does
+/// not hide the others: on failure the stream is re-read document by
+/// document, and every failing document yields its own error.
+pub(crate) fn parse(text: &str) -> (Vec<RawDoc>, Vec<ParseError>) {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(docs) = parse_json(text) {
+            return (docs, Vec::new());
+        }
+        // Not JSON after all (YAML flow syntax such as `{a: 1}`): read as YAML.
+    }
+    match parse_yaml(text, 0) {
+        Ok(docs) => (docs, Vec::new()),
+        Err(first) => {
+            let chunks = split_documents(text);
+            if chunks.len() <= 1 {
+                return (Vec::new(), vec![first]);
+            }
+            let mut docs = Vec::new();
+            let mut errors = Vec::new();
+            for (offset, chunk) in chunks {
+                match parse_yaml(chunk, offset) {
+                    Ok(mut d) => docs.append(&mut d),
+                    Err(e) => errors.push(e),
+                }
+            }
+            (docs, errors)
+        }
+    }
+}
+
+/// Splits a YAML stream at `---` lines, returning each chunk and the number
+/// of lines before it.
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 0u32;
+    let mut line_no = 0u32;
+    let mut pos = 0usize;
+    for line in text.split_inclusive('\n') {
+        if (line.starts_with("---") && line[3..].trim().is_empty()) && pos > start {
+            out.push((start_line, &text[start..pos]));
+            start = pos;
+            start_line = line_no;
+        }
+        pos += line.len();
+        line_no += 1;
+    }
+    if pos > start {
+        out.push((start_line, &text[start..pos]));
+    }
+    out
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    // Manifest sets are large (10,000 objects in one stream is normal for
+    // `kubectl get -o yaml`); the defaults stop at 1,024 documents. Depth
+    // and alias limits keep their defaults: they are what guards against
+    // hostile input.
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: usize::MAX,
+            max_nodes: usize::MAX,
+            max_events: usize::MAX,
+        },
+    }
+}
+
+fn parse_yaml(text: &str, line_offset: u32) -> Result<Vec<RawDoc>, ParseError> {
+    let docs: Vec<Spanned<Doc>> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+        .map_err(|e| ParseError {
+            line: e
+                .location()
+                .map_or(line_offset + 1, |l| line_offset + l.line() as u32),
+            message: first_line(&e.to_string()),
+        })?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let line = line_offset + doc.referenced.line() as u32;
+        let Doc { fields, items } = doc.value;
+        match items {
+            Some(items) if is_list(&fields) => out.extend(items.into_iter().map(|i| RawDoc {
+                line: line_offset + i.referenced.line() as u32,
+                value: i.value,
+            })),
+            Some(items) => {
+                let mut fields = fields;
+                fields.insert(
+                    "items".into(),
+                    Value::Array(items.into_iter().map(|i| i.value).collect()),
+                );
+                out.push(RawDoc {
+                    line,
+                    value: Value::Object(fields),
+                });
+            }
+            None => out.push(RawDoc {
+                line,
+                value: Value::Object(fields),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// saphyr's messages carry a rendered snippet after the first line; the
+/// loader reports file and line itself.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    // "error: line 3 column 4: msg" → "msg" (the location is reported separately).
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.split_once(": ") {
+        Some((loc, rest)) if loc.starts_with("line ") => rest.to_string(),
+        _ => line.to_string(),
+    }
+}
+
+fn is_list(fields: &serde_json::Map<String, Value>) -> bool {
+    fields
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+}
+
+/// A document: its fields, with `items` kept apart (with positions) in case
+/// it is a List.
+struct Doc {
+    fields: serde_json::Map<String, Value>,
+    items: Option<Vec<Spanned<Value>>>,
+}
+
+impl<'de> Deserialize<'de> for Doc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct DocVisitor;
+        impl<'de> Visitor<'de> for DocVisitor {
+            type Value = Doc;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Kubernetes object (a mapping with apiVersion and kind)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+                let mut fields = serde_json::Map::new();
+                let mut items = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "items" {
+                        items = Some(map.next_value()?);
+                    } else {
+                        let v: Value = map.next_value()?;
+                        fields.insert(key, v);
+                    }
+                }
+                Ok(Doc { fields, items })
+            }
+        }
+        d.deserialize_map(DocVisitor)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> u32 {
+    1 + text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
+}
+
+fn parse_json(text: &str) -> Result<Vec<RawDoc>, serde_json::Error> {
+    let mut out = Vec::new();
+    let base = text.as_ptr() as usize;
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    for raw in stream {
+        let raw = raw?;
+        let start = raw.get().as_ptr() as usize - base;
+        let value: Value = serde_json::from_str(raw.get())?;
+        match value {
+            // A bare JSON array is read as a list of objects.
+            Value::Array(_) => {
+                let items: Vec<&RawValue> = serde_json::from_str(raw.get())?;
+                push_json_items(text, base, items, &mut out)?;
+            }
+            Value::Object(ref m) if is_list(m) && m.get("items").is_some_and(Value::is_array) => {
+                #[derive(Deserialize)]
+                struct List<'a> {
+                    #[serde(borrow)]
+                    items: Vec<&'a RawValue>,
+                }
+                let list: List<'_> = serde_json::from_str(raw.get())?;
+                push_json_items(text, base, list.items, &mut out)?;
+            }
+            value => out.push(RawDoc {
+                line: line_of(text, start),
+                value,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn push_json_items(
+    text: &str,
+    base: usize,
+    items: Vec<&RawValue>,
+    out: &mut Vec<RawDoc>,
+) -> Result<(), serde_json::Error> {
+    for item in items {
+        let start = item.get().as_ptr() as usize - base;
+        out.push(RawDoc {
+            line: line_of(text, start),
+            value: serde_json::from_str(item.get())?,
+        });
+    }
+    Ok(())
+}
+
+/// Writes values as a multi-document YAML stream.
+pub(crate) fn to_yaml<T: Serialize>(values: &[T]) -> Result<String, String> {
+    serde_saphyr::to_string_multiple(values).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_and_lists_keep_lines() {
+        let y = "# c\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n---\n\n---\napiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  metadata: {name: b}\n-   kind: Service\n    spec:\n      ports: [{port: 80}]\n";
+        let (docs, errors) = parse(y);
+        assert!(errors.is_empty(), "{errors:?}");
+        let lines: Vec<u32> = docs.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![2, 12, 14]);
+        assert_eq!(docs[2].value["kind"], "Service");
+    }
+
+    #[test]
+    fn json_stream_and_list() {
+        let j = "{\"kind\":\"Pod\"}\n{\"kind\":\"List\",\"items\":[\n{\"kind\":\"A\"},\n {\"kind\":\"B\"}]}";
+        let (docs, errors) = parse(j);
+        assert!(errors.is_empty());
+        let got: Vec<(u32, &str)> = docs
+            .iter()
+            .map(|d| (d.line, d.value["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, vec![(1, "Pod"), (3, "A"), (4, "B")]);
+    }
+
+    #[test]
+    fn a_broken_document_does_not_hide_the_others() {
+        let y = "kind: A\n---\nkind: [1,\nb: }\n---\nkind: C\n";
+        let (docs, errors) = parse(y);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].line, 6);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 3, "{errors:?}");
+    }
+
+    #[test]
+    fn scalar_documents_are_errors_not_panics() {
+        let (docs, errors) = parse("just a string\n");
+        assert!(docs.is_empty());
+        assert_eq!(errors.len(), 1);
+    }
+}
