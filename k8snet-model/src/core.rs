@@ -146,7 +146,7 @@ impl Node {
 #[serde(rename_all = "camelCase")]
 pub struct NodeSpec {
     /// The first pod CIDR (legacy single-stack field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "podCIDR", skip_serializing_if = "Option::is_none")]
     pub pod_cidr: Option<String>,
     /// Pod CIDRs, at most one per family.
     #[serde(default, rename = "podCIDRs", skip_serializing_if = "Vec::is_empty")]

@@ -2,8 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::adminpolicy::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
@@ -93,9 +92,12 @@ macro_rules! objects {
 
             /// Decodes the body of a manifest whose kind is known; the error
             /// carries the path of the offending field.
-            pub(crate) fn decode(kind: Kind, value: Value) -> Result<Object, DecodeError> {
+            pub(crate) fn decode<'de, D>(kind: Kind, body: D) -> Result<Object, DecodeError>
+            where
+                D: serde::Deserializer<'de>,
+            {
                 match kind {
-                    $(Kind::$variant => decode_as::<$variant>(value).map(Object::$variant),)*
+                    $(Kind::$variant => decode_as::<$variant, D>(body).map(Object::$variant),)*
                 }
             }
 
@@ -196,8 +198,10 @@ pub(crate) struct DecodeError {
     pub(crate) message: String,
 }
 
-fn decode_as<T: DeserializeOwned>(value: Value) -> Result<T, DecodeError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+fn decode_as<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    body: D,
+) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         DecodeError {
             path: if path == "." { String::new() } else { path },

@@ -14,9 +14,19 @@ use serde_saphyr::Spanned;
 
 /// One object's raw body and the line it starts on.
 #[derive(Debug)]
-pub(crate) struct RawDoc {
+pub(crate) struct RawDoc<'a> {
     pub(crate) line: u32,
-    pub(crate) value: Value,
+    pub(crate) body: Body<'a>,
+}
+
+/// An object's body: a parsed value (YAML), or the JSON text itself, which
+/// decodes straight into the typed object without building a tree first.
+#[derive(Debug)]
+pub(crate) enum Body<'a> {
+    /// A value parsed from YAML.
+    Value(Value),
+    /// JSON text of one object.
+    Json(&'a RawValue),
 }
 
 /// A parse failure at a line.
@@ -29,13 +39,14 @@ pub(crate) struct ParseError {
 /// Splits text into raw objects. A syntax error in one YAML document does
 /// not hide the others: on failure the stream is re-read document by
 /// document, and every failing document yields its own error.
-pub(crate) fn parse(text: &str) -> (Vec<RawDoc>, Vec<ParseError>) {
+pub(crate) fn parse(text: &str) -> (Vec<RawDoc<'_>>, Vec<ParseError>) {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        if let Ok(docs) = parse_json(text) {
-            return (docs, Vec::new());
-        }
-        // Not JSON after all (YAML flow syntax such as `{a: 1}`): read as YAML.
+    // Text that is not JSON after all (YAML flow syntax such as `{a: 1}`)
+    // falls through to the YAML reader.
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(docs) = parse_json(text)
+    {
+        return (docs, Vec::new());
     }
     match parse_yaml(text, 0) {
         Ok(docs) => (docs, Vec::new()),
@@ -63,16 +74,14 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut out = Vec::new();
     let mut start = 0usize;
     let mut start_line = 0u32;
-    let mut line_no = 0u32;
     let mut pos = 0usize;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (0u32..).zip(text.split_inclusive('\n')) {
         if (line.starts_with("---") && line[3..].trim().is_empty()) && pos > start {
             out.push((start_line, &text[start..pos]));
             start = pos;
             start_line = line_no;
         }
         pos += line.len();
-        line_no += 1;
     }
     if pos > start {
         out.push((start_line, &text[start..pos]));
@@ -94,7 +103,7 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-fn parse_yaml(text: &str, line_offset: u32) -> Result<Vec<RawDoc>, ParseError> {
+fn parse_yaml(text: &str, line_offset: u32) -> Result<Vec<RawDoc<'static>>, ParseError> {
     let docs: Vec<Spanned<Doc>> = serde_saphyr::from_multiple_with_options(text, yaml_options())
         .map_err(|e| ParseError {
             line: e
@@ -109,7 +118,7 @@ fn parse_yaml(text: &str, line_offset: u32) -> Result<Vec<RawDoc>, ParseError> {
         match items {
             Some(items) if is_list(&fields) => out.extend(items.into_iter().map(|i| RawDoc {
                 line: line_offset + i.referenced.line() as u32,
-                value: i.value,
+                body: Body::Value(i.value),
             })),
             Some(items) => {
                 let mut fields = fields;
@@ -119,12 +128,12 @@ fn parse_yaml(text: &str, line_offset: u32) -> Result<Vec<RawDoc>, ParseError> {
                 );
                 out.push(RawDoc {
                     line,
-                    value: Value::Object(fields),
+                    body: Body::Value(Value::Object(fields)),
                 });
             }
             None => out.push(RawDoc {
                 line,
-                value: Value::Object(fields),
+                body: Body::Value(Value::Object(fields)),
             }),
         }
     }
@@ -183,56 +192,98 @@ impl<'de> Deserialize<'de> for Doc {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> u32 {
-    1 + text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count() as u32
+#[cfg(test)]
+impl Body<'_> {
+    /// The body as a JSON value.
+    pub(crate) fn to_value(&self) -> Value {
+        match self {
+            Self::Value(v) => v.clone(),
+            Self::Json(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+        }
+    }
 }
 
-fn parse_json(text: &str) -> Result<Vec<RawDoc>, serde_json::Error> {
+/// Turns byte offsets into 1-based line numbers. Offsets come in increasing
+/// order, so counting resumes where the last call stopped (linear in the
+/// input, not quadratic).
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: u32,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, offset: usize) -> u32 {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u32;
+        self.offset = offset;
+        self.line
+    }
+}
+
+fn parse_json(text: &str) -> Result<Vec<RawDoc<'_>>, serde_json::Error> {
     let mut out = Vec::new();
     let base = text.as_ptr() as usize;
+    let mut lines = LineCounter::new(text);
     let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     for raw in stream {
         let raw = raw?;
         let start = raw.get().as_ptr() as usize - base;
-        let value: Value = serde_json::from_str(raw.get())?;
-        match value {
+        let trimmed = raw.get().trim_start();
+        if trimmed.starts_with('[') {
             // A bare JSON array is read as a list of objects.
-            Value::Array(_) => {
-                let items: Vec<&RawValue> = serde_json::from_str(raw.get())?;
-                push_json_items(text, base, items, &mut out)?;
-            }
-            Value::Object(ref m) if is_list(m) && m.get("items").is_some_and(Value::is_array) => {
-                #[derive(Deserialize)]
-                struct List<'a> {
-                    #[serde(borrow)]
-                    items: Vec<&'a RawValue>,
-                }
-                let list: List<'_> = serde_json::from_str(raw.get())?;
-                push_json_items(text, base, list.items, &mut out)?;
-            }
-            value => out.push(RawDoc {
-                line: line_of(text, start),
-                value,
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get())?;
+            push_json_items(base, &mut lines, items, &mut out)?;
+            continue;
+        }
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(default, borrow)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default, borrow)]
+            items: Option<Vec<&'a RawValue>>,
+        }
+        let head: Head<'_> = serde_json::from_str(raw.get())?;
+        match head {
+            Head {
+                kind: Some(kind),
+                items: Some(items),
+            } if kind.ends_with("List") => push_json_items(base, &mut lines, items, &mut out)?,
+            _ => out.push(RawDoc {
+                line: lines.line_at(start),
+                body: Body::Json(raw),
             }),
         }
     }
     Ok(out)
 }
 
-fn push_json_items(
-    text: &str,
+fn push_json_items<'a>(
     base: usize,
-    items: Vec<&RawValue>,
-    out: &mut Vec<RawDoc>,
+    lines: &mut LineCounter<'_>,
+    items: Vec<&'a RawValue>,
+    out: &mut Vec<RawDoc<'a>>,
 ) -> Result<(), serde_json::Error> {
     for item in items {
         let start = item.get().as_ptr() as usize - base;
         out.push(RawDoc {
-            line: line_of(text, start),
-            value: serde_json::from_str(item.get())?,
+            line: lines.line_at(start),
+            body: Body::Json(item),
         });
     }
     Ok(())
@@ -254,7 +305,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let lines: Vec<u32> = docs.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![2, 12, 14]);
-        assert_eq!(docs[2].value["kind"], "Service");
+        assert_eq!(docs[2].body.to_value()["kind"], "Service");
     }
 
     #[test]
@@ -262,11 +313,17 @@ mod tests {
         let j = "{\"kind\":\"Pod\"}\n{\"kind\":\"List\",\"items\":[\n{\"kind\":\"A\"},\n {\"kind\":\"B\"}]}";
         let (docs, errors) = parse(j);
         assert!(errors.is_empty());
-        let got: Vec<(u32, &str)> = docs
+        let got: Vec<(u32, String)> = docs
             .iter()
-            .map(|d| (d.line, d.value["kind"].as_str().unwrap()))
+            .map(|d| {
+                (
+                    d.line,
+                    d.body.to_value()["kind"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
-        assert_eq!(got, vec![(1, "Pod"), (3, "A"), (4, "B")]);
+        let want: Vec<(u32, String)> = vec![(1, "Pod".into()), (3, "A".into()), (4, "B".into())];
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -4,16 +4,66 @@
 //! The checklist is the apiserver's own validation (see the limits table in
 //! the project's research notes); where this crate is stricter or looser it
 //! says so next to the rule.
+//!
+//! [`validate`] expects an object after [`apply_defaults`](crate::apply_defaults),
+//! as the loader produces it. Every message names the offending value, so a
+//! user can act on it without opening the manifest:
+//!
+//! ```
+//! use k8snet_model::{Object, Service, apply_defaults, validate};
+//! let svc: Service = serde_json::from_value(serde_json::json!({
+//!     "metadata": {"name": "web"},
+//!     "spec": {"ports": [{"port": 70000}]}
+//! }))?;
+//! let mut obj = Object::Service(svc);
+//! apply_defaults(&mut obj);
+//! let errs = validate(&obj);
+//! assert_eq!(errs[0].to_string(), "spec.ports[0].port: 70000 is not in 1..=65535");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+mod adminpolicy;
+mod core;
+mod endpointslice;
+mod ingress;
+mod meta;
+mod net;
+mod networkpolicy;
+mod pod;
+mod service;
 
 use crate::error::{FieldError, FieldErrorKind};
 use crate::object::Object;
 
-/// Validates one (defaulted) object and returns all of its errors.
+pub use self::meta::validate_selector;
+pub use self::net::{parse_cidr_strict, parse_ip_strict};
+
+/// Validates one (defaulted) object and returns all of its errors, in field
+/// order; an empty vector means the apiserver would accept the object.
 pub fn validate(object: &Object) -> Vec<FieldError> {
     let mut errs = Errors::default();
-    let _ = object;
+    meta::object_meta(object, &mut errs);
+    match object {
+        Object::Namespace(_) => {}
+        Object::Node(node) => core::node(node, &mut errs),
+        Object::Pod(pod) => pod::pod(pod, &mut errs),
+        Object::Service(svc) => service::service(svc, &mut errs),
+        Object::EndpointSlice(slice) => endpointslice::endpoint_slice(slice, &mut errs),
+        Object::Ingress(ing) => ingress::ingress(ing, &mut errs),
+        Object::IngressClass(class) => ingress::ingress_class(class, &mut errs),
+        Object::Secret(secret) => core::secret(secret, &mut errs),
+        Object::NetworkPolicy(np) => networkpolicy::network_policy(np, &mut errs),
+        Object::AdminNetworkPolicy(anp) => adminpolicy::admin_network_policy(anp, &mut errs),
+        Object::BaselineAdminNetworkPolicy(banp) => {
+            adminpolicy::baseline_admin_network_policy(banp, &mut errs)
+        }
+        Object::ClusterNetworkPolicy(cnp) => adminpolicy::cluster_network_policy(cnp, &mut errs),
+    }
     errs.0
 }
+
+/// The valid port range, as the apiserver's `IsValidPortNum` checks it.
+pub(crate) const PORT_RANGE: std::ops::RangeInclusive<i32> = 1..=65535;
 
 /// Collects field errors.
 #[derive(Debug, Default)]
@@ -27,5 +77,89 @@ impl Errors {
         msg: impl Into<String>,
     ) {
         self.0.push(FieldError::new(kind, path, msg));
+    }
+
+    pub(crate) fn required(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.push(FieldErrorKind::Required, path, msg);
+    }
+
+    pub(crate) fn invalid(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.push(FieldErrorKind::Invalid, path, msg);
+    }
+
+    pub(crate) fn forbidden(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.push(FieldErrorKind::Forbidden, path, msg);
+    }
+
+    /// `value` is not one of `supported`.
+    pub(crate) fn not_supported(
+        &mut self,
+        path: impl Into<String>,
+        value: &str,
+        supported: &[&str],
+    ) {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        self.push(
+            FieldErrorKind::NotSupported,
+            path,
+            format!("{value:?}: supported values: {}", list.join(", ")),
+        );
+    }
+
+    /// `value` repeats the one at `first`.
+    pub(crate) fn duplicate(&mut self, path: impl Into<String>, value: &str, first: &str) {
+        self.push(
+            FieldErrorKind::Duplicate,
+            path,
+            format!("{value} duplicates {first}"),
+        );
+    }
+
+    pub(crate) fn too_many(&mut self, path: impl Into<String>, got: usize, max: usize) {
+        self.push(
+            FieldErrorKind::TooMany,
+            path,
+            format!("{got} items, must have at most {max}"),
+        );
+    }
+
+    pub(crate) fn too_long(&mut self, path: impl Into<String>, got: usize, max: usize) {
+        self.push(
+            FieldErrorKind::TooLong,
+            path,
+            format!("{got} bytes long, may not be longer than {max}"),
+        );
+    }
+
+    /// Reports `check(value)`'s message as `"value": message` when it fails.
+    pub(crate) fn check(
+        &mut self,
+        path: impl Into<String>,
+        value: &str,
+        check: fn(&str) -> Result<(), String>,
+    ) {
+        if let Err(msg) = check(value) {
+            self.invalid(path, format!("{value:?}: {msg}"));
+        }
+    }
+
+    /// Reports a number outside `range`.
+    pub(crate) fn in_range(
+        &mut self,
+        path: impl Into<String>,
+        n: i32,
+        range: std::ops::RangeInclusive<i32>,
+    ) {
+        if !range.contains(&n) {
+            self.invalid(
+                path,
+                format!("{n} is not in {}..={}", range.start(), range.end()),
+            );
+        }
+    }
+
+    /// Reports a port number outside 1..=65535.
+    pub(crate) fn port(&mut self, path: impl Into<String>, n: i32) {
+        self.in_range(path, n, PORT_RANGE);
     }
 }

@@ -1,0 +1,61 @@
+//! `k8snet`: the command line of the k8snet crates (see `shared/design.md` §3).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod validate;
+
+/// Kubernetes node networking data plane: validate manifests, evaluate
+/// policy, plan load balancing, serve DNS and Ingress.
+#[derive(Debug, Parser)]
+#[command(name = "k8snet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse, default and validate every object; one line per error.
+    Validate(validate::Args),
+}
+
+/// `-f` inputs shared by the subcommands that read manifests.
+#[derive(Debug, clap::Args)]
+struct Inputs {
+    /// A manifest file, a directory (read recursively) or `-` for stdin; repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+}
+
+impl Inputs {
+    fn load(&self) -> k8snet::model::Manifests {
+        let mut m = k8snet::model::Manifests::new();
+        for f in &self.files {
+            m.load_path(f);
+        }
+        m
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Loading manifests: files, directories (recursively), readers (stdin);
+//! YAML multi-document streams and JSON; `kind: List`. Every object is
+//! decoded, defaulted and validated; problems are collected, never fatal.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::defaults::apply_defaults;
+use crate::error::{Error, Location};
+use crate::object::{Kind, Object, ObjectRef};
+use crate::validate::validate;
+use crate::yaml::{self, Body};
+
+/// An object and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// Where the object starts.
+    pub at: Location,
+    /// The defaulted, validated object.
+    pub object: Object,
+}
+
+/// Something skipped on load that is not an error (an unknown kind, a
+/// non-TLS Secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Where.
+    pub at: Location,
+    /// What was skipped and why.
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// A set of loaded manifests: the valid objects, every error, every warning.
+///
+/// ```
+/// use k8snet_model::Manifests;
+/// let mut m = Manifests::new();
+/// m.load_str("web.yaml", "
+/// apiVersion: v1
+/// kind: Service
+/// metadata: {name: web}
+/// spec:
+///   selector: {app: web}
+///   ports: [{port: 80}, {port: 70000}]
+/// ");
+/// assert!(m.objects().is_empty());
+/// let errors: Vec<String> = m.errors().iter().map(ToString::to_string).collect();
+/// assert!(errors.iter().any(|e| e.starts_with("web.yaml:2: Service default/web: spec.ports[1].port: 70000")));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Manifests {
+    objects: Vec<Loaded>,
+    errors: Vec<Error>,
+    warnings: Vec<Warning>,
+    seen: HashSet<ObjectRef>,
+}
+
+/// File extensions read when walking a directory.
+pub const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+
+impl Manifests {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads a file, a directory (recursively, `.yaml`/`.yml`/`.json`, in
+    /// name order) or, for `-`, standard input.
+    pub fn load_path(&mut self, path: impl AsRef<Path>) {
+        let path = path.as_ref();
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => self.load_str("<stdin>", &text),
+                Err(e) => self.io_error(path, &e),
+            }
+            return;
+        }
+        match std::fs::metadata(path) {
+            Ok(md) if md.is_dir() => {
+                for file in walk(path, &mut self.errors) {
+                    self.load_file(&file);
+                }
+            }
+            Ok(_) => self.load_file(path),
+            Err(e) => self.io_error(path, &e),
+        }
+    }
+
+    fn load_file(&mut self, path: &Path) {
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.load_str(&path.display().to_string(), &text),
+                Err(_) => self.errors.push(Error::Parse {
+                    at: Location::new(path.display().to_string(), 0),
+                    message: "the file is not UTF-8 text".into(),
+                }),
+            },
+            Err(e) => self.io_error(path, &e),
+        }
+    }
+
+    fn io_error(&mut self, path: &Path, e: &std::io::Error) {
+        self.errors.push(Error::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        });
+    }
+
+    /// Loads everything a reader yields, reporting it under `file`.
+    pub fn load_reader(&mut self, file: &str, mut reader: impl Read) {
+        let mut bytes = Vec::new();
+        if let Err(e) = reader.read_to_end(&mut bytes) {
+            self.io_error(Path::new(file), &e);
+            return;
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => self.load_str(file, &text),
+            Err(_) => self.errors.push(Error::Parse {
+                at: Location::new(file, 0),
+                message: "the input is not UTF-8 text".into(),
+            }),
+        }
+    }
+
+    /// Loads YAML or JSON text, reporting it under `file`.
+    pub fn load_str(&mut self, file: &str, text: &str) {
+        let file: Arc<str> = Arc::from(file);
+        let (docs, parse_errors) = yaml::parse(text);
+        for e in parse_errors {
+            self.errors.push(Error::Parse {
+                at: Location::new(file.clone(), e.line),
+                message: e.message,
+            });
+        }
+        for doc in docs {
+            self.load_body(Location::new(file.clone(), doc.line), doc.body);
+        }
+    }
+
+    /// Decodes, defaults and validates one object given as a JSON value.
+    pub fn load_value(&mut self, at: Location, value: Value) {
+        self.load_body(at, Body::Value(value));
+    }
+
+    fn load_body(&mut self, at: Location, body: Body<'_>) {
+        match decode(&at, body) {
+            Ok(Decoded::Object(mut object)) => {
+                apply_defaults(&mut object);
+                self.admit(at, object);
+            }
+            Ok(Decoded::Skipped(message)) => self.warnings.push(Warning { at, message }),
+            Err(e) => self.errors.push(*e),
+        }
+    }
+
+    fn admit(&mut self, at: Location, object: Object) {
+        let reference = object.reference();
+        let errors = validate(&object);
+        if !errors.is_empty() {
+            self.errors
+                .extend(errors.into_iter().map(|error| Error::Invalid {
+                    at: at.clone(),
+                    object: reference.clone(),
+                    error,
+                }));
+            return;
+        }
+        if !self.seen.insert(reference.clone()) {
+            self.errors.push(Error::Invalid {
+                at,
+                object: reference,
+                error: crate::FieldError::new(
+                    crate::FieldErrorKind::Duplicate,
+                    "metadata.name",
+                    "an object of this kind, namespace and name was already loaded",
+                ),
+            });
+            return;
+        }
+        self.objects.push(Loaded { at, object });
+    }
+
+    /// The valid objects, in load order.
+    pub fn objects(&self) -> &[Loaded] {
+        &self.objects
+    }
+
+    /// Every error, in load order.
+    pub fn errors(&self) -> &[Error] {
+        &self.errors
+    }
+
+    /// Every warning, in load order.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// The valid objects, without their locations.
+    pub fn into_objects(self) -> Vec<Object> {
+        self.objects.into_iter().map(|l| l.object).collect()
+    }
+
+    /// Writes the valid objects as a multi-document YAML stream that loads
+    /// back to equal objects.
+    ///
+    /// # Errors
+    /// Only if the YAML writer fails, which it does not for these types.
+    pub fn to_yaml(&self) -> Result<String, Error> {
+        let values: Vec<Value> = self.objects.iter().map(|l| l.object.to_value()).collect();
+        yaml::to_yaml(&values).map_err(|message| Error::Parse {
+            at: Location::new("<output>", 0),
+            message,
+        })
+    }
+
+    /// Writes the valid objects as a JSON `List`.
+    pub fn to_json(&self) -> String {
+        let items: Vec<Value> = self.objects.iter().map(|l| l.object.to_value()).collect();
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+    }
+}
+
+#[allow(clippy::large_enum_variant)] // transient, one per document
+enum Decoded {
+    Object(Object),
+    Skipped(String),
+}
+
+/// The fields of a manifest read before decoding it: enough to pick its
+/// type and to name it in errors.
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    #[serde(default, borrow)]
+    api_version: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    metadata: Option<HeadMeta<'a>>,
+    #[serde(default, borrow, rename = "type")]
+    secret_type: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct HeadMeta<'a> {
+    #[serde(default, borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn head_of_value(value: &Value) -> Option<Head<'_>> {
+    let map = value.as_object()?;
+    fn s(v: Option<&Value>) -> Option<std::borrow::Cow<'_, str>> {
+        v.and_then(Value::as_str).map(std::borrow::Cow::Borrowed)
+    }
+    let meta = map.get("metadata");
+    Some(Head {
+        api_version: s(map.get("apiVersion")),
+        kind: s(map.get("kind")),
+        metadata: Some(HeadMeta {
+            name: s(meta.and_then(|m| m.get("name"))),
+            namespace: s(meta.and_then(|m| m.get("namespace"))),
+        }),
+        secret_type: s(map.get("type")),
+    })
+}
+
+fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
+    let not_an_object = || {
+        Box::new(Error::Document {
+            at: at.clone(),
+            message: "a manifest must be a mapping with apiVersion and kind".into(),
+        })
+    };
+    let head = match &body {
+        Body::Value(v) => head_of_value(v).ok_or_else(not_an_object)?,
+        Body::Json(raw) => {
+            serde_json::from_str::<Head<'_>>(raw.get()).map_err(|_| not_an_object())?
+        }
+    };
+    let kind_str = head.kind.as_deref().unwrap_or_default();
+    let api_version = head.api_version.as_deref().unwrap_or_default();
+    let (name, namespace) = head
+        .metadata
+        .as_ref()
+        .map(|m| {
+            (
+                m.name.as_deref().unwrap_or_default(),
+                m.namespace.as_deref(),
+            )
+        })
+        .unwrap_or_default();
+    if kind_str.is_empty() {
+        return Err(Box::new(Error::Document {
+            at: at.clone(),
+            message: "kind: Required value".into(),
+        }));
+    }
+    let Some(kind) = Kind::from_kind(kind_str) else {
+        return Ok(Decoded::Skipped(format!(
+            "skipping {kind_str} (apiVersion {api_version:?}): not a kind k8snet reads"
+        )));
+    };
+    if api_version != kind.api_version() {
+        return Ok(Decoded::Skipped(format!(
+            "skipping {kind_str} with apiVersion {api_version:?}: k8snet reads {kind} as {}",
+            kind.api_version()
+        )));
+    }
+    let reference = ObjectRef {
+        kind,
+        namespace: kind.is_namespaced().then(|| {
+            namespace
+                .unwrap_or(crate::meta::DEFAULT_NAMESPACE)
+                .to_string()
+        }),
+        name: name.to_string(),
+    };
+    if kind == Kind::Secret {
+        let ty = head.secret_type.as_deref().unwrap_or("Opaque");
+        if ty != crate::core::SECRET_TYPE_TLS {
+            return Ok(Decoded::Skipped(format!(
+                "skipping {reference} of type {ty:?}: only kubernetes.io/tls Secrets are used"
+            )));
+        }
+    }
+    let decoded = match body {
+        Body::Value(v) => Object::decode(kind, v),
+        Body::Json(raw) => {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            Object::decode(kind, &mut de)
+        }
+    };
+    decoded.map(Decoded::Object).map_err(|e| {
+        Box::new(Error::Decode {
+            at: at.clone(),
+            object: reference,
+            path: e.path,
+            message: e.message,
+        })
+    })
+}
+
+/// Manifest files below `dir`, recursively, sorted by path.
+fn walk(dir: &Path, errors: &mut Vec<Error>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(Error::Io {
+                    path: d,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(_) => {
+                    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                    if MANIFEST_EXTENSIONS.contains(&ext) {
+                        out.push(path);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}

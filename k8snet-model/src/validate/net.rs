@@ -1,0 +1,277 @@
+//! IP addresses and CIDRs as the apiserver accepts them under
+//! `StrictIPCIDRValidation`: no IPv4 leading zeros, no IPv4-mapped IPv6,
+//! and (for strict CIDRs) no bits set beyond the prefix length.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::Errors;
+
+const IP_EXAMPLE: &str = "must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)";
+const CIDR_EXAMPLE: &str = "must be a valid CIDR value (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+
+/// Parses an IP address the way the apiserver's strict validation accepts it.
+///
+/// # Errors
+/// A message that starts with the quoted input and says what is wrong, e.g.
+/// `"010.0.0.1": must not have leading zeros (use "10.0.0.1")`.
+///
+/// ```
+/// use k8snet_model::validate::parse_ip_strict;
+/// assert!(parse_ip_strict("10.0.0.1").is_ok());
+/// assert!(parse_ip_strict("::ffff:10.0.0.1").unwrap_err().contains("IPv4-mapped"));
+/// ```
+pub fn parse_ip_strict(s: &str) -> Result<IpAddr, String> {
+    ip_reason(s).map_err(|reason| format!("{s:?}: {reason}"))
+}
+
+fn ip_reason(s: &str) -> Result<IpAddr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => Err(format!(
+                "must not be an IPv4-mapped IPv6 address (use \"{v4}\")"
+            )),
+            None => Ok(IpAddr::V6(v6)),
+        },
+        Ok(ip) => Ok(ip),
+        Err(_) => Err(match without_leading_zeros(s) {
+            Some(fixed) => format!("must not have leading zeros (use \"{fixed}\")"),
+            None => IP_EXAMPLE.to_string(),
+        }),
+    }
+}
+
+/// `010.001.0.1` → `10.1.0.1`: what Go's sloppy parser read, so the message
+/// can name the intended address.
+fn without_leading_zeros(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(4);
+    for p in parts {
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        out.push(p.parse::<u8>().ok()?.to_string());
+    }
+    Some(out.join("."))
+}
+
+/// Parses a CIDR strictly: a valid address, a prefix length without leading
+/// zeros, and no bits set beyond the prefix (`10.0.0.1/8` is refused,
+/// naming `10.0.0.0/8`).
+///
+/// # Errors
+/// A message that starts with the quoted input and says what is wrong.
+///
+/// ```
+/// use k8snet_model::validate::parse_cidr_strict;
+/// assert_eq!(parse_cidr_strict("10.0.0.0/8")?.to_string(), "10.0.0.0/8");
+/// let err = parse_cidr_strict("10.0.0.1/8").unwrap_err();
+/// assert!(err.contains("\"10.0.0.0/8\""), "{err}");
+/// # Ok::<(), String>(())
+/// ```
+pub fn parse_cidr_strict(s: &str) -> Result<IpNet, String> {
+    let net = parse_cidr(s)?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{s:?}: must not have bits set beyond the prefix length (the network is \"{}\")",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// Parses a CIDR that may have host bits set (`1.2.3.4/24`), as the
+/// apiserver's `IsValidCIDR` does for `podCIDRs` and
+/// `loadBalancerSourceRanges`; the address is still strict.
+pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    cidr_reason(s).map_err(|reason| format!("{s:?}: {reason}"))
+}
+
+fn cidr_reason(s: &str) -> Result<IpNet, String> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return Err(CIDR_EXAMPLE.to_string());
+    };
+    let ip = ip_reason(addr).map_err(|r| {
+        if r == IP_EXAMPLE {
+            CIDR_EXAMPLE.to_string()
+        } else {
+            r
+        }
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix_ok = !len.is_empty()
+        && len.bytes().all(|b| b.is_ascii_digit())
+        && (len == "0" || !len.starts_with('0'));
+    let prefix = len.parse::<u8>().ok().filter(|p| prefix_ok && *p <= max);
+    match prefix {
+        Some(p) => IpNet::new(ip, p).map_err(|_| CIDR_EXAMPLE.to_string()),
+        None => Err(format!(
+            "prefix length must be a number in 0..={max} without leading zeros"
+        )),
+    }
+}
+
+/// Why an address may not serve as an endpoint or external IP
+/// (`ValidateNonSpecialIP`), or `None` when it may.
+pub(crate) fn special_ip_reason(ip: IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("may not be unspecified (0.0.0.0, ::)");
+    }
+    if ip.is_loopback() {
+        return Some("may not be in the loopback range (127.0.0.0/8, ::1/128)");
+    }
+    let (link_local, ll_multicast) = match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (v4.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
+        }
+        IpAddr::V6(v6) => (is_v6_link_local(v6), is_v6_link_local_multicast(v6)),
+    };
+    if link_local {
+        return Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)");
+    }
+    if ll_multicast {
+        return Some("may not be in the link-local multicast range (224.0.0.0/24, ff02::/16)");
+    }
+    None
+}
+
+fn is_v6_link_local(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Multicast with link-local scope (`ffx2::`), as Go's `IsLinkLocalMulticast`.
+fn is_v6_link_local_multicast(ip: Ipv6Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 0xff && o[1] & 0x0f == 0x02
+}
+
+/// Validates an IP field; returns the address when it parses.
+pub(crate) fn ip(errs: &mut Errors, path: &str, s: &str) -> Option<IpAddr> {
+    match parse_ip_strict(s) {
+        Ok(ip) => Some(ip),
+        Err(msg) => {
+            errs.invalid(path, msg);
+            None
+        }
+    }
+}
+
+/// Validates an IP that must be usable as an endpoint or external IP.
+pub(crate) fn non_special_ip(errs: &mut Errors, path: &str, s: &str) -> Option<IpAddr> {
+    let ip = ip(errs, path, s)?;
+    match special_ip_reason(ip) {
+        Some(reason) => {
+            errs.invalid(path, format!("{s:?}: {reason}"));
+            None
+        }
+        None => Some(ip),
+    }
+}
+
+/// Validates a strict CIDR field; returns the network when it parses.
+pub(crate) fn cidr_strict(errs: &mut Errors, path: &str, s: &str) -> Option<IpNet> {
+    match parse_cidr_strict(s) {
+        Ok(net) => Some(net),
+        Err(msg) => {
+            errs.invalid(path, msg);
+            None
+        }
+    }
+}
+
+/// Validates a CIDR field that may have host bits set.
+pub(crate) fn cidr(errs: &mut Errors, path: &str, s: &str) -> Option<IpNet> {
+    match parse_cidr(s) {
+        Ok(net) => Some(net),
+        Err(msg) => {
+            errs.invalid(path, msg);
+            None
+        }
+    }
+}
+
+/// Checks a dual-stack list (`podIPs`, `podCIDRs`, `clusterIPs`): at most
+/// two entries, of different families. `v4` holds each parsed entry's family.
+pub(crate) fn dual_stack(errs: &mut Errors, path: &str, values: &[String], v4: &[bool]) {
+    let too_many = values.len() > 2;
+    let same_family = v4.len() == 2 && v4.first() == v4.get(1);
+    if too_many || same_family {
+        errs.invalid(
+            path,
+            format!(
+                "{values:?}: may specify no more than one value for each IP family (at most 2)"
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ips() {
+        assert!(parse_ip_strict("10.0.0.1").is_ok());
+        assert!(parse_ip_strict("2001:db8::1").is_ok());
+        let e = parse_ip_strict("010.0.0.1").unwrap_err();
+        assert!(e.contains("\"10.0.0.1\""), "{e}");
+        let e = parse_ip_strict("::ffff:1.2.3.4").unwrap_err();
+        assert!(e.contains("\"1.2.3.4\""), "{e}");
+        let e = parse_ip_strict("nope").unwrap_err();
+        assert!(e.starts_with("\"nope\": must be a valid IP"), "{e}");
+        assert!(parse_ip_strict("").is_err());
+        assert!(parse_ip_strict("fe80::1%eth0").is_err());
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(
+            parse_cidr_strict("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert!(parse_cidr_strict("0.0.0.0/0").is_ok());
+        assert!(parse_cidr_strict("fd00::/8").is_ok());
+        let e = parse_cidr_strict("10.0.0.1/8").unwrap_err();
+        assert!(
+            e.contains("\"10.0.0.1/8\"") && e.contains("\"10.0.0.0/8\""),
+            "{e}"
+        );
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/08",
+            "10.0.0.0/",
+            "/8",
+            "10.0.0.0/8/8",
+            "fd00::/129",
+            "010.0.0.0/8",
+            "10.0.0.0/-1",
+        ] {
+            assert!(parse_cidr_strict(bad).is_err(), "{bad}");
+        }
+        assert!(parse_cidr("10.0.0.1/8").is_ok());
+        let e = parse_cidr("010.0.0.0/8").unwrap_err();
+        assert!(e.contains("leading zeros"), "{e}");
+    }
+
+    #[test]
+    fn special() {
+        let r = |s: &str| special_ip_reason(s.parse().unwrap());
+        assert!(r("0.0.0.0").is_some());
+        assert!(r("::").is_some());
+        assert!(r("127.0.0.5").is_some());
+        assert!(r("::1").is_some());
+        assert!(r("169.254.1.1").is_some());
+        assert!(r("fe80::1").is_some());
+        assert!(r("224.0.0.251").is_some());
+        assert!(r("ff02::fb").is_some());
+        assert!(r("239.1.1.1").is_none());
+        assert!(r("10.0.0.1").is_none());
+        assert!(r("fd00::1").is_none());
+    }
+}

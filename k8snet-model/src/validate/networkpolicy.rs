@@ -1,0 +1,144 @@
+//! networking.k8s.io/v1 NetworkPolicy (`ValidateNetworkPolicySpec`).
+
+use crate::core::IntOrString;
+use crate::names::check_port_name;
+use crate::networking::{IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+
+use super::{Errors, meta, net};
+
+pub(super) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
+    let spec = &np.spec;
+    meta::selector(&spec.pod_selector, "spec.podSelector", errs);
+    for (i, rule) in spec.ingress.iter().flatten().enumerate() {
+        let path = format!("spec.ingress[{i}]");
+        rule_parts(
+            rule.ports.as_deref(),
+            rule.from.as_deref(),
+            &path,
+            "from",
+            errs,
+        );
+    }
+    for (i, rule) in spec.egress.iter().flatten().enumerate() {
+        let path = format!("spec.egress[{i}]");
+        rule_parts(rule.ports.as_deref(), rule.to.as_deref(), &path, "to", errs);
+    }
+    let types = &spec.policy_types;
+    if types.len() > 2 {
+        errs.invalid(
+            "spec.policyTypes",
+            format!("{types:?}: may not specify more than two policyTypes"),
+        );
+        return;
+    }
+    // The apiserver only caps the count; a repeated type is harmless to it
+    // but always a mistake, so it is reported here.
+    if let [a, b] = types.as_slice()
+        && a == b
+    {
+        errs.duplicate(
+            "spec.policyTypes[1]",
+            &format!("{b:?}"),
+            "spec.policyTypes[0]",
+        );
+    }
+}
+
+fn rule_parts(
+    ports: Option<&[NetworkPolicyPort]>,
+    peers: Option<&[NetworkPolicyPeer]>,
+    path: &str,
+    peer_field: &str,
+    errs: &mut Errors,
+) {
+    for (j, p) in ports.unwrap_or_default().iter().enumerate() {
+        port(p, &format!("{path}.ports[{j}]"), errs);
+    }
+    for (k, p) in peers.unwrap_or_default().iter().enumerate() {
+        peer(p, &format!("{path}.{peer_field}[{k}]"), errs);
+    }
+}
+
+/// `port` is a number or a named port; `endPort` needs a numeric `port`
+/// and may not be below it.
+fn port(p: &NetworkPolicyPort, path: &str, errs: &mut Errors) {
+    let end_path = format!("{path}.endPort");
+    match (&p.port, p.end_port) {
+        (Some(IntOrString::Int(n)), end) => {
+            errs.port(format!("{path}.port"), *n);
+            if let Some(end) = end {
+                if end < *n {
+                    errs.invalid(
+                        &end_path,
+                        format!("{end}: must be greater than or equal to `port` ({n})"),
+                    );
+                }
+                errs.port(end_path, end);
+            }
+        }
+        (Some(IntOrString::String(name)), end) => {
+            errs.check(format!("{path}.port"), name, check_port_name);
+            if let Some(end) = end {
+                errs.invalid(
+                    end_path,
+                    format!("{end}: may not be specified when `port` is a named port ({name:?})"),
+                );
+            }
+        }
+        (None, Some(end)) => errs.invalid(
+            end_path,
+            format!("{end}: may not be specified when `port` is not specified"),
+        ),
+        (None, None) => {}
+    }
+}
+
+/// A peer sets at least one field, and `ipBlock` stands alone.
+fn peer(p: &NetworkPolicyPeer, path: &str, errs: &mut Errors) {
+    let mut set = 0;
+    if let Some(sel) = &p.pod_selector {
+        set += 1;
+        meta::selector(sel, &format!("{path}.podSelector"), errs);
+    }
+    if let Some(sel) = &p.namespace_selector {
+        set += 1;
+        meta::selector(sel, &format!("{path}.namespaceSelector"), errs);
+    }
+    if let Some(b) = &p.ip_block {
+        set += 1;
+        ip_block(b, &format!("{path}.ipBlock"), errs);
+    }
+    if set == 0 {
+        errs.required(
+            path,
+            "must specify a peer: podSelector, namespaceSelector or ipBlock",
+        );
+    } else if set > 1 && p.ip_block.is_some() {
+        errs.forbidden(
+            path,
+            "may not specify both ipBlock and another peer (podSelector or namespaceSelector)",
+        );
+    }
+}
+
+/// `cidr` is a strict CIDR and every `except` a strict subset of it (same
+/// family, inside, longer prefix).
+fn ip_block(b: &IpBlock, path: &str, errs: &mut Errors) {
+    if b.cidr.is_empty() {
+        errs.required(format!("{path}.cidr"), "cidr is required");
+        return;
+    }
+    let cidr = net::cidr_strict(errs, &format!("{path}.cidr"), &b.cidr);
+    for (i, e) in b.except.iter().enumerate() {
+        let ep = format!("{path}.except[{i}]");
+        let (Some(except), Some(cidr)) = (net::cidr_strict(errs, &ep, e), cidr) else {
+            continue;
+        };
+        if !cidr.contains(&except) || except.prefix_len() <= cidr.prefix_len() {
+            errs.invalid(
+                ep,
+                format!("{e:?}: must be a strict subset of `cidr` ({:?})", b.cidr),
+            );
+        }
+    }
+}

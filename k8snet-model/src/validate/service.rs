@@ -1,0 +1,446 @@
+//! core/v1 Service (`ValidateService` and the checks it calls).
+
+use std::collections::BTreeMap;
+
+use crate::core::{
+    IntOrString, IpFamily, IpFamilyPolicy, Service, ServicePort, ServiceType, SessionAffinity,
+    TrafficPolicy,
+};
+use crate::names::{
+    check_dns1123_label, check_dns1123_subdomain, check_label_key, check_port_name,
+};
+
+use super::{Errors, meta, net};
+
+/// The longest ClientIP affinity timeout, one day (`MaxClientIPServiceAffinitySeconds`).
+const MAX_AFFINITY_TIMEOUT: i32 = 86_400;
+
+/// Values of `trafficDistribution` (PreferSameZone/PreferSameNode since 1.33).
+const TRAFFIC_DISTRIBUTIONS: &[&str] = &["PreferClose", "PreferSameZone", "PreferSameNode"];
+
+const IP_MODES: &[&str] = &["VIP", "Proxy"];
+
+pub(super) fn service(svc: &Service, errs: &mut Errors) {
+    let spec = &svc.spec;
+    let ty = svc.service_type();
+    let headless = is_headless(svc);
+    if spec.ports.is_empty() && !headless && ty != ServiceType::ExternalName {
+        errs.required(
+            "spec.ports",
+            "at least one port is required (except for headless and ExternalName Services)",
+        );
+    }
+    match ty {
+        ServiceType::NodePort | ServiceType::LoadBalancer if headless => {
+            errs.invalid(
+                cluster_ip_path(svc),
+                format!("\"None\": may not be set for {ty:?} Services"),
+            );
+        }
+        ServiceType::ExternalName => external_name(svc, errs),
+        _ => {}
+    }
+    ports(svc, ty, errs);
+    if let Some(sel) = &spec.selector {
+        meta::label_map(sel, "spec.selector", errs);
+    }
+    // With affinity None the apiserver's defaulting drops sessionAffinityConfig
+    // before validation, so a leftover config is accepted, not Forbidden.
+    if spec.session_affinity == Some(SessionAffinity::ClientIP)
+        && let Some(t) = spec
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+    {
+        errs.in_range(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            t,
+            1..=MAX_AFFINITY_TIMEOUT,
+        );
+    }
+    if ty != ServiceType::ExternalName {
+        cluster_ips(svc, headless, errs);
+    }
+    for (i, ip) in spec.external_ips.iter().enumerate() {
+        net::non_special_ip(errs, &format!("spec.externalIPs[{i}]"), ip);
+    }
+    load_balancer(svc, ty, errs);
+    traffic_policy(svc, ty, errs);
+    if let Some(d) = &spec.traffic_distribution
+        && !TRAFFIC_DISTRIBUTIONS.contains(&d.as_str())
+    {
+        errs.not_supported("spec.trafficDistribution", d, TRAFFIC_DISTRIBUTIONS);
+    }
+    status(svc, errs);
+}
+
+/// Headless: `clusterIP: None` (the defaulted `clusterIPs` is then `[None]`).
+fn is_headless(svc: &Service) -> bool {
+    svc.is_headless() || svc.spec.cluster_ips.first().map(String::as_str) == Some("None")
+}
+
+/// Where to report a problem with the primary cluster IP: the field the
+/// user wrote (`clusterIP`), falling back to `clusterIPs[0]`.
+fn cluster_ip_path(svc: &Service) -> &'static str {
+    if svc
+        .spec
+        .cluster_ip
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        "spec.clusterIP"
+    } else {
+        "spec.clusterIPs[0]"
+    }
+}
+
+fn external_name(svc: &Service, errs: &mut Errors) {
+    let spec = &svc.spec;
+    if let Some(ip) = spec.cluster_ip.as_deref().filter(|s| !s.is_empty()) {
+        errs.forbidden(
+            "spec.clusterIP",
+            format!("{ip:?}: may not be set for ExternalName Services"),
+        );
+    } else if spec.cluster_ips.iter().any(|s| !s.is_empty()) {
+        errs.forbidden(
+            "spec.clusterIPs",
+            format!(
+                "{:?}: may not be set for ExternalName Services",
+                spec.cluster_ips
+            ),
+        );
+    }
+    if !spec.ip_families.is_empty() {
+        errs.forbidden(
+            "spec.ipFamilies",
+            format!(
+                "{:?}: may not be set for ExternalName Services",
+                spec.ip_families
+            ),
+        );
+    }
+    if let Some(p) = spec.ip_family_policy {
+        errs.forbidden(
+            "spec.ipFamilyPolicy",
+            format!("{p:?}: may not be set for ExternalName Services"),
+        );
+    }
+    // A CNAME target may be written fully qualified, with a trailing dot.
+    let name = spec.external_name.as_deref().unwrap_or_default();
+    let cname = name.strip_suffix('.').unwrap_or(name);
+    if cname.is_empty() {
+        errs.required(
+            "spec.externalName",
+            "externalName is required for ExternalName Services",
+        );
+    } else if let Err(msg) = check_dns1123_subdomain(cname) {
+        errs.invalid("spec.externalName", format!("{name:?}: {msg}"));
+    }
+}
+
+fn ports(svc: &Service, ty: ServiceType, errs: &mut Errors) {
+    let ports = &svc.spec.ports;
+    let node_ports_allowed = matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer);
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut pairs: BTreeMap<(i32, &str), usize> = BTreeMap::new();
+    let mut node_ports: BTreeMap<(i32, &str), usize> = BTreeMap::new();
+    for (i, p) in ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        port_name(p, i, ports.len() > 1, &mut names, errs);
+        errs.port(format!("{path}.port"), p.port);
+        target_port(p, &path, errs);
+        if let Some(ap) = &p.app_protocol {
+            errs.check(format!("{path}.appProtocol"), ap, check_label_key);
+        }
+        let proto = p.protocol.unwrap_or_default().as_str();
+        match pairs.get(&(p.port, proto)) {
+            Some(first) => errs.duplicate(
+                path.clone(),
+                &format!("port {}/{proto}", p.port),
+                &format!("spec.ports[{first}]"),
+            ),
+            None => {
+                pairs.insert((p.port, proto), i);
+            }
+        }
+        let Some(np) = p.node_port.filter(|&n| n != 0) else {
+            continue;
+        };
+        if !node_ports_allowed {
+            errs.forbidden(
+                format!("{path}.nodePort"),
+                format!(
+                    "{np}: may only be used when `type` is NodePort or LoadBalancer, not {ty:?}"
+                ),
+            );
+        }
+        // The allocation range (30000-32767 by default) is an apiserver flag,
+        // so only the port range is checked here.
+        errs.port(format!("{path}.nodePort"), np);
+        match node_ports.get(&(np, proto)) {
+            Some(first) => errs.duplicate(
+                format!("{path}.nodePort"),
+                &format!("nodePort {np}/{proto}"),
+                &format!("spec.ports[{first}].nodePort"),
+            ),
+            None => {
+                node_ports.insert((np, proto), i);
+            }
+        }
+    }
+}
+
+fn port_name<'a>(
+    p: &'a ServicePort,
+    i: usize,
+    required: bool,
+    names: &mut BTreeMap<&'a str, usize>,
+    errs: &mut Errors,
+) {
+    let path = format!("spec.ports[{i}].name");
+    match p.name.as_deref().filter(|n| !n.is_empty()) {
+        None if required => errs.required(
+            path,
+            format!(
+                "port {} needs a name: names are required when a Service has more than one port",
+                p.port
+            ),
+        ),
+        None => {}
+        Some(name) => {
+            errs.check(&path, name, check_dns1123_label);
+            match names.get(name) {
+                Some(first) => errs.duplicate(
+                    path,
+                    &format!("{name:?}"),
+                    &format!("spec.ports[{first}].name"),
+                ),
+                None => {
+                    names.insert(name, i);
+                }
+            }
+        }
+    }
+}
+
+/// `targetPort` is a port number or an IANA port name; `0` and `""` mean
+/// "same as port" (the apiserver defaults them), so they pass, and a
+/// target equal to `port` (often defaulted from it) was checked as `port`.
+fn target_port(p: &ServicePort, path: &str, errs: &mut Errors) {
+    match &p.target_port {
+        Some(IntOrString::Int(n)) if *n != 0 && *n != p.port => {
+            errs.port(format!("{path}.targetPort"), *n)
+        }
+        Some(IntOrString::String(s)) if !s.is_empty() => {
+            errs.check(format!("{path}.targetPort"), s, check_port_name)
+        }
+        _ => {}
+    }
+}
+
+/// `clusterIP`, `clusterIPs`, `ipFamilies` and `ipFamilyPolicy` agree
+/// (`ValidateServiceClusterIPsRelatedFields`).
+fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
+    let spec = &svc.spec;
+    let primary = spec.cluster_ip.as_deref().filter(|s| !s.is_empty());
+    // `clusterIP: ""` (allocate) is defaulted into `clusterIPs: [""]`.
+    let ips: &[String] = match spec.cluster_ips.as_slice() {
+        [only] if only.is_empty() => &[],
+        all => all,
+    };
+    if let Some(ip) = primary
+        && ip != "None"
+    {
+        net::ip(errs, "spec.clusterIP", ip);
+    }
+    // One entry per clusterIPs entry (None where it is "None" or invalid), so
+    // indices line up with ipFamilies.
+    let mut parsed: Vec<Option<std::net::IpAddr>> = Vec::with_capacity(ips.len());
+    for (i, s) in ips.iter().enumerate() {
+        let path = format!("spec.clusterIPs[{i}]");
+        if i == 0
+            && let Some(p) = primary
+            && p != s
+        {
+            errs.invalid(path, format!("{s:?}: must match `clusterIP` ({p:?})"));
+            parsed.push(None);
+            continue;
+        }
+        if s == "None" {
+            if ips.len() > 1 {
+                errs.invalid(
+                    path,
+                    format!("{ips:?}: \"None\" must be the first and only value"),
+                );
+            }
+            parsed.push(None);
+        } else if i == 0 && primary.is_some() {
+            // Same value as spec.clusterIP, already reported there.
+            parsed.push(s.parse().ok());
+        } else {
+            parsed.push(net::ip(errs, &path, s));
+        }
+    }
+    if ips.len() > 2 {
+        errs.invalid(
+            "spec.clusterIPs",
+            format!("{ips:?}: may hold at most 2 values"),
+        );
+    }
+    let mut same_family = false;
+    if let [Some(a), Some(b)] = parsed.as_slice() {
+        same_family = a.is_ipv4() == b.is_ipv4();
+        net::dual_stack(errs, "spec.clusterIPs", ips, &[a.is_ipv4(), b.is_ipv4()]);
+    }
+    // Families derived (on load) from same-family clusterIPs repeat too;
+    // that is one mistake, already reported on clusterIPs.
+    ip_families(svc, headless, &parsed, !same_family, errs);
+}
+
+fn ip_families(
+    svc: &Service,
+    headless: bool,
+    parsed: &[Option<std::net::IpAddr>],
+    report_duplicates: bool,
+    errs: &mut Errors,
+) {
+    let spec = &svc.spec;
+    let fams = &spec.ip_families;
+    for (i, f) in fams.iter().enumerate().filter(|_| report_duplicates) {
+        if let Some(first) = fams.iter().position(|g| g == f).filter(|&p| p < i) {
+            errs.duplicate(
+                format!("spec.ipFamilies[{i}]"),
+                &format!("{f:?}"),
+                &format!("spec.ipFamilies[{first}]"),
+            );
+        }
+    }
+    if !headless {
+        for (i, (ip, fam)) in parsed.iter().zip(fams).enumerate() {
+            if let Some(ip) = ip
+                && IpFamily::of(*ip) != *fam
+            {
+                errs.invalid(
+                    format!("spec.clusterIPs[{i}]"),
+                    format!(
+                        "\"{ip}\": expected an {fam:?} address as indicated by `ipFamilies[{i}]`"
+                    ),
+                );
+            }
+        }
+    }
+    let families = fams.len().max(parsed.iter().flatten().count());
+    if spec.ip_family_policy == Some(IpFamilyPolicy::SingleStack) && families > 1 {
+        errs.invalid(
+            "spec.ipFamilyPolicy",
+            format!(
+                "\"SingleStack\": allows one IP family, but the Service has {families} (ipFamilies {fams:?}, clusterIPs {:?}); use PreferDualStack or RequireDualStack",
+                spec.cluster_ips
+            ),
+        );
+    }
+}
+
+fn load_balancer(svc: &Service, ty: ServiceType, errs: &mut Errors) {
+    let spec = &svc.spec;
+    let lb = ty == ServiceType::LoadBalancer;
+    if !spec.load_balancer_source_ranges.is_empty() && !lb {
+        errs.forbidden(
+            "spec.loadBalancerSourceRanges",
+            format!(
+                "{:?}: may only be used when `type` is LoadBalancer, not {ty:?}",
+                spec.load_balancer_source_ranges
+            ),
+        );
+    }
+    for (i, r) in spec.load_balancer_source_ranges.iter().enumerate() {
+        // Values may be space-padded (a historical accident the apiserver keeps).
+        net::cidr(
+            errs,
+            &format!("spec.loadBalancerSourceRanges[{i}]"),
+            r.trim(),
+        );
+    }
+    if let Some(a) = spec.allocate_load_balancer_node_ports
+        && !lb
+    {
+        errs.forbidden(
+            "spec.allocateLoadBalancerNodePorts",
+            format!("{a}: may only be used when `type` is LoadBalancer, not {ty:?}"),
+        );
+    }
+    if let Some(class) = &spec.load_balancer_class {
+        if lb {
+            errs.check("spec.loadBalancerClass", class, check_label_key);
+        } else {
+            errs.forbidden(
+                "spec.loadBalancerClass",
+                format!("{class:?}: may only be used when `type` is LoadBalancer, not {ty:?}"),
+            );
+        }
+    }
+    // Deprecated and unchecked by the apiserver, but consumers parse it.
+    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
+        net::ip(errs, "spec.loadBalancerIP", ip);
+    }
+}
+
+fn traffic_policy(svc: &Service, ty: ServiceType, errs: &mut Errors) {
+    let spec = &svc.spec;
+    let externally_accessible = matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer)
+        || (ty == ServiceType::ClusterIP && !spec.external_ips.is_empty());
+    if let Some(p) = spec.external_traffic_policy
+        && !externally_accessible
+    {
+        errs.invalid(
+            "spec.externalTrafficPolicy",
+            format!(
+                "{p:?}: may only be set for externally-accessible Services (NodePort, LoadBalancer, or with externalIPs)"
+            ),
+        );
+    }
+    let needs_health_check = ty == ServiceType::LoadBalancer
+        && spec.external_traffic_policy == Some(TrafficPolicy::Local);
+    match spec.health_check_node_port.filter(|&n| n != 0) {
+        Some(n) if !needs_health_check => errs.invalid(
+            "spec.healthCheckNodePort",
+            format!("{n}: may only be set when `type` is LoadBalancer and `externalTrafficPolicy` is Local"),
+        ),
+        Some(n) => errs.port("spec.healthCheckNodePort", n),
+        None => {}
+    }
+}
+
+fn status(svc: &Service, errs: &mut Errors) {
+    let Some(lb) = &svc.status.load_balancer else {
+        return;
+    };
+    for (i, ing) in lb.ingress.iter().enumerate() {
+        let path = format!("status.loadBalancer.ingress[{i}]");
+        let ip = ing.ip.as_deref().unwrap_or_default();
+        if !ip.is_empty() {
+            net::ip(errs, &format!("{path}.ip"), ip);
+        }
+        if let Some(mode) = &ing.ip_mode {
+            if ip.is_empty() {
+                errs.forbidden(
+                    format!("{path}.ipMode"),
+                    format!("{mode:?}: may not be specified when `ip` is not set"),
+                );
+            } else if !IP_MODES.contains(&mode.as_str()) {
+                errs.not_supported(format!("{path}.ipMode"), mode, IP_MODES);
+            }
+        }
+        if let Some(h) = ing.hostname.as_deref().filter(|h| !h.is_empty()) {
+            if h.parse::<std::net::IpAddr>().is_ok() {
+                errs.invalid(
+                    format!("{path}.hostname"),
+                    format!("{h:?}: must be a DNS name, not an IP address"),
+                );
+            } else {
+                errs.check(format!("{path}.hostname"), h, check_dns1123_subdomain);
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The indexed snapshot: indexes, incremental updates, refusal of bad
+//! input, and EndpointSlice derivation.
+
+use k8snet_model::{
+    Change, Cluster, Error, Event, Kind, Manifests, NsName, Object, ObjectRef, Pod,
+};
+
+fn cluster(text: &str) -> Cluster {
+    let mut m = Manifests::new();
+    m.load_str("t.yaml", text);
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    Cluster::from_manifests(&m)
+}
+
+fn pod_json(ns: &str, name: &str, ip: &str, labels: serde_json::Value) -> Object {
+    let v = serde_json::json!({
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {"phase": "Running", "podIP": ip}
+    });
+    Object::Pod(serde_json::from_value::<Pod>(v).unwrap())
+}
+
+const SHOP: &str = "
+apiVersion: v1
+kind: Node
+metadata: {name: node-1, labels: {topology.kubernetes.io/zone: z1}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: shop, labels: {app: web}}
+spec:
+  nodeName: node-1
+  hostname: web-0
+  subdomain: web
+  containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]
+status: {phase: Running, podIP: 198.18.0.2, podIPs: [{ip: 198.18.0.2}, {ip: 'fd00:18::2'}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+spec:
+  containers: [{name: c, ports: [{name: http, containerPort: 9090}]}]
+status:
+  phase: Running
+  podIP: 198.18.0.3
+  conditions: [{type: Ready, status: 'False'}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: shop, labels: {app: web}, deletionTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]
+status: {phase: Running, podIP: 198.18.0.4}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: done, namespace: shop, labels: {app: web}}
+status: {phase: Succeeded, podIP: 198.18.0.9}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIPs: [198.19.0.20, 'fd00:19::20']
+  ipFamilyPolicy: PreferDualStack
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+";
+
+#[test]
+fn indexes_answer_lookups() {
+    let c = cluster(SHOP);
+    assert_eq!(
+        c.pod_by_ip("198.18.0.2".parse().unwrap())
+            .unwrap()
+            .metadata
+            .name,
+        "web-0"
+    );
+    assert_eq!(
+        c.pod_by_ip("fd00:18::2".parse().unwrap())
+            .unwrap()
+            .metadata
+            .name,
+        "web-0"
+    );
+    // Finished pods do not own their IP any more.
+    assert!(c.pod_by_ip("198.18.0.9".parse().unwrap()).is_none());
+    assert_eq!(c.pods_in("shop").count(), 4);
+    assert_eq!(
+        c.service_by_ip("fd00:19::20".parse().unwrap())
+            .unwrap()
+            .metadata
+            .name,
+        "web"
+    );
+    // The namespace is implied by its objects, with its name label.
+    assert!(c.is_implicit_namespace("shop"));
+    assert_eq!(
+        c.namespace_labels("shop").unwrap()["kubernetes.io/metadata.name"],
+        "shop"
+    );
+}
+
+#[test]
+fn incremental_upsert_and_delete_keep_indexes_current() {
+    let mut c = cluster(SHOP);
+    let rev = c.revision();
+    // Move web-0 to another IP: the old IP is freed, the new one indexed.
+    let moved = pod_json(
+        "shop",
+        "web-0",
+        "198.18.0.50",
+        serde_json::json!({"app": "web"}),
+    );
+    assert_eq!(c.upsert(moved.clone()).unwrap(), Change::Modified);
+    assert!(c.pod_by_ip("198.18.0.2".parse().unwrap()).is_none());
+    assert!(c.pod_by_ip("198.18.0.50".parse().unwrap()).is_some());
+    assert_eq!(c.upsert(moved).unwrap(), Change::Unchanged);
+    assert_eq!(c.revision(), rev + 1);
+
+    let r = ObjectRef {
+        kind: Kind::Pod,
+        namespace: Some("shop".into()),
+        name: "web-0".into(),
+    };
+    assert!(c.apply(Event::Delete(r.clone())).is_ok());
+    assert!(c.pod_by_ip("198.18.0.50".parse().unwrap()).is_none());
+    assert_eq!(c.pods_in("shop").count(), 3);
+    assert!(c.delete(&r).is_none(), "deleting twice is a no-op");
+}
+
+#[test]
+fn invalid_objects_are_refused_and_change_nothing() {
+    let mut c = cluster(SHOP);
+    let before = c.objects();
+    let bad = pod_json("shop", "Bad_Name", "198.18.0.77", serde_json::json!({}));
+    let err = c.upsert(bad).unwrap_err();
+    assert!(matches!(err, Error::Rejected { .. }));
+    assert!(err.to_string().contains("metadata.name"), "{err}");
+    assert_eq!(c.objects(), before);
+    assert!(c.pod_by_ip("198.18.0.77".parse().unwrap()).is_none());
+}
+
+#[test]
+fn derived_slices_follow_the_endpointslice_controller() {
+    let mut c = cluster(SHOP);
+    assert_eq!(
+        c.derive_missing_endpoint_slices(),
+        3,
+        "two v4 port groups + one v6"
+    );
+    let key = NsName::new("shop", "web");
+    let slices: Vec<_> = c.slices_for_service(&key).collect();
+    let v4: Vec<_> = slices
+        .iter()
+        .filter(|s| s.address_type == k8snet_model::AddressType::IPv4)
+        .collect();
+    // web-1 resolves `http` to 9090, the others to 8080: two port groups.
+    let mut ports: Vec<i32> = v4.iter().map(|s| s.ports[0].port.unwrap()).collect();
+    ports.sort();
+    assert_eq!(ports, vec![8080, 9090]);
+    let all: Vec<_> = v4.iter().flat_map(|s| &s.endpoints).collect();
+    let by_ip = |ip: &str| all.iter().find(|e| e.addresses[0] == ip).unwrap();
+    let web0 = by_ip("198.18.0.2");
+    assert_eq!(web0.conditions.ready, Some(true));
+    assert_eq!(web0.hostname.as_deref(), Some("web-0"));
+    assert_eq!(web0.zone.as_deref(), Some("z1"));
+    let web1 = by_ip("198.18.0.3");
+    assert_eq!(
+        (web1.conditions.ready, web1.conditions.serving),
+        (Some(false), Some(false))
+    );
+    let web2 = by_ip("198.18.0.4");
+    assert_eq!(
+        (
+            web2.conditions.ready,
+            web2.conditions.serving,
+            web2.conditions.terminating
+        ),
+        (Some(false), Some(true), Some(true))
+    );
+    assert!(
+        all.iter().all(|e| e.addresses[0] != "198.18.0.9"),
+        "finished pods are not endpoints"
+    );
+    let v6: Vec<_> = slices
+        .iter()
+        .filter(|s| s.address_type == k8snet_model::AddressType::IPv6)
+        .collect();
+    assert_eq!(v6.len(), 1);
+    assert_eq!(v6[0].endpoints[0].addresses[0], "fd00:18::2");
+}
+
+#[test]
+fn publish_not_ready_addresses_marks_every_endpoint_ready() {
+    let text = SHOP.replace(
+        "selector: {app: web}",
+        "selector: {app: web}\n  publishNotReadyAddresses: true",
+    );
+    let mut c = cluster(&text);
+    c.derive_missing_endpoint_slices();
+    let key = NsName::new("shop", "web");
+    assert!(
+        c.slices_for_service(&key)
+            .flat_map(|s| &s.endpoints)
+            .all(|e| e.conditions.ready == Some(true))
+    );
+}
+
+#[test]
+fn rederive_after_a_pod_change() {
+    let mut c = cluster(SHOP);
+    c.derive_missing_endpoint_slices();
+    let key = NsName::new("shop", "web");
+    c.upsert(pod_json(
+        "shop",
+        "web-3",
+        "198.18.0.5",
+        serde_json::json!({"app": "web"}),
+    ))
+    .unwrap();
+    c.rederive_endpoint_slices(&key);
+    let ips: Vec<String> = c
+        .slices_for_service(&key)
+        .flat_map(|s| &s.endpoints)
+        .map(|e| e.addresses[0].clone())
+        .collect();
+    assert!(ips.contains(&"198.18.0.5".to_string()), "{ips:?}");
+    assert_eq!(ips.len(), 5, "4 v4 + 1 v6: {ips:?}");
+}
+
+#[test]
+fn hand_written_slices_are_not_replaced() {
+    let text = format!(
+        "{SHOP}---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: web-manual, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}
+addressType: IPv4
+endpoints: [{{addresses: [198.18.0.100]}}]
+ports: [{{name: http, port: 8080}}]
+"
+    );
+    let mut c = cluster(&text);
+    assert_eq!(c.derive_missing_endpoint_slices(), 0);
+    c.rederive_endpoint_slices(&NsName::new("shop", "web"));
+    let names: Vec<_> = c
+        .slices_for_service(&NsName::new("shop", "web"))
+        .map(|s| s.metadata.name.clone())
+        .collect();
+    assert!(names.contains(&"web-manual".to_string()));
+}
