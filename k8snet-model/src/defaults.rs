@@ -21,7 +21,12 @@ use crate::object::{Kind, Object};
 ///   consistent, `ipFamilyPolicy` SingleStack for one family and
 ///   PreferDualStack for two (the apiserver allocates; manifests carry both),
 ///   `allocateLoadBalancerNodePorts` true for LoadBalancer;
-/// - Pods: dnsPolicy ClusterFirst;
+/// - Pods: dnsPolicy ClusterFirst; on the host network, `hostPort` =
+///   `containerPort`;
+/// - Services also: `targetPort` 0 or `""` means `port`; the affinity config
+///   of `sessionAffinity: None` is dropped; ClusterIP Services with
+///   `externalIPs` get an external policy too; load balancer ingress IPs
+///   get `ipMode: VIP`;
 /// - NetworkPolicy `policyTypes`: `[Ingress]`, plus `Egress` iff `egress`
 ///   is non-empty (`pkg/apis/networking/v1/defaults.go`);
 /// - IngressClass parameters scope Cluster.
@@ -40,6 +45,7 @@ pub fn apply_defaults(object: &mut Object) {
             if pod.spec.dns_policy.is_none() {
                 pod.spec.dns_policy = Some("ClusterFirst".to_string());
             }
+            let host_network = pod.spec.host_network;
             for c in pod
                 .spec
                 .containers
@@ -48,6 +54,10 @@ pub fn apply_defaults(object: &mut Object) {
             {
                 for p in &mut c.ports {
                     p.protocol.get_or_insert(Protocol::Tcp);
+                    // On the host network a container port is a host port.
+                    if host_network && p.host_port.is_none_or(|h| h == 0) {
+                        p.host_port = Some(p.container_port);
+                    }
                 }
             }
         }
@@ -119,7 +129,14 @@ fn default_service(svc: &mut crate::core::Service) {
     let ty = *spec.service_type.get_or_insert(ServiceType::ClusterIP);
     for p in &mut spec.ports {
         p.protocol.get_or_insert(Protocol::Tcp);
-        if p.target_port.is_none() {
+        // Absent, 0 and "" all mean "the same as port" (SetDefaults_Service).
+        let unset = match &p.target_port {
+            None => true,
+            Some(IntOrString::Int(0)) => true,
+            Some(IntOrString::String(s)) => s.is_empty(),
+            Some(IntOrString::Int(_)) => false,
+        };
+        if unset {
             p.target_port = Some(IntOrString::Int(p.port));
         }
     }
@@ -127,7 +144,10 @@ fn default_service(svc: &mut crate::core::Service) {
         return;
     }
     let affinity = *spec.session_affinity.get_or_insert(SessionAffinity::None);
-    if affinity == SessionAffinity::ClientIP {
+    if affinity == SessionAffinity::None {
+        // The apiserver drops the config of an affinity that is off.
+        spec.session_affinity_config = None;
+    } else if affinity == SessionAffinity::ClientIP {
         let cfg = spec
             .session_affinity_config
             .get_or_insert_with(SessionAffinityConfig::default);
@@ -138,13 +158,29 @@ fn default_service(svc: &mut crate::core::Service) {
     }
     spec.internal_traffic_policy
         .get_or_insert(TrafficPolicy::Cluster);
-    if matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer) {
+    // Externally reachable Services (including ClusterIP ones with
+    // externalIPs) get an external policy.
+    if matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer)
+        || !spec.external_ips.is_empty()
+    {
         spec.external_traffic_policy
             .get_or_insert(TrafficPolicy::Cluster);
     }
     if ty == ServiceType::LoadBalancer {
         spec.allocate_load_balancer_node_ports.get_or_insert(true);
+        // Load balancer IPs are VIPs unless the controller says Proxy.
+        for ing in svc
+            .status
+            .load_balancer
+            .iter_mut()
+            .flat_map(|lb| lb.ingress.iter_mut())
+        {
+            if ing.ip.is_some() {
+                ing.ip_mode.get_or_insert_with(|| "VIP".to_string());
+            }
+        }
     }
+    let spec = &mut svc.spec;
     // clusterIP and clusterIPs[0] are the same value; fill whichever is missing.
     match (&spec.cluster_ip, spec.cluster_ips.first()) {
         (Some(ip), None) => spec.cluster_ips = vec![ip.clone()],

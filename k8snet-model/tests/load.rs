@@ -240,3 +240,51 @@ fn examples_round_trip_through_yaml_and_json() {
     let c: Vec<&Object> = json.objects().iter().map(|l| &l.object).collect();
     assert_eq!(a, c);
 }
+
+#[test]
+fn the_apiservers_quieter_service_and_pod_defaults() {
+    let m = load(
+        "apiVersion: v1
+kind: Service
+metadata: {name: ext}
+spec:
+  clusterIP: 198.19.0.6
+  externalIPs: [198.19.200.10]
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 30}}
+  ports: [{name: a, port: 80, targetPort: 0}, {name: b, port: 81, targetPort: ''}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: host}
+spec:
+  hostNetwork: true
+  containers: [{name: c, ports: [{containerPort: 9100}]}]
+",
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    let Object::Service(svc) = only(&m, Kind::Service)[0] else {
+        unreachable!()
+    };
+    let targets: Vec<_> = svc
+        .spec
+        .ports
+        .iter()
+        .map(|p| p.target_port.clone())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![Some(IntOrString::Int(80)), Some(IntOrString::Int(81))]
+    );
+    assert_eq!(
+        svc.spec.session_affinity_config, None,
+        "dropped with affinity None"
+    );
+    assert_eq!(
+        svc.spec.external_traffic_policy,
+        Some(TrafficPolicy::Cluster)
+    );
+    let Object::Pod(pod) = only(&m, Kind::Pod)[0] else {
+        unreachable!()
+    };
+    assert_eq!(pod.spec.containers[0].ports[0].host_port, Some(9100));
+}
