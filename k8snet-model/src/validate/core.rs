@@ -1,11 +1,10 @@
 //! core/v1 Node and Secret (`ValidateNode`, `ValidateSecret`).
 
-use std::collections::BTreeMap;
-
 use crate::core::{Node, SECRET_TYPE_TLS, Secret};
 use crate::meta::StringMap;
 
-use super::{Errors, net};
+use super::seen::FirstSeen;
+use super::{Errors, FieldPath, net};
 
 /// Node address types the API defines.
 const NODE_ADDRESS_TYPES: &[&str] = &[
@@ -26,22 +25,22 @@ pub(super) fn node(node: &Node, errs: &mut Errors) {
     let spec = &node.spec;
     // podCIDRs are checked like the apiserver's IsValidCIDR: host bits may
     // be set (consumers use the network, `trunc()`).
-    let mut v4 = Vec::new();
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let pod_cidrs = FieldPath::new("spec.podCIDRs");
+    let mut families = net::Families::default();
+    let mut seen = FirstSeen::new();
     for (i, c) in spec.pod_cidrs.iter().enumerate() {
-        let path = format!("spec.podCIDRs[{i}]");
-        if let Some(net) = net::cidr(errs, &path, c) {
-            v4.push(net.addr().is_ipv4());
+        let path = pod_cidrs.index(i);
+        if let Some(net) = net::cidr(errs, path, c) {
+            families.add(net.addr());
         }
-        if let Some(first) = seen.get(c.as_str()) {
-            errs.duplicate(path, &format!("{c:?}"), &format!("spec.podCIDRs[{first}]"));
-        } else {
-            seen.insert(c, i);
+        if let Some(first) = seen.repeat_of(c.as_str(), i) {
+            errs.duplicate(path, &format!("{c:?}"), pod_cidrs.index(first));
         }
     }
     // A repeated CIDR is also a repeated family: report it once.
     if seen.len() == spec.pod_cidrs.len() {
-        net::dual_stack(errs, "spec.podCIDRs", &spec.pod_cidrs, &v4);
+        let values = spec.pod_cidrs.iter().map(String::as_str);
+        net::dual_stack(errs, pod_cidrs, values, &families);
     }
     if let Some(c) = spec.pod_cidr.as_deref().filter(|c| !c.is_empty()) {
         match spec.pod_cidrs.first() {
@@ -55,37 +54,37 @@ pub(super) fn node(node: &Node, errs: &mut Errors) {
             }
         }
     }
-    let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let addresses = FieldPath::new("status.addresses");
+    let mut seen = FirstSeen::new();
     for (i, a) in node.status.addresses.iter().enumerate() {
-        let path = format!("status.addresses[{i}]");
+        let path = addresses.index(i);
         if !NODE_ADDRESS_TYPES.contains(&a.address_type.as_str()) {
-            errs.not_supported(format!("{path}.type"), &a.address_type, NODE_ADDRESS_TYPES);
+            errs.not_supported(path.field("type"), &a.address_type, NODE_ADDRESS_TYPES);
         }
         if a.address.is_empty() {
-            errs.required(format!("{path}.address"), "address is required");
+            errs.required(path.field("address"), "address is required");
         } else if matches!(a.address_type.as_str(), "InternalIP" | "ExternalIP") {
             // Stricter than the apiserver, which takes any string: kube-proxy
             // and our load balancer parse these as IPs.
-            net::ip(errs, &format!("{path}.address"), &a.address);
+            net::ip(errs, path.field("address"), &a.address);
         }
         let key = (a.address_type.as_str(), a.address.as_str());
-        if let Some(first) = seen.get(&key) {
+        if let Some(first) = seen.repeat_of(key, i) {
             errs.duplicate(
                 path,
                 &format!("{} {:?}", a.address_type, a.address),
-                &format!("status.addresses[{first}]"),
+                addresses.index(first),
             );
-        } else {
-            seen.insert(key, i);
         }
     }
 }
 
 pub(super) fn secret(secret: &Secret, errs: &mut Errors) {
     let mut total = 0usize;
+    let data = FieldPath::new("data");
     for (k, v) in &secret.data {
-        let path = format!("data[{k}]");
-        errs.check(&path, k, check_secret_key);
+        let path = data.key(k);
+        errs.check(path, k, check_secret_key);
         match base64_decoded_len(v) {
             Some(n) => total = total.saturating_add(n),
             None => errs.invalid(
@@ -94,8 +93,9 @@ pub(super) fn secret(secret: &Secret, errs: &mut Errors) {
             ),
         }
     }
+    let string_data = FieldPath::new("stringData");
     for (k, v) in &secret.string_data {
-        errs.check(format!("stringData[{k}]"), k, check_secret_key);
+        errs.check(string_data.key(k), k, check_secret_key);
         total = total.saturating_add(v.len());
     }
     if total > MAX_SECRET_SIZE {
@@ -106,7 +106,7 @@ pub(super) fn secret(secret: &Secret, errs: &mut Errors) {
         for key in TLS_KEYS {
             if !has_key(&secret.data, &secret.string_data, key) {
                 errs.required(
-                    format!("data[{key}]"),
+                    data.key(key),
                     format!("a {SECRET_TYPE_TLS} Secret must have {key:?} in data or stringData"),
                 );
             }
@@ -140,20 +140,23 @@ fn check_secret_key(k: &str) -> Result<(), String> {
 
 /// The decoded length of standard, padded base64 (line breaks ignored, as
 /// Go's decoder does), or `None` when it is not valid base64.
+///
+/// Walks the bytes in place rather than collecting the significant ones:
+/// Secret values can be large, and this runs for every valid Secret.
 fn base64_decoded_len(s: &str) -> Option<usize> {
-    let b: Vec<u8> = s.bytes().filter(|&c| c != b'\r' && c != b'\n').collect();
-    if !b.len().is_multiple_of(4) {
+    let significant = || s.bytes().filter(|&c| c != b'\r' && c != b'\n');
+    let len = significant().count();
+    if !len.is_multiple_of(4) {
         return None;
     }
-    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    let pad = significant().rev().take_while(|&c| c == b'=').count();
     if pad > 2 {
         return None;
     }
-    let body = b.get(..b.len() - pad)?;
-    let ok = body
-        .iter()
-        .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/');
-    ok.then(|| b.len() / 4 * 3 - pad)
+    let ok = significant()
+        .take(len - pad)
+        .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/');
+    ok.then(|| len / 4 * 3 - pad)
 }
 
 #[cfg(test)]

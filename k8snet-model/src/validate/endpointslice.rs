@@ -1,13 +1,12 @@
 //! discovery.k8s.io/v1 EndpointSlice (`ValidateEndpointSlice`).
 
-use std::collections::BTreeMap;
-
 use crate::discovery::{AddressType, Endpoint, EndpointHints, EndpointSlice};
 use crate::names::{
     check_dns1123_label, check_dns1123_subdomain, check_label_key, check_label_value,
 };
 
-use super::{Errors, net};
+use super::seen::FirstSeen;
+use super::{Errors, FieldPath, net};
 
 const MAX_ENDPOINTS: usize = 1000;
 const MAX_ADDRESSES: usize = 100;
@@ -20,42 +19,43 @@ pub(super) fn endpoint_slice(slice: &EndpointSlice, errs: &mut Errors) {
         // As the apiserver: one error, not a million per-endpoint ones.
         errs.too_many("endpoints", slice.endpoints.len(), MAX_ENDPOINTS);
     } else {
+        let endpoints = FieldPath::new("endpoints");
         for (i, ep) in slice.endpoints.iter().enumerate() {
-            endpoint(ep, slice.address_type, &format!("endpoints[{i}]"), errs);
+            endpoint(ep, slice.address_type, endpoints.index(i), errs);
         }
     }
     ports(slice, errs);
 }
 
-fn endpoint(ep: &Endpoint, ty: AddressType, path: &str, errs: &mut Errors) {
-    let ap = format!("{path}.addresses");
+fn endpoint(ep: &Endpoint, ty: AddressType, path: FieldPath<'_>, errs: &mut Errors) {
+    let ap = path.field("addresses");
     if ep.addresses.is_empty() {
-        errs.required(&ap, "must contain at least 1 address");
+        errs.required(ap, "must contain at least 1 address");
     } else if ep.addresses.len() > MAX_ADDRESSES {
-        errs.too_many(&ap, ep.addresses.len(), MAX_ADDRESSES);
+        errs.too_many(ap, ep.addresses.len(), MAX_ADDRESSES);
     }
     for (j, a) in ep.addresses.iter().take(MAX_ADDRESSES).enumerate() {
-        address(a, ty, &format!("{ap}[{j}]"), errs);
+        address(a, ty, ap.index(j), errs);
     }
     if let Some(n) = &ep.node_name {
-        errs.check(format!("{path}.nodeName"), n, check_dns1123_subdomain);
+        errs.check(path.field("nodeName"), n, check_dns1123_subdomain);
     }
     if let Some(h) = &ep.hostname {
-        errs.check(format!("{path}.hostname"), h, check_dns1123_label);
+        errs.check(path.field("hostname"), h, check_dns1123_label);
     }
     // Zones come from the node's topology label, so they are label values
     // (the apiserver does not check this field; hints use the same rule).
     if let Some(z) = &ep.zone {
-        errs.check(format!("{path}.zone"), z, check_label_value);
+        errs.check(path.field("zone"), z, check_label_value);
     }
     if let Some(h) = &ep.hints {
-        hints(h, &format!("{path}.hints"), errs);
+        hints(h, path.field("hints"), errs);
     }
 }
 
 /// Each address matches the slice's type; IPs may not be loopback,
 /// link-local or unspecified (`ValidateEndpointIP`).
-fn address(a: &str, ty: AddressType, path: &str, errs: &mut Errors) {
+fn address(a: &str, ty: AddressType, path: FieldPath<'_>, errs: &mut Errors) {
     match ty {
         AddressType::IPv4 | AddressType::IPv6 => {
             let Some(ip) = net::non_special_ip(errs, path, a) else {
@@ -83,39 +83,36 @@ fn check_fqdn(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn hints(h: &EndpointHints, path: &str, errs: &mut Errors) {
-    let zp = format!("{path}.forZones");
+fn hints(h: &EndpointHints, path: FieldPath<'_>, errs: &mut Errors) {
+    let zp = path.field("forZones");
     if h.for_zones.len() > MAX_ZONE_HINTS {
-        errs.too_many(&zp, h.for_zones.len(), MAX_ZONE_HINTS);
+        errs.too_many(zp, h.for_zones.len(), MAX_ZONE_HINTS);
     } else {
-        let names: Vec<&str> = h.for_zones.iter().map(|z| z.name.as_str()).collect();
-        hint_names(&names, &zp, check_label_value, errs);
+        let names = h.for_zones.iter().map(|z| z.name.as_str());
+        hint_names(names, zp, check_label_value, errs);
     }
-    let np = format!("{path}.forNodes");
+    let np = path.field("forNodes");
     if h.for_nodes.len() > MAX_NODE_HINTS {
-        errs.too_many(&np, h.for_nodes.len(), MAX_NODE_HINTS);
+        errs.too_many(np, h.for_nodes.len(), MAX_NODE_HINTS);
     } else {
-        let names: Vec<&str> = h.for_nodes.iter().map(|n| n.name.as_str()).collect();
-        hint_names(&names, &np, check_dns1123_subdomain, errs);
+        let names = h.for_nodes.iter().map(|n| n.name.as_str());
+        hint_names(names, np, check_dns1123_subdomain, errs);
     }
 }
 
-fn hint_names(
-    names: &[&str],
-    path: &str,
+fn hint_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+    path: FieldPath<'_>,
     check: fn(&str) -> Result<(), String>,
     errs: &mut Errors,
 ) {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, name) in names.iter().enumerate() {
-        let p = format!("{path}[{i}].name");
-        match seen.get(name) {
-            Some(first) => {
-                errs.duplicate(&p, &format!("{name:?}"), &format!("{path}[{first}].name"))
-            }
-            None => {
-                seen.insert(name, i);
-            }
+    let mut seen = FirstSeen::new();
+    for (i, name) in names.enumerate() {
+        let item = path.index(i);
+        let p = item.field("name");
+        if let Some(first) = seen.repeat_of(name, i) {
+            let first = path.index(first);
+            errs.duplicate(p, &format!("{name:?}"), first.field("name"));
         }
         errs.check(p, name, check);
     }
@@ -127,28 +124,24 @@ fn ports(slice: &EndpointSlice, errs: &mut Errors) {
         return;
     }
     // An absent name is the empty name, so two unnamed ports collide too.
-    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let list = FieldPath::new("ports");
+    let mut names = FirstSeen::new();
     for (i, p) in slice.ports.iter().enumerate() {
-        let path = format!("ports[{i}]");
+        let path = list.index(i);
+        let name_path = path.field("name");
         let name = p.name.as_deref().unwrap_or_default();
         if !name.is_empty() {
-            errs.check(format!("{path}.name"), name, check_dns1123_label);
+            errs.check(name_path, name, check_dns1123_label);
         }
-        match names.get(name) {
-            Some(first) => errs.duplicate(
-                format!("{path}.name"),
-                &format!("{name:?}"),
-                &format!("ports[{first}].name"),
-            ),
-            None => {
-                names.insert(name, i);
-            }
+        if let Some(first) = names.repeat_of(name, i) {
+            let first = list.index(first);
+            errs.duplicate(name_path, &format!("{name:?}"), first.field("name"));
         }
         if let Some(n) = p.port {
-            errs.port(format!("{path}.port"), n);
+            errs.port(path.field("port"), n);
         }
         if let Some(ap) = &p.app_protocol {
-            errs.check(format!("{path}.appProtocol"), ap, check_label_key);
+            errs.check(path.field("appProtocol"), ap, check_label_key);
         }
     }
 }

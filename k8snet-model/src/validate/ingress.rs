@@ -10,7 +10,7 @@ use crate::networking::{
     IngressClassParametersReference, PathType, TypedLocalObjectReference,
 };
 
-use super::Errors;
+use super::{Errors, FieldPath};
 
 /// Sequences an Exact or Prefix path may not contain, and endings it may not
 /// have: they would be normalised differently by different proxies.
@@ -29,34 +29,32 @@ pub(super) fn ingress(ing: &Ingress, errs: &mut Errors) {
         );
     }
     if let Some(b) = &spec.default_backend {
-        backend(b, "spec.defaultBackend", errs);
+        backend(b, "spec.defaultBackend".into(), errs);
     }
+    let rules = FieldPath::new("spec.rules");
     for (i, rule) in spec.rules.iter().enumerate() {
-        let path = format!("spec.rules[{i}]");
+        let path = rules.index(i);
         if let Some(h) = rule.host.as_deref().filter(|h| !h.is_empty()) {
-            host(h, &format!("{path}.host"), errs);
+            host(h, path.field("host"), errs);
         }
         let Some(http) = &rule.http else { continue };
+        let paths = path.field("http.paths");
         if http.paths.is_empty() {
-            errs.required(
-                format!("{path}.http.paths"),
-                "at least one path is required when `http` is set",
-            );
+            errs.required(paths, "at least one path is required when `http` is set");
         }
         for (j, p) in http.paths.iter().enumerate() {
-            http_path(p, &format!("{path}.http.paths[{j}]"), errs);
+            http_path(p, paths.index(j), errs);
         }
     }
+    let tls_list = FieldPath::new("spec.tls");
     for (i, tls) in spec.tls.iter().enumerate() {
+        let path = tls_list.index(i);
+        let hosts = path.field("hosts");
         for (j, h) in tls.hosts.iter().enumerate() {
-            tls_host(h, &format!("spec.tls[{i}].hosts[{j}]"), errs);
+            tls_host(h, hosts.index(j), errs);
         }
         if let Some(s) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) {
-            errs.check(
-                format!("spec.tls[{i}].secretName"),
-                s,
-                check_dns1123_subdomain,
-            );
+            errs.check(path.field("secretName"), s, check_dns1123_subdomain);
         }
     }
     if let Some(class) = &spec.ingress_class_name {
@@ -75,7 +73,7 @@ pub(super) fn ingress(ing: &Ingress, errs: &mut Errors) {
 }
 
 /// A rule host is a DNS name (not an IP), optionally with one leading `*.`.
-fn host(h: &str, path: &str, errs: &mut Errors) {
+fn host(h: &str, path: FieldPath<'_>, errs: &mut Errors) {
     if h.parse::<std::net::IpAddr>().is_ok() {
         errs.invalid(
             path,
@@ -85,7 +83,7 @@ fn host(h: &str, path: &str, errs: &mut Errors) {
     tls_host(h, path, errs);
 }
 
-fn tls_host(h: &str, path: &str, errs: &mut Errors) {
+fn tls_host(h: &str, path: FieldPath<'_>, errs: &mut Errors) {
     if h.contains('*') {
         errs.check(path, h, check_wildcard_dns1123_subdomain);
     } else {
@@ -93,14 +91,14 @@ fn tls_host(h: &str, path: &str, errs: &mut Errors) {
     }
 }
 
-fn http_path(p: &HttpIngressPath, path: &str, errs: &mut Errors) {
+fn http_path(p: &HttpIngressPath, path: FieldPath<'_>, errs: &mut Errors) {
     let value = p.path.as_deref().unwrap_or_default();
-    let pp = format!("{path}.path");
+    let pp = path.field("path");
     match p.path_type {
         PathType::Exact | PathType::Prefix => {
             if !value.starts_with('/') {
                 errs.invalid(
-                    &pp,
+                    pp,
                     format!(
                         "{value:?}: must be an absolute path (start with '/') for pathType {:?}",
                         p.path_type
@@ -109,57 +107,57 @@ fn http_path(p: &HttpIngressPath, path: &str, errs: &mut Errors) {
             }
             for seq in INVALID_PATH_SEQUENCES {
                 if value.contains(seq) {
-                    errs.invalid(&pp, format!("{value:?}: must not contain '{seq}'"));
+                    errs.invalid(pp, format!("{value:?}: must not contain '{seq}'"));
                 }
             }
             for suffix in INVALID_PATH_SUFFIXES {
                 if value.ends_with(suffix) {
-                    errs.invalid(&pp, format!("{value:?}: cannot end with '{suffix}'"));
+                    errs.invalid(pp, format!("{value:?}: cannot end with '{suffix}'"));
                 }
             }
         }
         PathType::ImplementationSpecific => {
             if !value.is_empty() && !value.starts_with('/') {
                 errs.invalid(
-                    &pp,
+                    pp,
                     format!("{value:?}: must be an absolute path (start with '/')"),
                 );
             }
         }
     }
-    backend(&p.backend, &format!("{path}.backend"), errs);
+    backend(&p.backend, path.field("backend"), errs);
 }
 
 /// Exactly one of `service` and `resource`; a service port is a name or a
 /// number, not both.
-fn backend(b: &IngressBackend, path: &str, errs: &mut Errors) {
+fn backend(b: &IngressBackend, path: FieldPath<'_>, errs: &mut Errors) {
     match (&b.service, &b.resource) {
         (Some(_), Some(_)) => {
             errs.invalid(path, "cannot set both resource and service backends");
         }
         (None, None) => errs.invalid(path, "resource or service backend is required"),
-        (None, Some(r)) => resource(r, &format!("{path}.resource"), errs),
+        (None, Some(r)) => resource(r, path.field("resource"), errs),
         (Some(svc), None) => {
-            let sp = format!("{path}.service");
+            let sp = path.field("service");
             if svc.name.is_empty() {
-                errs.required(format!("{sp}.name"), "service name is required");
+                errs.required(sp.field("name"), "service name is required");
             } else {
                 // A Service name; see the metadata module for why DNS-1035.
-                errs.check(format!("{sp}.name"), &svc.name, check_dns1035_label);
+                errs.check(sp.field("name"), &svc.name, check_dns1035_label);
             }
             let name = svc.port.name.as_deref().filter(|n| !n.is_empty());
             let number = svc.port.number.filter(|&n| n != 0);
             match (name, number) {
                 (Some(name), Some(number)) => errs.invalid(
-                    format!("{sp}.port"),
+                    sp.field("port"),
                     format!(
                         "name {name:?} and number {number}: cannot set both port name & port number"
                     ),
                 ),
-                (Some(name), None) => errs.check(format!("{sp}.port.name"), name, check_port_name),
-                (None, Some(number)) => errs.port(format!("{sp}.port.number"), number),
+                (Some(name), None) => errs.check(sp.field("port.name"), name, check_port_name),
+                (None, Some(number)) => errs.port(sp.field("port.number"), number),
                 (None, None) => errs.required(
-                    format!("{sp}.port"),
+                    sp.field("port"),
                     format!("port name or number is required (service {:?})", svc.name),
                 ),
             }
@@ -167,16 +165,16 @@ fn backend(b: &IngressBackend, path: &str, errs: &mut Errors) {
     }
 }
 
-fn resource(r: &TypedLocalObjectReference, path: &str, errs: &mut Errors) {
+fn resource(r: &TypedLocalObjectReference, path: FieldPath<'_>, errs: &mut Errors) {
     if let Some(g) = &r.api_group {
-        errs.check(format!("{path}.apiGroup"), g, check_dns1123_subdomain);
+        errs.check(path.field("apiGroup"), g, check_dns1123_subdomain);
     }
-    segment(&r.kind, &format!("{path}.kind"), errs);
-    segment(&r.name, &format!("{path}.name"), errs);
+    segment(&r.kind, path.field("kind"), errs);
+    segment(&r.name, path.field("name"), errs);
 }
 
 /// A required name that ends up in a URL path segment (`IsPathSegmentName`).
-fn segment(value: &str, path: &str, errs: &mut Errors) {
+fn segment(value: &str, path: FieldPath<'_>, errs: &mut Errors) {
     if value.is_empty() {
         errs.required(path, "is required");
     } else {
@@ -235,30 +233,31 @@ fn check_domain_prefixed_path(s: &str) -> Result<(), String> {
 }
 
 fn parameters(p: &IngressClassParametersReference, errs: &mut Errors) {
-    let path = "spec.parameters";
+    let path = FieldPath::new("spec.parameters");
     if let Some(g) = &p.api_group {
-        errs.check(format!("{path}.apiGroup"), g, check_dns1123_subdomain);
+        errs.check(path.field("apiGroup"), g, check_dns1123_subdomain);
     }
-    segment(&p.kind, &format!("{path}.kind"), errs);
-    segment(&p.name, &format!("{path}.name"), errs);
+    segment(&p.kind, path.field("kind"), errs);
+    segment(&p.name, path.field("name"), errs);
     let namespace = p.namespace.as_deref();
+    let namespace_path = path.field("namespace");
     match p.scope.as_deref() {
-        None => errs.required(format!("{path}.scope"), "scope is required"),
+        None => errs.required(path.field("scope"), "scope is required"),
         Some("Namespace") => match namespace {
             None => errs.required(
-                format!("{path}.namespace"),
+                namespace_path,
                 "namespace is required when `parameters.scope` is Namespace",
             ),
-            Some(ns) => errs.check(format!("{path}.namespace"), ns, check_dns1123_label),
+            Some(ns) => errs.check(namespace_path, ns, check_dns1123_label),
         },
         Some("Cluster") => {
             if let Some(ns) = namespace {
                 errs.forbidden(
-                    format!("{path}.namespace"),
+                    namespace_path,
                     format!("{ns:?}: may not be set when `parameters.scope` is Cluster"),
                 );
             }
         }
-        Some(other) => errs.not_supported(format!("{path}.scope"), other, PARAMETER_SCOPES),
+        Some(other) => errs.not_supported(path.field("scope"), other, PARAMETER_SCOPES),
     }
 }

@@ -1,6 +1,8 @@
 //! `metadata` (name, namespace, labels, annotations), label maps and label
 //! selectors (`ValidateObjectMeta`, `ValidateLabelSelector`).
 
+use std::borrow::Cow;
+
 use crate::error::FieldError;
 use crate::meta::StringMap;
 use crate::names::{
@@ -10,7 +12,7 @@ use crate::names::{
 use crate::object::{Kind, Object};
 use crate::selector::{LabelSelector, SelectorOperator};
 
-use super::Errors;
+use super::{Errors, FieldPath};
 
 /// The apiserver's cap on the total size of an object's annotations
 /// (keys plus values), 256 KiB.
@@ -71,7 +73,8 @@ fn name_check(kind: Kind) -> fn(&str) -> Result<(), String> {
 /// Validates a label map (object labels, a Service selector, `matchLabels`):
 /// keys are qualified names, values label values. Errors are reported on
 /// the map's path with the key in the message, as the apiserver does.
-pub(super) fn label_map(labels: &StringMap, path: &str, errs: &mut Errors) {
+pub(super) fn label_map<'p>(labels: &StringMap, path: impl Into<FieldPath<'p>>, errs: &mut Errors) {
+    let path = path.into();
     for (k, v) in labels {
         if let Err(msg) = check_label_key(k) {
             errs.invalid(path, format!("key {k:?}: {msg}"));
@@ -88,13 +91,23 @@ pub(super) fn label_map(labels: &StringMap, path: &str, errs: &mut Errors) {
 fn annotations(annotations: &StringMap, errs: &mut Errors) {
     let mut total = 0usize;
     for (k, v) in annotations {
-        if let Err(msg) = check_label_key(&k.to_lowercase()) {
+        if let Err(msg) = check_label_key(&lowercase(k)) {
             errs.invalid("metadata.annotations", format!("key {k:?}: {msg}"));
         }
         total = total.saturating_add(k.len()).saturating_add(v.len());
     }
     if total > TOTAL_ANNOTATION_SIZE_LIMIT {
         errs.too_long("metadata.annotations", total, TOTAL_ANNOTATION_SIZE_LIMIT);
+    }
+}
+
+/// `s` lowercased; borrowed, without allocating, when it is ASCII without
+/// uppercase letters (the usual case), where lowercasing changes nothing.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.to_lowercase())
     }
 }
 
@@ -119,16 +132,18 @@ pub fn validate_selector(sel: &LabelSelector, path: &str) -> Vec<FieldError> {
 }
 
 /// [`validate_selector`] into a collector.
-pub(super) fn selector(sel: &LabelSelector, path: &str, errs: &mut Errors) {
-    label_map(&sel.match_labels, &format!("{path}.matchLabels"), errs);
+pub(super) fn selector<'p>(sel: &LabelSelector, path: impl Into<FieldPath<'p>>, errs: &mut Errors) {
+    let path = path.into();
+    label_map(&sel.match_labels, path.field("matchLabels"), errs);
+    let expressions = path.field("matchExpressions");
     for (i, req) in sel.match_expressions.iter().enumerate() {
-        let p = format!("{path}.matchExpressions[{i}]");
-        errs.check(format!("{p}.key"), &req.key, check_label_key);
+        let p = expressions.index(i);
+        errs.check(p.field("key"), &req.key, check_label_key);
         match req.operator {
             SelectorOperator::In | SelectorOperator::NotIn => {
                 if req.values.is_empty() {
                     errs.required(
-                        format!("{p}.values"),
+                        p.field("values"),
                         format!(
                             "must be specified when `operator` is {:?} (key {:?})",
                             op_name(req.operator),
@@ -140,7 +155,7 @@ pub(super) fn selector(sel: &LabelSelector, path: &str, errs: &mut Errors) {
             SelectorOperator::Exists | SelectorOperator::DoesNotExist => {
                 if !req.values.is_empty() {
                     errs.forbidden(
-                        format!("{p}.values"),
+                        p.field("values"),
                         format!(
                             "{:?}: may not be specified when `operator` is {:?}",
                             req.values,
@@ -150,8 +165,9 @@ pub(super) fn selector(sel: &LabelSelector, path: &str, errs: &mut Errors) {
                 }
             }
         }
+        let values = p.field("values");
         for (j, v) in req.values.iter().enumerate() {
-            errs.check(format!("{p}.values[{j}]"), v, check_label_value);
+            errs.check(values.index(j), v, check_label_value);
         }
     }
 }

@@ -29,11 +29,15 @@ mod ingress;
 mod meta;
 mod net;
 mod networkpolicy;
+mod path;
 mod pod;
+mod seen;
 mod service;
 
 use crate::error::{FieldError, FieldErrorKind};
 use crate::object::Object;
+
+use self::path::FieldPath;
 
 pub use self::meta::validate_selector;
 pub use self::net::{parse_cidr_strict, parse_ip_strict};
@@ -66,35 +70,43 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
 pub(crate) const PORT_RANGE: std::ops::RangeInclusive<i32> = 1..=65535;
 
 /// Collects field errors.
+///
+/// Every method takes the path as `impl Into<FieldPath>` and renders it only
+/// when it records an error, so checking a valid field costs no allocation.
 #[derive(Debug, Default)]
 pub(crate) struct Errors(pub(crate) Vec<FieldError>);
 
 impl Errors {
-    pub(crate) fn push(
+    /// Records an error of `kind` at `path`.
+    pub(crate) fn push<'p>(
         &mut self,
         kind: FieldErrorKind,
-        path: impl Into<String>,
+        path: impl Into<FieldPath<'p>>,
         msg: impl Into<String>,
     ) {
+        let path = path.into().to_string();
         self.0.push(FieldError::new(kind, path, msg));
     }
 
-    pub(crate) fn required(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+    /// A required field is missing.
+    pub(crate) fn required<'p>(&mut self, path: impl Into<FieldPath<'p>>, msg: impl Into<String>) {
         self.push(FieldErrorKind::Required, path, msg);
     }
 
-    pub(crate) fn invalid(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+    /// A value is malformed or out of range.
+    pub(crate) fn invalid<'p>(&mut self, path: impl Into<FieldPath<'p>>, msg: impl Into<String>) {
         self.push(FieldErrorKind::Invalid, path, msg);
     }
 
-    pub(crate) fn forbidden(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+    /// A field may not be set here.
+    pub(crate) fn forbidden<'p>(&mut self, path: impl Into<FieldPath<'p>>, msg: impl Into<String>) {
         self.push(FieldErrorKind::Forbidden, path, msg);
     }
 
     /// `value` is not one of `supported`.
-    pub(crate) fn not_supported(
+    pub(crate) fn not_supported<'p>(
         &mut self,
-        path: impl Into<String>,
+        path: impl Into<FieldPath<'p>>,
         value: &str,
         supported: &[&str],
     ) {
@@ -106,8 +118,14 @@ impl Errors {
         );
     }
 
-    /// `value` repeats the one at `first`.
-    pub(crate) fn duplicate(&mut self, path: impl Into<String>, value: &str, first: &str) {
+    /// `value` (as the message shows it) repeats the one at `first`.
+    pub(crate) fn duplicate<'p, 'f>(
+        &mut self,
+        path: impl Into<FieldPath<'p>>,
+        value: &str,
+        first: impl Into<FieldPath<'f>>,
+    ) {
+        let first = first.into();
         self.push(
             FieldErrorKind::Duplicate,
             path,
@@ -115,7 +133,8 @@ impl Errors {
         );
     }
 
-    pub(crate) fn too_many(&mut self, path: impl Into<String>, got: usize, max: usize) {
+    /// A list has `got` items, more than `max`.
+    pub(crate) fn too_many<'p>(&mut self, path: impl Into<FieldPath<'p>>, got: usize, max: usize) {
         self.push(
             FieldErrorKind::TooMany,
             path,
@@ -123,7 +142,8 @@ impl Errors {
         );
     }
 
-    pub(crate) fn too_long(&mut self, path: impl Into<String>, got: usize, max: usize) {
+    /// A value is `got` bytes long, longer than `max`.
+    pub(crate) fn too_long<'p>(&mut self, path: impl Into<FieldPath<'p>>, got: usize, max: usize) {
         self.push(
             FieldErrorKind::TooLong,
             path,
@@ -132,9 +152,9 @@ impl Errors {
     }
 
     /// Reports `check(value)`'s message as `"value": message` when it fails.
-    pub(crate) fn check(
+    pub(crate) fn check<'p>(
         &mut self,
-        path: impl Into<String>,
+        path: impl Into<FieldPath<'p>>,
         value: &str,
         check: fn(&str) -> Result<(), String>,
     ) {
@@ -144,9 +164,9 @@ impl Errors {
     }
 
     /// Reports a number outside `range`.
-    pub(crate) fn in_range(
+    pub(crate) fn in_range<'p>(
         &mut self,
-        path: impl Into<String>,
+        path: impl Into<FieldPath<'p>>,
         n: i32,
         range: std::ops::RangeInclusive<i32>,
     ) {
@@ -159,7 +179,7 @@ impl Errors {
     }
 
     /// Reports a port number outside 1..=65535.
-    pub(crate) fn port(&mut self, path: impl Into<String>, n: i32) {
+    pub(crate) fn port<'p>(&mut self, path: impl Into<FieldPath<'p>>, n: i32) {
         self.in_range(path, n, PORT_RANGE);
     }
 }

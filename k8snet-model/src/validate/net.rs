@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::Errors;
+use super::{Errors, FieldPath};
 
 const IP_EXAMPLE: &str = "must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)";
 const CIDR_EXAMPLE: &str = "must be a valid CIDR value (e.g. 10.9.8.0/24 or 2001:db8::/64)";
@@ -151,7 +151,7 @@ fn is_v6_link_local_multicast(ip: Ipv6Addr) -> bool {
 }
 
 /// Validates an IP field; returns the address when it parses.
-pub(crate) fn ip(errs: &mut Errors, path: &str, s: &str) -> Option<IpAddr> {
+pub(crate) fn ip<'p>(errs: &mut Errors, path: impl Into<FieldPath<'p>>, s: &str) -> Option<IpAddr> {
     match parse_ip_strict(s) {
         Ok(ip) => Some(ip),
         Err(msg) => {
@@ -162,7 +162,12 @@ pub(crate) fn ip(errs: &mut Errors, path: &str, s: &str) -> Option<IpAddr> {
 }
 
 /// Validates an IP that must be usable as an endpoint or external IP.
-pub(crate) fn non_special_ip(errs: &mut Errors, path: &str, s: &str) -> Option<IpAddr> {
+pub(crate) fn non_special_ip<'p>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    s: &str,
+) -> Option<IpAddr> {
+    let path = path.into();
     let ip = ip(errs, path, s)?;
     match special_ip_reason(ip) {
         Some(reason) => {
@@ -174,7 +179,11 @@ pub(crate) fn non_special_ip(errs: &mut Errors, path: &str, s: &str) -> Option<I
 }
 
 /// Validates a strict CIDR field; returns the network when it parses.
-pub(crate) fn cidr_strict(errs: &mut Errors, path: &str, s: &str) -> Option<IpNet> {
+pub(crate) fn cidr_strict<'p>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    s: &str,
+) -> Option<IpNet> {
     match parse_cidr_strict(s) {
         Ok(net) => Some(net),
         Err(msg) => {
@@ -185,7 +194,11 @@ pub(crate) fn cidr_strict(errs: &mut Errors, path: &str, s: &str) -> Option<IpNe
 }
 
 /// Validates a CIDR field that may have host bits set.
-pub(crate) fn cidr(errs: &mut Errors, path: &str, s: &str) -> Option<IpNet> {
+pub(crate) fn cidr<'p>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    s: &str,
+) -> Option<IpNet> {
     match parse_cidr(s) {
         Ok(net) => Some(net),
         Err(msg) => {
@@ -195,12 +208,41 @@ pub(crate) fn cidr(errs: &mut Errors, path: &str, s: &str) -> Option<IpNet> {
     }
 }
 
+/// The families of the entries of a dual-stack list that parsed, in order.
+/// Only the first two can matter to [`dual_stack`] (a third entry is an
+/// error by itself), so nothing more is kept and nothing is allocated.
+#[derive(Debug, Default)]
+pub(crate) struct Families {
+    parsed: usize,
+    first_two_v4: [bool; 2],
+}
+
+impl Families {
+    /// Records the family of the next entry that parsed.
+    pub(crate) fn add(&mut self, ip: IpAddr) {
+        if let Some(slot) = self.first_two_v4.get_mut(self.parsed) {
+            *slot = ip.is_ipv4();
+        }
+        self.parsed += 1;
+    }
+
+    /// Exactly two entries parsed, and they are of the same family.
+    fn same_pair(&self) -> bool {
+        self.parsed == 2 && self.first_two_v4[0] == self.first_two_v4[1]
+    }
+}
+
 /// Checks a dual-stack list (`podIPs`, `podCIDRs`, `clusterIPs`): at most
-/// two entries, of different families. `v4` holds each parsed entry's family.
-pub(crate) fn dual_stack(errs: &mut Errors, path: &str, values: &[String], v4: &[bool]) {
-    let too_many = values.len() > 2;
-    let same_family = v4.len() == 2 && v4.first() == v4.get(1);
-    if too_many || same_family {
+/// two entries, of different families. `families` holds those of the
+/// entries that parsed.
+pub(crate) fn dual_stack<'p, 'v>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    values: impl ExactSizeIterator<Item = &'v str>,
+    families: &Families,
+) {
+    if values.len() > 2 || families.same_pair() {
+        let values: Vec<&str> = values.collect();
         errs.invalid(
             path,
             format!(

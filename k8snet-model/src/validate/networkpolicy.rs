@@ -4,24 +4,26 @@ use crate::core::IntOrString;
 use crate::names::check_port_name;
 use crate::networking::{IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 
-use super::{Errors, meta, net};
+use super::{Errors, FieldPath, meta, net};
 
 pub(super) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
     let spec = &np.spec;
     meta::selector(&spec.pod_selector, "spec.podSelector", errs);
+    let ingress = FieldPath::new("spec.ingress");
     for (i, rule) in spec.ingress.iter().flatten().enumerate() {
-        let path = format!("spec.ingress[{i}]");
+        let path = ingress.index(i);
         rule_parts(
             rule.ports.as_deref(),
             rule.from.as_deref(),
-            &path,
+            path,
             "from",
             errs,
         );
     }
+    let egress = FieldPath::new("spec.egress");
     for (i, rule) in spec.egress.iter().flatten().enumerate() {
-        let path = format!("spec.egress[{i}]");
-        rule_parts(rule.ports.as_deref(), rule.to.as_deref(), &path, "to", errs);
+        let path = egress.index(i);
+        rule_parts(rule.ports.as_deref(), rule.to.as_deref(), path, "to", errs);
     }
     let types = &spec.policy_types;
     if types.len() > 2 {
@@ -47,29 +49,31 @@ pub(super) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
 fn rule_parts(
     ports: Option<&[NetworkPolicyPort]>,
     peers: Option<&[NetworkPolicyPeer]>,
-    path: &str,
+    path: FieldPath<'_>,
     peer_field: &str,
     errs: &mut Errors,
 ) {
+    let port_list = path.field("ports");
     for (j, p) in ports.unwrap_or_default().iter().enumerate() {
-        port(p, &format!("{path}.ports[{j}]"), errs);
+        port(p, port_list.index(j), errs);
     }
+    let peer_list = path.field(peer_field);
     for (k, p) in peers.unwrap_or_default().iter().enumerate() {
-        peer(p, &format!("{path}.{peer_field}[{k}]"), errs);
+        peer(p, peer_list.index(k), errs);
     }
 }
 
 /// `port` is a number or a named port; `endPort` needs a numeric `port`
 /// and may not be below it.
-fn port(p: &NetworkPolicyPort, path: &str, errs: &mut Errors) {
-    let end_path = format!("{path}.endPort");
+fn port(p: &NetworkPolicyPort, path: FieldPath<'_>, errs: &mut Errors) {
+    let end_path = path.field("endPort");
     match (&p.port, p.end_port) {
         (Some(IntOrString::Int(n)), end) => {
-            errs.port(format!("{path}.port"), *n);
+            errs.port(path.field("port"), *n);
             if let Some(end) = end {
                 if end < *n {
                     errs.invalid(
-                        &end_path,
+                        end_path,
                         format!("{end}: must be greater than or equal to `port` ({n})"),
                     );
                 }
@@ -77,7 +81,7 @@ fn port(p: &NetworkPolicyPort, path: &str, errs: &mut Errors) {
             }
         }
         (Some(IntOrString::String(name)), end) => {
-            errs.check(format!("{path}.port"), name, check_port_name);
+            errs.check(path.field("port"), name, check_port_name);
             if let Some(end) = end {
                 errs.invalid(
                     end_path,
@@ -94,19 +98,19 @@ fn port(p: &NetworkPolicyPort, path: &str, errs: &mut Errors) {
 }
 
 /// A peer sets at least one field, and `ipBlock` stands alone.
-fn peer(p: &NetworkPolicyPeer, path: &str, errs: &mut Errors) {
+fn peer(p: &NetworkPolicyPeer, path: FieldPath<'_>, errs: &mut Errors) {
     let mut set = 0;
     if let Some(sel) = &p.pod_selector {
         set += 1;
-        meta::selector(sel, &format!("{path}.podSelector"), errs);
+        meta::selector(sel, path.field("podSelector"), errs);
     }
     if let Some(sel) = &p.namespace_selector {
         set += 1;
-        meta::selector(sel, &format!("{path}.namespaceSelector"), errs);
+        meta::selector(sel, path.field("namespaceSelector"), errs);
     }
     if let Some(b) = &p.ip_block {
         set += 1;
-        ip_block(b, &format!("{path}.ipBlock"), errs);
+        ip_block(b, path.field("ipBlock"), errs);
     }
     if set == 0 {
         errs.required(
@@ -123,15 +127,16 @@ fn peer(p: &NetworkPolicyPeer, path: &str, errs: &mut Errors) {
 
 /// `cidr` is a strict CIDR and every `except` a strict subset of it (same
 /// family, inside, longer prefix).
-fn ip_block(b: &IpBlock, path: &str, errs: &mut Errors) {
+fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
     if b.cidr.is_empty() {
-        errs.required(format!("{path}.cidr"), "cidr is required");
+        errs.required(path.field("cidr"), "cidr is required");
         return;
     }
-    let cidr = net::cidr_strict(errs, &format!("{path}.cidr"), &b.cidr);
+    let cidr = net::cidr_strict(errs, path.field("cidr"), &b.cidr);
+    let excepts = path.field("except");
     for (i, e) in b.except.iter().enumerate() {
-        let ep = format!("{path}.except[{i}]");
-        let (Some(except), Some(cidr)) = (net::cidr_strict(errs, &ep, e), cidr) else {
+        let ep = excepts.index(i);
+        let (Some(except), Some(cidr)) = (net::cidr_strict(errs, ep, e), cidr) else {
             continue;
         };
         if !cidr.contains(&except) || except.prefix_len() <= cidr.prefix_len() {

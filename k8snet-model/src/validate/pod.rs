@@ -1,46 +1,53 @@
 //! core/v1 Pod: the networking fields of `ValidatePodSpec` and
 //! `ValidatePodStatusUpdate`.
 
-use std::collections::BTreeMap;
-
 use crate::core::{Container, Pod};
 use crate::names::{check_dns1123_label, check_dns1123_subdomain, check_port_name};
 
-use super::{Errors, net};
+use super::seen::FirstSeen;
+use super::{Errors, FieldPath, net};
 
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
 
+/// A host port: (protocol, hostIP, port).
+type HostPort<'a> = (&'a str, &'a str, i32);
+
+/// Where a host port was first bound: a container's path and the index
+/// of the port in it.
+type PortAt<'p> = (FieldPath<'p>, usize);
+
 pub(super) fn pod(pod: &Pod, errs: &mut Errors) {
     let spec = &pod.spec;
+    let (regular, init) = (
+        FieldPath::new("spec.containers"),
+        FieldPath::new("spec.initContainers"),
+    );
     let containers = spec
         .containers
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("spec.containers[{i}]"), c))
+        .map(|(i, c)| (regular.index(i), c))
         .chain(
             spec.init_containers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (format!("spec.initContainers[{i}]"), c)),
+                .map(|(i, c)| (init.index(i), c)),
         );
-    let mut names: BTreeMap<&str, String> = BTreeMap::new();
-    // (protocol, hostIP, hostPort) → first path: a host port binds once per node.
-    let mut host_ports: BTreeMap<(&str, &str, i32), String> = BTreeMap::new();
+    // Container name → the first container with it.
+    let mut names = FirstSeen::new();
+    // Host ports across all containers: each binds once per node.
+    let mut host_ports = FirstSeen::new();
     for (path, c) in containers {
+        let name = path.field("name");
         if c.name.is_empty() {
-            errs.required(format!("{path}.name"), "container name is required");
+            errs.required(name, "container name is required");
         } else {
-            errs.check(format!("{path}.name"), &c.name, check_dns1123_label);
-            match names.get(c.name.as_str()) {
-                Some(first) => {
-                    errs.duplicate(format!("{path}.name"), &format!("{:?}", c.name), first)
-                }
-                None => {
-                    names.insert(&c.name, format!("{path}.name"));
-                }
+            errs.check(name, &c.name, check_dns1123_label);
+            if let Some(first) = names.repeat_of(c.name.as_str(), path) {
+                errs.duplicate(name, &format!("{:?}", c.name), first.field("name"));
             }
         }
-        container_ports(c, &path, spec.host_network, &mut host_ports, errs);
+        container_ports(c, path, spec.host_network, &mut host_ports, errs);
     }
     if let Some(h) = &spec.hostname {
         errs.check("spec.hostname", h, check_dns1123_label);
@@ -61,41 +68,44 @@ pub(super) fn pod(pod: &Pod, errs: &mut Errors) {
 
 /// Port names are unique within a container (as the apiserver checks them;
 /// two containers may reuse a name, the first match wins on resolution).
-fn container_ports<'a>(
+fn container_ports<'a, 'p>(
     c: &'a Container,
-    path: &str,
+    path: FieldPath<'p>,
     host_network: bool,
-    host_ports: &mut BTreeMap<(&'a str, &'a str, i32), String>,
+    host_ports: &mut FirstSeen<HostPort<'a>, PortAt<'p>>,
     errs: &mut Errors,
 ) {
-    let mut names: BTreeMap<&str, String> = BTreeMap::new();
+    let ports = path.field("ports");
+    let mut names = FirstSeen::new();
     for (j, p) in c.ports.iter().enumerate() {
-        let pp = format!("{path}.ports[{j}]");
+        let pp = ports.index(j);
         if let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            let name_path = pp.field("name");
             if let Err(msg) = check_port_name(name) {
-                errs.invalid(format!("{pp}.name"), format!("{name:?}: {msg}"));
-            } else if let Some(first) = names.get(name) {
-                errs.duplicate(format!("{pp}.name"), &format!("{name:?}"), first);
-            } else {
-                names.insert(name, format!("{pp}.name"));
+                errs.invalid(name_path, format!("{name:?}: {msg}"));
+            } else if let Some(first) = names.repeat_of(name, j) {
+                let first = ports.index(first);
+                errs.duplicate(name_path, &format!("{name:?}"), first.field("name"));
             }
         }
+        let container_port = pp.field("containerPort");
         if p.container_port == 0 {
-            errs.required(format!("{pp}.containerPort"), "containerPort is required");
+            errs.required(container_port, "containerPort is required");
         } else {
-            errs.port(format!("{pp}.containerPort"), p.container_port);
+            errs.port(container_port, p.container_port);
         }
         let host_ip = p.host_ip.as_deref().unwrap_or_default();
         if !host_ip.is_empty() {
-            net::ip(errs, &format!("{pp}.hostIP"), host_ip);
+            net::ip(errs, pp.field("hostIP"), host_ip);
         }
         let Some(hp) = p.host_port.filter(|&hp| hp != 0) else {
             continue;
         };
-        errs.port(format!("{pp}.hostPort"), hp);
+        let host_port = pp.field("hostPort");
+        errs.port(host_port, hp);
         if host_network && hp != p.container_port {
             errs.invalid(
-                format!("{pp}.hostPort"),
+                host_port,
                 format!(
                     "{hp}: must match `containerPort` ({}) when `hostNetwork` is true",
                     p.container_port
@@ -103,42 +113,36 @@ fn container_ports<'a>(
             );
         }
         let proto = p.protocol.unwrap_or_default().as_str();
-        match host_ports.get(&(proto, host_ip, hp)) {
-            Some(first) => {
-                errs.duplicate(format!("{pp}.hostPort"), &format!("{hp}/{proto}"), first)
-            }
-            None => {
-                host_ports.insert((proto, host_ip, hp), format!("{pp}.hostPort"));
-            }
+        if let Some((container, port)) = host_ports.repeat_of((proto, host_ip, hp), (path, j)) {
+            let ports = container.field("ports");
+            let first = ports.index(port);
+            errs.duplicate(host_port, &format!("{hp}/{proto}"), first.field("hostPort"));
         }
     }
 }
 
 fn status(pod: &Pod, errs: &mut Errors) {
     let st = &pod.status;
-    let ips: Vec<String> = st.pod_ips.iter().map(|p| p.ip.clone()).collect();
-    let mut v4 = Vec::new();
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, ip) in ips.iter().enumerate() {
-        let path = format!("status.podIPs[{i}].ip");
-        if let Some(addr) = net::ip(errs, &path, ip) {
-            v4.push(addr.is_ipv4());
+    let pod_ips = FieldPath::new("status.podIPs");
+    let mut families = net::Families::default();
+    let mut seen = FirstSeen::new();
+    for (i, ip) in st.pod_ips.iter().map(|p| p.ip.as_str()).enumerate() {
+        let item = pod_ips.index(i);
+        let path = item.field("ip");
+        if let Some(addr) = net::ip(errs, path, ip) {
+            families.add(addr);
         }
-        match seen.get(ip.as_str()) {
-            Some(first) => {
-                errs.duplicate(path, &format!("{ip:?}"), &format!("status.podIPs[{first}]"))
-            }
-            None => {
-                seen.insert(ip, i);
-            }
+        if let Some(first) = seen.repeat_of(ip, i) {
+            errs.duplicate(path, &format!("{ip:?}"), pod_ips.index(first));
         }
     }
     // A repeated IP is also a repeated family: report it once.
-    if seen.len() == ips.len() {
-        net::dual_stack(errs, "status.podIPs", &ips, &v4);
+    if seen.len() == st.pod_ips.len() {
+        let values = st.pod_ips.iter().map(|p| p.ip.as_str());
+        net::dual_stack(errs, pod_ips, values, &families);
     }
     if let Some(ip) = st.pod_ip.as_deref().filter(|ip| !ip.is_empty()) {
-        match ips.first() {
+        match st.pod_ips.first().map(|p| &p.ip) {
             Some(first) if first != ip => errs.invalid(
                 "status.podIP",
                 format!("{ip:?}: must equal status.podIPs[0] ({first:?})"),

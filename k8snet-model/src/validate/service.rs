@@ -1,7 +1,5 @@
 //! core/v1 Service (`ValidateService` and the checks it calls).
 
-use std::collections::BTreeMap;
-
 use crate::core::{
     IntOrString, IpFamily, IpFamilyPolicy, Service, ServicePort, ServiceType, SessionAffinity,
     TrafficPolicy,
@@ -10,7 +8,8 @@ use crate::names::{
     check_dns1123_label, check_dns1123_subdomain, check_label_key, check_port_name,
 };
 
-use super::{Errors, meta, net};
+use super::seen::FirstSeen;
+use super::{Errors, FieldPath, meta, net};
 
 /// The longest ClientIP affinity timeout, one day (`MaxClientIPServiceAffinitySeconds`).
 const MAX_AFFINITY_TIMEOUT: i32 = 86_400;
@@ -62,8 +61,9 @@ pub(super) fn service(svc: &Service, errs: &mut Errors) {
     if ty != ServiceType::ExternalName {
         cluster_ips(svc, headless, errs);
     }
+    let external_ips = FieldPath::new("spec.externalIPs");
     for (i, ip) in spec.external_ips.iter().enumerate() {
-        net::non_special_ip(errs, &format!("spec.externalIPs[{i}]"), ip);
+        net::non_special_ip(errs, external_ips.index(i), ip);
     }
     load_balancer(svc, ty, errs);
     traffic_policy(svc, ty, errs);
@@ -142,34 +142,31 @@ fn external_name(svc: &Service, errs: &mut Errors) {
 fn ports(svc: &Service, ty: ServiceType, errs: &mut Errors) {
     let ports = &svc.spec.ports;
     let node_ports_allowed = matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer);
-    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut pairs: BTreeMap<(i32, &str), usize> = BTreeMap::new();
-    let mut node_ports: BTreeMap<(i32, &str), usize> = BTreeMap::new();
+    let list = FieldPath::new("spec.ports");
+    let mut names = FirstSeen::new();
+    // (port, protocol) → the first port with it.
+    let mut pairs = FirstSeen::new();
+    let mut node_ports = FirstSeen::new();
     for (i, p) in ports.iter().enumerate() {
-        let path = format!("spec.ports[{i}]");
-        port_name(p, i, ports.len() > 1, &mut names, errs);
-        errs.port(format!("{path}.port"), p.port);
-        target_port(p, &path, errs);
+        let path = list.index(i);
+        port_name(p, list, i, ports.len() > 1, &mut names, errs);
+        errs.port(path.field("port"), p.port);
+        target_port(p, path, errs);
         if let Some(ap) = &p.app_protocol {
-            errs.check(format!("{path}.appProtocol"), ap, check_label_key);
+            errs.check(path.field("appProtocol"), ap, check_label_key);
         }
         let proto = p.protocol.unwrap_or_default().as_str();
-        match pairs.get(&(p.port, proto)) {
-            Some(first) => errs.duplicate(
-                path.clone(),
-                &format!("port {}/{proto}", p.port),
-                &format!("spec.ports[{first}]"),
-            ),
-            None => {
-                pairs.insert((p.port, proto), i);
-            }
+        if let Some(first) = pairs.repeat_of((p.port, proto), i) {
+            let value = format!("port {}/{proto}", p.port);
+            errs.duplicate(path, &value, list.index(first));
         }
         let Some(np) = p.node_port.filter(|&n| n != 0) else {
             continue;
         };
+        let node_port = path.field("nodePort");
         if !node_ports_allowed {
             errs.forbidden(
-                format!("{path}.nodePort"),
+                node_port,
                 format!(
                     "{np}: may only be used when `type` is NodePort or LoadBalancer, not {ty:?}"
                 ),
@@ -177,28 +174,26 @@ fn ports(svc: &Service, ty: ServiceType, errs: &mut Errors) {
         }
         // The allocation range (30000-32767 by default) is an apiserver flag,
         // so only the port range is checked here.
-        errs.port(format!("{path}.nodePort"), np);
-        match node_ports.get(&(np, proto)) {
-            Some(first) => errs.duplicate(
-                format!("{path}.nodePort"),
-                &format!("nodePort {np}/{proto}"),
-                &format!("spec.ports[{first}].nodePort"),
-            ),
-            None => {
-                node_ports.insert((np, proto), i);
-            }
+        errs.port(node_port, np);
+        if let Some(first) = node_ports.repeat_of((np, proto), i) {
+            let first = list.index(first);
+            let value = format!("nodePort {np}/{proto}");
+            errs.duplicate(node_port, &value, first.field("nodePort"));
         }
     }
 }
 
+/// `list` is the path of `spec.ports`, `i` the index of `p` in it.
 fn port_name<'a>(
     p: &'a ServicePort,
+    list: FieldPath<'_>,
     i: usize,
     required: bool,
-    names: &mut BTreeMap<&'a str, usize>,
+    names: &mut FirstSeen<&'a str, usize>,
     errs: &mut Errors,
 ) {
-    let path = format!("spec.ports[{i}].name");
+    let item = list.index(i);
+    let path = item.field("name");
     match p.name.as_deref().filter(|n| !n.is_empty()) {
         None if required => errs.required(
             path,
@@ -209,16 +204,10 @@ fn port_name<'a>(
         ),
         None => {}
         Some(name) => {
-            errs.check(&path, name, check_dns1123_label);
-            match names.get(name) {
-                Some(first) => errs.duplicate(
-                    path,
-                    &format!("{name:?}"),
-                    &format!("spec.ports[{first}].name"),
-                ),
-                None => {
-                    names.insert(name, i);
-                }
+            errs.check(path, name, check_dns1123_label);
+            if let Some(first) = names.repeat_of(name, i) {
+                let first = list.index(first);
+                errs.duplicate(path, &format!("{name:?}"), first.field("name"));
             }
         }
     }
@@ -227,14 +216,11 @@ fn port_name<'a>(
 /// `targetPort` is a port number or an IANA port name; `0` and `""` mean
 /// "same as port" (the apiserver defaults them), so they pass, and a
 /// target equal to `port` (often defaulted from it) was checked as `port`.
-fn target_port(p: &ServicePort, path: &str, errs: &mut Errors) {
+fn target_port(p: &ServicePort, path: FieldPath<'_>, errs: &mut Errors) {
+    let target = path.field("targetPort");
     match &p.target_port {
-        Some(IntOrString::Int(n)) if *n != 0 && *n != p.port => {
-            errs.port(format!("{path}.targetPort"), *n)
-        }
-        Some(IntOrString::String(s)) if !s.is_empty() => {
-            errs.check(format!("{path}.targetPort"), s, check_port_name)
-        }
+        Some(IntOrString::Int(n)) if *n != 0 && *n != p.port => errs.port(target, *n),
+        Some(IntOrString::String(s)) if !s.is_empty() => errs.check(target, s, check_port_name),
         _ => {}
     }
 }
@@ -257,8 +243,9 @@ fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
     // One entry per clusterIPs entry (None where it is "None" or invalid), so
     // indices line up with ipFamilies.
     let mut parsed: Vec<Option<std::net::IpAddr>> = Vec::with_capacity(ips.len());
+    let cluster_ips = FieldPath::new("spec.clusterIPs");
     for (i, s) in ips.iter().enumerate() {
-        let path = format!("spec.clusterIPs[{i}]");
+        let path = cluster_ips.index(i);
         if i == 0
             && let Some(p) = primary
             && p != s
@@ -279,7 +266,7 @@ fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
             // Same value as spec.clusterIP, already reported there.
             parsed.push(s.parse().ok());
         } else {
-            parsed.push(net::ip(errs, &path, s));
+            parsed.push(net::ip(errs, path, s));
         }
     }
     if ips.len() > 2 {
@@ -291,7 +278,11 @@ fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
     let mut same_family = false;
     if let [Some(a), Some(b)] = parsed.as_slice() {
         same_family = a.is_ipv4() == b.is_ipv4();
-        net::dual_stack(errs, "spec.clusterIPs", ips, &[a.is_ipv4(), b.is_ipv4()]);
+        let mut families = net::Families::default();
+        families.add(*a);
+        families.add(*b);
+        let values = ips.iter().map(String::as_str);
+        net::dual_stack(errs, cluster_ips, values, &families);
     }
     // Families derived (on load) from same-family clusterIPs repeat too;
     // that is one mistake, already reported on clusterIPs.
@@ -307,22 +298,20 @@ fn ip_families(
 ) {
     let spec = &svc.spec;
     let fams = &spec.ip_families;
+    let list = FieldPath::new("spec.ipFamilies");
     for (i, f) in fams.iter().enumerate().filter(|_| report_duplicates) {
         if let Some(first) = fams.iter().position(|g| g == f).filter(|&p| p < i) {
-            errs.duplicate(
-                format!("spec.ipFamilies[{i}]"),
-                &format!("{f:?}"),
-                &format!("spec.ipFamilies[{first}]"),
-            );
+            errs.duplicate(list.index(i), &format!("{f:?}"), list.index(first));
         }
     }
     if !headless {
+        let cluster_ips = FieldPath::new("spec.clusterIPs");
         for (i, (ip, fam)) in parsed.iter().zip(fams).enumerate() {
             if let Some(ip) = ip
                 && IpFamily::of(*ip) != *fam
             {
                 errs.invalid(
-                    format!("spec.clusterIPs[{i}]"),
+                    cluster_ips.index(i),
                     format!(
                         "\"{ip}\": expected an {fam:?} address as indicated by `ipFamilies[{i}]`"
                     ),
@@ -354,13 +343,10 @@ fn load_balancer(svc: &Service, ty: ServiceType, errs: &mut Errors) {
             ),
         );
     }
+    let ranges = FieldPath::new("spec.loadBalancerSourceRanges");
     for (i, r) in spec.load_balancer_source_ranges.iter().enumerate() {
         // Values may be space-padded (a historical accident the apiserver keeps).
-        net::cidr(
-            errs,
-            &format!("spec.loadBalancerSourceRanges[{i}]"),
-            r.trim(),
-        );
+        net::cidr(errs, ranges.index(i), r.trim());
     }
     if let Some(a) = spec.allocate_load_balancer_node_ports
         && !lb
@@ -416,30 +402,32 @@ fn status(svc: &Service, errs: &mut Errors) {
     let Some(lb) = &svc.status.load_balancer else {
         return;
     };
+    let ingresses = FieldPath::new("status.loadBalancer.ingress");
     for (i, ing) in lb.ingress.iter().enumerate() {
-        let path = format!("status.loadBalancer.ingress[{i}]");
+        let path = ingresses.index(i);
         let ip = ing.ip.as_deref().unwrap_or_default();
         if !ip.is_empty() {
-            net::ip(errs, &format!("{path}.ip"), ip);
+            net::ip(errs, path.field("ip"), ip);
         }
         if let Some(mode) = &ing.ip_mode {
             if ip.is_empty() {
                 errs.forbidden(
-                    format!("{path}.ipMode"),
+                    path.field("ipMode"),
                     format!("{mode:?}: may not be specified when `ip` is not set"),
                 );
             } else if !IP_MODES.contains(&mode.as_str()) {
-                errs.not_supported(format!("{path}.ipMode"), mode, IP_MODES);
+                errs.not_supported(path.field("ipMode"), mode, IP_MODES);
             }
         }
         if let Some(h) = ing.hostname.as_deref().filter(|h| !h.is_empty()) {
+            let hostname = path.field("hostname");
             if h.parse::<std::net::IpAddr>().is_ok() {
                 errs.invalid(
-                    format!("{path}.hostname"),
+                    hostname,
                     format!("{h:?}: must be a DNS name, not an IP address"),
                 );
             } else {
-                errs.check(format!("{path}.hostname"), h, check_dns1123_subdomain);
+                errs.check(hostname, h, check_dns1123_subdomain);
             }
         }
     }
