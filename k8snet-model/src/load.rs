@@ -143,52 +143,76 @@ impl Manifests {
                 message: e.message,
             });
         }
-        for doc in docs {
-            self.load_body(Location::new(file.clone(), doc.line), doc.body);
+        // Decoding, defaulting and validating are independent per object:
+        // large inputs are spread over the available cores, then merged in
+        // input order so errors and duplicates come out as if sequential.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(docs.len() / PARALLEL_MIN_OBJECTS)
+            .max(1);
+        if workers == 1 {
+            for doc in docs {
+                let at = Location::new(file.clone(), doc.line);
+                self.merge(process(at, doc.body));
+            }
+            return;
+        }
+        let chunk = docs.len().div_ceil(workers);
+        let mut docs = docs.into_iter();
+        let chunks: Vec<Vec<yaml::RawDoc<'_>>> = (0..workers)
+            .map(|_| docs.by_ref().take(chunk).collect())
+            .collect();
+        let processed: Vec<Vec<Processed>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    let file = file.clone();
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|doc| process(Location::new(file.clone(), doc.line), doc.body))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        for p in processed.into_iter().flatten() {
+            self.merge(p);
         }
     }
 
     /// Decodes, defaults and validates one object given as a JSON value.
     pub fn load_value(&mut self, at: Location, value: Value) {
-        self.load_body(at, Body::Value(value));
+        self.merge(process(at, Body::Value(value)));
     }
 
-    fn load_body(&mut self, at: Location, body: Body<'_>) {
-        match decode(&at, body) {
-            Ok(Decoded::Object(mut object)) => {
-                apply_defaults(&mut object);
-                self.admit(at, object);
+    /// Adds one processed document, refusing a second object of the same
+    /// kind, namespace and name.
+    fn merge(&mut self, processed: Processed) {
+        match processed {
+            Processed::Valid(at, object) => {
+                let reference = object.reference();
+                if self.seen.insert(reference.clone()) {
+                    self.objects.push(Loaded { at, object });
+                } else {
+                    self.errors.push(Error::Invalid {
+                        at,
+                        object: reference,
+                        error: crate::FieldError::new(
+                            crate::FieldErrorKind::Duplicate,
+                            "metadata.name",
+                            "an object of this kind, namespace and name was already loaded",
+                        ),
+                    });
+                }
             }
-            Ok(Decoded::Skipped(message)) => self.warnings.push(Warning { at, message }),
-            Err(e) => self.errors.push(*e),
+            Processed::Errors(errors) => self.errors.extend(errors),
+            Processed::Skipped(warning) => self.warnings.push(warning),
         }
-    }
-
-    fn admit(&mut self, at: Location, object: Object) {
-        let reference = object.reference();
-        let errors = validate(&object);
-        if !errors.is_empty() {
-            self.errors
-                .extend(errors.into_iter().map(|error| Error::Invalid {
-                    at: at.clone(),
-                    object: reference.clone(),
-                    error,
-                }));
-            return;
-        }
-        if !self.seen.insert(reference.clone()) {
-            self.errors.push(Error::Invalid {
-                at,
-                object: reference,
-                error: crate::FieldError::new(
-                    crate::FieldErrorKind::Duplicate,
-                    "metadata.name",
-                    "an object of this kind, namespace and name was already loaded",
-                ),
-            });
-            return;
-        }
-        self.objects.push(Loaded { at, object });
     }
 
     /// The valid objects, in load order.
@@ -228,6 +252,42 @@ impl Manifests {
     pub fn to_json(&self) -> String {
         let items: Vec<Value> = self.objects.iter().map(|l| l.object.to_value()).collect();
         serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+    }
+}
+
+/// Below this many objects per core, spreading the work costs more than it saves.
+const PARALLEL_MIN_OBJECTS: usize = 1_000;
+
+/// One document after decoding, defaulting and validation.
+#[allow(clippy::large_enum_variant)] // transient, one per document
+enum Processed {
+    Valid(Location, Object),
+    Errors(Vec<Error>),
+    Skipped(Warning),
+}
+
+fn process(at: Location, body: Body<'_>) -> Processed {
+    match decode(&at, body) {
+        Ok(Decoded::Object(mut object)) => {
+            apply_defaults(&mut object);
+            let errors = validate(&object);
+            if errors.is_empty() {
+                return Processed::Valid(at, object);
+            }
+            let reference = object.reference();
+            Processed::Errors(
+                errors
+                    .into_iter()
+                    .map(|error| Error::Invalid {
+                        at: at.clone(),
+                        object: reference.clone(),
+                        error,
+                    })
+                    .collect(),
+            )
+        }
+        Ok(Decoded::Skipped(message)) => Processed::Skipped(Warning { at, message }),
+        Err(e) => Processed::Errors(vec![*e]),
     }
 }
 
@@ -277,6 +337,60 @@ fn head_of_value(value: &Value) -> Option<Head<'_>> {
     })
 }
 
+/// Reads the head of a JSON object, stopping as soon as it has `apiVersion`,
+/// `kind` and `metadata` (and `type`, for Secrets): the body is decoded
+/// right after, so skipping the rest here saves a full pass over the text.
+fn head_of_json(text: &str) -> Option<Head<'_>> {
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+
+    struct Seed<'h, 'a>(&'h mut Head<'a>);
+    const DONE: &str = "k8snet: head complete";
+
+    impl<'de, 'h> DeserializeSeed<'de> for Seed<'h, 'de> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de, 'h> Visitor<'de> for Seed<'h, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let head = self.0;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match &*key {
+                    "apiVersion" => head.api_version = map.next_value()?,
+                    "kind" => head.kind = map.next_value()?,
+                    "metadata" => head.metadata = map.next_value()?,
+                    "type" => head.secret_type = map.next_value()?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                let secret = head.kind.as_deref() == Some("Secret");
+                if head.api_version.is_some()
+                    && head.kind.is_some()
+                    && head.metadata.is_some()
+                    && (!secret || head.secret_type.is_some())
+                {
+                    return Err(A::Error::custom(DONE));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut head = Head::default();
+    let mut de = serde_json::Deserializer::from_str(text);
+    match Seed(&mut head).deserialize(&mut de) {
+        Ok(()) => Some(head),
+        Err(e) if e.to_string().starts_with(DONE) => Some(head),
+        Err(_) => None,
+    }
+}
+
 fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
     let not_an_object = || {
         Box::new(Error::Document {
@@ -286,9 +400,7 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
     };
     let head = match &body {
         Body::Value(v) => head_of_value(v).ok_or_else(not_an_object)?,
-        Body::Json(raw) => {
-            serde_json::from_str::<Head<'_>>(raw.get()).map_err(|_| not_an_object())?
-        }
+        Body::Json(raw) => head_of_json(raw.get()).ok_or_else(not_an_object)?,
     };
     let kind_str = head.kind.as_deref().unwrap_or_default();
     let api_version = head.api_version.as_deref().unwrap_or_default();
@@ -338,10 +450,7 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
     }
     let decoded = match body {
         Body::Value(v) => Object::decode(kind, v),
-        Body::Json(raw) => {
-            let mut de = serde_json::Deserializer::from_str(raw.get());
-            Object::decode(kind, &mut de)
-        }
+        Body::Json(raw) => Object::decode_json(kind, raw.get()),
     };
     decoded.map(Decoded::Object).map_err(|e| {
         Box::new(Error::Decode {

@@ -101,6 +101,15 @@ macro_rules! objects {
                 }
             }
 
+            /// Decodes JSON text. Tracking the field path costs as much as
+            /// the decoding itself, so it is paid only for text that fails.
+            pub(crate) fn decode_json(kind: Kind, text: &str) -> Result<Object, DecodeError> {
+                let fast = match kind {
+                    $(Kind::$variant => serde_json::from_str::<$variant>(text).map(Object::$variant),)*
+                };
+                fast.or_else(|_| Object::decode(kind, &mut serde_json::Deserializer::from_str(text)))
+            }
+
             /// The object as a JSON value with `apiVersion` and `kind` set.
             pub fn to_value(&self) -> Value {
                 let (kind, mut body) = match self {

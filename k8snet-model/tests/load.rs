@@ -288,3 +288,49 @@ spec:
     };
     assert_eq!(pod.spec.containers[0].ports[0].host_port, Some(9100));
 }
+
+#[test]
+fn large_streams_load_in_parallel_with_sequential_results() {
+    // Enough documents to take the parallel paths (YAML parse and decode).
+    let mut yaml = String::new();
+    for i in 0..4_000 {
+        let name = match i {
+            1_500 => "Bad_Name".to_string(),
+            3_999 => "ns-7".to_string(), // a duplicate, across chunks
+            _ => format!("ns-{i}"),
+        };
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{idx: 'n{i}', pad: '{}'}}\n",
+            "x".repeat(60)
+        ));
+    }
+    assert!(yaml.len() > 512 * 1024);
+    let m = load(&yaml);
+    assert_eq!(m.objects().len(), 3_998);
+    assert_eq!(m.objects()[1].at.line, 8);
+    assert_eq!(m.objects()[3_997].object.meta().name, "ns-3998");
+    assert_eq!(m.objects()[3_997].at.line, 3_998 * 6 + 2);
+    let errors: Vec<String> = m.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "t.yaml:{}: Namespace Bad_Name: metadata.name",
+            1_500 * 6 + 2
+        )),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with(&format!(
+            "t.yaml:{}: Namespace ns-7: metadata.name",
+            3_999 * 6 + 2
+        )),
+        "{}",
+        errors[1]
+    );
+
+    // The same through the JSON fast path.
+    let mut again = Manifests::new();
+    again.load_str("t.json", &m.to_json());
+    assert_eq!(again.objects().len(), 3_998);
+}
