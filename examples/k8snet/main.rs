@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod policy;
 mod validate;
 
 /// Kubernetes node networking data plane: validate manifests, evaluate
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Parse, default and validate every object; one line per error.
     Validate(validate::Args),
+    /// Evaluate network policy: probe verdicts, the connectivity matrix.
+    Policy(policy::Args),
 }
 
 /// `-f` inputs shared by the subcommands that read manifests.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Policy(args) => policy::run(&args),
     };
     match result {
         Ok(code) => code,

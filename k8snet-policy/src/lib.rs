@@ -1,14 +1,145 @@
 //! # k8snet-policy
 //!
-//! NetworkPolicy (and AdminNetworkPolicy tiers) compiled into a fast evaluator with explanations; the `linux` feature enforces it in nftables.
-//!
-//! **Status:** this crate is a placeholder in the k8snet workspace; its API lands
-//! with the issue that builds it. It exports nothing yet.
+//! Kubernetes network policy — networking.k8s.io/v1 NetworkPolicy and the
+//! cluster-wide tiers of policy.networking.k8s.io (AdminNetworkPolicy and
+//! BaselineAdminNetworkPolicy v1alpha1, ClusterNetworkPolicy v1alpha2) —
+//! compiled from a [`Cluster`](k8snet_model::Cluster) into a [`PolicySet`]
+//! that decides flows in tens of nanoseconds, explains every decision, and
+//! renders all-pairs connectivity.
 //!
 //! ```
-//! // Nothing to call yet: the crate only reserves its place in the workspace.
-//! assert!(!k8snet_policy::CRATE_NAME.is_empty());
+//! use k8snet_model::{Cluster, Manifests, Protocol};
+//! use k8snet_policy::{Flow, Options, PolicySet, Verdict};
+//!
+//! let mut m = Manifests::new();
+//! m.load_str("shop.yaml", "
+//! apiVersion: v1
+//! kind: Pod
+//! metadata: {name: web, namespace: shop, labels: {app: web}}
+//! spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
+//! status: {podIP: 198.18.0.2}
+//! ---
+//! apiVersion: v1
+//! kind: Pod
+//! metadata: {name: api, namespace: shop, labels: {app: api}}
+//! status: {podIP: 198.18.0.3}
+//! ---
+//! apiVersion: networking.k8s.io/v1
+//! kind: NetworkPolicy
+//! metadata: {name: web-ingress, namespace: shop}
+//! spec:
+//!   podSelector: {matchLabels: {app: web}}
+//!   ingress: [{from: [{podSelector: {matchLabels: {app: api}}}], ports: [{port: http}]}]
+//! ---
+//! apiVersion: policy.networking.k8s.io/v1alpha1
+//! kind: AdminNetworkPolicy
+//! metadata: {name: no-egress-to-metadata}
+//! spec:
+//!   priority: 10
+//!   subject: {namespaces: {}}
+//!   egress: [{name: imds, action: Deny, to: [{networks: [169.254.169.254/32]}]}]
+//! ");
+//! assert!(m.errors().is_empty(), "{:?}", m.errors());
+//! let set = PolicySet::compile(&Cluster::from_manifests(&m), &Options::default());
+//!
+//! let api = "198.18.0.3".parse::<std::net::IpAddr>()?;
+//! let web = "198.18.0.2".parse::<std::net::IpAddr>()?;
+//! // The named port `http` resolves on the destination pod.
+//! assert_eq!(set.verdict(&Flow::new(api, web, Protocol::Tcp, 8080)), Verdict::Allow);
+//! assert_eq!(set.verdict(&Flow::new(api, web, Protocol::Tcp, 80)), Verdict::Deny);
+//!
+//! let imds = "169.254.169.254".parse::<std::net::IpAddr>()?;
+//! let why = set.explain(&Flow::new(api, imds, Protocol::Tcp, 80));
+//! assert_eq!(
+//!     why.to_string(),
+//!     "deny: egress from shop/api (198.18.0.3): AdminNetworkPolicy no-egress-to-metadata rule 0 \"imds\" (Deny)"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Semantics
+//!
+//! - **Directions.** A connection needs the source's egress AND the
+//!   destination's ingress. Replies to an allowed connection pass
+//!   (connection tracking), so a verdict is about the connection's first
+//!   packet. Ingress from the pod's own node (its `hostIP` or its Node's
+//!   addresses) is always allowed, as the API reference says.
+//! - **Tiers.** Admin (AdminNetworkPolicy, ClusterNetworkPolicy
+//!   `tier: Admin`, by priority, first matching rule decides; `Pass` skips
+//!   to the next tier) → NetworkPolicy (a pod selected by a policy of that
+//!   direction is isolated; the union of the rules admits) → Baseline
+//!   (ClusterNetworkPolicy `tier: Baseline` by priority, then the
+//!   BaselineAdminNetworkPolicy; only for pods no NetworkPolicy isolates in
+//!   that direction) → default allow. Equal priorities are undefined
+//!   upstream; the name breaks the tie here, so results are stable.
+//! - **NetworkPolicy details** as the API defines them: `policyTypes` (from
+//!   the loader's defaulting), empty vs absent `ingress`/`from`/`ports`,
+//!   peers with both selectors AND-ed and list items OR-ed, namespace
+//!   selectors alone, `ipBlock` with `except`, ports by number, by name
+//!   (resolved on the destination pod with a matching protocol) and
+//!   `endPort` ranges, TCP/UDP/SCTP (a rule never admits another protocol).
+//! - **Admin details.** `namedPort`/`destinationNamedPort` resolve on the
+//!   destination pod with the flow's protocol; `networks` match pod
+//!   addresses too; `nodes` match the selected nodes' addresses;
+//!   `domainNames` match nothing (there is no resolver here); host-network
+//!   pods are never subjects or pod peers.
+//! - **Open corners** are [`Options`]: whether `ipBlock` matches pod
+//!   addresses (default yes, as upstream e2e asserts), how host-network
+//!   pods count (default: as node traffic) and whether a pod's traffic to
+//!   itself is evaluated (default: always allowed).
+//!
+//! ## How it is fast
+//!
+//! Pods are grouped into identities (namespace + pod labels; pods whose
+//! named container ports differ are kept apart, so a named port resolves
+//! once per identity); peer lists compile to bit sets over identities plus
+//! CIDR blocks; each identity gets one flat program per direction holding
+//! only the rules of the policies that select it. A verdict is two address
+//! lookups and a walk over those few entries, independent of the number
+//! of policies in the cluster (about 60 ns at 10,000 pods and 1,000
+//! policies; see BENCHMARKS.md).
+//! [`PolicySet::apply`] recompiles only the identities a change touches.
+//! The same structure is what the nftables backend will lower: identities
+//! to named address sets, programs to per-direction verdict maps.
+//!
+//! ## Output
+//!
+//! [`PolicySet::explain`] names the deciding tier, policy and rule of each
+//! direction (or isolation, default, an exemption); [`Matrix`] computes the
+//! exact allowed protocol/port set of every pair of pods and external
+//! address groups, rendered as a table, JSON, CSV or Graphviz dot.
 
-/// The crate's name, so that the placeholder has one documented item.
-pub const CRATE_NAME: &str = "k8snet-policy";
+mod bitset;
+mod compile;
+mod connset;
+mod error;
+mod eval;
+mod explain;
+mod flow;
+mod hash;
+mod matrix;
+mod options;
+mod probe;
+mod update;
+
+pub use crate::compile::{PolicySet, Stats};
+pub use crate::connset::ConnSet;
+pub use crate::error::Error;
+pub use crate::explain::{Action, Decision, Explanation, Reason, RuleRef, Tier};
+pub use crate::flow::{Endpoint, Flow, Verdict};
+pub use crate::matrix::{Cell, Format, IpRange, Matrix, MatrixEndpoint, MatrixOptions, Segment};
+pub use crate::options::{HostNetwork, Options, SelfTraffic};
+pub use crate::probe::{Probe, ProbeResult, parse_probes};
+pub use crate::update::Update;
+
+#[cfg(test)]
+mod send_sync {
+    fn assert<T: Send + Sync>() {}
+    #[test]
+    fn main_types_are_send_and_sync() {
+        assert::<super::PolicySet>();
+        assert::<super::Explanation>();
+        assert::<super::Matrix>();
+        assert::<super::Error>();
+    }
+}

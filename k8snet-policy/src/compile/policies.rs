@@ -1,0 +1,590 @@
+//! Lowering the four policy kinds into one form: a subject, and per
+//! direction an ordered list of rules (action, ports, peer set).
+
+use std::collections::HashMap;
+
+use k8snet_model::{
+    AdminEgressPeer, AdminEgressRule, AdminIngressPeer, AdminIngressRule, AdminNetworkPolicy,
+    AdminPolicyAction, AdminPolicyPort, AdminPolicySubject, BaselineAdminNetworkPolicy,
+    ClusterNetworkPolicy, ClusterPolicyAction, ClusterPolicyProtocol, IntOrString, Kind,
+    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, ObjectRef, PolicyTier, PolicyType,
+    Protocol, Selector,
+};
+
+use crate::explain::{Action, Tier};
+use crate::flow::proto;
+
+use super::peers::{ANY, Atom, Block, NsScope, PeerSetId, PeerSets};
+use super::world::{IdentityId, Names, World};
+
+/// Index of a compiled policy.
+pub(crate) type PolicyId = u32;
+
+/// Direction indexes into `[ingress, egress]` arrays.
+pub(crate) const INGRESS: usize = 0;
+/// See [`INGRESS`].
+pub(crate) const EGRESS: usize = 1;
+
+/// The `PolicyType` of a direction index.
+pub(crate) fn direction(dir: usize) -> PolicyType {
+    if dir == EGRESS {
+        PolicyType::Egress
+    } else {
+        PolicyType::Ingress
+    }
+}
+
+/// Who a policy applies to.
+#[derive(Debug, Clone)]
+pub(crate) enum Subject {
+    /// NetworkPolicy: selected pods of its namespace.
+    Namespace { namespace: String, pods: Selector },
+    /// Admin tiers: pods of selected namespaces (host-network pods never).
+    Cluster {
+        namespaces: Selector,
+        pods: Option<Selector>,
+    },
+    /// A subject with no field set (refused by validation): nothing.
+    Nothing,
+}
+
+/// A port condition: a protocol set and a port range, or a named port
+/// resolved on the destination pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortMatch {
+    pub(crate) protos: u8,
+    pub(crate) lo: u16,
+    pub(crate) hi: u16,
+    /// Interned port name; 0 = the numeric range applies.
+    pub(crate) named: u32,
+}
+
+/// Every port of every protocol.
+pub(crate) const ANY_PORT: PortMatch = PortMatch {
+    protos: proto::ALL,
+    lo: 0,
+    hi: u16::MAX,
+    named: 0,
+};
+
+/// One rule.
+#[derive(Debug, Clone)]
+pub(crate) struct CRule {
+    pub(crate) name: Option<String>,
+    pub(crate) action: Action,
+    /// Empty = every port of every protocol.
+    pub(crate) ports: Vec<PortMatch>,
+    pub(crate) peers: PeerSetId,
+}
+
+/// A policy of any kind, compiled.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledPolicy {
+    pub(crate) reference: ObjectRef,
+    pub(crate) tier: Tier,
+    /// Order within the tier (lower first; the name breaks ties).
+    pub(crate) priority: i32,
+    pub(crate) subject: Subject,
+    /// NetworkPolicy: whether it isolates `[ingress, egress]`.
+    pub(crate) isolates: [bool; 2],
+    pub(crate) rules: [Vec<CRule>; 2],
+}
+
+impl CompiledPolicy {
+    /// Whether the subject selects an identity.
+    pub(crate) fn selects(&self, world: &World, id: IdentityId) -> bool {
+        let Some(identity) = world.identities.get(id as usize) else {
+            return false;
+        };
+        if identity.pods == 0 {
+            return false;
+        }
+        match &self.subject {
+            Subject::Namespace { namespace, pods } => {
+                identity.namespace == *namespace && pods.matches(&identity.labels)
+            }
+            Subject::Cluster { namespaces, pods } => {
+                !identity.host_network
+                    && namespaces.matches(world.ns_labels(&identity.namespace))
+                    && pods.as_ref().is_none_or(|p| p.matches(&identity.labels))
+            }
+            Subject::Nothing => false,
+        }
+    }
+
+    /// The sort key of the admin and baseline tiers: priority, then name
+    /// (equal priorities are undefined upstream; the name makes it stable),
+    /// then kind.
+    pub(crate) fn order_key(&self) -> (i32, &str, Kind) {
+        (self.priority, &self.reference.name, self.reference.kind)
+    }
+
+    /// Every peer set the policy references.
+    pub(crate) fn peer_sets(&self) -> impl Iterator<Item = PeerSetId> + '_ {
+        self.rules.iter().flatten().map(|r| r.peers)
+    }
+}
+
+/// Shared state while lowering.
+pub(crate) struct Lower<'a> {
+    pub(crate) world: &'a World,
+    pub(crate) names: &'a mut Names,
+    pub(crate) peers: &'a mut PeerSets,
+    pub(crate) ipblock_matches_pods: bool,
+}
+
+fn port_u16(n: i32) -> u16 {
+    u16::try_from(n.clamp(0, i32::from(u16::MAX))).unwrap_or(u16::MAX)
+}
+
+fn range(protos: u8, lo: i32, hi: i32) -> PortMatch {
+    PortMatch {
+        protos,
+        lo: port_u16(lo),
+        hi: port_u16(hi),
+        named: 0,
+    }
+}
+
+fn block(cidr: &str, except: &[String], pods: bool) -> Atom {
+    // Validation refused malformed CIDRs; should one slip through, it
+    // matches nothing rather than everything.
+    match cidr.parse() {
+        Ok(net) => Atom::Block(Block {
+            net,
+            except: except.iter().filter_map(|e| e.parse().ok()).collect(),
+            pods,
+        }),
+        Err(_) => Atom::Nothing,
+    }
+}
+
+impl Lower<'_> {
+    fn np_ports(&mut self, ports: Option<&[NetworkPolicyPort]>) -> Vec<PortMatch> {
+        let ports = ports.unwrap_or_default();
+        let mut out = Vec::with_capacity(ports.len());
+        for p in ports {
+            let protos = proto::bit(p.protocol.unwrap_or(Protocol::Tcp));
+            out.push(match &p.port {
+                None => range(protos, 0, i32::from(u16::MAX)),
+                Some(IntOrString::Int(n)) => range(protos, *n, p.end_port.unwrap_or(*n)),
+                Some(IntOrString::String(name)) => PortMatch {
+                    protos,
+                    lo: 0,
+                    hi: 0,
+                    named: self.names.intern(name),
+                },
+            });
+        }
+        out
+    }
+
+    fn np_peers(&mut self, namespace: &str, peers: Option<&[NetworkPolicyPeer]>) -> PeerSetId {
+        let peers = peers.unwrap_or_default();
+        if peers.is_empty() {
+            return ANY;
+        }
+        let atoms = peers
+            .iter()
+            .map(
+                |p| match (&p.ip_block, &p.namespace_selector, &p.pod_selector) {
+                    (Some(b), _, _) => block(&b.cidr, &b.except, self.ipblock_matches_pods),
+                    (None, None, Some(pods)) => Atom::Pods {
+                        namespaces: NsScope::Is(namespace.to_string()),
+                        pods: Some(pods.compile()),
+                        host_network: true,
+                    },
+                    (None, Some(ns), pods) => Atom::Pods {
+                        namespaces: NsScope::Selected(ns.compile()),
+                        pods: pods.as_ref().map(|p| p.compile()),
+                        host_network: true,
+                    },
+                    (None, None, None) => Atom::Nothing,
+                },
+            )
+            .collect();
+        self.peers.intern(atoms, self.world)
+    }
+
+    /// Lowers a NetworkPolicy. Rules of a direction not in `policyTypes`
+    /// are ignored, as the API says.
+    pub(crate) fn network_policy(&mut self, np: &NetworkPolicy) -> CompiledPolicy {
+        let ns = np.metadata.namespace_or_default().to_string();
+        let spec = &np.spec;
+        let isolates = [
+            spec.policy_types.contains(&PolicyType::Ingress),
+            spec.policy_types.contains(&PolicyType::Egress),
+        ];
+        let mut rules: [Vec<CRule>; 2] = Default::default();
+        if isolates[INGRESS] {
+            for r in spec.ingress.iter().flatten() {
+                let ports = self.np_ports(r.ports.as_deref());
+                let peers = self.np_peers(&ns, r.from.as_deref());
+                rules[INGRESS].push(np_rule(ports, peers));
+            }
+        }
+        if isolates[EGRESS] {
+            for r in spec.egress.iter().flatten() {
+                let ports = self.np_ports(r.ports.as_deref());
+                let peers = self.np_peers(&ns, r.to.as_deref());
+                rules[EGRESS].push(np_rule(ports, peers));
+            }
+        }
+        CompiledPolicy {
+            reference: ObjectRef {
+                kind: Kind::NetworkPolicy,
+                namespace: Some(ns.clone()),
+                name: np.metadata.name.clone(),
+            },
+            tier: Tier::NetworkPolicy,
+            priority: 0,
+            subject: Subject::Namespace {
+                namespace: ns,
+                pods: spec.pod_selector.compile(),
+            },
+            isolates,
+            rules,
+        }
+    }
+
+    fn admin_ports(&mut self, ports: Option<&[AdminPolicyPort]>) -> Vec<PortMatch> {
+        let mut out = Vec::new();
+        for p in ports.unwrap_or_default() {
+            if let Some(n) = &p.port_number {
+                out.push(range(
+                    proto::bit(n.protocol.unwrap_or_default()),
+                    n.port,
+                    n.port,
+                ));
+            }
+            if let Some(r) = &p.port_range {
+                out.push(range(
+                    proto::bit(r.protocol.unwrap_or_default()),
+                    r.start,
+                    r.end,
+                ));
+            }
+            if let Some(name) = &p.named_port {
+                out.push(self.any_proto_named(name));
+            }
+        }
+        out
+    }
+
+    /// An admin-tier named port: the container port's own protocol decides.
+    fn any_proto_named(&mut self, name: &str) -> PortMatch {
+        PortMatch {
+            protos: proto::ALL,
+            lo: 0,
+            hi: 0,
+            named: self.names.intern(name),
+        }
+    }
+
+    fn cluster_ports(&mut self, protos: Option<&[ClusterPolicyProtocol]>) -> Vec<PortMatch> {
+        let mut out = Vec::new();
+        for p in protos.unwrap_or_default() {
+            for (bit, ports) in [
+                (proto::TCP, &p.tcp),
+                (proto::UDP, &p.udp),
+                (proto::SCTP, &p.sctp),
+            ] {
+                let Some(ports) = ports else { continue };
+                let dp = ports.destination_port.as_ref();
+                out.push(
+                    match (dp.and_then(|d| d.number), dp.and_then(|d| d.range.as_ref())) {
+                        (Some(n), _) => range(bit, n, n),
+                        (None, Some(r)) => range(bit, r.start, r.end),
+                        (None, None) => range(bit, 0, i32::from(u16::MAX)),
+                    },
+                );
+            }
+            if let Some(name) = &p.destination_named_port {
+                out.push(self.any_proto_named(name));
+            }
+        }
+        out
+    }
+
+    fn ingress_atom(peer: &AdminIngressPeer) -> Atom {
+        match (&peer.namespaces, &peer.pods) {
+            (Some(ns), _) => Atom::Pods {
+                namespaces: NsScope::Selected(ns.compile()),
+                pods: None,
+                host_network: false,
+            },
+            (None, Some(p)) => Atom::Pods {
+                namespaces: NsScope::Selected(p.namespace_selector.compile()),
+                pods: Some(p.pod_selector.compile()),
+                host_network: false,
+            },
+            (None, None) => Atom::Nothing,
+        }
+    }
+
+    fn egress_atoms(peer: &AdminEgressPeer, out: &mut Vec<Atom>) {
+        let ingress_like = AdminIngressPeer {
+            namespaces: peer.namespaces.clone(),
+            pods: peer.pods.clone(),
+        };
+        if peer.namespaces.is_some() || peer.pods.is_some() {
+            out.push(Self::ingress_atom(&ingress_like));
+        }
+        if let Some(nodes) = &peer.nodes {
+            out.push(Atom::Nodes(nodes.compile()));
+        }
+        out.extend(peer.networks.iter().map(|n| block(n, &[], true)));
+        if !peer.domain_names.is_empty() {
+            out.push(Atom::Nothing);
+        }
+    }
+
+    fn admin_peers(&mut self, atoms: Vec<Atom>) -> PeerSetId {
+        // An empty list is refused by validation; here it matches nothing.
+        let atoms = if atoms.is_empty() {
+            vec![Atom::Nothing]
+        } else {
+            atoms
+        };
+        self.peers.intern(atoms, self.world)
+    }
+
+    fn admin_policy(
+        &mut self,
+        head: (Kind, &str, Tier, i32),
+        subject: &AdminPolicySubject,
+        raw: [Vec<RawRule>; 2],
+    ) -> CompiledPolicy {
+        let (kind, name, tier, priority) = head;
+        let mut rules: [Vec<CRule>; 2] = Default::default();
+        for (dir, list) in raw.into_iter().enumerate() {
+            for r in list {
+                let peers = self.admin_peers(r.atoms);
+                rules[dir].push(CRule {
+                    name: r.name,
+                    action: r.action,
+                    ports: r.ports,
+                    peers,
+                });
+            }
+        }
+        let subject = match (&subject.namespaces, &subject.pods) {
+            (Some(ns), _) => Subject::Cluster {
+                namespaces: ns.compile(),
+                pods: None,
+            },
+            (None, Some(p)) => Subject::Cluster {
+                namespaces: p.namespace_selector.compile(),
+                pods: Some(p.pod_selector.compile()),
+            },
+            (None, None) => Subject::Nothing,
+        };
+        CompiledPolicy {
+            reference: ObjectRef {
+                kind,
+                namespace: None,
+                name: name.to_string(),
+            },
+            tier,
+            priority,
+            subject,
+            isolates: [false; 2],
+            rules,
+        }
+    }
+
+    /// The rules of a v1alpha1 policy (AdminNetworkPolicy or Baseline).
+    fn v1a1_rules(
+        &mut self,
+        ingress: &[AdminIngressRule],
+        egress: &[AdminEgressRule],
+    ) -> [Vec<RawRule>; 2] {
+        let ingress = ingress
+            .iter()
+            .map(|r| RawRule {
+                name: r.name.clone(),
+                action: admin_action(r.action),
+                ports: self.admin_ports(r.ports.as_deref()),
+                atoms: r.from.iter().map(Self::ingress_atom).collect(),
+            })
+            .collect();
+        let egress = egress
+            .iter()
+            .map(|r| {
+                let mut atoms = Vec::new();
+                r.to.iter().for_each(|p| Self::egress_atoms(p, &mut atoms));
+                RawRule {
+                    name: r.name.clone(),
+                    action: admin_action(r.action),
+                    ports: self.admin_ports(r.ports.as_deref()),
+                    atoms,
+                }
+            })
+            .collect();
+        [ingress, egress]
+    }
+
+    /// Lowers an AdminNetworkPolicy (v1alpha1).
+    pub(crate) fn admin_network_policy(&mut self, p: &AdminNetworkPolicy) -> CompiledPolicy {
+        let raw = self.v1a1_rules(&p.spec.ingress, &p.spec.egress);
+        let head = (
+            Kind::AdminNetworkPolicy,
+            p.metadata.name.as_str(),
+            Tier::Admin,
+            p.spec.priority,
+        );
+        self.admin_policy(head, &p.spec.subject, raw)
+    }
+
+    /// Lowers the BaselineAdminNetworkPolicy. It has no priority; it is
+    /// evaluated after every Baseline-tier ClusterNetworkPolicy.
+    pub(crate) fn baseline(&mut self, p: &BaselineAdminNetworkPolicy) -> CompiledPolicy {
+        let raw = self.v1a1_rules(&p.spec.ingress, &p.spec.egress);
+        let kind = Kind::BaselineAdminNetworkPolicy;
+        let head = (kind, p.metadata.name.as_str(), Tier::Baseline, i32::MAX);
+        self.admin_policy(head, &p.spec.subject, raw)
+    }
+
+    /// Lowers a ClusterNetworkPolicy (v1alpha2).
+    pub(crate) fn cluster_network_policy(&mut self, p: &ClusterNetworkPolicy) -> CompiledPolicy {
+        let ingress = p
+            .spec
+            .ingress
+            .iter()
+            .map(|r| RawRule {
+                name: r.name.clone(),
+                action: cluster_action(r.action),
+                ports: self.cluster_ports(r.protocols.as_deref()),
+                atoms: r.from.iter().map(Self::ingress_atom).collect(),
+            })
+            .collect();
+        let egress = p
+            .spec
+            .egress
+            .iter()
+            .map(|r| {
+                let mut atoms = Vec::new();
+                r.to.iter().for_each(|p| Self::egress_atoms(p, &mut atoms));
+                RawRule {
+                    name: r.name.clone(),
+                    action: cluster_action(r.action),
+                    ports: self.cluster_ports(r.protocols.as_deref()),
+                    atoms,
+                }
+            })
+            .collect();
+        let tier = match p.spec.tier {
+            PolicyTier::Baseline => Tier::Baseline,
+            _ => Tier::Admin,
+        };
+        let head = (
+            Kind::ClusterNetworkPolicy,
+            p.metadata.name.as_str(),
+            tier,
+            p.spec.priority,
+        );
+        self.admin_policy(head, &p.spec.subject, [ingress, egress])
+    }
+}
+
+/// An admin-tier rule before its peers are interned.
+struct RawRule {
+    name: Option<String>,
+    action: Action,
+    ports: Vec<PortMatch>,
+    atoms: Vec<Atom>,
+}
+
+fn np_rule(ports: Vec<PortMatch>, peers: PeerSetId) -> CRule {
+    CRule {
+        name: None,
+        action: Action::Allow,
+        ports,
+        peers,
+    }
+}
+
+fn admin_action(a: AdminPolicyAction) -> Action {
+    match a {
+        AdminPolicyAction::Allow => Action::Allow,
+        AdminPolicyAction::Pass => Action::Pass,
+        // Deny, and fail closed on an action this crate does not know.
+        _ => Action::Deny,
+    }
+}
+
+fn cluster_action(a: ClusterPolicyAction) -> Action {
+    match a {
+        ClusterPolicyAction::Accept => Action::Allow,
+        ClusterPolicyAction::Pass => Action::Pass,
+        _ => Action::Deny,
+    }
+}
+
+/// The compiled policies, with their indexes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Policies {
+    pub(crate) slab: Vec<Option<CompiledPolicy>>,
+    free: Vec<PolicyId>,
+    pub(crate) by_ref: HashMap<ObjectRef, PolicyId>,
+    /// NetworkPolicies by namespace.
+    pub(crate) by_ns: HashMap<String, Vec<PolicyId>>,
+    /// Cluster-scoped policies.
+    pub(crate) cluster: Vec<PolicyId>,
+}
+
+impl Policies {
+    /// A policy.
+    #[inline]
+    pub(crate) fn get(&self, id: PolicyId) -> Option<&CompiledPolicy> {
+        self.slab.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// Adds a policy.
+    pub(crate) fn insert(&mut self, p: CompiledPolicy) -> PolicyId {
+        let reference = p.reference.clone();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slab[id as usize] = Some(p);
+                id
+            }
+            None => {
+                self.slab.push(Some(p));
+                (self.slab.len() - 1) as PolicyId
+            }
+        };
+        match &reference.namespace {
+            Some(ns) => self.by_ns.entry(ns.clone()).or_default().push(id),
+            None => self.cluster.push(id),
+        }
+        self.by_ref.insert(reference, id);
+        id
+    }
+
+    /// Removes a policy.
+    pub(crate) fn remove(&mut self, reference: &ObjectRef) -> Option<(PolicyId, CompiledPolicy)> {
+        let id = self.by_ref.remove(reference)?;
+        let p = self.slab.get_mut(id as usize)?.take()?;
+        match &reference.namespace {
+            Some(ns) => {
+                if let Some(ids) = self.by_ns.get_mut(ns) {
+                    ids.retain(|&i| i != id);
+                }
+            }
+            None => self.cluster.retain(|&i| i != id),
+        }
+        self.free.push(id);
+        Some((id, p))
+    }
+
+    /// The policies whose subject could select pods of `namespace`.
+    pub(crate) fn candidates<'a>(&'a self, namespace: &str) -> impl Iterator<Item = PolicyId> + 'a {
+        let ns = self.by_ns.get(namespace).map_or(&[][..], Vec::as_slice);
+        ns.iter().chain(&self.cluster).copied()
+    }
+
+    /// The number of policies.
+    pub(crate) fn len(&self) -> usize {
+        self.by_ref.len()
+    }
+}

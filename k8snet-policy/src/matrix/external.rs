@@ -1,0 +1,150 @@
+//! External address groups: the address space cut at every CIDR boundary
+//! any policy mentions, so that every address of a group gets the same
+//! verdicts (np-guard's `0.0.0.0-255.255.255.255[External]` rows).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use crate::compile::PolicySet;
+
+/// An inclusive range of addresses of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpRange {
+    /// The first address.
+    pub first: IpAddr,
+    /// The last address.
+    pub last: IpAddr,
+}
+
+fn bits(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(v4) => (false, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (true, u128::from(v6)),
+    }
+}
+
+fn addr(v6: bool, n: u128) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(n))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+}
+
+impl IpRange {
+    /// The range as one CIDR, when it is exactly one.
+    pub fn as_cidr(&self) -> Option<IpNet> {
+        let (v6, a) = bits(self.first);
+        let (_, b) = bits(self.last);
+        let width = if v6 { 128 } else { 32 };
+        let size = b.checked_sub(a)?.checked_add(1);
+        let host_bits = match size {
+            None => 128, // the whole IPv6 space
+            Some(s) if s.is_power_of_two() => s.trailing_zeros(),
+            Some(_) => return None,
+        };
+        let aligned = host_bits >= 128 || a & ((1u128 << host_bits) - 1) == 0;
+        let prefix = u8::try_from(width - host_bits).ok()?;
+        aligned
+            .then(|| IpNet::new(self.first, prefix).ok())
+            .flatten()
+    }
+}
+
+impl fmt::Display for IpRange {
+    /// `10.0.0.0/8` when the range is a CIDR, else `10.0.0.0-10.0.0.5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_cidr() {
+            Some(net) => net.fmt(f),
+            None => write!(f, "{}-{}", self.first, self.last),
+        }
+    }
+}
+
+/// The external groups of a policy set, each with a representative
+/// address that belongs to no pod and no node. Groups that hold nothing
+/// but pod and node addresses are left out. IPv6 appears only when a pod
+/// or a policy uses it.
+pub(crate) fn groups(set: &PolicySet) -> Vec<(IpRange, IpAddr)> {
+    let w = &set.world;
+    let mut taken: HashSet<IpAddr> = w
+        .pod_slots()
+        .flat_map(|(_, s)| s.ips.iter().copied())
+        .collect();
+    taken.extend(w.nodes.values().flat_map(|n| n.ips.iter().copied()));
+    taken.extend(w.hosts.values().flat_map(|h| h.ips.iter().copied()));
+    taken.extend(w.pod_slots().flat_map(|(_, s)| s.node_ips.iter().copied()));
+    let nets: Vec<IpNet> = set
+        .peers
+        .list
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .flat_map(|b| std::iter::once(b.net).chain(b.except.iter().copied()))
+        .collect();
+    let uses_v6 = nets.iter().any(|n| matches!(n, IpNet::V6(_)))
+        || w.pod_slots()
+            .any(|(_, s)| s.ips.iter().any(IpAddr::is_ipv6));
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        if v6 && !uses_v6 {
+            continue;
+        }
+        let max: u128 = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+        let mut starts: Vec<u128> = vec![0];
+        for n in nets.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6) {
+            let (_, a) = bits(n.network());
+            let (_, b) = bits(n.broadcast());
+            starts.push(a);
+            if b < max {
+                starts.push(b + 1);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        for (i, &a) in starts.iter().enumerate() {
+            let b = starts.get(i + 1).map_or(max, |&next| next - 1);
+            // A free address is near the start unless the group is a block
+            // of pod addresses; 256 tries bound the search.
+            let free = (0..256u128)
+                .map_while(|k| a.checked_add(k).filter(|&x| x <= b))
+                .map(|x| addr(v6, x))
+                .find(|ip| !taken.contains(ip));
+            if let Some(rep) = free {
+                let range = IpRange {
+                    first: addr(v6, a),
+                    last: addr(v6, b),
+                };
+                out.push((range, rep));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(a: &str, b: &str) -> IpRange {
+        IpRange {
+            first: a.parse().unwrap(),
+            last: b.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn ranges_print_as_cidrs_when_they_are() {
+        assert_eq!(r("0.0.0.0", "255.255.255.255").to_string(), "0.0.0.0/0");
+        assert_eq!(r("10.0.0.0", "10.255.255.255").to_string(), "10.0.0.0/8");
+        assert_eq!(r("10.0.0.1", "10.0.0.1").to_string(), "10.0.0.1/32");
+        assert_eq!(r("10.0.0.0", "10.0.0.5").to_string(), "10.0.0.0-10.0.0.5");
+        assert_eq!(r("10.0.0.1", "10.0.0.2").to_string(), "10.0.0.1-10.0.0.2");
+        assert_eq!(
+            r("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").to_string(),
+            "::/0"
+        );
+    }
+}
