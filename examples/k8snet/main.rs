@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod lb;
 mod policy;
 mod validate;
 
@@ -23,6 +24,8 @@ enum Command {
     Validate(validate::Args),
     /// Evaluate network policy: probe verdicts, the connectivity matrix.
     Policy(policy::Args),
+    /// Load balancing: build a Maglev table, plan a node's Service table.
+    Lb(lb::Args),
 }
 
 /// `-f` inputs shared by the subcommands that read manifests.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Policy(args) => policy::run(&args),
+        Command::Lb(args) => lb::run(&args),
     };
     match result {
         Ok(code) => code,

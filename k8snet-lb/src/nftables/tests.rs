@@ -1,0 +1,343 @@
+//! The lowering, checked by rendering, by playing batches on an in-memory
+//! table, and against `predict`.
+
+use super::*;
+use crate::plan::tests::fixtures::*;
+use crate::plan::{NodeContext, plan, plan_service};
+use crate::predict::{Flow, Prediction, predict};
+use k8snet_model::{NsName, Protocol};
+use k8snet_nft::render;
+
+fn lowered(docs: &[String]) -> (ServiceTable, Layout, String) {
+    let t = plan_yaml(docs);
+    let mut l = Layout::new();
+    l.sync(&t).unwrap();
+    let text = render(&l.table());
+    (t, l, text)
+}
+
+fn two_eps() -> String {
+    slice(&[
+        ep("198.18.0.2", "node-a", READY),
+        ep("198.18.1.2", "node-b", READY),
+    ])
+}
+
+#[test]
+fn an_empty_plan_is_kube_proxys_skeleton() {
+    let (_, _, text) = lowered(&[]);
+    for line in [
+        "chain nat-prerouting {\n\t\ttype nat hook prerouting priority -100; policy accept;\n\t\tjump services\n",
+        "chain filter-input {\n\t\ttype filter hook input priority -110; policy accept;\n\t\tct state new jump endpoints-check\n",
+        "\t\tip daddr . meta l4proto . th dport vmap @service-ips\n",
+        "\t\tip6 daddr . meta l4proto . th dport vmap @service-ips6\n",
+        "\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports\n",
+        "\t\tip daddr . meta l4proto . th dport vmap @no-endpoint-services\n",
+        "\t\tip daddr . meta l4proto . th dport vmap @firewall-ips\n",
+        "\t\tip saddr . ip daddr @hairpin jump mark-for-masquerade\n",
+        "\t\tmeta mark != 0x00004000 return\n",
+        "\t\tmasquerade fully-random\n",
+        "\t\treject with tcp reset\n\t\treject with icmpx port-unreachable\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // The node's IP accepts node ports.
+    assert!(text.contains("elements = { 198.19.128.1 }"), "{text}");
+}
+
+#[test]
+fn a_cluster_ip_dispatches_to_a_jhash_slot_map_filled_from_maglev() {
+    let (t, l, text) = lowered(&[svc(""), two_eps()]);
+    let p = &t.ports[0];
+    let chain = port::chain_name("svc", p);
+    assert!(
+        text.contains(&format!("198.19.0.20 . tcp . 80 : goto {chain}")),
+        "{text}"
+    );
+    let (map, w) = l.windows[&(p.id.clone(), port::PoolKind::Cluster)].clone();
+    let rule = format!(
+        "meta l4proto tcp dnat ip to jhash ip saddr . th sport mod 31 seed 0x6b38736e offset {} map @{map}",
+        w << 16
+    );
+    assert!(text.contains(&rule), "missing {rule} in\n{text}");
+    let slots = &l.table().sets[&map];
+    assert_eq!(slots.elements.len(), 31);
+    // Off-cluster sources to the ClusterIP are masqueraded.
+    assert!(text.contains("ip daddr 198.19.0.20 meta l4proto tcp th dport 80 ip saddr != { 198.18.0.0/24, 198.18.1.0/24 } jump mark-for-masquerade"), "{text}");
+}
+
+#[test]
+fn services_without_endpoints_lower_to_reject() {
+    let (_, _, text) = lowered(&[node_port_svc("")]);
+    assert!(
+        text.contains("198.19.0.20 . tcp . 80 : goto reject-chain"),
+        "{text}"
+    );
+    assert!(text.contains("tcp . 30080 : goto reject-chain"), "{text}");
+    assert!(!text.contains("chain ext4-"), "{text}");
+}
+
+#[test]
+fn local_policy_without_local_endpoints_lowers_to_drop_and_short_circuits() {
+    let (t, _, text) = lowered(&[
+        node_port_svc("  externalTrafficPolicy: Local\n"),
+        slice(&[ep("198.18.1.2", "node-b", READY)]),
+    ]);
+    assert!(text.contains("tcp . 30080 : drop"), "{text}");
+    let p = &t.ports[0];
+    let ext = port::chain_name("ext", p);
+    let svc = port::chain_name("svc", p);
+    assert!(
+        text.contains(&format!("tcp . 30080 : goto {ext}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("ip saddr {{ 198.18.0.0/24, 198.18.1.0/24 }} goto {svc} comment \"short-circuit pod traffic\"")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ip saddr @nodeport-ips goto {svc} comment \"short-circuit local traffic\""
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn source_ranges_lower_to_a_firewall_chain() {
+    let (t, _, text) = lowered(&[
+        lb_svc(
+            "  loadBalancerSourceRanges: [198.19.200.0/25]\n",
+            "[{ip: 198.19.200.60}]",
+        ),
+        two_eps(),
+    ]);
+    let fw = port::chain_name("fw", &t.ports[0]);
+    assert!(
+        text.contains(&format!("198.19.200.60 . tcp . 80 : goto {fw}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\t\tip saddr != 198.19.200.0/25 drop\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn affinity_lowers_to_timeout_sets_and_endpoint_chains() {
+    let (_, l, text) = lowered(&[
+        svc(
+            "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n",
+        ),
+        two_eps(),
+    ]);
+    assert!(
+        text.contains("flags dynamic,timeout\n\t\ttimeout 1m\n") || text.contains("timeout 1m"),
+        "{text}"
+    );
+    assert!(text.contains("update @aff4-"), "{text}");
+    assert!(
+        text.contains("jhash ip saddr mod 31 seed 0x6b38736e vmap @aslots4-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("meta l4proto tcp dnat ip to 198.18.1.2:8080"),
+        "{text}"
+    );
+    assert!(l.windows.is_empty(), "affinity pools use their own map");
+}
+
+#[test]
+fn hairpin_pairs_are_the_local_endpoints() {
+    let (_, l, _) = lowered(&[svc(""), two_eps()]);
+    let hp = &l.table().sets["hairpin"];
+    let keys: Vec<String> = hp.elements.keys().map(ToString::to_string).collect();
+    assert_eq!(keys, ["198.18.0.2 . 198.18.0.2"]);
+}
+
+#[test]
+fn a_changed_service_touches_only_its_own_chains_and_elements() {
+    let other = node_port_svc_named("other");
+    let other_slice = slice(&[ep("198.18.0.7", "node-a", READY)])
+        .replace("web-a", "other-a")
+        .replace("service-name: web", "service-name: other");
+    let c1 = cluster(&[svc(""), two_eps(), other.clone(), other_slice.clone()]);
+    let ctx = NodeContext::from_cluster(&c1, "node-a").unwrap();
+    let mut l = Layout::new();
+    l.sync(&plan(&c1, &ctx)).unwrap();
+    let before = l.table();
+
+    // web loses an endpoint and gains another.
+    let c2 = cluster(&[
+        svc(""),
+        slice(&[
+            ep("198.18.0.2", "node-a", READY),
+            ep("198.18.1.9", "node-b", READY),
+        ]),
+        other,
+        other_slice,
+    ]);
+    let ports = plan_service(&c2, &ctx, &NsName::new("shop", "web"));
+    let batch = l.update_service("shop", "web", &ports).unwrap();
+    let text = batch.to_string();
+    assert!(!text.contains("other"), "{text}");
+    assert!(
+        !text.contains("flush chain"),
+        "the pool chain did not change: {text}"
+    );
+    assert!(text.contains("198.18.1.9 . 8080"), "{text}");
+    // Exactly the slots whose endpoint the Maglev table moved change:
+    // each is one deleted and one added element.
+    let key_at = |t: &ServiceTable, i: usize| {
+        let pool = t
+            .ports
+            .iter()
+            .find(|p| p.id.name == "web")
+            .unwrap()
+            .cluster_pool
+            .clone()
+            .unwrap();
+        pool.endpoints[pool.slots[i] as usize].key()
+    };
+    let (t1, t2) = (plan(&c1, &ctx), plan(&c2, &ctx));
+    let moved = (0..31)
+        .filter(|i| key_at(&t1, *i) != key_at(&t2, *i))
+        .count();
+    assert_eq!(batch.element_count(), 2 * moved, "{text}");
+    // Playing the batch on the old table gives the new full table.
+    assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
+    // And a full sync of the same plan changes nothing more.
+    let again = l.sync(&plan(&c2, &ctx)).unwrap();
+    assert!(again.is_empty(), "{again}");
+}
+
+#[test]
+fn removing_and_re_adding_services_round_trips_through_batches() {
+    let (t, mut l, _) = lowered(&[svc(""), two_eps()]);
+    let before = l.table();
+    let gone = l.update_service("shop", "web", &[]).unwrap();
+    let empty = gone.apply_to(Some(&before)).unwrap().unwrap();
+    assert!(!render(&empty).contains("svc4-"), "{}", render(&empty));
+    assert_eq!(empty, l.table());
+    let back = l.update_service("shop", "web", &t.ports).unwrap();
+    assert_eq!(back.apply_to(Some(&empty)).unwrap(), Some(before));
+}
+
+#[test]
+fn predict_agrees_with_the_lowered_slot_map() {
+    let eps: Vec<String> = (2..9)
+        .map(|i| ep(&format!("198.18.0.{i}"), "node-a", READY))
+        .collect();
+    let (t, l, _) = lowered(&[svc(""), slice(&eps)]);
+    let p = &t.ports[0];
+    let (map, w) = l.windows[&(p.id.clone(), port::PoolKind::Cluster)].clone();
+    let table = l.table();
+    let pool = p.cluster_pool.as_ref().unwrap();
+    for sport in 40_000..40_050u16 {
+        let flow = Flow {
+            saddr: "198.18.0.50".parse().unwrap(),
+            sport,
+            daddr: p.cluster_ip,
+            dport: 80,
+            protocol: Protocol::Tcp,
+        };
+        let Prediction::Endpoint {
+            ip,
+            port,
+            masquerade,
+        } = predict(&t, &flow)
+        else {
+            panic!()
+        };
+        assert!(!masquerade);
+        // The kernel's slot for this flow, read from the lowered map.
+        let bytes = k8snet_nft::key_bytes(
+            &k8snet_nft::Key(vec![
+                k8snet_nft::Value::Ipv4("198.18.0.50".parse().unwrap()),
+                k8snet_nft::Value::Port(sport),
+            ]),
+            &[
+                k8snet_nft::DataType::Ipv4Addr,
+                k8snet_nft::DataType::InetService,
+            ],
+        )
+        .unwrap();
+        let slot = k8snet_nft::predict_jhash_slot(&bytes, t.seed, pool.slots.len() as u32);
+        let key = k8snet_nft::Key::one(k8snet_nft::Value::Int(u64::from((w << 16) + slot)));
+        let value = table.sets[&map].elements[&key].value.clone().unwrap();
+        let want = k8snet_nft::MapValue::Data(k8snet_nft::Key(vec![
+            ip_value(ip),
+            k8snet_nft::Value::Port(port),
+        ]));
+        assert_eq!(value, want, "sport {sport}");
+    }
+}
+
+#[test]
+fn predict_covers_reject_drop_firewall_and_hairpin() {
+    let flow = |s: &str, d: &str, port| Flow {
+        saddr: s.parse().unwrap(),
+        sport: 40_000,
+        daddr: d.parse().unwrap(),
+        dport: port,
+        protocol: Protocol::Tcp,
+    };
+    let t = plan_yaml(&[node_port_svc("")]);
+    assert_eq!(
+        predict(&t, &flow("198.18.0.9", "198.19.0.20", 80)),
+        Prediction::Reject
+    );
+    assert_eq!(
+        predict(&t, &flow("198.19.200.9", "198.19.128.1", 30080)),
+        Prediction::Reject
+    );
+    assert_eq!(
+        predict(&t, &flow("198.18.0.9", "198.19.0.20", 81)),
+        Prediction::Pass
+    );
+
+    let t = plan_yaml(&[
+        lb_svc(
+            "  loadBalancerSourceRanges: [198.19.200.0/25, 198.18.0.0/16]\n  externalTrafficPolicy: Local\n",
+            "[{ip: 198.19.200.60}]",
+        ),
+        slice(&[ep("198.18.1.2", "node-b", READY)]),
+    ]);
+    assert_eq!(
+        predict(&t, &flow("198.19.200.200", "198.19.200.60", 80)),
+        Prediction::Drop,
+        "outside the ranges"
+    );
+    assert_eq!(
+        predict(&t, &flow("198.19.200.9", "198.19.200.60", 80)),
+        Prediction::Drop,
+        "no local endpoint"
+    );
+    assert!(
+        matches!(
+            predict(&t, &flow("198.18.0.9", "198.19.200.60", 80)),
+            Prediction::Endpoint {
+                masquerade: false,
+                ..
+            }
+        ),
+        "pods short-circuit"
+    );
+
+    let t = plan_yaml(&[svc(""), slice(&[ep("198.18.0.2", "node-a", READY)])]);
+    assert_eq!(
+        predict(&t, &flow("198.18.0.2", "198.19.0.20", 80)),
+        Prediction::Endpoint {
+            ip: "198.18.0.2".parse().unwrap(),
+            port: 8080,
+            masquerade: true
+        }
+    );
+    assert!(
+        matches!(
+            predict(&t, &flow("198.19.200.9", "198.19.0.20", 80)),
+            Prediction::Endpoint {
+                masquerade: true,
+                ..
+            }
+        ),
+        "off-cluster"
+    );
+}

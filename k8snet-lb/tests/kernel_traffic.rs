@@ -1,0 +1,300 @@
+//! Real traffic between test namespaces through `inet k8snet-lb`: every
+//! flow lands where `predict` says, for ClusterIPs (IPv4 and IPv6), node
+//! ports and load balancer IPs from outside, with source ranges, Local
+//! policy, ClientIP affinity, empty Services and a removed backend.
+#![cfg(all(feature = "linux", target_os = "linux"))]
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8snet_lb::predict::{Flow, Prediction, predict};
+use k8snet_model::{NsName, Protocol};
+use k8snet_testnet::kernel_test;
+
+fn service(name: &str, ip: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  clusterIP: {ip}\n  ports: [{{name: http, port: 80, targetPort: 8080}}]\n{extra}"
+    )
+}
+
+fn all_backends(svc: &str, family: &str) -> String {
+    slice(
+        svc,
+        family,
+        "http",
+        "TCP",
+        &[(0, "node-a"), (1, "node-a"), (2, "node-a"), (3, "node-a")],
+    )
+}
+
+/// Checks `flows` source ports from `from` to `to` against `predict`.
+fn check_flows(
+    ns: &k8snet_testnet::Netns,
+    table: &k8snet_lb::ServiceTable,
+    from: IpAddr,
+    to: SocketAddr,
+    sports: std::ops::Range<u16>,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    for sport in sports {
+        let flow = Flow {
+            saddr: from,
+            sport,
+            daddr: to.ip(),
+            dport: to.port(),
+            protocol: Protocol::Tcp,
+        };
+        let Prediction::Endpoint { ip, .. } = predict(table, &flow) else {
+            panic!("{flow:?}: {:?}", predict(table, &flow))
+        };
+        let name =
+            ask(ns, SocketAddr::new(from, sport), to).unwrap_or_else(|e| panic!("{flow:?}: {e}"));
+        assert_eq!(name, name_of(ip), "flow from port {sport} to {to}");
+        got.push(name);
+    }
+    got
+}
+
+#[test]
+fn pod_to_cluster_ip_reaches_exactly_the_predicted_backend() {
+    kernel_test!();
+    let node = Node::new("lbcip");
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("web", "198.19.0.20", ""),
+        all_backends("web", "IPv4")
+    );
+    let (_, _, table) = plan_yaml(&yaml);
+    let mut px = node.proxier();
+    px.sync(&table).unwrap();
+    let got = check_flows(
+        node.client.netns(),
+        &table,
+        "198.18.0.2".parse().unwrap(),
+        "198.19.0.20:80".parse().unwrap(),
+        41_000..41_050,
+    );
+    let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "50 flows spread over all 4 backends: {got:?}"
+    );
+}
+
+#[test]
+fn ipv6_cluster_ip_reaches_exactly_the_predicted_backend() {
+    kernel_test!();
+    let node = Node::new("lbcip6");
+    let extra = "  clusterIPs: ['fd00:19::20']\n  ipFamilies: [IPv6]\n";
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("web", "'fd00:19::20'", extra),
+        all_backends("web", "IPv6")
+    );
+    let (_, _, table) = plan_yaml(&yaml);
+    node.proxier().sync(&table).unwrap();
+    check_flows(
+        node.client.netns(),
+        &table,
+        "fd00:18::2".parse().unwrap(),
+        "[fd00:19::20]:80".parse().unwrap(),
+        42_000..42_020,
+    );
+}
+
+#[test]
+fn node_port_and_load_balancer_ip_from_outside_with_source_ranges() {
+    kernel_test!();
+    let node = Node::new("lbext");
+    let extra = "  type: LoadBalancer\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]\n  externalIPs: [198.19.2.70]\n  loadBalancerSourceRanges: [198.19.200.0/29]\nstatus: {loadBalancer: {ingress: [{ip: 198.19.1.60}]}}\n";
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("web", "198.19.0.20", extra)
+            .replace("  ports: [{name: http, port: 80, targetPort: 8080}]\n", ""),
+        all_backends("web", "IPv4")
+    );
+    let (_, _, table) = plan_yaml(&yaml);
+    node.proxier().sync(&table).unwrap();
+    let out = node.outside.netns();
+    let allowed: IpAddr = "198.19.200.2".parse().unwrap();
+    for to in ["198.19.128.1:30080", "198.19.1.60:80", "198.19.2.70:80"] {
+        check_flows(out, &table, allowed, to.parse().unwrap(), 43_000..43_010);
+    }
+    // 198.19.200.9 is outside 198.19.200.0/29: the load balancer IP drops
+    // it, while the node port and the external IP still answer.
+    let refused = SocketAddr::new("198.19.200.9".parse().unwrap(), 43_100);
+    let flow = Flow {
+        saddr: refused.ip(),
+        sport: 43_100,
+        daddr: "198.19.1.60".parse().unwrap(),
+        dport: 80,
+        protocol: Protocol::Tcp,
+    };
+    assert_eq!(predict(&table, &flow), Prediction::Drop);
+    let e = ask(out, refused, "198.19.1.60:80".parse().unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        "{e}"
+    );
+    let np = ask(
+        out,
+        SocketAddr::new(refused.ip(), 43_101),
+        "198.19.128.1:30080".parse().unwrap(),
+    );
+    assert!(np.is_ok(), "node ports ignore source ranges: {np:?}");
+}
+
+#[test]
+fn local_policy_keeps_external_traffic_on_local_endpoints() {
+    kernel_test!();
+    let node = Node::new("lblocal");
+    let extra = "  type: NodePort\n  externalTrafficPolicy: Local\n";
+    let svc = service("web", "198.19.0.21", extra)
+        .replace("targetPort: 8080}", "targetPort: 8080, nodePort: 30081}");
+    // b0 is on this node; b1..b3 are on node-b (reachable, but remote).
+    let eps = slice(
+        "web",
+        "IPv4",
+        "http",
+        "TCP",
+        &[(0, "node-a"), (1, "node-b"), (2, "node-b"), (3, "node-b")],
+    );
+    let (_, _, table) = plan_yaml(&format!("{NODE_A}{svc}{eps}"));
+    node.proxier().sync(&table).unwrap();
+    let got = check_flows(
+        node.outside.netns(),
+        &table,
+        "198.19.200.2".parse().unwrap(),
+        "198.19.128.1:30081".parse().unwrap(),
+        44_000..44_020,
+    );
+    assert!(got.iter().all(|n| n == "b0"), "{got:?}");
+    // ClusterIP traffic (Cluster policy) still spreads.
+    let got = check_flows(
+        node.client.netns(),
+        &table,
+        "198.18.0.2".parse().unwrap(),
+        "198.19.0.21:80".parse().unwrap(),
+        44_100..44_130,
+    );
+    assert!(got.iter().any(|n| n != "b0"), "{got:?}");
+}
+
+#[test]
+fn client_ip_affinity_pins_a_client() {
+    kernel_test!();
+    let node = Node::new("lbaff");
+    let extra =
+        "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n";
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("sticky", "198.19.0.22", extra),
+        all_backends("sticky", "IPv4")
+    );
+    let (_, _, table) = plan_yaml(&yaml);
+    node.proxier().sync(&table).unwrap();
+    let got = check_flows(
+        node.client.netns(),
+        &table,
+        "198.18.0.2".parse().unwrap(),
+        "198.19.0.22:80".parse().unwrap(),
+        45_000..45_020,
+    );
+    assert!(
+        got.iter().all(|n| *n == got[0]),
+        "one client, one backend: {got:?}"
+    );
+    // The affinity set learnt the client.
+    let learnt = node
+        .tn
+        .node()
+        .cmd(&["nft", "list", "table", "inet", "k8snet-lb"])
+        .unwrap();
+    assert!(learnt.contains("198.18.0.2 expires"), "{learnt}");
+}
+
+#[test]
+fn an_empty_service_rejects_at_once() {
+    kernel_test!();
+    let node = Node::new("lbempty");
+    let (_, _, table) = plan_yaml(&format!("{NODE_A}{}", service("empty", "198.19.0.23", "")));
+    node.proxier().sync(&table).unwrap();
+    let t0 = Instant::now();
+    let e = ask(
+        node.client.netns(),
+        "198.18.0.2:0".parse().unwrap(),
+        "198.19.0.23:80".parse().unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "refused after {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn removing_one_backend_moves_only_the_flows_maglev_moves() {
+    kernel_test!();
+    let node = Node::new("lbremove");
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("web", "198.19.0.20", ""),
+        all_backends("web", "IPv4")
+    );
+    let (_, ctx, before) = plan_yaml(&yaml);
+    let mut px = node.proxier();
+    px.sync(&before).unwrap();
+    let client = node.client.netns();
+    let (from, to) = (
+        "198.18.0.2".parse::<IpAddr>().unwrap(),
+        "198.19.0.20:80".parse::<SocketAddr>().unwrap(),
+    );
+    let first = check_flows(client, &before, from, to, 46_000..46_050);
+
+    // b2 goes away: one service's update.
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("web", "198.19.0.20", ""),
+        slice(
+            "web",
+            "IPv4",
+            "http",
+            "TCP",
+            &[(0, "node-a"), (1, "node-a"), (3, "node-a")]
+        )
+    );
+    let (cluster, _, after) = plan_yaml(&yaml);
+    let ports = k8snet_lb::plan_service(&cluster, &ctx, &NsName::new("default", "web"));
+    px.update_service("default", "web", &ports).unwrap();
+    node.forget_connections();
+    let second = check_flows(client, &after, from, to, 46_000..46_050);
+
+    // Flows that moved: those on b2, plus those whose slot the Maglev table
+    // reassigned among the survivors (few).
+    let moved_survivors = first
+        .iter()
+        .zip(&second)
+        .filter(|(a, b)| a != b && *a != "b2")
+        .count();
+    assert!(second.iter().all(|n| n != "b2"));
+    let old_pool = before.ports[0].cluster_pool.as_ref().unwrap();
+    let new_pool = after.ports[0].cluster_pool.as_ref().unwrap();
+    assert_eq!(
+        old_pool.slots.len(),
+        new_pool.slots.len(),
+        "same table size (4 and 3 endpoints)"
+    );
+    assert!(
+        moved_survivors <= 10,
+        "{moved_survivors} of 50 flows moved between survivors: {first:?} -> {second:?}"
+    );
+}
