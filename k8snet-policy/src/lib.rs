@@ -99,8 +99,23 @@
 //! of policies in the cluster (about 60 ns at 10,000 pods and 1,000
 //! policies; see BENCHMARKS.md).
 //! [`PolicySet::apply`] recompiles only the identities a change touches.
-//! The same structure is what the nftables backend will lower: identities
-//! to named address sets, programs to per-direction verdict maps.
+//!
+//! ## Enforcement (nftables)
+//!
+//! [`ruleset`] lowers a set to the desired state of table
+//! `inet k8snet-policy` for the node namespace (always compiled; no root
+//! needed to build or render it); with the `linux` feature, [`enforce`]
+//! applies it through k8snet-nft in one transaction. Pods are **routed**
+//! by the node (a veth and a /32 route each), so same-node pod-to-pod
+//! traffic crosses the `forward` hook; bridged pods are not covered. The
+//! ruleset accepts established/related traffic first; then a verdict map
+//! keyed by source address sends a pod to its identity's chain, which
+//! matches destination identities (named address sets, one per identity
+//! and family) to the chain of what the pair may open, taken from the
+//! exact [`Matrix`] cells: counted (protocol, port range) accepts ending
+//! in a counted (optionally logged, with the denying policy's name) drop.
+//! Only pod-to-pod traffic is filtered; see the [`ruleset`] docs for the
+//! layout and its limits.
 //!
 //! ## Output
 //!
@@ -108,6 +123,12 @@
 //! direction (or isolation, default, an exemption); [`Matrix`] computes the
 //! exact allowed protocol/port set of every pair of pods and external
 //! address groups, rendered as a table, JSON, CSV or Graphviz dot.
+
+// Without the `linux` feature, the docs' links to `enforce` point nowhere.
+#![cfg_attr(
+    not(all(feature = "linux", target_os = "linux")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 mod bitset;
 mod compile;
@@ -118,6 +139,7 @@ mod explain;
 mod flow;
 mod hash;
 mod matrix;
+mod nft;
 mod options;
 mod probe;
 mod update;
@@ -128,6 +150,9 @@ pub use crate::error::Error;
 pub use crate::explain::{Action, Decision, Explanation, Reason, RuleRef, Tier};
 pub use crate::flow::{Endpoint, Flow, Verdict};
 pub use crate::matrix::{Cell, Format, IpRange, Matrix, MatrixEndpoint, MatrixOptions, Segment};
+#[cfg(all(feature = "linux", target_os = "linux"))]
+pub use crate::nft::enforce;
+pub use crate::nft::{RulesetOptions, TABLE, ruleset};
 pub use crate::options::{HostNetwork, Options, SelfTraffic};
 pub use crate::probe::{Probe, ProbeResult, parse_probes};
 pub use crate::update::Update;
