@@ -10,7 +10,12 @@ PACKAGES=(
   nftables                  # `nft -j` to cross-check what we program
   iproute2                  # `ip netns`, veth, bridges in kernel tests
   bind9-dnsutils            # dig, for the DNS server tests
+  nsd                       # a real upstream for the DNS forwarding tests; the DNS peer in benches/compare/dns.sh
+  dnsperf                   # the load generator of benches/compare/dns.sh
   netcat-openbsd            # nc, for UDP/TCP probes in namespaces
+  containernetworking-plugins   # reference CNI plugins (/usr/lib/cni) for k8snet-cni's differential tests and bench
+  iptables                  # the reference bridge's ipMasq (inside test namespaces only)
+  nginx-light wrk           # the Ingress peer and load generator of benches/compare/ingress.sh
 )
 
 missing=()

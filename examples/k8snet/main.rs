@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cni;
 mod lb;
 mod policy;
 mod validate;
@@ -26,6 +27,8 @@ enum Command {
     Policy(policy::Args),
     /// Load balancing: build a Maglev table, plan a node's Service table.
     Lb(lb::Args),
+    /// Run a CNI configuration list as a runtime does (add, del, check, gc, status).
+    Cni(cni::Args),
 }
 
 /// `-f` inputs shared by the subcommands that read manifests.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::Lb(args) => lb::run(&args),
+        Command::Cni(args) => cni::run(&args),
     };
     match result {
         Ok(code) => code,

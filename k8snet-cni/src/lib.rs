@@ -1,14 +1,112 @@
 //! # k8snet-cni
 //!
-//! The CNI specification (configuration, commands, results, errors, versions), IPAM and the bridge/loopback plugins; the `linux` feature uses netlink.
+//! The Container Network Interface for k8snet: the specification as types,
+//! both sides of it (a plugin skeleton and a libcni-compatible runtime),
+//! host-local IPAM, and (feature `linux`) the bridge, loopback and portmap
+//! plugins on netlink and nftables.
 //!
-//! **Status:** this crate is a placeholder in the k8snet workspace; its API lands
-//! with the issue that builds it. It exports nothing yet.
+//! - **Spec types**: [`NetConf`] and [`NetConfList`] (unknown keys pass
+//!   through; `cniVersions` negotiated), [`CniResult`] for every version
+//!   with the conversions between them ([`CniResult::to_json`]),
+//!   [`Error`]/[`CniError`] with the well-known [`code`]s (messages name the
+//!   field: `ipam.ranges[0][0].subnet: ...`), and [`Env`] for the `CNI_*`
+//!   variables.
+//! - **Plugin side**: implement [`Plugin`] and call [`run`]: it validates
+//!   the environment, negotiates the version, dispatches ADD, DEL, CHECK,
+//!   GC (`cni.dev/valid-attachments` or `cni.dev/attachments`), STATUS and
+//!   VERSION, and prints the result, or the error object on stdout (where
+//!   libcni reads it) with exit status 1.
+//! - **Runtime side**: [`Runtime`] runs configuration lists as libcni does
+//!   (ADD in order chaining `prevResult`, DEL in reverse with the cached
+//!   result, CHECK, GC, STATUS) and keeps its result cache, byte-compatible
+//!   ([`runtime::cache`]).
+//! - **IPAM**: [`hostlocal`], the reference's configuration and on-disk
+//!   format, with allocation and release that read a constant number of
+//!   files, plus GC and STATUS.
+//! - **Plugins** (feature `linux`): [`linux::Bridge`], [`linux::Loopback`],
+//!   [`linux::Portmap`]; the examples `k8snet-bridge`, `k8snet-host-local`,
+//!   `k8snet-loopback` and `k8snet-portmap` are these behind [`run`]. The
+//!   pure halves ([`bridge`], [`masq`], [`portmap`]) build configuration
+//!   and nftables data that tests check without root.
+//!
+//! Reading a 1.0.0 result (as the bridge plugin prints it) and writing it
+//! at 0.2.0:
 //!
 //! ```
-//! // Nothing to call yet: the crate only reserves its place in the workspace.
-//! assert!(!k8snet_cni::CRATE_NAME.is_empty());
+//! use k8snet_cni::{CniResult, Version};
+//!
+//! let r = CniResult::from_slice(br#"{
+//!     "cniVersion": "1.0.0",
+//!     "interfaces": [{"name": "cni0"}, {"name": "veth0"}, {"name": "eth0", "sandbox": "/run/netns/p"}],
+//!     "ips": [{"address": "198.18.0.2/24", "gateway": "198.18.0.1", "interface": 2}],
+//!     "routes": [{"dst": "0.0.0.0/0"}]
+//! }"#, Version::V1_0_0)?;
+//! assert_eq!(
+//!     r.to_json_string(Version::V0_2_0),
+//!     r#"{"cniVersion":"0.2.0","ip4":{"ip":"198.18.0.2/24","gateway":"198.18.0.1","routes":[{"dst":"0.0.0.0/0"}]}}"#
+//! );
+//! # Ok::<(), k8snet_cni::Error>(())
 //! ```
+//!
+//! A plugin, driven the way a runtime drives it (environment and stdin in,
+//! stdout and exit status out):
+//!
+//! ```
+//! use k8snet_cni::{CniResult, Plugin, Request, Result, run_with};
+//!
+//! struct Noop;
+//! impl Plugin for Noop {
+//!     fn add(&self, req: &Request) -> Result<CniResult> {
+//!         Ok(CniResult::new(req.conf.cni_version))
+//!     }
+//!     fn del(&self, _: &Request) -> Result<()> { Ok(()) }
+//!     fn check(&self, _: &Request) -> Result<()> { Ok(()) }
+//! }
+//!
+//! let env = |k: &str| match k {
+//!     "CNI_COMMAND" => Some("ADD".to_owned()),
+//!     "CNI_CONTAINERID" => Some("c1".to_owned()),
+//!     "CNI_NETNS" => Some("/run/netns/pod".to_owned()),
+//!     "CNI_IFNAME" => Some("eth0".to_owned()),
+//!     "CNI_PATH" => Some("/opt/cni/bin".to_owned()),
+//!     _ => None,
+//! };
+//! let out = run_with(&Noop, env, br#"{"cniVersion":"1.0.0","name":"n","type":"noop"}"#);
+//! assert_eq!((out.status, out.stdout), (0, b"{\"cniVersion\":\"1.0.0\"}\n".to_vec()));
+//!
+//! // A bad configuration: a JSON error on stdout, status 1, the field named.
+//! let out = run_with(&Noop, env, br#"{"cniVersion":"1.0.0","name":"bad name","type":"noop"}"#);
+//! assert_eq!(out.status, 1);
+//! assert!(String::from_utf8_lossy(&out.stdout).contains(r#""code":7,"msg":"name: "#));
+//! ```
+//!
+//! # Crate features
+//!
+//! - `linux`: the plugins' kernel side: rtnetlink (with the
+//!   netlink-packet-route it re-exports) on a current-thread tokio runtime,
+//!   and k8snet-nft's Linux backend for masquerading and port mappings.
 
-/// The crate's name, so that the placeholder has one documented item.
-pub const CRATE_NAME: &str = "k8snet-cni";
+pub mod bridge;
+mod config;
+pub mod delegate;
+mod env;
+mod error;
+pub mod hostlocal;
+pub mod masq;
+mod plugin;
+pub mod portmap;
+mod result;
+pub mod runtime;
+mod version;
+
+/// The plugins' kernel side (feature `linux`).
+#[cfg(all(feature = "linux", target_os = "linux"))]
+pub mod linux;
+
+pub use config::{Attachment, NetConf, NetConfList, gc_attachments, typed};
+pub use env::{Command, Env, format_args, parse_args, validate_id, validate_ifname};
+pub use error::{CniError, Error, Result, code};
+pub use plugin::{GcRequest, Outcome, Plugin, Request, run, run_with};
+pub use result::{CniResult, Dns, Interface, IpConfig, Route};
+pub use runtime::{Runtime, RuntimeConf};
+pub use version::{UnknownVersion, Version, compare_version_strings};

@@ -1,0 +1,6 @@
+//! `k8snet-portmap`: the portmap (hostPort) CNI plugin (a runtime finds it on
+//! `CNI_PATH` as `"type": "k8snet-portmap"`). See the `k8snet-cni` crate.
+
+fn main() -> std::process::ExitCode {
+    k8snet::cni::run(&k8snet_cni::linux::Portmap)
+}

@@ -1,0 +1,301 @@
+//! The bridge plugin's configuration (the reference plugin's keys) and the
+//! pure part of its ADD: turning the IPAM result into the plugin's result
+//! (interface indexes, gateways, default routes), as the reference does.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::NetConf;
+use crate::env::{Env, validate_ifname};
+use crate::error::{Error, Result};
+use crate::result::{CniResult, Route};
+
+/// The reference's default bridge name.
+pub const DEFAULT_BRIDGE: &str = "cni0";
+
+fn default_bridge() -> String {
+    DEFAULT_BRIDGE.into()
+}
+
+/// The bridge plugin's keys (the reference's names). `vlan`, `vlanTrunk`,
+/// `macspoofchk`, `portIsolation` and `disableContainerInterface` are read
+/// and refused with code 2 when set: this plugin does not implement them.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct BridgeConf {
+    /// `bridge`: the bridge's name (default `cni0`).
+    #[serde(default = "default_bridge")]
+    pub bridge: String,
+    /// `isGateway`: put the gateway addresses on the bridge, enable forwarding.
+    #[serde(default)]
+    pub is_gateway: bool,
+    /// `isDefaultGateway`: also route by default via the gateway (implies
+    /// `isGateway`).
+    #[serde(default)]
+    pub is_default_gateway: bool,
+    /// `forceAddress`: replace a different address of the same family on the bridge.
+    #[serde(default)]
+    pub force_address: bool,
+    /// `ipMasq`: masquerade traffic leaving the pod network (nftables).
+    #[serde(default)]
+    pub ip_masq: bool,
+    /// `ipMasqBackend`: accepted for compatibility; masquerading is always
+    /// done with nftables here.
+    #[serde(default)]
+    pub ip_masq_backend: Option<String>,
+    /// `mtu` of the bridge and both veth ends (0: the kernel's default).
+    #[serde(default)]
+    pub mtu: u32,
+    /// `hairpinMode` on the bridge port.
+    #[serde(default)]
+    pub hairpin_mode: bool,
+    /// `promiscMode` on the bridge.
+    #[serde(default)]
+    pub promisc_mode: bool,
+    /// `enabledad`: keep IPv6 DAD on the container interface (off by
+    /// default, which saves seconds per pod).
+    #[serde(default)]
+    pub enabledad: bool,
+    #[serde(default)]
+    vlan: i64,
+    #[serde(default)]
+    vlan_trunk: Option<Value>,
+    #[serde(default)]
+    preserve_default_vlan: Option<bool>,
+    #[serde(default)]
+    macspoofchk: bool,
+    #[serde(default)]
+    port_isolation: bool,
+    #[serde(default)]
+    disable_container_interface: bool,
+}
+
+impl BridgeConf {
+    /// Reads and checks the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the field; [`Error::UnsupportedField`]
+    /// (code 2) for options this plugin does not implement.
+    pub fn from_conf(conf: &NetConf) -> Result<Self> {
+        let mut c: Self = conf.parse_as()?;
+        if c.is_default_gateway {
+            c.is_gateway = true;
+        }
+        validate_ifname(&c.bridge).map_err(|m| Error::config("bridge", m))?;
+        if c.hairpin_mode && c.promisc_mode {
+            return Err(Error::config(
+                "hairpinMode",
+                "cannot set hairpin mode and promiscuous mode at the same time",
+            ));
+        }
+        let unsupported = [
+            ("vlan", c.vlan != 0, c.vlan.to_string()),
+            (
+                "vlanTrunk",
+                c.vlan_trunk.as_ref().is_some_and(|v| !v.is_null()),
+                String::new(),
+            ),
+            ("macspoofchk", c.macspoofchk, "true".into()),
+            ("portIsolation", c.port_isolation, "true".into()),
+            (
+                "disableContainerInterface",
+                c.disable_container_interface,
+                "true".into(),
+            ),
+        ];
+        if let Some((field, _, value)) = unsupported.into_iter().find(|(_, set, _)| *set) {
+            let value = if value.is_empty() {
+                conf.raw
+                    .get(field)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            } else {
+                value
+            };
+            return Err(Error::UnsupportedField {
+                field: field.into(),
+                value,
+            });
+        }
+        let _ = c.preserve_default_vlan;
+        if c.mtu > 65535 {
+            return Err(Error::config(
+                "mtu",
+                format!("{} is larger than 65535", c.mtu),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// The MAC asked for: `CNI_ARGS` `MAC`, `args.cni.mac` or the `mac`
+/// capability (the last wins, as in the reference).
+///
+/// # Errors
+///
+/// [`Error::Config`] when it is not `aa:bb:cc:dd:ee:ff`.
+pub fn requested_mac(conf: &NetConf, env: &Env) -> Result<Option<[u8; 6]>> {
+    let mut found: Option<(String, &str)> = env.arg("MAC").map(|m| (m.to_owned(), "CNI_ARGS.MAC"));
+    if let Some(m) = conf.cni_arg("mac").and_then(Value::as_str) {
+        found = Some((m.to_owned(), "args.cni.mac"));
+    }
+    if let Some(m) = conf.runtime_config.get("mac").and_then(Value::as_str) {
+        found = Some((m.to_owned(), "runtimeConfig.mac"));
+    }
+    let Some((text, field)) = found else {
+        return Ok(None);
+    };
+    parse_mac(&text)
+        .map(Some)
+        .ok_or_else(|| Error::config(field, format!("{text:?} is not a MAC address")))
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Formats a MAC as Go does (`aa:bb:cc:dd:ee:ff`).
+pub fn format_mac(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The first address after the network address of `net` (the gateway the
+/// reference assumes when IPAM gives none).
+pub fn first_host(net: &IpNet) -> IpAddr {
+    match net.network() {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(1))),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_add(1))),
+    }
+}
+
+/// Completes the IPAM result as the reference's `calcGateways`: every
+/// address belongs to interface 2 (the container's); with `isGateway` a
+/// missing gateway is the subnet's first address; with `isDefaultGateway`
+/// a default route per family via that gateway is appended unless the IPAM
+/// routes already have one with a gateway. Returns the bridge addresses
+/// (gateway/prefix) to ensure.
+pub fn complete_result(result: &mut CniResult, conf: &BridgeConf) -> Vec<IpNet> {
+    let mut bridge_addrs = Vec::new();
+    let mut default_done = [false, false];
+    for i in 0..result.ips.len() {
+        let ip = &mut result.ips[i];
+        ip.interface = Some(2);
+        if ip.gateway.is_none() && conf.is_gateway {
+            ip.gateway = Some(first_host(&ip.address));
+        }
+        let v4 = ip.address.addr().is_ipv4();
+        let gw = ip.gateway;
+        let prefix = ip.address.prefix_len();
+        let any: IpNet = if v4 {
+            IpNet::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+        } else {
+            IpNet::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+        }
+        .unwrap_or_default();
+        let fam = usize::from(!v4);
+        if conf.is_default_gateway && !default_done[fam] {
+            let found = result.routes.iter().any(|r| r.gw.is_some() && r.dst == any);
+            if !found {
+                result.routes.push(Route::new(any, gw));
+            }
+            default_done[fam] = true;
+        }
+        if conf.is_gateway
+            && let Some(gw) = gw
+            && let Ok(net) = IpNet::new(gw, prefix)
+        {
+            bridge_addrs.push(net);
+        }
+    }
+    bridge_addrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::IpConfig;
+    use crate::version::Version;
+
+    fn conf(extra: &str) -> Result<BridgeConf> {
+        let c = NetConf::from_slice(
+            format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bridge"{extra}}}"#).as_bytes(),
+        )?;
+        BridgeConf::from_conf(&c)
+    }
+
+    #[test]
+    fn reads_the_reference_keys() {
+        let c = conf(r#","bridge":"br9","isDefaultGateway":true,"ipMasq":true,"mtu":1400,"hairpinMode":true"#).unwrap();
+        assert_eq!(c.bridge, "br9");
+        assert!(c.is_gateway && c.ip_masq && c.hairpin_mode);
+        assert_eq!(c.mtu, 1400);
+        assert_eq!(conf("").unwrap().bridge, "cni0");
+        let e = conf(r#","hairpinMode":true,"promiscMode":true"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hairpinMode: cannot set hairpin mode and promiscuous mode at the same time"
+        );
+        let e = conf(r#","vlan":5"#).unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (2, "vlan: unsupported value 5".into())
+        );
+        let e = conf(r#","mtu":"big""#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mtu: invalid type: string \"big\", expected u32"
+        );
+        let e = conf(r#","bridge":"a/b""#).unwrap_err();
+        assert!(e.to_string().starts_with("bridge: "), "{e}");
+    }
+
+    #[test]
+    fn completes_like_calc_gateways() {
+        let c = conf(r#","isDefaultGateway":true"#).unwrap();
+        let mut r = CniResult::new(Version::V1_0_0);
+        r.ips.push(IpConfig {
+            address: "198.18.0.5/24".parse().unwrap(),
+            gateway: None,
+            interface: None,
+        });
+        r.ips.push(IpConfig {
+            address: "fd00:18::5/64".parse().unwrap(),
+            gateway: Some("fd00:18::1".parse().unwrap()),
+            interface: None,
+        });
+        r.routes.push(Route::new(
+            "::/0".parse().unwrap(),
+            Some("fd00:18::1".parse().unwrap()),
+        ));
+        let addrs = complete_result(&mut r, &c);
+        assert_eq!(r.ips[0].gateway, Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(r.ips[0].interface, Some(2));
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes[1].dst.to_string(), "0.0.0.0/0");
+        let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["198.18.0.1/24", "fd00:18::1/64"]);
+        assert_eq!(
+            parse_mac("0a:58:c6:12:00:05"),
+            Some([10, 0x58, 198, 18, 0, 5])
+        );
+        assert_eq!(format_mac(&[10, 0x58, 198, 18, 0, 5]), "0a:58:c6:12:00:05");
+    }
+}

@@ -1,0 +1,245 @@
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::json;
+
+use super::*;
+use crate::config::NetConf;
+use crate::env::Env;
+
+/// A temporary data dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "k8snet-cni-hl-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cfg(dir: &TempDir, ipam: serde_json::Value) -> IpamConfig {
+    let mut ipam = ipam;
+    ipam["dataDir"] = json!(dir.0.display().to_string());
+    let conf = NetConf::from_slice(
+        json!({"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "ipam": ipam})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let env = Env::from_lookup(|k| (k == "CNI_COMMAND").then(|| "VERSION".to_owned())).unwrap();
+    IpamConfig::from_request(&conf, &env).unwrap()
+}
+
+fn small(dir: &TempDir) -> IpamConfig {
+    cfg(
+        dir,
+        json!({"type": "host-local", "ranges": [[{"subnet": "198.18.0.0/24", "rangeStart": "198.18.0.1", "rangeEnd": "198.18.0.4"}]]}),
+    )
+}
+
+#[test]
+fn allocates_round_robin_in_the_reference_format() {
+    let d = TempDir::new();
+    let c = small(&d);
+    let a = allocate(&c, "c1", "eth0").unwrap();
+    // .1 is the gateway: skipped.
+    assert_eq!(a[0].address.to_string(), "198.18.0.2/24");
+    assert_eq!(a[0].gateway, Some("198.18.0.1".parse().unwrap()));
+    let net = d.0.join("net1");
+    assert_eq!(fs::read(net.join("198.18.0.2")).unwrap(), b"c1\r\neth0");
+    assert_eq!(
+        fs::read_to_string(net.join("last_reserved_ip.0")).unwrap(),
+        "198.18.0.2"
+    );
+    assert!(net.join("lock").exists());
+    let b = allocate(&c, "c2", "eth0").unwrap();
+    assert_eq!(b[0].address.to_string(), "198.18.0.3/24");
+    // Round robin: a released address is not reused before the range wraps.
+    release(&c, "c1", "eth0").unwrap();
+    let e = allocate(&c, "c3", "eth0").unwrap();
+    assert_eq!(e[0].address.to_string(), "198.18.0.4/24");
+    let f = allocate(&c, "c4", "eth0").unwrap();
+    assert_eq!(f[0].address.to_string(), "198.18.0.2/24");
+    // Exhausted: the reference's message, our documented code.
+    let err = allocate(&c, "c5", "eth0").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to allocate for range 0: no IP addresses available in range set: 198.18.0.1-198.18.0.4"
+    );
+    assert_eq!(err.code(), code::IP_EXHAUSTED);
+    assert!(status(&c).unwrap_err().code() == 50);
+    // Duplicate ADD for the same attachment is refused.
+    let dup = allocate(&c, "c2", "eth0").unwrap_err();
+    assert!(
+        dup.to_string()
+            .contains("duplicate allocation is not allowed"),
+        "{dup}"
+    );
+}
+
+#[test]
+fn del_is_idempotent_and_touches_only_its_own_files() {
+    let d = TempDir::new();
+    let c = small(&d);
+    allocate(&c, "c1", "eth0").unwrap();
+    allocate(&c, "c1", "eth1").unwrap();
+    assert_eq!(release(&c, "c1", "eth0").unwrap().len(), 1);
+    assert!(release(&c, "c1", "eth0").unwrap().is_empty());
+    assert_eq!(held(&c, "c1", "eth1").unwrap().len(), 1);
+    status(&c).unwrap();
+}
+
+#[test]
+fn sees_allocations_made_by_the_reference() {
+    let d = TempDir::new();
+    let c = small(&d);
+    allocate(&c, "ours", "eth0").unwrap();
+    let net = d.0.join("net1");
+    // What the reference plugin would write, and an old-format file.
+    fs::write(net.join("198.18.0.3"), "theirs\r\neth0").unwrap();
+    fs::write(net.join("198.18.0.4"), "legacy").unwrap();
+    assert_eq!(
+        held(&c, "theirs", "eth0").unwrap(),
+        vec!["198.18.0.3".parse::<IpAddr>().unwrap()]
+    );
+    // Legacy files match any interface of their container.
+    assert_eq!(release(&c, "legacy", "eth0").unwrap().len(), 1);
+    assert_eq!(release(&c, "theirs", "eth0").unwrap().len(), 1);
+    assert!(!net.join("198.18.0.3").exists());
+    // The index is never mistaken for an allocation.
+    assert_eq!(
+        allocate(&c, "next", "eth0").unwrap()[0].address.to_string(),
+        "198.18.0.3/24"
+    );
+}
+
+#[test]
+fn gc_keeps_valid_attachments_and_the_bookkeeping() {
+    let d = TempDir::new();
+    let c = small(&d);
+    allocate(&c, "keep", "eth0").unwrap();
+    allocate(&c, "drop", "eth0").unwrap();
+    fs::write(d.0.join("net1").join("198.18.0.4"), "keep").unwrap();
+    let valid = [Attachment {
+        container_id: "keep".into(),
+        ifname: "eth0".into(),
+    }];
+    let released = gc(&c, &valid).unwrap();
+    assert_eq!(released, vec!["198.18.0.3".parse::<IpAddr>().unwrap()]);
+    let net = d.0.join("net1");
+    assert!(net.join("lock").exists() && net.join("last_reserved_ip.0").exists());
+    assert!(net.join("198.18.0.4").exists());
+    // An empty valid set releases everything.
+    assert_eq!(gc(&c, &[]).unwrap().len(), 2);
+    assert!(held(&c, "keep", "eth0").unwrap().is_empty());
+}
+
+#[test]
+fn dual_stack_and_requested_addresses() {
+    let d = TempDir::new();
+    let mut c = cfg(
+        &d,
+        json!({"type": "host-local", "ranges": [
+            [{"subnet": "198.18.0.0/24"}],
+            [{"subnet": "fd00:18::/64", "rangeStart": "fd00:18::10", "rangeEnd": "fd00:18::ff"}]
+        ], "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}),
+    );
+    let a = allocate(&c, "c1", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.18.0.2/24");
+    assert_eq!(a[1].address.to_string(), "fd00:18::10/64");
+    assert_eq!(a[1].gateway, Some("fd00:18::1".parse().unwrap()));
+    assert!(d.0.join("net1").join("fd00:18::10").exists());
+    assert!(d.0.join("net1").join("last_reserved_ip.1").exists());
+    c.requested = vec!["198.18.0.77".parse().unwrap()];
+    let b = allocate(&c, "c2", "eth0").unwrap();
+    assert_eq!(b[0].address.to_string(), "198.18.0.77/24");
+    let taken = allocate(&c, "c3", "eth0").unwrap_err();
+    assert!(
+        taken.to_string().contains("198.18.0.77 is not available"),
+        "{taken}"
+    );
+    // Nothing of c3's stays behind after the failure.
+    assert!(held(&c, "c3", "eth0").unwrap().is_empty());
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let d = TempDir::new();
+    let conf = |ipam: serde_json::Value| {
+        NetConf::from_slice(
+            json!({"cniVersion": "1.0.0", "name": "n", "type": "x", "ipam": ipam})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap()
+    };
+    let env = Env::from_lookup(|k| (k == "CNI_COMMAND").then(|| "VERSION".to_owned())).unwrap();
+    let cases = [
+        (json!({"type": "h"}), "ipam.ranges: no IP ranges specified"),
+        (
+            json!({"ranges": [[{"subnet": "nope"}]]}),
+            "ipam.ranges[0][0].subnet: \"nope\" is not a CIDR",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "198.18.0.0/31"}]]}),
+            "ipam.ranges[0][0].subnet: network 198.18.0.0/31 too small to allocate from",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "198.18.0.0/24", "gateway": "198.18.1.1"}]]}),
+            "ipam.ranges[0][0].gateway: 198.18.1.1 not in network 198.18.0.0/24",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "198.18.0.0/24"}], [{"subnet": "198.18.0.0/25"}]]}),
+            "ipam.ranges[1]: range set 1 overlaps with range set 0",
+        ),
+        (
+            json!({"ranges": [[{"subnet": 5}]]}),
+            "ipam.ranges[0][0].subnet: invalid type: integer `5`, expected a string",
+        ),
+        (
+            json!({"ranges": [[{"subnet": "198.18.0.0/24"}]], "routes": [{"dst": "x"}]}),
+            "ipam.routes[0].dst: invalid IP address syntax",
+        ),
+    ];
+    let _ = &d;
+    for (ipam, want) in cases {
+        let e = IpamConfig::from_request(&conf(ipam), &env).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        assert_eq!(e.code(), code::INVALID_CONFIG);
+    }
+}
+
+#[test]
+fn concurrent_adds_never_share_an_address() {
+    let d = TempDir::new();
+    let c = cfg(&d, json!({"ranges": [[{"subnet": "198.18.0.0/24"}]]}));
+    let got: Vec<IpAddr> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let c = &c;
+                s.spawn(move || {
+                    allocate(c, &format!("c{i}"), "eth0").unwrap()[0]
+                        .address
+                        .addr()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let unique: BTreeSet<_> = got.iter().collect();
+    assert_eq!(unique.len(), 32);
+}

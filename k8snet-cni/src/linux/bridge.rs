@@ -1,0 +1,582 @@
+//! The bridge plugin on netlink: the reference's ADD, DEL, CHECK, with GC
+//! and STATUS, every ADD step undone if a later one fails, and no sleeps
+//! (the wait for the bridge port is driven by link events).
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, State};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use crate::bridge::{BridgeConf, complete_result, requested_mac};
+use crate::delegate;
+use crate::error::{Error, Result, code};
+use crate::linux::nl::{
+    self, EEXIST, Sandbox, Session, alias, controller, kind, link_by_name, mac, mac_bytes, nl_err,
+    node_sysctl, operstate, sandbox_sysctls,
+};
+use crate::linux::{configure_iface, masq_kernel};
+use crate::plugin::{GcRequest, Plugin, Request};
+use crate::result::{CniResult, Interface};
+use crate::version::Version;
+
+/// How long the host end may take to become operationally up (the
+/// reference gives up after 2.55 s of fixed sleeps).
+const PORT_UP_LIMIT: Duration = Duration::from_secs(3);
+
+/// The bridge plugin (binary `k8snet-bridge`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bridge;
+
+/// What ADD made so far, undone in reverse on failure.
+enum Made {
+    HostLink(u32),
+    Ipam,
+    Masq(String),
+}
+
+/// The host end's alias: which attachment it belongs to, for GC.
+fn alias_for(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("k8snet-cni/{network}/{container_id}/{ifname}")
+}
+
+/// The host end's name: stable per attachment (a leftover of a killed ADD
+/// is recognised and replaced), random on a clash, as `veth%08x`.
+fn veth_name(network: &str, container_id: &str, ifname: &str, attempt: u32) -> String {
+    let seed = format!("{network}/{container_id}/{ifname}/{attempt}");
+    let h = crate::masq::fnv(&seed);
+    let mut x = (h ^ (h >> 32)) as u32;
+    if attempt > 0 {
+        let mut b = [0u8; 4];
+        if std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+            .is_ok()
+        {
+            x ^= u32::from_ne_bytes(b);
+        }
+    }
+    format!("veth{x:08x}")
+}
+
+async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage> {
+    let name = &conf.bridge;
+    if link_by_name(h, name).await?.is_none() {
+        let mut b = LinkBridge::new(name);
+        if conf.mtu > 0 {
+            b = b.mtu(conf.mtu);
+        }
+        match h.link().add(b.build()).execute().await {
+            Err(e) if nl::errno(&e) != Some(EEXIST) => {
+                return Err(nl_err(format!("failed to create bridge {name:?}"))(e));
+            }
+            _ => {}
+        }
+    }
+    let br = link_by_name(h, name)
+        .await?
+        .ok_or_else(|| Error::kernel(format!("bridge {name:?}"), "vanished"))?;
+    if kind(&br) != Some(&InfoKind::Bridge) {
+        return Err(Error::kernel(
+            format!("failed to create bridge {name:?}"),
+            format!("{name:?} already exists but is not a bridge"),
+        ));
+    }
+    // We own the bridge's routes (the reference does the same).
+    node_sysctl(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+    let mut set = LinkUnspec::new_with_index(br.header.index).up();
+    if conf.promisc_mode {
+        set = set.promiscuous(true);
+    }
+    h.link()
+        .set(set.build())
+        .execute()
+        .await
+        .map_err(nl_err(format!("setting bridge {name:?} up")))?;
+    Ok(br)
+}
+
+/// Adds `addr` to the bridge unless present; another address of the family
+/// (IPv4) or an overlapping one (IPv6) is an error, or is replaced with
+/// `forceAddress`, as the reference's `ensureAddr`.
+async fn ensure_addr(h: &Handle, br: u32, br_name: &str, addr: IpNet, force: bool) -> Result<()> {
+    let current: Vec<AddressMessage> = h
+        .address()
+        .get()
+        .set_link_index_filter(br)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl_err(format!("listing addresses of {br_name:?}")))?;
+    for msg in current {
+        let Some(ip) = msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        }) else {
+            continue;
+        };
+        if ip.is_ipv4() != addr.addr().is_ipv4() {
+            continue;
+        }
+        let Ok(have) = IpNet::new(ip, msg.header.prefix_len) else {
+            continue;
+        };
+        if have == addr {
+            return Ok(());
+        }
+        let clash = addr.addr().is_ipv4() || have.contains(&addr.addr()) || addr.contains(&ip);
+        if clash {
+            if !force {
+                return Err(Error::kernel(
+                    "failed to set bridge addr",
+                    format!("{br_name:?} already has an IP address different from {addr}"),
+                ));
+            }
+            h.address()
+                .del(msg)
+                .execute()
+                .await
+                .map_err(nl_err(format!(
+                    "could not remove IP address from {br_name:?}"
+                )))?;
+        }
+    }
+    match h
+        .address()
+        .add(br, addr.addr(), addr.prefix_len())
+        .execute()
+        .await
+    {
+        Err(e) if nl::errno(&e) != Some(EEXIST) => Err(nl_err(format!(
+            "could not add IP address to {br_name:?}"
+        ))(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the veth pair: the host end in our namespace, the peer created
+/// directly in the container's (by namespace fd, in the same request).
+async fn create_veth(
+    h: &Handle,
+    sb: &Sandbox,
+    req: &Request,
+    conf: &BridgeConf,
+    mac: Option<[u8; 6]>,
+) -> Result<(String, u32)> {
+    let ifname = &req.env.ifname;
+    let wanted_alias = alias_for(&req.conf.name, &req.env.container_id, ifname);
+    for attempt in 0..10 {
+        let host = veth_name(&req.conf.name, &req.env.container_id, ifname, attempt);
+        // The reference's veth ends have a queue length of 0 (Go's netlink
+        // sends it); the kernel would give 1000. Match it: veths have no
+        // qdisc by default, so it only matters to whoever adds one.
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(ifname.clone())
+            .txqueuelen(0)
+            .setns_by_fd(sb.file.as_raw_fd());
+        let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host.clone())
+            .txqueuelen(0);
+        if conf.mtu > 0 {
+            peer = peer.mtu(conf.mtu);
+            msg = msg.mtu(conf.mtu);
+        }
+        if let Some(m) = mac {
+            peer = peer.address(m.to_vec());
+        }
+        let msg = msg
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .build();
+        match h.link().add(msg).execute().await {
+            Ok(()) => {
+                let link = link_by_name(h, &host)
+                    .await?
+                    .ok_or_else(|| Error::kernel(format!("veth {host}"), "vanished"))?;
+                return Ok((host, link.header.index));
+            }
+            Err(e) if nl::errno(&e) == Some(EEXIST) => {
+                if link_by_name(&sb.handle, ifname).await?.is_some() {
+                    return Err(Error::other(
+                        code::INTERNAL,
+                        format!("container veth name provided ({ifname}) already exists"),
+                    ));
+                }
+                // Our own leftover from a killed ADD of this attachment.
+                if let Some(old) = link_by_name(h, &host).await?
+                    && alias(&old) == Some(wanted_alias.as_str())
+                {
+                    nl::delete_link(h, old.header.index).await?;
+                }
+            }
+            Err(e) => return Err(nl_err(format!("failed to create veth {host}"))(e)),
+        }
+    }
+    Err(Error::kernel(
+        "creating the veth pair",
+        "no free host interface name after 10 tries",
+    ))
+}
+
+fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> Result<CniResult> {
+    let mac_wanted = requested_mac(&req.conf, &req.env)?;
+    let netns = req.env.netns.as_deref().ok_or_else(|| Error::Env {
+        var: "CNI_NETNS".into(),
+        message: "required".into(),
+    })?;
+    let br = s.block_on(ensure_bridge(&s.host, conf))?;
+    let br_index = br.header.index;
+    let br = &br;
+    let sb = s.sandbox(netns)?;
+    let ifname = req.env.ifname.as_str();
+    if s.block_on(link_by_name(&sb.handle, ifname))?.is_some() {
+        return Err(Error::other(
+            code::INTERNAL,
+            format!("container veth name provided ({ifname}) already exists"),
+        ));
+    }
+    let mut events = s.link_events()?;
+    let (host_name, host_index) = s.block_on(create_veth(&s.host, &sb, req, conf, mac_wanted))?;
+    made.push(Made::HostLink(host_index));
+    s.block_on(async {
+        let set = LinkUnspec::new_with_index(host_index)
+            .controller(br_index)
+            .up()
+            .append_extra_attribute(LinkAttribute::IfAlias(alias_for(
+                &req.conf.name,
+                &req.env.container_id,
+                ifname,
+            )))
+            .build();
+        s.host
+            .link()
+            .set(set)
+            .execute()
+            .await
+            .map_err(nl_err(format!(
+                "failed to connect {host_name:?} to bridge {:?}",
+                conf.bridge
+            )))?;
+        if conf.hairpin_mode {
+            s.host
+                .link()
+                .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+                .execute()
+                .await
+                .map_err(nl_err(format!(
+                    "failed to setup hairpin mode for {host_name}"
+                )))?;
+        }
+        Ok::<_, Error>(())
+    })?;
+
+    let mut result = CniResult::new(req.conf.cni_version);
+    let mut bridge_addrs = Vec::new();
+    if delegate::has_ipam(req) {
+        let ipam = delegate::add(req)?;
+        made.push(Made::Ipam);
+        if ipam.ips.is_empty() {
+            return Err(Error::other(
+                code::INTERNAL,
+                "IPAM plugin returned missing IP config",
+            ));
+        }
+        result.ips = ipam.ips;
+        result.routes = ipam.routes;
+        result.dns = ipam.dns;
+        bridge_addrs = complete_result(&mut result, conf);
+        let dad = if conf.enabledad { "1" } else { "0" };
+        let mut sysctls = vec![
+            (format!("net/ipv6/conf/{ifname}/accept_dad"), dad),
+            (format!("net/ipv4/conf/{ifname}/arp_notify"), "1"),
+        ];
+        if conf.enabledad {
+            sysctls.push((format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1"));
+        }
+        sandbox_sysctls(&sb.file, &sysctls)?;
+    }
+    s.block_on(configure_iface(&sb.handle, ifname, &result))?;
+
+    if conf.is_gateway && !bridge_addrs.is_empty() {
+        s.block_on(async {
+            for addr in &bridge_addrs {
+                ensure_addr(&s.host, br_index, &conf.bridge, *addr, conf.force_address).await?;
+            }
+            // Pin the bridge's MAC (as it was before this port joined):
+            // otherwise it follows the lowest port's and changes as pods
+            // come and go.
+            if let Some(m) = mac_bytes(br) {
+                s.host
+                    .link()
+                    .set(LinkUnspec::new_with_index(br_index).address(m).build())
+                    .execute()
+                    .await
+                    .map_err(nl_err(format!("could not set {:?}'s mac", conf.bridge)))?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        if bridge_addrs.iter().any(|a| a.addr().is_ipv4()) {
+            node_sysctl("net/ipv4/ip_forward", "1");
+        }
+        if bridge_addrs.iter().any(|a| a.addr().is_ipv6()) {
+            node_sysctl("net/ipv6/conf/all/forwarding", "1");
+        }
+    }
+    if conf.ip_masq {
+        let chain = crate::masq::chain_name(&req.conf.name, &req.env.container_id, ifname);
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        masq_kernel::setup(&chain, &ips)?;
+        made.push(Made::Masq(chain));
+    }
+
+    let host = s.block_on(events.wait_for(&s.host, &host_name, PORT_UP_LIMIT, |l| {
+        operstate(l) == Some(State::Up)
+    }))?;
+    let br_now = s
+        .block_on(link_by_name(&s.host, &conf.bridge))?
+        .unwrap_or_else(|| br.clone());
+    let cont = s
+        .block_on(link_by_name(&sb.handle, ifname))?
+        .ok_or_else(|| Error::kernel(format!("container interface {ifname}"), "vanished"))?;
+    let mtu_of = |l: &nl::LinkMessage| {
+        (req.conf.cni_version >= Version::V1_1_0)
+            .then(|| {
+                l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                })
+            })
+            .flatten()
+    };
+    result.interfaces = vec![
+        Interface {
+            name: conf.bridge.clone(),
+            mac: mac(&br_now),
+            mtu: mtu_of(&br_now),
+            ..Interface::default()
+        },
+        Interface {
+            name: host_name,
+            mac: mac(&host),
+            mtu: mtu_of(&host),
+            ..Interface::default()
+        },
+        Interface {
+            name: ifname.to_owned(),
+            mac: mac(&cont),
+            mtu: mtu_of(&cont),
+            sandbox: Some(sb.path.clone()),
+            ..Interface::default()
+        },
+    ];
+    // Configured DNS wins over what IPAM returned.
+    if let Some(dns) = &req.conf.dns
+        && (!dns.nameservers.is_empty() || !dns.search.is_empty() || !dns.options.is_empty())
+    {
+        result.dns = dns.clone();
+    }
+    Ok(result)
+}
+
+fn undo(s: &Session, req: &Request, made: &[Made]) {
+    for m in made.iter().rev() {
+        let outcome = match m {
+            Made::HostLink(i) => s.block_on(nl::delete_link(&s.host, *i)),
+            Made::Ipam => delegate::del(req),
+            Made::Masq(chain) => masq_kernel::teardown(|c| c == chain),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!("rollback after a failed ADD: {e}");
+        }
+    }
+}
+
+fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<()> {
+    if !conf.ip_masq {
+        return Ok(());
+    }
+    let chain = crate::masq::chain_name(&req.conf.name, &req.env.container_id, &req.env.ifname);
+    masq_kernel::teardown(|c| c == chain)
+}
+
+impl Plugin for Bridge {
+    fn add(&self, req: &Request) -> Result<CniResult> {
+        let conf = BridgeConf::from_conf(&req.conf)?;
+        let s = Session::new()?;
+        let mut made = Vec::new();
+        let r = add(&s, req, &conf, &mut made);
+        if r.is_err() {
+            undo(&s, req, &made);
+        }
+        r
+    }
+
+    /// Deletes the container interface (which takes the host end with it),
+    /// releases the addresses and the masquerade chain. A missing netns, no
+    /// `CNI_NETNS`, or things already gone are all fine.
+    fn del(&self, req: &Request) -> Result<()> {
+        let conf = BridgeConf::from_conf(&req.conf)?;
+        if let Some(netns) = &req.env.netns
+            && netns.exists()
+        {
+            let s = Session::new()?;
+            match s.sandbox(netns) {
+                Ok(sb) => {
+                    if let Some(l) = s.block_on(link_by_name(&sb.handle, &req.env.ifname))? {
+                        s.block_on(nl::delete_link(&sb.handle, l.header.index))?;
+                    }
+                }
+                // Deleted between the check and the open.
+                Err(_) if !netns.exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if delegate::has_ipam(req) {
+            delegate::del(req)?;
+        }
+        teardown_masq(req, &conf)
+    }
+
+    fn check(&self, req: &Request) -> Result<()> {
+        let conf = BridgeConf::from_conf(&req.conf)?;
+        let prev = req
+            .conf
+            .prev_result
+            .as_ref()
+            .ok_or_else(|| Error::config("prevResult", "required prevResult missing"))?;
+        if delegate::has_ipam(req) {
+            delegate::check(req)?;
+        }
+        let netns = req.env.netns.as_deref().ok_or_else(|| Error::Env {
+            var: "CNI_NETNS".into(),
+            message: "required".into(),
+        })?;
+        let s = Session::new()?;
+        let sb = s.sandbox(netns)?;
+        let ifname = &req.env.ifname;
+        let cont = s
+            .block_on(link_by_name(&sb.handle, ifname))?
+            .ok_or_else(|| {
+                Error::other(
+                    code::INTERNAL,
+                    format!(
+                        "failed to find container interface {ifname:?} in {}",
+                        sb.path
+                    ),
+                )
+            })?;
+        let idx = prev.interface_index(ifname, Some(&sb.path));
+        if let Some(want) = idx.and_then(|i| prev.interfaces[i].mac.as_deref())
+            && mac(&cont).as_deref() != Some(want)
+        {
+            return Err(Error::other(
+                code::INTERNAL,
+                format!(
+                    "interface {ifname} mac {:?} does not match prevResult {want}",
+                    mac(&cont)
+                ),
+            ));
+        }
+        let have = s.block_on(crate::linux::addresses(&sb.handle, cont.header.index))?;
+        for ip in prev
+            .ips
+            .iter()
+            .filter(|ip| ip.interface.is_some() && ip.interface == idx)
+        {
+            if !have.contains(&ip.address) {
+                return Err(Error::other(
+                    code::INTERNAL,
+                    format!(
+                        "address {} not found on {ifname} in {}",
+                        ip.address, sb.path
+                    ),
+                ));
+            }
+        }
+        let br = s
+            .block_on(link_by_name(&s.host, &conf.bridge))?
+            .ok_or_else(|| {
+                Error::other(
+                    code::INTERNAL,
+                    format!("bridge {:?} not found", conf.bridge),
+                )
+            })?;
+        if let Some(host) = prev.interfaces.get(1).filter(|i| i.sandbox.is_none()) {
+            let link = s
+                .block_on(link_by_name(&s.host, &host.name))?
+                .ok_or_else(|| {
+                    Error::other(
+                        code::INTERNAL,
+                        format!("host interface {:?} not found", host.name),
+                    )
+                })?;
+            if controller(&link) != Some(br.header.index) {
+                return Err(Error::other(
+                    code::INTERNAL,
+                    format!(
+                        "host interface {:?} is not on bridge {:?}",
+                        host.name, conf.bridge
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards GC to IPAM, deletes host ends of this network whose
+    /// attachment is not valid (recognised by their alias), and their
+    /// masquerade chains.
+    fn gc(&self, req: &GcRequest) -> Result<()> {
+        let conf = BridgeConf::from_conf(&req.request.conf)?;
+        let network = &req.request.conf.name;
+        let mut errors = Vec::new();
+        if delegate::has_ipam(&req.request)
+            && let Err(e) = delegate::gc(req)
+        {
+            errors.push(e);
+        }
+        let prefix = format!("k8snet-cni/{network}/");
+        let valid: std::collections::BTreeSet<String> = req
+            .valid
+            .iter()
+            .map(|a| alias_for(network, &a.container_id, &a.ifname))
+            .collect();
+        let s = Session::new()?;
+        let links = s.block_on(nl::all_links(&s.host))?;
+        for l in links {
+            let stale = alias(&l).is_some_and(|a| a.starts_with(&prefix) && !valid.contains(a));
+            if stale && let Err(e) = s.block_on(nl::delete_link(&s.host, l.header.index)) {
+                errors.push(e);
+            }
+        }
+        // Whatever `ipMasq` says now: an earlier configuration may have set it.
+        let _ = conf.ip_masq;
+        {
+            let net_prefix = crate::masq::network_prefix(network);
+            let keep: std::collections::BTreeSet<String> = req
+                .valid
+                .iter()
+                .map(|a| crate::masq::chain_name(network, &a.container_id, &a.ifname))
+                .collect();
+            if let Err(e) =
+                masq_kernel::teardown(|c| c.starts_with(&net_prefix) && !keep.contains(c))
+            {
+                errors.push(e);
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Error::Many(errors)),
+        }
+    }
+
+    fn status(&self, req: &Request) -> Result<()> {
+        BridgeConf::from_conf(&req.conf)?;
+        if delegate::has_ipam(req) {
+            delegate::status(req)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Applies [`crate::masq`]'s transactions in the plugin's namespace.
+
+use ipnet::IpNet;
+use k8snet_nft::{Family, Nft};
+
+use crate::error::{Error, Result};
+use crate::masq::{MASQ_TABLE, setup_batch, teardown_batch};
+
+fn nft_err(what: &str) -> impl FnOnce(k8snet_nft::Error) -> Error + '_ {
+    move |e| Error::kernel(what, e)
+}
+
+/// Masquerades `ips` through `chain`. An address still mapped to a stale
+/// chain (a DEL that never came) is taken over.
+///
+/// # Errors
+///
+/// The kernel's refusal.
+pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<()> {
+    let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
+    let batch = setup_batch(chain, ips)?;
+    if nft.apply(&batch).is_ok() {
+        return Ok(());
+    }
+    if let Some(table) = nft
+        .read_table(Family::Inet, MASQ_TABLE)
+        .map_err(nft_err("reading the masquerade table"))?
+    {
+        let addrs: Vec<k8snet_nft::Key> = ips
+            .iter()
+            .map(|ip| {
+                k8snet_nft::Key::one(match ip.addr() {
+                    std::net::IpAddr::V4(a) => k8snet_nft::Value::Ipv4(a),
+                    std::net::IpAddr::V6(a) => k8snet_nft::Value::Ipv6(a),
+                })
+            })
+            .collect();
+        let mut stale = table.clone();
+        for set in stale.sets.values_mut() {
+            set.elements.retain(|k, _| addrs.contains(k));
+        }
+        let doomed: Vec<String> = stale
+            .sets
+            .values()
+            .flat_map(|s| s.elements.values())
+            .filter_map(|e| match &e.value {
+                Some(k8snet_nft::MapValue::Verdict(k8snet_nft::Verdict::Jump(c))) => {
+                    Some(c.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(b) = teardown_batch(&table, |c| doomed.iter().any(|d| d == c)) {
+            nft.apply(&b)
+                .map_err(nft_err("removing a stale masquerade chain"))?;
+        }
+    }
+    nft.apply(&batch)
+        .map(drop)
+        .map_err(nft_err("installing the masquerade rules"))
+}
+
+/// Removes the chains `doomed` accepts and the map elements jumping to them.
+///
+/// # Errors
+///
+/// The kernel's refusal.
+pub(crate) fn teardown(doomed: impl Fn(&str) -> bool) -> Result<()> {
+    let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
+    let Some(table) = nft
+        .read_table(Family::Inet, MASQ_TABLE)
+        .map_err(nft_err("reading the masquerade table"))?
+    else {
+        return Ok(());
+    };
+    if let Some(b) = teardown_batch(&table, doomed) {
+        nft.apply(&b)
+            .map_err(nft_err("removing masquerade rules"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! One netlink session per plugin run: a current-thread tokio runtime, a
+//! connection in the plugin's own namespace (the node's) and, on demand, one
+//! opened inside the container's namespace.
+//!
+//! A netlink socket belongs to the namespace of the thread that created it,
+//! so the container's socket is created while the calling thread is
+//! briefly inside the container's namespace (netavark's way); the runtime
+//! is single-threaded and does nothing meanwhile.
+
+use std::fs::File;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use nix::sched::{CloneFlags, setns};
+pub(crate) use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, State};
+use rtnetlink::{Handle, MulticastGroup, new_connection, new_multicast_connection};
+
+use crate::bridge::format_mac;
+use crate::error::{Error, Result};
+
+/// ENODEV: no such device.
+pub(crate) const ENODEV: i32 = 19;
+/// EEXIST.
+pub(crate) const EEXIST: i32 = 17;
+
+/// The errno of a netlink error, if it is one.
+pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        _ => None,
+    }
+}
+
+/// A kernel error naming what was being done.
+pub(crate) fn nl_err(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
+    let what = what.into();
+    move |e| match &e {
+        rtnetlink::Error::NetlinkError(m) => Error::kernel(what, m.to_io()),
+        _ => Error::kernel(what, e),
+    }
+}
+
+/// The runtime and the node-side connection.
+pub(crate) struct Session {
+    rt: tokio::runtime::Runtime,
+    /// The plugin's own (node) namespace.
+    pub(crate) host: Handle,
+}
+
+/// The container's namespace: its file and a connection inside it.
+pub(crate) struct Sandbox {
+    pub(crate) file: File,
+    pub(crate) path: String,
+    pub(crate) handle: Handle,
+}
+
+/// Puts the calling thread back into its own network namespace when
+/// dropped (also while unwinding).
+struct Home(File);
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if setns(&self.0, CloneFlags::CLONE_NEWNET).is_err() {
+            // Carrying on in the container's namespace could change the
+            // wrong one; stop instead (this does not happen in practice:
+            // the file of our own namespace is held open).
+            eprintln!("k8snet-cni: cannot return to the original network namespace");
+            std::process::abort();
+        }
+    }
+}
+
+/// Runs `f` with the calling thread inside the namespace of `ns`, then
+/// puts it back. Switching this thread instead of spawning one saves a
+/// thread start per call (milliseconds on a loaded machine); a plugin runs
+/// nothing else meanwhile (its runtime is single-threaded).
+pub(crate) fn in_netns<T>(ns: &File, f: impl FnOnce() -> T) -> Result<T> {
+    let home = File::open("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("opening our own network namespace", e))?;
+    setns(ns, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::kernel("entering the container's network namespace", e))?;
+    let _back = Home(home);
+    Ok(f())
+}
+
+impl Session {
+    /// Builds the runtime and connects in the calling thread's namespace.
+    pub(crate) fn new() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::io("starting the netlink runtime", e))?;
+        let host = {
+            let _guard = rt.enter();
+            let (conn, handle, _) =
+                new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
+            rt.spawn(conn);
+            handle
+        };
+        Ok(Self { rt, host })
+    }
+
+    /// Opens the container's namespace and a connection inside it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Netns`] (code 8) when the path is not a usable namespace.
+    pub(crate) fn sandbox(&self, path: &Path) -> Result<Sandbox> {
+        let shown = path.display().to_string();
+        let bad = |message: String| Error::Netns {
+            path: shown.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|e| bad(format!("failed to open netns: {e}")))?;
+        let made = in_netns(&file, || {
+            let _guard = self.rt.enter();
+            new_connection().map(|(conn, handle, _)| (conn, handle))
+        })
+        .map_err(|e| bad(e.to_string()))?;
+        let (conn, handle) = made.map_err(|e| bad(format!("netlink socket: {e}")))?;
+        self.rt.spawn(conn);
+        Ok(Sandbox {
+            file,
+            path: shown,
+            handle,
+        })
+    }
+
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A connection subscribed to link events in the node namespace, for
+    /// waiting on state changes without polling.
+    pub(crate) fn link_events(&self) -> Result<LinkEvents> {
+        let _guard = self.rt.enter();
+        let (conn, _handle, messages) = new_multicast_connection(&[MulticastGroup::Link])
+            .map_err(|e| Error::io("subscribing to link events", e))?;
+        self.rt.spawn(conn);
+        Ok(LinkEvents(messages))
+    }
+}
+
+/// A stream of link notifications.
+pub(crate) struct LinkEvents(
+    futures::channel::mpsc::UnboundedReceiver<(
+        rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    )>,
+);
+
+impl LinkEvents {
+    /// Waits until `cond` holds for link `name` (checked now, then after
+    /// every link event), at most `limit`.
+    pub(crate) async fn wait_for(
+        &mut self,
+        h: &Handle,
+        name: &str,
+        limit: Duration,
+        cond: impl Fn(&LinkMessage) -> bool,
+    ) -> Result<LinkMessage> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let link = link_by_name(h, name)
+                .await?
+                .ok_or_else(|| Error::kernel(format!("link {name}"), "disappeared"))?;
+            if cond(&link) {
+                return Ok(link);
+            }
+            match tokio::time::timeout_at(deadline, self.0.next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    return Err(Error::kernel(
+                        format!("link {name}"),
+                        format!("still {:?} after {limit:?}", operstate(&link)),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The link called `name`, if any.
+pub(crate) async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
+    let mut s = h.link().get().match_name(name.to_owned()).execute();
+    match s.try_next().await {
+        Ok(m) => Ok(m),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+        Err(e) => Err(nl_err(format!("looking up link {name}"))(e)),
+    }
+}
+
+/// Every link.
+pub(crate) async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>> {
+    h.link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl_err("listing links"))
+}
+
+/// Deletes a link by index; a missing link is fine.
+pub(crate) async fn delete_link(h: &Handle, index: u32) -> Result<()> {
+    match h.link().del(index).execute().await {
+        Err(e) if errno(&e) != Some(ENODEV) => Err(nl_err(format!("deleting link {index}"))(e)),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn mac(m: &LinkMessage) -> Option<String> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(b) if b.len() == 6 => Some(format_mac(b)),
+        _ => None,
+    })
+}
+
+pub(crate) fn mac_bytes(m: &LinkMessage) -> Option<Vec<u8>> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(b) => Some(b.clone()),
+        _ => None,
+    })
+}
+
+pub(crate) fn kind(m: &LinkMessage) -> Option<&InfoKind> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+pub(crate) fn operstate(m: &LinkMessage) -> Option<State> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::OperState(s) => Some(*s),
+        _ => None,
+    })
+}
+
+pub(crate) fn controller(m: &LinkMessage) -> Option<u32> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(i) => Some(*i),
+        _ => None,
+    })
+}
+
+pub(crate) fn alias(m: &LinkMessage) -> Option<&str> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+/// Writes a `net.*` sysctl of the namespace of `ns` (on a thread inside
+/// it: `/proc/sys/net` is per namespace). Missing keys are ignored, as the
+/// reference does (IPv6 may be off).
+pub(crate) fn sandbox_sysctls(ns: &File, pairs: &[(String, &str)]) -> Result<()> {
+    in_netns(ns, || {
+        for (key, value) in pairs {
+            let _ = std::fs::write(format!("/proc/sys/{key}"), value);
+        }
+    })
+}
+
+/// Writes a sysctl of the plugin's own namespace (the node's); missing keys
+/// are ignored.
+pub(crate) fn node_sysctl(key: &str, value: &str) {
+    let _ = std::fs::write(format!("/proc/sys/{key}"), value);
+}

@@ -1,0 +1,286 @@
+//! Golden tests derived from the CNI spec's examples (re-expressed in the
+//! project's address plan): results at every version and the conversions
+//! between them, the error and VERSION objects, GC's keys, configuration
+//! lists, and the plugin skeleton's handling of env, stdin and versions.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use k8snet_cni::{
+    CniResult, Error, GcRequest, NetConfList, Plugin, Request, Version, code, run_with,
+};
+use serde_json::Value;
+
+fn golden(name: &str) -> Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}
+
+fn result_golden(v: Version) -> Value {
+    golden(&format!("result-{v}.json"))
+}
+
+#[test]
+fn the_richest_result_converts_to_every_version() {
+    let full = CniResult::from_json(&result_golden(Version::V1_1_0), Version::V1_1_0).unwrap();
+    for v in Version::ALL {
+        assert_eq!(full.to_json(v), result_golden(v), "1.1.0 -> {v}");
+    }
+}
+
+#[test]
+fn every_version_reads_and_writes_back_unchanged() {
+    for v in Version::ALL {
+        let g = result_golden(v);
+        let r = CniResult::from_json(&g, Version::V0_1_0).unwrap();
+        assert_eq!(r.cni_version, v);
+        assert_eq!(r.to_json(v), g, "{v}");
+    }
+}
+
+#[test]
+fn upgrades_keep_what_the_older_version_had() {
+    // 0.4.0 -> 1.0.0 drops `version`; the 1.1-only interface fields were never there.
+    let r = CniResult::from_json(&result_golden(Version::V0_4_0), Version::V0_4_0).unwrap();
+    let mut want = result_golden(Version::V1_0_0);
+    for i in want["interfaces"].as_array_mut().unwrap() {
+        let o = i.as_object_mut().unwrap();
+        o.remove("mtu");
+        o.remove("socketPath");
+        o.remove("pciID");
+    }
+    assert_eq!(r.to_json(Version::V1_0_0), want);
+    // 0.2.0 -> 1.1.0: ips without interfaces, routes of both families.
+    let old = CniResult::from_json(&result_golden(Version::V0_2_0), Version::V0_2_0).unwrap();
+    let up = old.to_json(Version::V1_1_0);
+    assert!(up.get("interfaces").is_none());
+    assert_eq!(up["ips"][1]["address"], "fd00:18::3/64");
+    assert!(up["ips"][0].get("interface").is_none());
+    assert_eq!(up["routes"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn results_print_in_the_spec_order_and_omit_empty_parts() {
+    let full = CniResult::from_json(&result_golden(Version::V1_1_0), Version::V1_1_0).unwrap();
+    let text = full.to_json_string(Version::V1_0_0);
+    assert!(
+        text.starts_with(r#"{"cniVersion":"1.0.0","interfaces":[{"name":"cni0","#),
+        "{text}"
+    );
+    let empty = CniResult::new(Version::V1_0_0);
+    assert_eq!(
+        empty.to_json_string(Version::V1_0_0),
+        r#"{"cniVersion":"1.0.0"}"#
+    );
+    // An empty prevResult is an empty result, not an error.
+    assert_eq!(
+        CniResult::from_json(&serde_json::json!({}), Version::V1_0_0).unwrap(),
+        empty
+    );
+    let bad = CniResult::from_json(
+        &serde_json::json!({"cniVersion":"1.0.0","ips":[{"address":"x"}]}),
+        Version::V1_0_0,
+    )
+    .unwrap_err();
+    assert_eq!(bad.code(), code::DECODE);
+    assert!(bad.to_string().starts_with("ips[0].address: "), "{bad}");
+}
+
+#[test]
+fn configuration_lists_negotiate_and_keep_unknown_keys() {
+    let bytes = serde_json::to_vec(&golden("conflist-1.1.0.json")).unwrap();
+    let list = NetConfList::from_slice(&bytes).unwrap();
+    assert_eq!(list.version(), Version::V1_1_0);
+    assert_eq!(list.plugins.len(), 3);
+    assert_eq!(list.plugins[0]["keyA"][1], "plugin specific");
+    assert_eq!(list.capabilities(2), vec!["portMappings".to_owned()]);
+    assert_eq!(list.bytes(), &bytes[..]);
+}
+
+/// A plugin that records what it was given.
+#[derive(Default)]
+struct Fake;
+
+impl Plugin for Fake {
+    fn add(&self, req: &Request) -> k8snet_cni::Result<CniResult> {
+        let mut r = req
+            .conf
+            .prev_result
+            .clone()
+            .unwrap_or_else(|| CniResult::new(req.conf.cni_version));
+        r.dns.domain = Some(
+            req.conf
+                .raw
+                .get("keyA")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+                .to_owned(),
+        );
+        r.ips.push(k8snet_cni::IpConfig {
+            address: "198.18.0.9/24".parse().unwrap(),
+            gateway: None,
+            interface: None,
+        });
+        Ok(r)
+    }
+    fn del(&self, _: &Request) -> k8snet_cni::Result<()> {
+        Ok(())
+    }
+    fn check(&self, _: &Request) -> k8snet_cni::Result<()> {
+        Err(Error::other(150, "fake check failed"))
+    }
+    fn gc(&self, req: &GcRequest) -> k8snet_cni::Result<()> {
+        let got: Vec<String> = req
+            .valid
+            .iter()
+            .map(|a| format!("{}/{}", a.container_id, a.ifname))
+            .collect();
+        Err(Error::other(151, got.join(",")))
+    }
+    fn status(&self, _: &Request) -> k8snet_cni::Result<()> {
+        Err(Error::Unavailable("no addresses left".into()))
+    }
+}
+
+fn invoke(command: &str, stdin: &str) -> (u8, Value) {
+    let env: HashMap<&str, String> = [
+        ("CNI_COMMAND", command.to_owned()),
+        ("CNI_CONTAINERID", "ctr-1".to_owned()),
+        ("CNI_NETNS", "/run/netns/pod-a".to_owned()),
+        ("CNI_IFNAME", "eth0".to_owned()),
+        ("CNI_PATH", "/nonexistent".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let out = run_with(&Fake, |k| env.get(k).cloned(), stdin.as_bytes());
+    let v = if out.stdout.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    (out.status, v)
+}
+
+#[test]
+fn version_answers_with_the_supported_versions() {
+    let (status, v) = invoke("VERSION", r#"{"cniVersion":"1.1.0"}"#);
+    assert_eq!((status, v), (0, golden("version.json")));
+}
+
+#[test]
+fn errors_go_to_stdout_with_their_code() {
+    let (status, v) = invoke("ADD", "{not json");
+    assert_eq!((status, v["code"].as_u64()), (1, Some(6)));
+    let (_, v) = invoke("ADD", r#"{"cniVersion":"9.9.9","name":"n","type":"fake"}"#);
+    assert_eq!(v["code"], 1);
+    let (_, v) = invoke(
+        "CHECK",
+        r#"{"cniVersion":"0.3.1","name":"n","type":"fake"}"#,
+    );
+    assert_eq!(v["code"], 1, "CHECK needs 0.4.0: {v}");
+    let (_, v) = invoke(
+        "CHECK",
+        r#"{"cniVersion":"0.4.0","name":"n","type":"fake"}"#,
+    );
+    assert_eq!(
+        (v["code"].as_u64(), v["msg"].as_str()),
+        (Some(150), Some("fake check failed"))
+    );
+    assert_eq!(v["cniVersion"], "0.4.0");
+    let (_, v) = invoke(
+        "STATUS",
+        r#"{"cniVersion":"1.0.0","name":"n","type":"fake"}"#,
+    );
+    assert_eq!(v["code"], 1, "STATUS needs 1.1.0");
+    let (_, v) = invoke(
+        "STATUS",
+        r#"{"cniVersion":"1.1.0","name":"n","type":"fake"}"#,
+    );
+    assert_eq!(v["code"], 50);
+    let (_, v) = invoke(
+        "ADD",
+        r#"{"cniVersion":"1.0.0","name":"bad name","type":"fake"}"#,
+    );
+    assert_eq!(
+        (
+            v["code"].as_u64(),
+            v["msg"].as_str().unwrap().starts_with("name: ")
+        ),
+        (Some(7), true)
+    );
+    let (_, v) = invoke(
+        "ADD",
+        r#"{"cniVersion":"1.0.0","name":"n","type":"fake","prevResult":{"ips":[{"address":"nope"}]}}"#,
+    );
+    assert_eq!(v["code"], 7);
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("prevResult.ips[0].address: "),
+        "{v}"
+    );
+}
+
+#[test]
+fn env_errors_name_the_variables() {
+    let out = run_with(
+        &Fake,
+        |k| (k == "CNI_COMMAND").then(|| "ADD".to_owned()),
+        b"{}",
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], 4);
+    assert_eq!(
+        v["msg"],
+        "CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH: required environment variables missing"
+    );
+}
+
+#[test]
+fn gc_sees_both_attachment_keys() {
+    let req = serde_json::to_string(&golden("gc-request.json")).unwrap();
+    let (_, v) = invoke("GC", &req);
+    assert_eq!(v["msg"], "dummy/net1,other/eth0");
+}
+
+#[test]
+fn add_prints_at_the_configuration_version_with_prev_result_chained() {
+    let prev = result_golden(Version::V0_4_0);
+    let stdin = serde_json::json!({"cniVersion": "0.4.0", "name": "n", "type": "fake", "keyA": "kept", "prevResult": prev});
+    let (status, v) = invoke("ADD", &stdin.to_string());
+    assert_eq!(status, 0);
+    assert_eq!(v["cniVersion"], "0.4.0");
+    assert_eq!(v["interfaces"].as_array().unwrap().len(), 3);
+    assert_eq!(v["ips"][2]["version"], "4");
+    assert_eq!(v["dns"]["domain"], "kept");
+    let (_, v) = invoke("ADD", r#"{"cniVersion":"0.2.0","name":"n","type":"fake"}"#);
+    assert_eq!(v["ip4"]["ip"], "198.18.0.9/24");
+}
+
+#[test]
+fn host_local_error_matches_the_golden_error() {
+    let want = golden("error.json");
+    let dir = std::env::temp_dir().join(format!("k8snet-cni-spec-{}", std::process::id()));
+    let stdin = serde_json::json!({"cniVersion": "1.1.0", "name": "n", "type": "k8snet-host-local",
+        "ipam": {"type": "k8snet-host-local", "dataDir": dir, "ranges": [[{"subnet": "10.0.0"}]]}});
+    let env: HashMap<&str, &str> = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c"),
+        ("CNI_NETNS", "/x"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/x"),
+    ]
+    .into_iter()
+    .collect();
+    let out = run_with(
+        &k8snet_cni::hostlocal::HostLocal,
+        |k| env.get(k).map(|v| (*v).to_owned()),
+        stdin.to_string().as_bytes(),
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((out.status, got), (1, want));
+    let _ = std::fs::remove_dir_all(dir);
+}
