@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cni;
+mod dns;
 mod lb;
 mod policy;
 mod validate;
@@ -29,6 +30,8 @@ enum Command {
     Lb(lb::Args),
     /// Run a CNI configuration list as a runtime does (add, del, check, gc, status).
     Cni(cni::Args),
+    /// Cluster DNS: answer a query from the zone, or serve it.
+    Dns(dns::Args),
 }
 
 /// `-f` inputs shared by the subcommands that read manifests.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy::run(&args),
         Command::Lb(args) => lb::run(&args),
         Command::Cni(args) => cni::run(&args),
+        Command::Dns(args) => dns::run(&args),
     };
     match result {
         Ok(code) => code,
