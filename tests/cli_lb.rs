@@ -1,18 +1,8 @@
 //! `k8snet lb maglev` and `k8snet lb plan`: the command-line contract of
 //! design.md §3.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-/// The `k8snet` example binary, which `cargo test` builds beside the tests.
-fn k8snet() -> Command {
-    let mut exe = std::env::current_exe().unwrap();
-    exe.pop();
-    if exe.ends_with("deps") {
-        exe.pop();
-    }
-    Command::new(exe.join("examples").join("k8snet"))
-}
+mod common;
+use common::k8snet;
 
 #[test]
 fn maglev_reports_size_balance_and_build_time_as_json() {
@@ -99,22 +89,12 @@ spec:
 ";
 
 fn plan(format: &str) -> std::process::Output {
-    let mut child = k8snet()
-        .args([
+    common::run_with_stdin(
+        &[
             "lb", "plan", "-f", "-", "--node", "node-a", "--format", format,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(MANIFESTS.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        ],
+        MANIFESTS,
+    )
 }
 
 #[test]

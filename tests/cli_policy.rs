@@ -1,18 +1,9 @@
 //! `k8snet policy eval|matrix`: the command-line contract of design.md §3.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-/// The `k8snet` example binary, which `cargo test` builds beside the tests.
-fn k8snet() -> Command {
-    let mut exe = std::env::current_exe().unwrap();
-    exe.pop();
-    if exe.ends_with("deps") {
-        exe.pop();
-    }
-    Command::new(exe.join("examples").join("k8snet"))
-}
+mod common;
 
 fn good() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/manifests/good")
@@ -20,20 +11,7 @@ fn good() -> PathBuf {
 
 /// Runs `k8snet` with `stdin` piped in.
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = k8snet()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_with_stdin(args, stdin)
 }
 
 fn text(b: &[u8]) -> String {

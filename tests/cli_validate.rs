@@ -1,17 +1,9 @@
 //! `k8snet validate`: the command-line contract of design.md §3.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-/// The `k8snet` example binary, which `cargo test` builds beside the tests.
-fn k8snet() -> Command {
-    let mut exe = std::env::current_exe().unwrap();
-    exe.pop();
-    if exe.ends_with("deps") {
-        exe.pop();
-    }
-    Command::new(exe.join("examples").join("k8snet"))
-}
+mod common;
+use common::k8snet;
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/manifests")
