@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cni;
 mod dns;
+mod ingress;
 mod lb;
 mod policy;
 mod validate;
@@ -26,12 +27,14 @@ enum Command {
     Validate(validate::Args),
     /// Evaluate network policy: probe verdicts, the connectivity matrix.
     Policy(policy::Args),
-    /// Load balancing: build a Maglev table, plan a node's Service table.
-    Lb(lb::Args),
-    /// Run a CNI configuration list as a runtime does (add, del, check, gc, status).
-    Cni(cni::Args),
     /// Cluster DNS: answer a query from the zone, or serve it.
     Dns(dns::Args),
+    /// Run a CNI configuration list as a runtime does (add, del, check, gc, status).
+    Cni(cni::Args),
+    /// Load balancing: build a Maglev table, plan a node's Service table.
+    Lb(lb::Args),
+    /// Ingress: the route a request takes, or serve the HTTP(S) proxy.
+    Ingress(ingress::Args),
 }
 
 /// `-f` inputs shared by the subcommands that read manifests.
@@ -63,9 +66,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Policy(args) => policy::run(&args),
-        Command::Lb(args) => lb::run(&args),
-        Command::Cni(args) => cni::run(&args),
         Command::Dns(args) => dns::run(&args),
+        Command::Cni(args) => cni::run(&args),
+        Command::Lb(args) => lb::run(&args),
+        Command::Ingress(args) => ingress::run(&args),
     };
     match result {
         Ok(code) => code,

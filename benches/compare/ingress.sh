@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# k8snet-ingress against nginx, side by side, on loopback.
+#
+# One backend (an nginx serving a small response and a 1 MiB file) and two
+# proxies in front of it, configured alike: `k8snet ingress serve` and an
+# nginx reverse proxy with a keep-alive upstream, access log off, the same
+# number of workers. wrk measures each proxy in turn, alternating, for the
+# small response and for the 1 MiB body; the script prints requests per
+# second and p99 latency per proxy and the ratios (medians of ROUNDS runs).
+#
+#   benches/compare/ingress.sh [SECONDS=10] [CONNECTIONS=50] [WORKERS=1] [ROUNDS=3]
+#
+# Needs: nginx (nginx-light) and wrk (Debian packages; scripts/setup.sh
+# installs them). Only 127.0.0.1 is used: ports 18081 (backend), 18080
+# (k8snet), 18082 (nginx proxy). With taskset available the proxies share
+# CPU 0 and wrk and the backend CPU 1, so that neither proxy competes
+# with the load generator.
+set -euo pipefail
+
+SECONDS_RUN=${1:-10}
+CONNS=${2:-50}
+WORKERS=${3:-1}
+ROUNDS=${4:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+WORK=$(mktemp -d /tmp/k8snet-ingress-compare.XXXXXX)
+BACKEND=18081 K8SNET=18080 NGINX=18082
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+for tool in nginx wrk curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (run scripts/setup.sh)" >&2; exit 1; }
+done
+PROXY_CPU="" CLIENT_CPU=""
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  PROXY_CPU="taskset -c 0" CLIENT_CPU="taskset -c 1"
+fi
+
+cd "$ROOT"
+cargo build --release --quiet --features linux --example k8snet
+
+# The backend: small and 1 MiB answers, keep-alive without limit.
+mkdir -p "$WORK/www" "$WORK/tmp"
+# nginx workers drop root for an unprivileged user, who must read these.
+chmod 755 "$WORK" "$WORK/www"; chmod 1777 "$WORK/tmp"
+printf 'hello from the backend\n' > "$WORK/www/small"
+head -c 1048576 /dev/zero | tr '\0' 'x' > "$WORK/www/big"
+common_http="access_log off; error_log $WORK/error.log warn;
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  keepalive_requests 1000000;"
+cat > "$WORK/backend.conf" <<CONF
+daemon off; worker_processes 1; pid $WORK/backend.pid; error_log $WORK/error.log warn;
+events { worker_connections 4096; }
+http { $common_http
+  server { listen 127.0.0.1:$BACKEND; root $WORK/www; location / { default_type text/plain; } }
+}
+CONF
+# The nginx proxy: what ingress-nginx renders for one Ingress rule, minus
+# Lua: an upstream with keep-alive, HTTP/1.1 to it, Host passed on.
+cat > "$WORK/proxy.conf" <<CONF
+daemon off; worker_processes $WORKERS; pid $WORK/proxy.pid; error_log $WORK/error.log warn;
+events { worker_connections 4096; }
+http { $common_http
+  upstream backend { server 127.0.0.1:$BACKEND; keepalive 320; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    server_name bench.local;
+    client_max_body_size 1m;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_buffering off;  # ingress-nginx's default, and what k8snet does: stream
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+CONF
+# The same rule as an Ingress; the endpoint is on loopback, which
+# `ingress serve` accepts with a warning.
+cat > "$WORK/cluster.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: bench}
+spec: {ports: [{name: http, port: 80, targetPort: $BACKEND}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: backend-1, namespace: bench, labels: {kubernetes.io/service-name: backend}}
+addressType: IPv4
+endpoints: [{addresses: [127.0.0.1]}]
+ports: [{name: http, port: $BACKEND}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bench, namespace: bench}
+spec:
+  rules:
+  - host: bench.local
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: backend, port: {number: 80}}}}]}
+YAML
+
+$CLIENT_CPU nginx -c "$WORK/backend.conf" -e "$WORK/error.log" & PIDS+=($!)
+$PROXY_CPU nginx -c "$WORK/proxy.conf" -e "$WORK/error.log" & PIDS+=($!)
+$PROXY_CPU "$TARGET/release/examples/k8snet" ingress serve -f "$WORK/cluster.yaml" \
+  --listen 127.0.0.1:$K8SNET --workers "$WORKERS" 2>"$WORK/k8snet.log" & PIDS+=($!)
+
+for port in $BACKEND $NGINX $K8SNET; do
+  for _ in $(seq 50); do
+    curl -fs -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$port/small" && break
+    sleep 0.1
+  done
+  curl -fs -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$port/small" \
+    || { echo "port $port does not answer" >&2; cat "$WORK/k8snet.log" "$WORK/error.log" >&2; exit 1; }
+done
+
+# wrk's latency is in us/ms/s units; normalize to microseconds.
+to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1000000}}'; }
+measure() { # port path → "rps p99_us"
+  local out rps p99
+  out=$($CLIENT_CPU wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -H 'Host: bench.local' "http://127.0.0.1:$1$2")
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out" | to_us)
+  echo "$rps $p99"
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+echo "k8snet-ingress vs nginx $(nginx -v 2>&1 | sed 's/.*\///'): wrk -t1 -c$CONNS ${SECONDS_RUN}s, $WORKERS worker(s), median of $ROUNDS rounds"
+for path in /small /big; do
+  : > "$WORK/k.rps"; : > "$WORK/k.p99"; : > "$WORK/n.rps"; : > "$WORK/n.p99"
+  for r in $(seq "$ROUNDS"); do
+    # Alternate which proxy goes first, so drift in the shared machine's
+    # load does not favour either.
+    if [ $((r % 2)) -eq 1 ]; then order="$K8SNET $NGINX"; else order="$NGINX $K8SNET"; fi
+    for port in $order; do
+      read -r rps p99 <<<"$(measure "$port" "$path")"
+      if [ "$port" = "$K8SNET" ]; then who=k; name=k8snet; else who=n; name=nginx; fi
+      echo "$rps" >> "$WORK/$who.rps"; echo "$p99" >> "$WORK/$who.p99"
+      echo "  round $r $path $name: $rps req/s, p99 ${p99} us"
+    done
+  done
+  k=$(median < "$WORK/k.rps") pk=$(median < "$WORK/k.p99")
+  n=$(median < "$WORK/n.rps") pn=$(median < "$WORK/n.p99")
+  awk -v p="$path" -v k="$k" -v n="$n" -v pk="$pk" -v pn="$pn" 'BEGIN {
+    printf "%-6s k8snet %8.0f req/s p99 %8.0f us | nginx %8.0f req/s p99 %8.0f us | rps ratio %.2f, p99 ratio %.2f\n",
+      p, k, pk, n, pn, (n > 0 ? k / n : 0), (pn > 0 ? pk / pn : 0) }'
+done

@@ -1,0 +1,215 @@
+//! `k8snet ingress route -f … --host H --path P [--class C] [--sni S]` and
+//! `k8snet ingress serve -f … --listen ADDR:PORT [--tls-listen ADDR:PORT]`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use k8snet::ingress::{Backend, ClassSelector, PortRef, Router, normalize_path};
+use k8snet::model::{Cluster, Manifests, Object};
+use serde_json::{Value, json};
+
+use crate::Inputs;
+
+/// Arguments of `ingress`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The route a request takes, as JSON.
+    Route(RouteArgs),
+    /// Serve the Ingresses: an HTTP(S) proxy until SIGINT/SIGTERM (SIGHUP reloads).
+    Serve(ServeArgs),
+}
+
+/// Which Ingresses are served.
+#[derive(Debug, clap::Args)]
+struct ClassArgs {
+    #[command(flatten)]
+    inputs: Inputs,
+    /// The IngressClass to serve (default: the cluster's default class, or
+    /// the Ingresses without a class when there is none).
+    #[arg(long)]
+    class: Option<String>,
+}
+
+impl ClassArgs {
+    fn selector(&self) -> ClassSelector {
+        self.class
+            .as_deref()
+            .map_or_else(ClassSelector::default_class, ClassSelector::named)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct RouteArgs {
+    #[command(flatten)]
+    class: ClassArgs,
+    /// The request's Host header (a port is ignored).
+    #[arg(long)]
+    host: String,
+    /// The request's path (a query is ignored).
+    #[arg(long)]
+    path: String,
+    /// The TLS server name: also print the certificate it selects.
+    #[arg(long)]
+    sni: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    class: ClassArgs,
+    /// Address for plain HTTP (HTTP/1.1 and h2c); repeatable.
+    #[arg(long, required = true)]
+    listen: Vec<SocketAddr>,
+    /// Address for HTTPS (certificates from the Ingresses' TLS Secrets); repeatable.
+    #[arg(long)]
+    tls_listen: Vec<SocketAddr>,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Command::Route(r) => route(r),
+        Command::Serve(s) => serve(s),
+    }
+}
+
+fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
+    let m = args.class.inputs.load();
+    report_manifests(&m, false);
+    let router = Router::compile(&Cluster::from_manifests(&m), &args.class.selector());
+    report_router(&router);
+    let path = args.path.split(['?', '#']).next().unwrap_or("/");
+    let path = normalize_path(path);
+    let mut out = match router.route(&args.host, &path) {
+        Some(r) => json!({ "backend": backend_json(r.backend()) }),
+        None => json!({ "backend": null, "status": 404 }),
+    };
+    if let Some(sni) = &args.sni {
+        out["certificate"] = router
+            .certificate(sni)
+            .map_or(Value::Null, |c| c.secret().to_string().into());
+    }
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backend_json(b: &Backend) -> Value {
+    match b {
+        Backend::Service(s) => {
+            let port = match &s.port {
+                PortRef::Number(n) => json!(n),
+                PortRef::Name(n) => json!(n),
+                other => json!(other.to_string()),
+            };
+            json!({ "namespace": s.namespace, "service": s.name, "port": port })
+        }
+        Backend::Resource(r) => {
+            let mut res = json!({ "namespace": r.namespace, "kind": r.kind, "name": r.name });
+            if let Some(g) = &r.api_group {
+                res["apiGroup"] = json!(g);
+            }
+            json!({ "resource": res })
+        }
+        other => json!({ "unknown": other.to_string() }),
+    }
+}
+
+/// Manifest problems go to stderr; invalid objects are left out. When
+/// serving, loopback endpoints are not a problem but a warning.
+fn report_manifests(m: &Manifests, serving: bool) {
+    for w in m.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for e in m.errors() {
+        let text = e.to_string();
+        if !(serving && text.contains("loopback")) {
+            eprintln!("error: {text} (left out)");
+        }
+    }
+}
+
+fn report_router(router: &Router) {
+    for r in router.reports() {
+        eprintln!("warning: {r}");
+    }
+}
+
+/// The cluster to serve: the valid objects, plus the EndpointSlices that
+/// were refused only for loopback addresses (a local run), with a warning.
+fn serving_cluster(inputs: &Inputs) -> Cluster {
+    let m = inputs.load();
+    report_manifests(&m, true);
+    let (slices, warnings) = k8snet::ingress::loopback::recover_loopback_slices(&m);
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    let objects = m
+        .into_objects()
+        .into_iter()
+        .chain(slices.into_iter().map(Object::EndpointSlice));
+    Cluster::from_objects(objects)
+}
+
+#[cfg(feature = "linux")]
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    use k8snet::dns::server::{SignalKind, Signals};
+    use k8snet::ingress::proxy::{Proxy, ProxyConfig, Upstreams};
+
+    // Before any thread starts, so that every thread inherits the mask.
+    let signals = Signals::block()?;
+    let build = || {
+        let cluster = serving_cluster(&args.class.inputs);
+        let router = Router::compile(&cluster, &args.class.selector());
+        report_router(&router);
+        let upstreams = Upstreams::build(&cluster, &router);
+        for w in upstreams.warnings() {
+            eprintln!("warning: {w}");
+        }
+        let s = router.stats();
+        eprintln!(
+            "routes: {} Ingresses, {} hosts, {} rules, {} certificates",
+            s.ingresses, s.hosts, s.rules, s.certificates
+        );
+        (router, upstreams)
+    };
+    let (router, upstreams) = build();
+    let mut cfg = ProxyConfig::new(args.listen.clone()).tls_listen(args.tls_listen.clone());
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    let proxy = Proxy::start(cfg, router, upstreams)?;
+    for a in proxy.local_addrs() {
+        eprintln!("listening on {a} (http)");
+    }
+    for a in proxy.tls_local_addrs() {
+        eprintln!("listening on {a} (https)");
+    }
+    // SIGHUP reloads; SIGTERM and SIGINT stop.
+    while signals.wait()? == SignalKind::Hangup {
+        let (router, upstreams) = build();
+        proxy.update(router, upstreams);
+        eprintln!("reloaded");
+    }
+    eprintln!("shutting down");
+    proxy.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "linux"))]
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    // Still load, so that manifest problems are reported.
+    let _ = (
+        serving_cluster(&args.class.inputs),
+        &args.listen,
+        &args.tls_listen,
+    );
+    anyhow::bail!("`ingress serve` needs the `linux` feature (cargo run --features linux …)")
+}

@@ -1,0 +1,125 @@
+//! Route lookup at 10, 1,000 and 10,000 rules (10 rules per host, so
+//! 10,000 rules span 1,000 hosts), and the router update after one Ingress
+//! changes with 10,000 Ingresses present.
+//!
+//! `cargo bench -p k8snet-ingress --bench route`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use k8snet_ingress::{ClassSelector, Router};
+use k8snet_model::{
+    Cluster, HttpIngressPath, HttpIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, Object, ObjectMeta, PathType, ServiceBackendPort,
+};
+
+const RULES_PER_HOST: usize = 10;
+
+fn host(h: usize) -> String {
+    format!("app{h}.tenant{}.example.com", h % 97)
+}
+
+/// Path `i` of a host: a mix of Exact and element-wise Prefix paths
+/// three segments deep, as real APIs look.
+fn path(i: usize) -> (String, PathType) {
+    let ty = if i.is_multiple_of(3) {
+        PathType::Exact
+    } else {
+        PathType::Prefix
+    };
+    (format!("/api/v{}/resource{i}", i % 4), ty)
+}
+
+/// One Ingress per (host, path): `rules` Ingresses with one path each.
+fn cluster(rules: usize) -> Cluster {
+    let hosts = rules.div_ceil(RULES_PER_HOST);
+    let mut objects = Vec::with_capacity(rules);
+    for n in 0..rules {
+        let (h, i) = (n % hosts, n / hosts);
+        objects.push(ingress(n, &host(h), i, 0));
+    }
+    Cluster::from_objects(objects)
+}
+
+fn ingress(n: usize, host: &str, i: usize, version: u32) -> Object {
+    let (p, ty) = path(i);
+    let mut meta = ObjectMeta::namespaced(format!("ns{}", n % 50), format!("ing{n}"));
+    meta.creation_timestamp = Some(format!("2024-01-01T00:{:02}:{:02}Z", (n / 60) % 60, n % 60));
+    Object::Ingress(Ingress {
+        metadata: meta,
+        spec: IngressSpec {
+            rules: vec![IngressRule {
+                host: Some(host.to_string()),
+                http: Some(HttpIngressRuleValue {
+                    paths: vec![HttpIngressPath {
+                        path: Some(p),
+                        path_type: ty,
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: format!("svc{n}-v{version}"),
+                                port: ServiceBackendPort {
+                                    number: Some(8080),
+                                    name: None,
+                                },
+                            }),
+                            resource: None,
+                        },
+                    }],
+                }),
+            }],
+            ..IngressSpec::default()
+        },
+    })
+}
+
+fn lookup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route");
+    for rules in [10, 1_000, 10_000] {
+        let router = Router::compile(&cluster(rules), &ClassSelector::default_class());
+        assert_eq!(router.stats().rules, rules);
+        let hosts = rules.div_ceil(RULES_PER_HOST);
+        // Requests spread over hosts and paths, each one deeper than its
+        // rule (a Prefix match walks all segments), one in ten a miss.
+        let requests: Vec<(String, String)> = (0..1024)
+            .map(|k| {
+                let (p, _) = path(k % RULES_PER_HOST);
+                let p = if k % 10 == 9 {
+                    "/nothing/here".to_string()
+                } else {
+                    format!("{p}/items")
+                };
+                (format!("{}:443", host(k * 7 % hosts).to_uppercase()), p)
+            })
+            .collect();
+        let mut k = 0;
+        g.bench_with_input(BenchmarkId::new("lookup", rules), &router, |b, r| {
+            b.iter(|| {
+                k = (k + 1) & 1023;
+                let (h, p) = &requests[k];
+                black_box(r.route(black_box(h), black_box(p)).map(|r| r.backend()))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn update(c: &mut Criterion) {
+    let mut g = c.benchmark_group("update");
+    g.sample_size(20);
+    let mut cluster = cluster(10_000);
+    let router = Router::compile(&cluster, &ClassSelector::default_class());
+    // Change one Ingress (its backend), then time the router update.
+    let changed = ingress(4242, &host(4242 % 1000), 4, 1);
+    let reference = changed.reference();
+    cluster.upsert(changed).unwrap();
+    g.bench_function("one_ingress_of_10000", |b| {
+        b.iter(|| black_box(router.update(&cluster, &reference)))
+    });
+    g.bench_function("full_compile_10000", |b| {
+        b.iter(|| black_box(Router::compile(&cluster, &ClassSelector::default_class())))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookup, update);
+criterion_main!(benches);

@@ -1,0 +1,484 @@
+//! One request: route it, apply the Ingress's settings, forward it.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::upgrade::OnUpgrade;
+
+use super::body::{IdleTimeout, ProxyBody, empty, is_length_limit, text};
+use super::pool::{Key, Proto};
+use super::upstreams::{PickKey, Upstream};
+use super::{Shared, State, affinity, forward};
+use crate::annotations::BackendProtocol;
+use crate::backend::Backend;
+use crate::path::normalize_path;
+use crate::route::Route;
+
+/// The connection a request came on.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    /// The client's address as a header value (X-Real-IP, X-Forwarded-For),
+    /// made once per connection.
+    pub(crate) client_value: HeaderValue,
+    /// The port the client connected to (X-Forwarded-Port).
+    pub(crate) local_port: HeaderValue,
+    pub(crate) shared: Arc<Shared>,
+    /// The worker's backend connections.
+    pub(crate) pool: Arc<super::pool::Pool>,
+    pub(crate) client: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+/// Endpoints tried per request before answering 502.
+const MAX_TRIES: usize = 3;
+
+const ACCESS: &str = "k8snet_ingress::access";
+
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<ConnCtx>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let state = ctx.shared.state.load_full();
+    let logging = tracing::enabled!(target: ACCESS, tracing::Level::INFO);
+    let mut log = Log {
+        on: logging,
+        ..Log::default()
+    };
+    if logging {
+        log.method = req.method().to_string();
+        log.target = req.uri().to_string();
+    }
+    let resp = proxy(req, &ctx, &state, &mut log).await;
+    if logging {
+        tracing::info!(
+            target: ACCESS,
+            client = %ctx.client.ip(),
+            method = %log.method,
+            host = %log.host,
+            uri = %log.target,
+            status = resp.status().as_u16(),
+            upstream = %log.upstream.map_or_else(|| "-".to_string(), |a| a.to_string()),
+            ingress = %log.ingress,
+            micros = start.elapsed().as_micros() as u64,
+        );
+    }
+    Ok(resp)
+}
+
+#[derive(Default)]
+struct Log {
+    on: bool,
+    method: String,
+    target: String,
+    host: String,
+    ingress: String,
+    upstream: Option<SocketAddr>,
+}
+
+async fn proxy(
+    req: Request<Incoming>,
+    ctx: &ConnCtx,
+    state: &State,
+    log: &mut Log,
+) -> Response<ProxyBody> {
+    // Work on the parts: the host and path borrow from them while the
+    // request is rebuilt for the backend, without copying either.
+    let (mut parts, body) = req.into_parts();
+    let Some(host) = HostValue::of(&parts) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the request names no host (Host header or :authority)",
+        );
+    };
+    let host = host.as_str();
+    if !parts.uri.path().starts_with('/') {
+        return error(StatusCode::BAD_REQUEST, "the request target is not a path");
+    }
+    let path = normalize_path(parts.uri.path());
+    if log.on {
+        log.host = host.to_string();
+    }
+    let Some(route) = state.router.route(host, &path) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format_args!("no Ingress rule for host {host:?} and path {path:?}"),
+        );
+    };
+    if log.on {
+        log.ingress = route.ingress().to_string();
+    }
+    let settings = route.settings();
+    if !settings.allows(ctx.client.ip()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format_args!(
+                "client {} is not in the source ranges of Ingress {}",
+                ctx.client.ip(),
+                route.ingress()
+            ),
+        );
+    }
+    if !ctx.tls
+        && (settings.force_ssl_redirect || (settings.ssl_redirect && state.router.has_tls(host)))
+    {
+        let port = ctx
+            .shared
+            .https_port
+            .load(std::sync::atomic::Ordering::Relaxed);
+        return redirect(host, &parts.uri, (port != 0).then_some(port));
+    }
+    let backend = match route.backend() {
+        Backend::Service(s) => s,
+        other => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format_args!("{other} is a resource backend, which this proxy cannot forward to"),
+            );
+        }
+    };
+    let upstream = match state.upstreams.get(backend) {
+        Ok(u) => u.clone(),
+        Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
+    };
+    if let Some(max) = settings.max_body_size
+        && content_length(&parts.headers).is_some_and(|n| n > max)
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format_args!("the body is larger than {max} bytes (proxy-body-size)"),
+        );
+    }
+
+    let upgrade = parts.version == Version::HTTP_11 && parts.headers.contains_key(header::UPGRADE);
+    let proto = match settings.backend_protocol {
+        BackendProtocol::Grpc => Proto::H2c,
+        BackendProtocol::Grpcs => Proto::H2Tls,
+        BackendProtocol::Https => Proto::H1Tls,
+        _ if upstream.h2c() && !upgrade => Proto::H2c,
+        _ => Proto::H1,
+    };
+    if upgrade && proto.is_h2() {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "cannot upgrade a connection to an HTTP/2 backend",
+        );
+    }
+    let client_upgrade = if upgrade {
+        parts.extensions.remove::<OnUpgrade>()
+    } else {
+        None
+    };
+    let pinned = settings
+        .affinity
+        .as_ref()
+        .and_then(|c| affinity::pinned(&parts.headers, &c.name, upstream.endpoints()));
+
+    // The common case keeps the client's URI as it is: an HTTP/1.1
+    // backend, an origin-form target, nothing normalized or rewritten.
+    let keep_uri = matches!(path, Cow::Borrowed(_))
+        && settings.rewrite_target.is_none()
+        && parts.uri.scheme().is_none()
+        && !proto.is_h2();
+    let target = if keep_uri {
+        None
+    } else {
+        match target_uri(&route, &path, &parts.uri, host, proto) {
+            Ok(u) => Some(u),
+            Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        }
+    };
+    drop(path);
+    if let Some(t) = target {
+        parts.uri = t;
+    }
+    forward::request_headers(&mut parts.headers, ctx, host, upgrade, proto.is_h2());
+    parts.version = if proto.is_h2() {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    // A request without a body (most GETs) needs no limit and no timer.
+    let body: ProxyBody = if body.is_end_stream() {
+        empty()
+    } else {
+        let body_timeout = ctx.shared.client_body_timeout.min(settings.send_timeout);
+        match settings.max_body_size {
+            Some(max) => IdleTimeout::new(
+                Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)),
+                body_timeout,
+                "the client",
+            )
+            .boxed(),
+            None => IdleTimeout::new(body, body_timeout, "the client").boxed(),
+        }
+    };
+    let out = Request::from_parts(parts, body);
+
+    let (resp, addr, fresh_pin) =
+        match send(ctx, &upstream, proto, out, pinned, &route, upgrade).await {
+            Ok(x) => x,
+            Err(resp) => return resp,
+        };
+    log.upstream = Some(addr);
+    let mut resp = resp;
+    if let Some(client_upgrade) = client_upgrade
+        && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        let backend_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(forward::tunnel(client_upgrade, backend_upgrade, addr));
+    } else {
+        forward::response_headers(resp.headers_mut());
+    }
+    if fresh_pin && let Some(c) = &settings.affinity {
+        let rule_path = match route.kind() {
+            Some(
+                crate::MatchKind::Exact
+                | crate::MatchKind::Prefix
+                | crate::MatchKind::ImplementationSpecific,
+            ) => route.path().unwrap_or("/"),
+            _ => "/",
+        };
+        if let Ok(v) = HeaderValue::from_str(&affinity::set_cookie(c, &addr, rule_path)) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    let read_timeout = settings.read_timeout;
+    resp.map(|b| IdleTimeout::new(b, read_timeout, "the backend").boxed())
+}
+
+/// The request's host, held without copying: the authority of an
+/// absolute or HTTP/2 target, else the Host header.
+enum HostValue {
+    Authority(http::uri::Authority),
+    Header(HeaderValue),
+}
+
+impl HostValue {
+    fn of(parts: &http::request::Parts) -> Option<Self> {
+        let h = match parts.uri.authority() {
+            Some(a) => Self::Authority(a.clone()),
+            None => Self::Header(parts.headers.get(header::HOST)?.clone()),
+        };
+        (!h.as_str().is_empty()).then_some(h)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Authority(a) => a.as_str(),
+            // A Host that is not visible ASCII cannot name a rule host.
+            Self::Header(h) => h.to_str().unwrap_or_default(),
+        }
+    }
+}
+
+/// Picks endpoints and sends, retrying other endpoints when connecting
+/// fails. Returns the response, the endpoint, and whether the affinity
+/// cookie must be (re)set.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    ctx: &ConnCtx,
+    upstream: &Arc<Upstream>,
+    proto: Proto,
+    req: Request<ProxyBody>,
+    mut pinned: Option<usize>,
+    route: &Route<'_>,
+    upgrade: bool,
+) -> Result<(Response<Incoming>, SocketAddr, bool), Response<ProxyBody>> {
+    let settings = route.settings();
+    let endpoints = upstream.endpoints();
+    let had_pin = pinned.is_some();
+    let change_on_failure = settings
+        .affinity
+        .as_ref()
+        .is_none_or(|c| c.change_on_failure);
+    let tries = endpoints.len().min(MAX_TRIES);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut req = Some(req);
+    let mut attempt = 0;
+    while attempt < tries {
+        let idx = match pinned {
+            Some(i) => i,
+            None => {
+                let path = req.as_ref().map_or("/", |r| r.uri().path());
+                pick(ctx, upstream, path, attempt, &tried)
+            }
+        };
+        let addr = endpoints[idx];
+        let key = Key { addr, proto };
+        let pooled = if upgrade { None } else { ctx.pool.idle(key) };
+        let reused = pooled.is_some();
+        let conn = match pooled {
+            Some(c) => c,
+            None => match ctx
+                .pool
+                .connect(key, settings.connect_timeout, upgrade)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    failures.push(format!("connect to {addr}: {e}"));
+                    tried.push(idx);
+                    attempt += 1;
+                    if pinned.is_some() && !change_on_failure {
+                        break;
+                    }
+                    pinned = None;
+                    continue;
+                }
+            },
+        };
+        let Some(r) = req.take() else { break };
+        match forward::send(&ctx.pool, key, conn, r, settings.read_timeout, upgrade).await {
+            Ok(resp) => {
+                let fresh_pin = settings.affinity.is_some() && (!had_pin || pinned.is_none());
+                return Ok((resp, addr, fresh_pin));
+            }
+            // A kept-alive connection that the backend had closed: nothing
+            // was sent, so try again on a new connection (not a new try).
+            Err(forward::SendError::NotSent(r)) if reused => req = Some(r),
+            Err(forward::SendError::NotSent(r)) => {
+                req = Some(r);
+                failures.push(format!(
+                    "{addr}: the connection closed before the request was sent"
+                ));
+                tried.push(idx);
+                attempt += 1;
+            }
+            Err(forward::SendError::TimedOut) => {
+                return Err(error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format_args!(
+                        "{} endpoint {addr} sent no response within {:?} (proxy-read-timeout)",
+                        upstream.name(),
+                        settings.read_timeout
+                    ),
+                ));
+            }
+            Err(forward::SendError::Failed(e)) => {
+                if is_length_limit(&*e) {
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the body is larger than proxy-body-size allows",
+                    ));
+                }
+                return Err(error(
+                    StatusCode::BAD_GATEWAY,
+                    format_args!("{} endpoint {addr} failed: {}", upstream.name(), chain(&*e)),
+                ));
+            }
+        }
+    }
+    Err(error(
+        StatusCode::BAD_GATEWAY,
+        format_args!(
+            "no endpoint of {} could be reached: {}",
+            upstream.name(),
+            failures.join("; ")
+        ),
+    ))
+}
+
+fn pick(ctx: &ConnCtx, upstream: &Upstream, path: &str, attempt: usize, tried: &[usize]) -> usize {
+    let key = PickKey {
+        client: ctx.client.ip(),
+        path,
+        attempt,
+    };
+    let n = upstream.endpoints().len();
+    let first = ctx.shared.balancer.pick(upstream, &key) % n;
+    // Skip endpoints that already failed this request.
+    (0..n)
+        .map(|k| (first + k) % n)
+        .find(|i| !tried.contains(i))
+        .unwrap_or(first)
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The URI sent to the backend: the (rewritten) path and the query;
+/// absolute for HTTP/2, where it carries `:scheme` and `:authority`.
+fn target_uri(
+    route: &Route<'_>,
+    path: &str,
+    orig: &Uri,
+    host: &str,
+    proto: Proto,
+) -> Result<Uri, String> {
+    let path = route.rewrite(path).unwrap_or_else(|| path.to_string());
+    let pq = match orig.query() {
+        Some(q) if path.contains('?') => format!("{path}&{q}"),
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let uri = match proto {
+        Proto::H2c => format!("http://{host}{pq}"),
+        Proto::H2Tls => format!("https://{host}{pq}"),
+        Proto::H1 | Proto::H1Tls => pq,
+    };
+    uri.parse()
+        .map_err(|e| format!("cannot forward {uri:?}: {e}"))
+}
+
+fn redirect(host: &str, uri: &Uri, https_port: Option<u16>) -> Response<ProxyBody> {
+    let name = crate::host::strip_port(host);
+    let port = match https_port {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{name}{port}{pq}");
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// A plain-text answer that says why.
+pub(crate) fn error(status: StatusCode, why: impl Display) -> Response<ProxyBody> {
+    let body = format!(
+        "{} {}: {why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(text(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        HeaderName::from_static("x-k8snet-ingress"),
+        HeaderValue::from_static("error"),
+    );
+    resp
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,241 @@
+//! The proxy (feature `linux`): HTTP/1.1 and HTTP/2 (h2c by prior
+//! knowledge, h2 by ALPN on TLS), TLS by SNI, WebSocket and gRPC, to the
+//! ready endpoints of Services.
+//!
+//! - **Routing** by the current [`Router`]; [`Proxy::update`] swaps in a
+//!   new router and its [`Upstreams`] atomically. Requests in flight
+//!   finish on the tables they started with; open connections, including
+//!   WebSocket tunnels, are not touched; certificates change at the next
+//!   handshake.
+//! - **Backends**: endpoints picked by a [`Balancer`] ([`RoundRobin`] by
+//!   default, the seam for k8snet-lb's consistent hashing) or pinned by
+//!   the affinity cookie; up to three endpoints tried when connecting
+//!   fails; HTTP/1.1 connections kept alive and reused, one shared HTTP/2
+//!   connection per endpoint (`backend-protocol: GRPC/GRPCS`, or a port
+//!   with `appProtocol: kubernetes.io/h2c`); TLS to HTTPS/GRPCS backends
+//!   without certificate verification, as ingress-nginx by default.
+//! - **Answers that say why**: 404 (no rule), 403 (source range), 308
+//!   (ssl-redirect), 413 (proxy-body-size), 502 (no endpoint could be
+//!   reached, or the exchange failed), 503 (no ready endpoints, unknown
+//!   Service or port, resource backend), 504 (proxy-read-timeout): a
+//!   plain-text body names the rule, Service or endpoint concerned.
+//! - **Headers**: hop-by-hop headers dropped both ways; `X-Forwarded-For`
+//!   extended, `X-Forwarded-Proto`, `-Host`, `-Port` and `X-Real-IP` set.
+//! - **Limits**: request head size ([`ProxyConfig::max_header_size`], 431
+//!   beyond), the time to send a request head and to start the next one on
+//!   a kept-alive connection ([`ProxyConfig::header_read_timeout`]), the
+//!   pause allowed inside a request body (the smaller of
+//!   [`ProxyConfig::client_body_timeout`] and `proxy-send-timeout`), the
+//!   body size; requests whose framing is ambiguous (two different
+//!   `Content-Length`s, a `Transfer-Encoding` that does not end in
+//!   `chunked`, `Transfer-Encoding` on HTTP/1.0) are refused with 400 by
+//!   hyper, and a request with both `Transfer-Encoding` and
+//!   `Content-Length` is read as chunked, forwarded re-framed and its
+//!   connection closed after the response (RFC 9112 §6.3), so nothing
+//!   smuggled in its body is ever read as a request.
+//! - **Access log**: one `tracing` event per request, target
+//!   `k8snet_ingress::access`, level INFO (client, method, host, URI,
+//!   status, endpoint, Ingress, microseconds).
+//! - **Threads**: one per worker, each with a single-threaded runtime, its
+//!   own `SO_REUSEPORT` sockets and its own backend pool (nginx's model).
+//!
+//! Not done: WebSocket over HTTP/2 (RFC 8441), a limit on slow readers of
+//! responses, connection limits.
+
+mod affinity;
+mod body;
+mod forward;
+mod handler;
+mod pool;
+mod server;
+mod tls;
+mod upstreams;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+pub use self::upstreams::{APP_PROTOCOL_H2C, Balancer, PickKey, RoundRobin, Upstream, Upstreams};
+use crate::error::Error;
+use crate::router::Router;
+
+/// What the proxy serves: a router and the endpoints of its backends.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) router: Router,
+    pub(crate) upstreams: Upstreams,
+}
+
+/// Shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) state: ArcSwap<State>,
+    pub(crate) certs: tls::CertCache,
+    pub(crate) balancer: Arc<dyn Balancer>,
+    /// The HTTPS port redirects point to (0 until bound; none without TLS).
+    pub(crate) https_port: std::sync::atomic::AtomicU16,
+    pub(crate) client_body_timeout: Duration,
+}
+
+/// How to run the proxy.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProxyConfig {
+    /// Plain-HTTP addresses (HTTP/1.1, and HTTP/2 with prior knowledge).
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS addresses (ALPN h2 or http/1.1); certificates come from the router.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Worker threads (default: one per CPU). Each keeps its own backend
+    /// connections.
+    pub workers: usize,
+    /// The longest a client may take to send a request head, and to start
+    /// the next request on a kept-alive connection (default 30 s).
+    pub header_read_timeout: Duration,
+    /// The longest pause allowed inside a request body (default 60 s, as
+    /// nginx's `client_body_timeout`).
+    pub client_body_timeout: Duration,
+    /// The largest request head, start line included (default 32 KiB, as
+    /// nginx's `large_client_header_buffers 4 8k`); 431 beyond.
+    pub max_header_size: usize,
+    /// How endpoints are picked.
+    pub balancer: Arc<dyn Balancer>,
+}
+
+impl ProxyConfig {
+    /// A configuration with the defaults, serving plain HTTP on `listen`.
+    pub fn new(listen: Vec<SocketAddr>) -> Self {
+        Self {
+            listen,
+            tls_listen: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            header_read_timeout: Duration::from_secs(30),
+            client_body_timeout: Duration::from_secs(60),
+            max_header_size: 32 * 1024,
+            balancer: Arc::new(RoundRobin),
+        }
+    }
+
+    /// Also serves HTTPS on these addresses.
+    pub fn tls_listen(mut self, addrs: Vec<SocketAddr>) -> Self {
+        self.tls_listen = addrs;
+        self
+    }
+}
+
+/// A running proxy. Dropping it without [`Proxy::shutdown`] also stops it.
+///
+/// It runs like nginx: one thread per worker, each with its own
+/// single-threaded runtime, its own `SO_REUSEPORT` listening sockets (the
+/// kernel spreads connections over them) and its own backend connection
+/// pool, so a request never crosses threads.
+#[derive(Debug)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    local: Vec<SocketAddr>,
+    tls_local: Vec<SocketAddr>,
+}
+
+impl Proxy {
+    /// Binds the listeners and starts the worker threads.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a listener cannot be bound or a worker cannot
+    /// start; [`Error::Tls`] when the TLS configuration cannot be built.
+    pub fn start(config: ProxyConfig, router: Router, upstreams: Upstreams) -> Result<Self, Error> {
+        let shared = Arc::new(Shared {
+            state: ArcSwap::from_pointee(State { router, upstreams }),
+            certs: tls::CertCache::default(),
+            balancer: config.balancer.clone(),
+            https_port: std::sync::atomic::AtomicU16::new(0),
+            client_body_timeout: config.client_body_timeout,
+        });
+        let tls_config = if config.tls_listen.is_empty() {
+            None
+        } else {
+            Some(tls::server_config(shared.clone())?)
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut proxy = Self {
+            shared: shared.clone(),
+            workers: Vec::new(),
+            stop,
+            local: config.listen.clone(),
+            tls_local: config.tls_listen.clone(),
+        };
+        // The first worker binds what was asked (port 0 included); the
+        // others bind the ports it got, sharing them through SO_REUSEPORT.
+        for i in 0..config.workers.max(1) {
+            let (ready, bound) = std::sync::mpsc::channel();
+            let spec = server::WorkerSpec {
+                shared: shared.clone(),
+                config: config.clone(),
+                tls: tls_config.clone(),
+                listen: proxy.local.clone(),
+                tls_listen: proxy.tls_local.clone(),
+                stopped: stopped.clone(),
+                ready,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("k8snet-ingress-{i}"))
+                .spawn(move || server::run_worker(spec))
+                .map_err(|e| Error::io("start a worker thread", e))?;
+            proxy.workers.push(handle);
+            let (local, tls_local) = bound.recv().map_err(|_| {
+                Error::io("start a worker", std::io::Error::other("the worker died"))
+            })??;
+            proxy.local = local;
+            proxy.tls_local = tls_local;
+        }
+        if let Some(a) = proxy.tls_local.first() {
+            shared
+                .https_port
+                .store(a.port(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(proxy)
+    }
+
+    /// Serves a new router and its upstreams from the next request on.
+    /// Open connections and tunnels stay up; requests in flight finish on
+    /// the old tables.
+    pub fn update(&self, router: Router, upstreams: Upstreams) {
+        let in_use: HashSet<u64> = router.certificates().map(|c| c.fingerprint()).collect();
+        self.shared
+            .state
+            .store(Arc::new(State { router, upstreams }));
+        self.shared.certs.retain(&in_use);
+    }
+
+    /// The plain-HTTP addresses (with the ports the OS chose for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    /// The HTTPS addresses.
+    pub fn tls_local_addrs(&self) -> &[SocketAddr] {
+        &self.tls_local
+    }
+
+    /// Stops accepting, gives requests in flight up to five seconds, then
+    /// closes every connection and stops the workers.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.stop.send(true);
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,231 @@
+//! Accepting connections and serving HTTP on them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::handler::{ConnCtx, handle};
+use super::pool::Pool;
+use super::{ProxyConfig, Shared};
+use crate::error::Error;
+
+/// The longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest the workers wait for requests in flight when stopping.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// The addresses a worker bound: plain, then TLS.
+pub(crate) type Bound = (Vec<SocketAddr>, Vec<SocketAddr>);
+
+/// What a worker thread needs.
+pub(crate) struct WorkerSpec {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: ProxyConfig,
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) tls_listen: Vec<SocketAddr>,
+    pub(crate) stopped: watch::Receiver<bool>,
+    /// Where the worker reports the addresses it bound, or why it could not.
+    pub(crate) ready: std::sync::mpsc::Sender<Result<Bound, Error>>,
+}
+
+/// One worker: a single-threaded runtime serving its own listening sockets
+/// with its own backend pool, until told to stop.
+pub(crate) fn run_worker(spec: WorkerSpec) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = spec.ready.send(Err(Error::io("start a worker runtime", e)));
+            return;
+        }
+    };
+    let WorkerSpec {
+        shared,
+        config,
+        tls,
+        listen,
+        tls_listen,
+        mut stopped,
+        ready,
+    } = spec;
+    rt.block_on(async move {
+        let pool = match Pool::new() {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let mut bound: Bound = (Vec::new(), Vec::new());
+        let mut listeners = Vec::new();
+        for (addrs, is_tls) in [(&listen, false), (&tls_listen, true)] {
+            for addr in addrs {
+                match bind(*addr) {
+                    Ok(l) => {
+                        let local = l.local_addr().unwrap_or(*addr);
+                        if is_tls {
+                            bound.1.push(local);
+                        } else {
+                            bound.0.push(local);
+                        }
+                        listeners.push((l, is_tls));
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(Error::io(format!("listen on {addr}"), e)));
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = ready.send(Ok(bound));
+        let tracker = Arc::new(());
+        for (l, is_tls) in listeners {
+            let tls = if is_tls { tls.clone() } else { None };
+            let s = Server::new(shared.clone(), pool.clone(), &config, tls);
+            tokio::spawn(s.accept(l, stopped.clone(), tracker.clone()));
+        }
+        let _ = stopped.changed().await;
+        // Let requests in flight finish, for a while: each connection
+        // holds a clone of `tracker`.
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while Arc::strong_count(&tracker) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// A listening socket that the other workers can bind too.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+#[derive(Clone)]
+pub(crate) struct Server {
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    http: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Server {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        pool: Arc<Pool>,
+        cfg: &ProxyConfig,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> Self {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(cfg.header_read_timeout)
+            // The auto builder has no max_header_size; the read buffer
+            // limit bounds the head the same way (431 beyond).
+            .max_buf_size(cfg.max_header_size.max(8192));
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX));
+        Self {
+            shared,
+            pool,
+            http,
+            tls: tls.map(TlsAcceptor::from),
+        }
+    }
+
+    pub(crate) async fn accept(
+        self,
+        listener: TcpListener,
+        mut stop: watch::Receiver<bool>,
+        tracker: Arc<()>,
+    ) {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let this = self.clone();
+                        let t = tracker.clone();
+                        tokio::spawn(async move {
+                            this.serve(stream, peer).await;
+                            drop(t);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, most likely: back off
+                        // instead of spinning.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let local_port = stream.local_addr().map_or(0, |a| a.port());
+        let ctx = Arc::new(ConnCtx {
+            // An IP address always makes a valid header value.
+            client_value: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            local_port: HeaderValue::from(local_port),
+            shared: self.shared.clone(),
+            pool: self.pool.clone(),
+            client: peer,
+            tls: self.tls.is_some(),
+        });
+        let service = service_fn(move |req| handle(req, ctx.clone()));
+        let result = match &self.tls {
+            None => {
+                self.http
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await
+            }
+            Some(acceptor) => {
+                let tls =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = TokioIo::new(tls);
+                if h2 {
+                    self.http.serve_connection(io, service).await
+                } else {
+                    self.http.serve_connection_with_upgrades(io, service).await
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, "connection: {e}");
+        }
+    }
+}

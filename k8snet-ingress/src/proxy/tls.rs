@@ -1,0 +1,160 @@
+//! TLS: the server side picks certificates through the live router; the
+//! client side (to HTTPS and GRPCS backends) does not verify them.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+
+use super::Shared;
+use crate::error::Error;
+use crate::hash::FxHashMap;
+use crate::tls::Certificate;
+
+/// ring, named explicitly: relying on a process-wide default provider
+/// would panic when another crate of the build enables a second one.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server configuration: certificates by SNI from whatever router is
+/// current, so a certificate change takes effect on the next handshake
+/// without touching open connections; ALPN h2 and http/1.1.
+pub(crate) fn server_config(shared: Arc<Shared>) -> Result<Arc<ServerConfig>, Error> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Resolver { shared }));
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+#[derive(Debug)]
+struct Resolver {
+    shared: Arc<Shared>,
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let state = self.shared.state.load();
+        let cert = match hello.server_name() {
+            Some(sni) => state.router.certificate(sni),
+            None => state.router.default_certificate(),
+        }?;
+        self.shared.certs.get(cert)
+    }
+}
+
+/// Parsed certificates by [`Certificate::fingerprint`]: each is parsed
+/// once, on its first handshake; a broken one is logged once.
+#[derive(Debug, Default)]
+pub(crate) struct CertCache {
+    parsed: Mutex<FxHashMap<u64, Option<Arc<CertifiedKey>>>>,
+}
+
+impl CertCache {
+    fn get(&self, cert: &Certificate) -> Option<Arc<CertifiedKey>> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        parsed
+            .entry(cert.fingerprint())
+            .or_insert_with(|| match parse(cert) {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    tracing::warn!(secret = %cert.secret(), "unusable certificate: {e}");
+                    None
+                }
+            })
+            .clone()
+    }
+
+    /// Forgets certificates no longer in use.
+    pub(crate) fn retain(&self, in_use: &std::collections::HashSet<u64>) {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        parsed.retain(|k, _| in_use.contains(k));
+    }
+}
+
+fn parse(cert: &Certificate) -> Result<CertifiedKey, String> {
+    let chain = CertificateDer::pem_slice_iter(cert.chain_pem())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls.crt: {e}"))?;
+    if chain.is_empty() {
+        return Err("tls.crt holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem()).map_err(|e| format!("tls.key: {e}"))?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| e.to_string())
+}
+
+/// The client configuration for TLS backends, offering `alpn`.
+///
+/// Backend certificates are not verified, as ingress-nginx does by
+/// default (`proxy-ssl-verify: off`): they are usually self-signed pod
+/// certificates, and the name to check against is unknown. No SNI is sent
+/// (the server name is the endpoint IP).
+pub(crate) fn client_config(alpn: &[u8]) -> Result<Arc<ClientConfig>, Error> {
+    let provider = provider();
+    let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Accepts any certificate, but still checks the handshake signatures
+/// (so the session is at least bound to the key that was presented).
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,113 @@
+//! The table of one host: every rule that Ingresses give it, merged.
+
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::backend::Backend;
+use crate::compile::CompiledIngress;
+use crate::host::HostKey;
+use crate::path::{MatchKind, PathTable, Rejected};
+use crate::report::{Report, ReportKind};
+
+/// A rule (or a `defaultBackend`) a request can end at.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) ingress: Arc<CompiledIngress>,
+    /// `None` for a `defaultBackend`.
+    pub(crate) path: Option<(Box<str>, MatchKind)>,
+    pub(crate) backend: Backend,
+}
+
+/// All rules for one host key, merged across Ingresses.
+#[derive(Debug)]
+pub(crate) struct HostTable {
+    pub(crate) key: HostKey,
+    pub(crate) entries: Vec<Entry>,
+    paths: PathTable,
+    /// The `defaultBackend` of the oldest Ingress with rules for this host
+    /// that has one: it catches this host's requests that match no path.
+    default: Option<u32>,
+    pub(crate) reports: Vec<Report>,
+}
+
+impl HostTable {
+    /// Merges the rules for `key` of `contributors`, which must be sorted
+    /// oldest first: an older Ingress keeps a rule that a newer one repeats
+    /// (ingress-nginx's rule), and the newer one is reported.
+    pub(crate) fn build(key: &HostKey, contributors: &[Arc<CompiledIngress>]) -> Self {
+        let mut t = Self {
+            key: key.clone(),
+            entries: Vec::new(),
+            paths: PathTable::default(),
+            default: None,
+            reports: Vec::new(),
+        };
+        for ing in contributors {
+            for rule in ing
+                .hosts
+                .iter()
+                .filter(|(k, _)| k == key)
+                .flat_map(|(_, r)| r)
+            {
+                let idx = u32::try_from(t.entries.len()).unwrap_or(u32::MAX);
+                match t.paths.insert(&rule.path, rule.kind, idx) {
+                    Ok(()) => t.entries.push(Entry {
+                        ingress: ing.clone(),
+                        path: Some((rule.path.clone(), rule.kind)),
+                        backend: rule.backend.clone(),
+                    }),
+                    Err(Rejected::Duplicate(older)) => {
+                        let owner = t.entries.get(older as usize).map(|e| &e.ingress.key);
+                        let same = owner == Some(&ing.key);
+                        t.reports.push(Report::new(
+                            Some(&ing.key),
+                            ReportKind::ShadowedRule,
+                            format!(
+                                "rule {key}{} ({:?}) is already defined by {}, which keeps it",
+                                rule.path,
+                                rule.kind,
+                                match owner {
+                                    Some(o) if !same => format!("the older Ingress {o}"),
+                                    _ => "an earlier path of this Ingress".into(),
+                                }
+                            ),
+                        ));
+                    }
+                    Err(Rejected::BadRegex(why)) => t.reports.push(Report::new(
+                        Some(&ing.key),
+                        ReportKind::InvalidPath,
+                        format!(
+                            "path {:?} is not a valid regex (use-regex), left out: {why}",
+                            rule.path
+                        ),
+                    )),
+                }
+            }
+            if t.default.is_none()
+                && *key != HostKey::Any
+                && let Some(b) = &ing.default_backend
+            {
+                t.default = Some(u32::try_from(t.entries.len()).unwrap_or(u32::MAX));
+                t.entries.push(Entry {
+                    ingress: ing.clone(),
+                    path: None,
+                    backend: b.clone(),
+                });
+            }
+        }
+        t
+    }
+
+    /// The entry for a path: a rule, else this host's `defaultBackend`.
+    #[inline]
+    pub(crate) fn lookup(&self, path: &str) -> Option<(&Entry, Option<&Regex>)> {
+        match self.paths.lookup(path) {
+            Some((i, re)) => self.entries.get(i as usize).map(|e| (e, re)),
+            None => self
+                .default
+                .and_then(|i| self.entries.get(i as usize))
+                .map(|e| (e, None)),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Router semantics beyond the docs' table: hosts, merging, default
+//! backends, classes, TLS, annotations, reports.
+
+mod common;
+
+use common::{cluster, dest, ingress, path, router};
+use k8snet_ingress::{ClassSelector, MatchKind, ReportKind, Router};
+use k8snet_model::NsName;
+
+fn rules(host: Option<&str>, paths: &[(&str, &str, &str)]) -> String {
+    let mut s = match host {
+        Some(h) => format!("  - host: \"{h}\"\n    http:\n      paths:\n"),
+        None => "  - http:\n      paths:\n".to_string(),
+    };
+    for (p, ty, svc) in paths {
+        s.push_str(&path(p, ty, svc));
+    }
+    s
+}
+
+#[test]
+fn hosts_exact_then_one_label_wildcard_then_host_less() {
+    let spec = format!(
+        "  rules:\n{}{}{}",
+        rules(Some("foo.bar.com"), &[("/", "Prefix", "exact")]),
+        rules(Some("*.bar.com"), &[("/", "Prefix", "wild")]),
+        rules(None, &[("/", "Prefix", "any")]),
+    );
+    let r = router(&ingress("default", "hosts", None, &spec));
+    for (host, want) in [
+        ("foo.bar.com", "exact"),
+        ("FOO.Bar.com:8080", "exact"),
+        ("foo.bar.com.", "exact"),
+        ("baz.bar.com", "wild"),
+        ("bar.com", "any"),         // the wildcard needs one more label
+        ("baz.foo.bar.com", "any"), // and exactly one
+        ("other.org", "any"),
+        ("", "any"),
+    ] {
+        assert_eq!(dest(&r, host, "/x"), format!("default/{want}:80"), "{host}");
+    }
+    let route = r.route("baz.bar.com", "/x").unwrap();
+    assert_eq!(route.host().as_deref(), Some("*.bar.com"));
+    assert_eq!(route.kind(), Some(MatchKind::Prefix));
+    assert_eq!(r.route("x.org", "/").unwrap().host(), None);
+}
+
+#[test]
+fn a_host_without_a_matching_path_falls_through_to_less_specific_rules() {
+    let spec = format!(
+        "  rules:\n{}{}",
+        rules(Some("shop.com"), &[("/api", "Prefix", "api")]),
+        rules(None, &[("/", "Prefix", "site")]),
+    );
+    let r = router(&ingress("default", "fall", None, &spec));
+    assert_eq!(dest(&r, "shop.com", "/api/x"), "default/api:80");
+    assert_eq!(dest(&r, "shop.com", "/other"), "default/site:80");
+}
+
+#[test]
+fn default_backends_serve_their_own_hosts_and_host_less_ones_serve_the_rest() {
+    let tenant = ingress(
+        "a",
+        "tenant",
+        Some("2024-01-01T00:00:00Z"),
+        &format!(
+            "  defaultBackend: {{service: {{name: tenant-default, port: {{number: 80}}}}}}\n  rules:\n{}",
+            rules(Some("a.com"), &[("/app", "Prefix", "app")])
+        ),
+    );
+    let global = ingress(
+        "ops",
+        "catch-all",
+        Some("2025-01-01T00:00:00Z"),
+        "  defaultBackend: {service: {name: not-found, port: {name: http}}}\n",
+    );
+    let r = router(&(tenant + &global));
+    assert_eq!(dest(&r, "a.com", "/app/1"), "a/app:80");
+    assert_eq!(dest(&r, "a.com", "/other"), "a/tenant-default:80");
+    // The tenant's default does not catch other hosts, although it is older.
+    assert_eq!(dest(&r, "b.com", "/app"), "ops/not-found:http");
+    assert_eq!(r.stats().ingresses, 2);
+}
+
+#[test]
+fn ingresses_for_one_host_merge_and_the_oldest_keeps_a_duplicate() {
+    let old = ingress(
+        "team1",
+        "old",
+        Some("2023-05-01T10:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(
+                Some("shop.com"),
+                &[("/cart", "Prefix", "cart-v1"), ("/", "Prefix", "web")]
+            )
+        ),
+    );
+    let new = ingress(
+        "team2",
+        "new",
+        Some("2024-05-01T10:00:00+02:00"),
+        &format!(
+            "  rules:\n{}",
+            rules(
+                Some("shop.com"),
+                &[
+                    ("/cart", "Prefix", "cart-v2"),
+                    ("/cart", "Exact", "cart-exact"),
+                    ("/pay", "Prefix", "pay")
+                ]
+            )
+        ),
+    );
+    // Listed newest first: the order of documents must not matter.
+    let r = router(&(new + &old));
+    assert_eq!(dest(&r, "shop.com", "/cart/1"), "team1/cart-v1:80");
+    assert_eq!(dest(&r, "shop.com", "/cart"), "team2/cart-exact:80"); // another pathType is another rule
+    assert_eq!(dest(&r, "shop.com", "/pay"), "team2/pay:80");
+    assert_eq!(dest(&r, "shop.com", "/"), "team1/web:80");
+    let shadowed: Vec<_> = r
+        .reports()
+        .into_iter()
+        .filter(|x| x.kind == ReportKind::ShadowedRule)
+        .collect();
+    assert_eq!(shadowed.len(), 1, "{shadowed:?}");
+    assert_eq!(shadowed[0].ingress, Some(NsName::new("team2", "new")));
+    assert!(
+        shadowed[0].message.contains("older Ingress team1/old"),
+        "{}",
+        shadowed[0]
+    );
+    assert_eq!(r.reports_for(&NsName::new("team2", "new")).len(), 1);
+}
+
+#[test]
+fn equal_timestamps_break_ties_by_namespace_and_name() {
+    let ts = Some("2024-01-01T00:00:00Z");
+    let a = ingress(
+        "b-ns",
+        "x",
+        ts,
+        &format!(
+            "  rules:\n{}",
+            rules(Some("t.com"), &[("/", "Prefix", "from-b")])
+        ),
+    );
+    let b = ingress(
+        "a-ns",
+        "x",
+        ts,
+        &format!(
+            "  rules:\n{}",
+            rules(Some("t.com"), &[("/", "Prefix", "from-a")])
+        ),
+    );
+    assert_eq!(dest(&router(&(a + &b)), "t.com", "/"), "a-ns/from-a:80");
+}
+
+#[test]
+fn service_ports_by_number_or_name_and_resource_backends() {
+    let yaml = ingress(
+        "media",
+        "mixed",
+        None,
+        "  rules:
+  - host: m.com
+    http:
+      paths:
+      - {path: /n, pathType: Prefix, backend: {service: {name: svc, port: {number: 8080}}}}
+      - {path: /s, pathType: Prefix, backend: {service: {name: svc, port: {name: grpc}}}}
+      - {path: /icons, pathType: ImplementationSpecific, backend: {resource: {apiGroup: k8s.example.com, kind: StorageBucket, name: icon-assets}}}",
+    );
+    let r = router(&yaml);
+    assert_eq!(dest(&r, "m.com", "/n"), "media/svc:8080");
+    assert_eq!(dest(&r, "m.com", "/s/x"), "media/svc:grpc");
+    assert_eq!(
+        dest(&r, "m.com", "/icons/a.png"),
+        "resource StorageBucket/icon-assets"
+    );
+    assert_eq!(
+        r.route("m.com", "/icons").unwrap().kind(),
+        Some(MatchKind::ImplementationSpecific)
+    );
+    assert_eq!(r.backends().len(), 3);
+}
+
+const CLASSES: &str = "
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: k8snet, annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}}
+spec: {controller: k8snet.io/ingress}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+";
+
+fn classed(name: &str, class_name: Option<&str>, legacy: Option<&str>) -> String {
+    let annotations = legacy.map_or(String::new(), |c| {
+        format!(", annotations: {{kubernetes.io/ingress.class: {c}}}")
+    });
+    let field = class_name.map_or(String::new(), |c| format!("  ingressClassName: {c}\n"));
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: default{annotations}}}\nspec:\n{field}  rules:\n{}",
+        rules(Some(&format!("{name}.com")), &[("/", "Prefix", name)])
+    )
+}
+
+#[test]
+fn class_selection_by_name_default_annotation_and_legacy_annotation() {
+    let yaml = format!(
+        "{CLASSES}{}{}{}{}",
+        classed("by-field", Some("nginx"), None),
+        classed("legacy", None, Some("k8snet")),
+        classed("classless", None, None),
+        classed("other", None, Some("traefik")),
+    );
+    let c = cluster(&yaml);
+    let served = |sel: &ClassSelector| {
+        let r = Router::compile(&c, sel);
+        ["by-field", "legacy", "classless", "other"]
+            .into_iter()
+            .filter(|n| r.route(&format!("{n}.com"), "/").is_some())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        served(&ClassSelector::default_class()),
+        ["legacy", "classless"]
+    );
+    assert_eq!(
+        served(&ClassSelector::named("k8snet")),
+        ["legacy", "classless"]
+    );
+    assert_eq!(served(&ClassSelector::named("nginx")), ["by-field"]);
+    assert_eq!(served(&ClassSelector::named("traefik")), ["other"]);
+
+    // Without any default class, "default" serves the class-less ones only.
+    let no_default = yaml.replace(
+        "ingressclass.kubernetes.io/is-default-class: \"true\"",
+        "a: b",
+    );
+    let c2 = cluster(&no_default);
+    let r = Router::compile(&c2, &ClassSelector::default_class());
+    assert!(r.route("classless.com", "/").is_some());
+    assert!(r.route("legacy.com", "/").is_none());
+    assert!(
+        Router::compile(&c2, &ClassSelector::named("k8snet"))
+            .route("classless.com", "/")
+            .is_none()
+    );
+
+    // Two defaults: admission would refuse class-less Ingresses.
+    let two = yaml.replace("metadata: {name: nginx}", "metadata: {name: nginx, annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}}");
+    let r = Router::compile(&cluster(&two), &ClassSelector::named("k8snet"));
+    assert!(r.route("classless.com", "/").is_none());
+    assert!(r.reports().iter().any(|x| x.kind == ReportKind::Class));
+}
+
+#[test]
+fn regex_paths_and_rewrite_target_with_capture_groups() {
+    let yaml = "
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: rewrite
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: \"true\"
+    nginx.ingress.kubernetes.io/rewrite-target: /$2
+spec:
+  rules:
+  - host: rewrite.bar.com
+    http:
+      paths:
+      - {path: /something(/|$)(.*), pathType: ImplementationSpecific, backend: {service: {name: http-svc, port: {number: 80}}}}
+      - {path: /exact, pathType: Exact, backend: {service: {name: exact, port: {number: 80}}}}
+";
+    let r = router(yaml);
+    for (req, want) in [
+        ("/something", "/"),
+        ("/something/", "/"),
+        ("/something/new", "/new"),
+        ("/SOMETHING/new/x", "/new/x"), // ~* is case-insensitive
+    ] {
+        let route = r.route("rewrite.bar.com", req).unwrap();
+        assert_eq!(route.kind(), Some(MatchKind::Regex));
+        assert_eq!(route.rewrite(req).as_deref(), Some(want), "{req}");
+    }
+    assert!(r.route("rewrite.bar.com", "/somethingelse").is_none());
+    // A non-regex rule of the same Ingress is rewritten whole; $2 is empty.
+    let exact = r.route("rewrite.bar.com", "/exact").unwrap();
+    assert_eq!(exact.rewrite("/exact").as_deref(), Some("/"));
+}
+
+#[test]
+fn an_invalid_regex_is_left_out_and_reported() {
+    let yaml = "
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bad, namespace: default, annotations: {nginx.ingress.kubernetes.io/use-regex: \"true\"}}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: \"/(unclosed\", pathType: ImplementationSpecific, backend: {service: {name: a, port: {number: 80}}}}
+";
+    let r = router(yaml);
+    assert!(r.route("", "/(unclosed").is_none());
+    assert!(
+        r.reports()
+            .iter()
+            .any(|x| x.kind == ReportKind::InvalidPath)
+    );
+}
+
+#[test]
+fn unsupported_annotations_are_reported_once_per_ingress() {
+    let yaml = "
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: many
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/configuration-snippet: \"more_set_headers x\"
+    nginx.ingress.kubernetes.io/canary: \"true\"
+    nginx.ingress.kubernetes.io/proxy-body-size: huge
+    cert-manager.io/cluster-issuer: letsencrypt
+spec:
+  rules:
+  - host: a.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}]}
+  - host: b.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: b, port: {number: 80}}}}]}
+";
+    let r = router(yaml);
+    let reports = r.reports();
+    let unsupported: Vec<_> = reports
+        .iter()
+        .filter(|x| x.kind == ReportKind::UnsupportedAnnotations)
+        .collect();
+    assert_eq!(unsupported.len(), 1, "{reports:#?}");
+    assert_eq!(
+        unsupported[0].to_string(),
+        "Ingress default/many: annotations not supported by k8snet-ingress, ignored: canary, configuration-snippet"
+    );
+    assert_eq!(
+        reports
+            .iter()
+            .filter(|x| x.kind == ReportKind::InvalidAnnotation)
+            .count(),
+        1
+    );
+    assert_eq!(reports.len(), 2);
+}
+
+fn tls_secret(ns: &str, name: &str, crt: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData: {{tls.crt: \"{crt}\", tls.key: \"key-of-{crt}\"}}\n"
+    )
+}
+
+#[test]
+fn sni_selects_the_certificate_and_host_selects_the_route() {
+    let yaml = format!(
+        "{}{}{}{}",
+        tls_secret("web", "shop-cert", "shop"),
+        tls_secret("web", "wild-cert", "wild"),
+        tls_secret("web", "fallback-cert", "fallback"),
+        ingress(
+            "web",
+            "tls",
+            None,
+            &format!(
+                "  tls:\n  - {{hosts: [shop.com], secretName: shop-cert}}\n  - {{hosts: [\"*.apps.com\"], secretName: wild-cert}}\n  - {{secretName: fallback-cert}}\n  - {{hosts: [gone.com], secretName: missing}}\n  rules:\n{}{}",
+                rules(Some("shop.com"), &[("/", "Prefix", "shop")]),
+                rules(Some("*.apps.com"), &[("/", "Prefix", "apps")])
+            )
+        )
+    );
+    let r = router(&yaml);
+    let cert = |sni: &str| {
+        r.certificate(sni)
+            .map(|c| String::from_utf8_lossy(c.chain_pem()).into_owned())
+    };
+    assert_eq!(cert("shop.com").as_deref(), Some("shop"));
+    assert_eq!(cert("SHOP.com").as_deref(), Some("shop"));
+    assert_eq!(cert("x.apps.com").as_deref(), Some("wild"));
+    assert_eq!(cert("y.x.apps.com").as_deref(), Some("fallback"));
+    assert_eq!(cert("unknown.org").as_deref(), Some("fallback"));
+    assert_eq!(r.certificate("shop.com").unwrap().key_pem(), b"key-of-shop");
+    assert!(r.has_tls("shop.com") && r.has_tls("x.apps.com") && !r.has_tls("other.com"));
+    // The route ignores SNI: what counts is the Host.
+    assert_eq!(dest(&r, "x.apps.com", "/"), "web/apps:80");
+    let missing: Vec<_> = r
+        .reports()
+        .into_iter()
+        .filter(|x| x.kind == ReportKind::Tls)
+        .collect();
+    assert_eq!(missing.len(), 1);
+    assert!(
+        missing[0].message.contains("Secret web/missing not found"),
+        "{}",
+        missing[0]
+    );
+}
