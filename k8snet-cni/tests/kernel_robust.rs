@@ -102,14 +102,7 @@ fn a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean() {
     let mut tn = Testnet::new("cnikill").unwrap();
     let data = TempDir::new("kill");
     let c = conf(&data.0, "1.1.0", json!({"ipMasq": true}));
-    // The crate's `bridge-plugin` example, which `cargo test` builds beside
-    // the test binaries (target/<profile>/examples/).
-    let mut exe = std::env::current_exe().unwrap();
-    exe.pop();
-    if exe.ends_with("deps") {
-        exe.pop();
-    }
-    let exe = exe.join("examples").join("bridge-plugin");
+    let exe = std::env::current_exe().unwrap();
     for (i, delay_ms) in [0u64, 1, 2, 3, 5, 8, 12, 20, 40, 200]
         .into_iter()
         .enumerate()
@@ -118,6 +111,15 @@ fn a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean() {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", tn.node().name()])
             .arg(&exe)
+            .args([
+                "--exact",
+                "plugin_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("K8SNET_CNI_TEST_PLUGIN", "bridge")
             .envs(env("ADD", &format!("k{i}"), Some(&pod.path()), "/x"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -153,6 +155,19 @@ fn a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean() {
     assert!(!nft.contains("chain m_"), "{nft}");
     for ns in tn.namespaces().iter().skip(1) {
         assert_eq!(ns.links().unwrap(), ["lo"], "{}", ns.name());
+    }
+}
+
+/// Not a test: the plugin process that the test above kills.
+#[test]
+#[ignore = "helper: a CNI plugin process when K8SNET_CNI_TEST_PLUGIN is set"]
+fn plugin_process() {
+    if std::env::var("K8SNET_CNI_TEST_PLUGIN").as_deref() == Ok("bridge") {
+        let mut stdin = Vec::new();
+        std::io::stdin().read_to_end(&mut stdin).unwrap();
+        let out = k8snet_cni::run_with(&Bridge, |k| std::env::var(k).ok(), &stdin);
+        std::io::stdout().write_all(&out.stdout).unwrap();
+        std::process::exit(i32::from(out.status));
     }
 }
 
