@@ -61,6 +61,23 @@ fn veth_name(network: &str, container_id: &str, ifname: &str, attempt: u32) -> S
     format!("veth{x:08x}")
 }
 
+/// A host veth end left by an ADD killed between creating the pair and
+/// labelling it: our name shape (`veth` + 8 hex digits), no alias and no
+/// bridge. A veth in use is always on a bridge, so this never matches one
+/// (ours or the reference plugin's) that carries traffic.
+fn orphan_veth(l: &nl::LinkMessage) -> bool {
+    let named_like_ours = l.attributes.iter().any(|a| match a {
+        LinkAttribute::IfName(n) => {
+            n.len() == 12 && n.starts_with("veth") && n[4..].bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        _ => false,
+    });
+    named_like_ours
+        && matches!(kind(l), Some(InfoKind::Veth))
+        && alias(l).is_none()
+        && controller(l).is_none()
+}
+
 async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage> {
     let name = &conf.bridge;
     if link_by_name(h, name).await?.is_none() {
@@ -545,7 +562,8 @@ impl Plugin for Bridge {
         let s = Session::new()?;
         let links = s.block_on(nl::all_links(&s.host))?;
         for l in links {
-            let stale = alias(&l).is_some_and(|a| a.starts_with(&prefix) && !valid.contains(a));
+            let stale = alias(&l).is_some_and(|a| a.starts_with(&prefix) && !valid.contains(a))
+                || orphan_veth(&l);
             if stale && let Err(e) = s.block_on(nl::delete_link(&s.host, l.header.index)) {
                 errors.push(e);
             }
