@@ -301,7 +301,7 @@ fn serve_routes_every_rule_to_loopback_endpoints_and_reloads_on_sighup() {
     assert!(status.success(), "{log}");
     assert!(
         log.contains(
-            "EndpointSlice shop/web-local has loopback addresses; accepted for this local run"
+            "EndpointSlice shop/web-local: endpoints[0].addresses[0]: 127.0.0.1 is a loopback address (accepted for local serving)"
         ),
         "{log}"
     );

@@ -3,9 +3,8 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use k8snet::dns::{PodMode, Zone, ZoneConfig};
-use k8snet::model::{Cluster, Manifests};
+use k8snet::model::{Cluster, LoadOptions, LocalEndpoints, Manifests};
 
 use crate::Inputs;
 
@@ -68,8 +67,17 @@ struct ServeArgs {
 
 impl ZoneArgs {
     /// Loads the manifests (reporting problems on stderr) and builds the zone.
+    ///
+    /// Both `serve` and `query` (a lookup of what `serve` would answer)
+    /// accept loopback and link-local endpoint addresses with a warning,
+    /// since that is how a first local run points at local backends
+    /// (design.md §3); `validate` still reports them as errors.
     fn build(&self) -> anyhow::Result<Zone> {
-        let m = self.inputs.load();
+        let mut m =
+            Manifests::with_options(LoadOptions::new().local_endpoints(LocalEndpoints::Warn));
+        for f in &self.inputs.files {
+            m.load_path(f);
+        }
         report(&m);
         let cluster = Cluster::from_manifests(&m);
         let cfg = ZoneConfig::new(&self.zone).ttl(self.ttl).pods(self.pods);
@@ -84,14 +92,7 @@ fn report(m: &Manifests) {
         eprintln!("warning: {w}");
     }
     for e in m.errors() {
-        let text = e.to_string();
-        if text.contains("loopback") {
-            eprintln!(
-                "warning: {text} (the object is left out: the model refuses loopback endpoint addresses)"
-            );
-        } else {
-            eprintln!("error: {text} (left out)");
-        }
+        eprintln!("error: {e} (left out)");
     }
 }
 
@@ -108,6 +109,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 #[cfg(feature = "linux")]
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
     use k8snet::dns::LiveZone;
     use k8snet::dns::forward::{ForwardConfig, Forwarder};
     use k8snet::dns::server::{ServerConfig, SignalKind, Signals};

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use k8snet::ingress::{Backend, ClassSelector, PortRef, Router, normalize_path};
-use k8snet::model::{Cluster, Manifests, Object};
+use k8snet::model::{Cluster, LoadOptions, LocalEndpoints, Manifests};
 use serde_json::{Value, json};
 
 use crate::Inputs;
@@ -82,9 +82,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
-    let m = args.class.inputs.load();
-    report_manifests(&m, false);
-    let router = Router::compile(&Cluster::from_manifests(&m), &args.class.selector());
+    let router = Router::compile(&serving_cluster(&args.class.inputs), &args.class.selector());
     report_router(&router);
     let path = args.path.split(['?', '#']).next().unwrap_or("/");
     let path = normalize_path(path);
@@ -122,17 +120,13 @@ fn backend_json(b: &Backend) -> Value {
     }
 }
 
-/// Manifest problems go to stderr; invalid objects are left out. When
-/// serving, loopback endpoints are not a problem but a warning.
-fn report_manifests(m: &Manifests, serving: bool) {
+/// Manifest problems go to stderr; invalid objects are left out.
+fn report_manifests(m: &Manifests) {
     for w in m.warnings() {
         eprintln!("warning: {w}");
     }
     for e in m.errors() {
-        let text = e.to_string();
-        if !(serving && text.contains("loopback")) {
-            eprintln!("error: {text} (left out)");
-        }
+        eprintln!("error: {e} (left out)");
     }
 }
 
@@ -142,20 +136,18 @@ fn report_router(router: &Router) {
     }
 }
 
-/// The cluster to serve: the valid objects, plus the EndpointSlices that
-/// were refused only for loopback addresses (a local run), with a warning.
+/// The cluster to serve, or to look a route up in (`route` shows what
+/// `serve` would do): the valid objects, with loopback and link-local
+/// endpoint addresses accepted and reported as warnings, since that is how
+/// a first local run points at local backends (design.md §3); `validate`
+/// still reports them as errors.
 fn serving_cluster(inputs: &Inputs) -> Cluster {
-    let m = inputs.load();
-    report_manifests(&m, true);
-    let (slices, warnings) = k8snet::ingress::loopback::recover_loopback_slices(&m);
-    for w in warnings {
-        eprintln!("warning: {w}");
+    let mut m = Manifests::with_options(LoadOptions::new().local_endpoints(LocalEndpoints::Warn));
+    for f in &inputs.files {
+        m.load_path(f);
     }
-    let objects = m
-        .into_objects()
-        .into_iter()
-        .chain(slices.into_iter().map(Object::EndpointSlice));
-    Cluster::from_objects(objects)
+    report_manifests(&m);
+    Cluster::from_manifests(&m)
 }
 
 #[cfg(feature = "linux")]

@@ -452,6 +452,11 @@ impl Cluster {
             .and_then(|k| self.services.get(k))
     }
 
+    /// An EndpointSlice.
+    pub fn endpoint_slice(&self, key: &NsName) -> Option<&EndpointSlice> {
+        self.slices.get(key)
+    }
+
     /// All EndpointSlices.
     pub fn endpoint_slices(&self) -> impl Iterator<Item = &EndpointSlice> {
         self.slices.values()
@@ -469,9 +474,19 @@ impl Cluster {
             })
     }
 
+    /// An Ingress.
+    pub fn ingress(&self, key: &NsName) -> Option<&Ingress> {
+        self.ingresses.get(key)
+    }
+
     /// All Ingresses.
     pub fn ingresses(&self) -> impl Iterator<Item = &Ingress> {
         self.ingresses.values()
+    }
+
+    /// An IngressClass (cluster-scoped).
+    pub fn ingress_class(&self, name: &str) -> Option<&IngressClass> {
+        self.ingress_classes.get(name)
     }
 
     /// All IngressClasses.
@@ -482,6 +497,11 @@ impl Cluster {
     /// A (TLS) Secret.
     pub fn secret(&self, key: &NsName) -> Option<&Secret> {
         self.secrets.get(key)
+    }
+
+    /// A NetworkPolicy.
+    pub fn network_policy(&self, key: &NsName) -> Option<&NetworkPolicy> {
+        self.network_policies.get(key)
     }
 
     /// All NetworkPolicies.
@@ -497,6 +517,11 @@ impl Cluster {
         in_namespace(&self.network_policies, namespace)
     }
 
+    /// An AdminNetworkPolicy (cluster-scoped).
+    pub fn admin_network_policy(&self, name: &str) -> Option<&AdminNetworkPolicy> {
+        self.admin_network_policies.get(name)
+    }
+
     /// All AdminNetworkPolicies.
     pub fn admin_network_policies(&self) -> impl Iterator<Item = &AdminNetworkPolicy> {
         self.admin_network_policies.values()
@@ -505,6 +530,11 @@ impl Cluster {
     /// The BaselineAdminNetworkPolicy (the singleton `default`), if any.
     pub fn baseline_admin_network_policy(&self) -> Option<&BaselineAdminNetworkPolicy> {
         self.baseline_admin_network_policies.get("default")
+    }
+
+    /// A ClusterNetworkPolicy (cluster-scoped).
+    pub fn cluster_network_policy(&self, name: &str) -> Option<&ClusterNetworkPolicy> {
+        self.cluster_network_policies.get(name)
     }
 
     /// All ClusterNetworkPolicies.

@@ -13,7 +13,9 @@
 //!   JSON; `kind: List`. Each object is decoded, [defaulted](apply_defaults)
 //!   and [validated](validate()); every problem is an [`Error`] that names the
 //!   file, line, object and field path. Unknown kinds are skipped with a
-//!   [`Warning`].
+//!   [`Warning`]. Validation is the apiserver's; [`LoadOptions`] can accept
+//!   loopback and link-local endpoint addresses with a warning instead
+//!   ([`LocalEndpoints::Warn`]), for serving on a developer's machine.
 //! - **Selectors**: [`LabelSelector`] compiles to a [`Selector`] that matches
 //!   without allocating.
 //! - **The snapshot** ([`Cluster`]): objects indexed for the data planes,
@@ -87,7 +89,9 @@ pub use crate::core::*;
 pub use crate::defaults::apply_defaults;
 pub use crate::discovery::*;
 pub use crate::error::{Error, FieldError, FieldErrorKind, Location};
-pub use crate::load::{Loaded, MANIFEST_EXTENSIONS, Manifests, Warning};
+pub use crate::load::{
+    LoadOptions, Loaded, LocalEndpoints, MANIFEST_EXTENSIONS, Manifests, Warning,
+};
 pub use crate::meta::{ObjectMeta, Resource, StringMap};
 pub use crate::networking::*;
 pub use crate::object::{Kind, Object, ObjectRef};

@@ -1,6 +1,8 @@
 //! Loading manifests: files, directories (recursively), readers (stdin);
 //! YAML multi-document streams and JSON; `kind: List`. Every object is
 //! decoded, defaulted and validated; problems are collected, never fatal.
+//! Validation is the apiserver's unless [`LoadOptions`] relax it for local
+//! serving.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -12,7 +14,7 @@ use serde_json::Value;
 use crate::defaults::apply_defaults;
 use crate::error::{Error, Location};
 use crate::object::{Kind, Object, ObjectRef};
-use crate::validate::validate;
+use crate::validate::validate_with;
 use crate::yaml::{self, Body};
 
 /// An object and where it came from.
@@ -24,19 +26,97 @@ pub struct Loaded {
     pub object: Object,
 }
 
-/// Something skipped on load that is not an error (an unknown kind, a
-/// non-TLS Secret).
+/// Something on load that is not an error: a skipped document (an unknown
+/// kind, a non-TLS Secret), or a loopback or link-local endpoint address
+/// accepted under [`LocalEndpoints::Warn`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// Where.
     pub at: Location,
-    /// What was skipped and why.
+    /// What was skipped and why, or the object, field path and address
+    /// accepted (`EndpointSlice shop/web: endpoints[0].addresses[0]:
+    /// 127.0.0.1 is a loopback address (accepted for local serving)`).
     pub message: String,
 }
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// What the loader does with endpoint addresses the apiserver refuses
+/// although a backend on this host can listen on them: loopback
+/// (127.0.0.0/8, `::1`) and link-local (169.254.0.0/16, fe80::/10)
+/// addresses in an EndpointSlice's `endpoints[].addresses`.
+///
+/// Unspecified (`0.0.0.0`, `::`) and multicast addresses stay errors in
+/// every mode: nothing can be reached at them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LocalEndpoints {
+    /// Refuse the object, as the apiserver does (the default; what
+    /// `validate` reports).
+    #[default]
+    Refuse,
+    /// Keep the object and record one [`Warning`] per such address (file,
+    /// line, object, field path): how a first local run points Services
+    /// at backends on `127.0.0.1`. Any other error still refuses the
+    /// object.
+    Warn,
+}
+
+/// How [`Manifests`] loads: apiserver-exact by default.
+///
+/// ```
+/// use k8snet_model::{LoadOptions, LocalEndpoints, Manifests};
+/// let slice = "
+/// apiVersion: discovery.k8s.io/v1
+/// kind: EndpointSlice
+/// metadata: {name: web-local, namespace: shop, labels: {kubernetes.io/service-name: web}}
+/// addressType: IPv4
+/// endpoints: [{addresses: [127.0.0.1]}]
+/// ports: [{name: http, port: 8080}]
+/// ";
+/// // As the apiserver: refused.
+/// let mut strict = Manifests::new();
+/// strict.load_str("local.yaml", slice);
+/// assert!(strict.objects().is_empty());
+/// assert_eq!(strict.errors().len(), 1);
+///
+/// // For local serving: kept, with a warning.
+/// let options = LoadOptions::new().local_endpoints(LocalEndpoints::Warn);
+/// let mut local = Manifests::with_options(options);
+/// local.load_str("local.yaml", slice);
+/// assert_eq!(local.objects().len(), 1);
+/// assert!(local.errors().is_empty());
+/// assert_eq!(
+///     local.warnings()[0].to_string(),
+///     "local.yaml:2: EndpointSlice shop/web-local: endpoints[0].addresses[0]: \
+///      127.0.0.1 is a loopback address (accepted for local serving)"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct LoadOptions {
+    local_endpoints: LocalEndpoints,
+}
+
+impl LoadOptions {
+    /// The apiserver's rules, exactly.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What to do with loopback and link-local endpoint addresses.
+    #[must_use]
+    pub fn local_endpoints(mut self, mode: LocalEndpoints) -> Self {
+        self.local_endpoints = mode;
+        self
+    }
+
+    /// The mode set by [`LoadOptions::local_endpoints`].
+    pub fn local_endpoints_mode(&self) -> LocalEndpoints {
+        self.local_endpoints
     }
 }
 
@@ -63,15 +143,29 @@ pub struct Manifests {
     errors: Vec<Error>,
     warnings: Vec<Warning>,
     seen: HashSet<ObjectRef>,
+    options: LoadOptions,
 }
 
 /// File extensions read when walking a directory.
 pub const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 impl Manifests {
-    /// An empty set.
+    /// An empty set that validates as the apiserver does.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty set that loads with `options` (see [`LoadOptions`]).
+    pub fn with_options(options: LoadOptions) -> Self {
+        Self {
+            options,
+            ..Self::default()
+        }
+    }
+
+    /// The options this set loads with.
+    pub fn options(&self) -> LoadOptions {
+        self.options
     }
 
     /// Loads a file, a directory (recursively, `.yaml`/`.yml`/`.json`, in
@@ -150,10 +244,11 @@ impl Manifests {
             .map_or(1, |n| n.get())
             .min(docs.len() / PARALLEL_MIN_OBJECTS)
             .max(1);
+        let options = self.options;
         if workers == 1 {
             for doc in docs {
                 let at = Location::new(file.clone(), doc.line);
-                self.merge(process(at, doc.body));
+                self.merge(process(at, doc.body, options));
             }
             return;
         }
@@ -170,7 +265,10 @@ impl Manifests {
                     scope.spawn(move || {
                         chunk
                             .into_iter()
-                            .map(|doc| process(Location::new(file.clone(), doc.line), doc.body))
+                            .map(|doc| {
+                                let at = Location::new(file.clone(), doc.line);
+                                process(at, doc.body, options)
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -187,17 +285,18 @@ impl Manifests {
 
     /// Decodes, defaults and validates one object given as a JSON value.
     pub fn load_value(&mut self, at: Location, value: Value) {
-        self.merge(process(at, Body::Value(value)));
+        self.merge(process(at, Body::Value(value), self.options));
     }
 
     /// Adds one processed document, refusing a second object of the same
     /// kind, namespace and name.
     fn merge(&mut self, processed: Processed) {
         match processed {
-            Processed::Valid(at, object) => {
+            Processed::Valid(at, object, warnings) => {
                 let reference = object.reference();
                 if self.seen.insert(reference.clone()) {
                     self.objects.push(Loaded { at, object });
+                    self.warnings.extend(warnings);
                 } else {
                     self.errors.push(Error::Invalid {
                         at,
@@ -225,7 +324,9 @@ impl Manifests {
         &self.errors
     }
 
-    /// Every warning, in load order.
+    /// Every warning, in load order: skipped documents, and the loopback
+    /// or link-local endpoint addresses accepted under
+    /// [`LocalEndpoints::Warn`].
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
@@ -261,22 +362,34 @@ const PARALLEL_MIN_OBJECTS: usize = 1_000;
 /// One document after decoding, defaulting and validation.
 #[allow(clippy::large_enum_variant)] // transient, one per document
 enum Processed {
-    Valid(Location, Object),
+    /// A valid object and the warnings about it (accepted local endpoints).
+    Valid(Location, Object, Vec<Warning>),
     Errors(Vec<Error>),
     Skipped(Warning),
 }
 
-fn process(at: Location, body: Body<'_>) -> Processed {
+fn process(at: Location, body: Body<'_>, options: LoadOptions) -> Processed {
     match decode(&at, body) {
         Ok(Decoded::Object(mut object)) => {
             apply_defaults(&mut object);
-            let errors = validate(&object);
-            if errors.is_empty() {
-                return Processed::Valid(at, object);
-            }
+            let findings = validate_with(&object, options.local_endpoints);
             let reference = object.reference();
+            if findings.errors.is_empty() {
+                // Accepted problems are reported only for objects that are
+                // kept; a refused object's report is its errors.
+                let warnings = findings
+                    .accepted
+                    .into_iter()
+                    .map(|accepted| Warning {
+                        at: at.clone(),
+                        message: format!("{reference}: {accepted}"),
+                    })
+                    .collect();
+                return Processed::Valid(at, object, warnings);
+            }
             Processed::Errors(
-                errors
+                findings
+                    .errors
                     .into_iter()
                     .map(|error| Error::Invalid {
                         at: at.clone(),

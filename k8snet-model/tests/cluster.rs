@@ -252,3 +252,124 @@ ports: [{{name: http, port: 8080}}]
         .collect();
     assert!(names.contains(&"web-manual".to_string()));
 }
+
+#[test]
+fn single_object_getters_find_by_key_and_follow_deletes() {
+    let mut c = cluster(
+        "
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: k8snet}
+spec: {controller: k8snet.io/ingress}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec: {defaultBackend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: shop}
+spec: {podSelector: {}}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: cluster-control}
+spec:
+  priority: 10
+  subject: {namespaces: {}}
+  ingress: [{name: deny, action: Deny, from: [{namespaces: {}}]}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: tenant-isolation}
+spec:
+  tier: Admin
+  priority: 50
+  subject: {namespaces: {}}
+  ingress: [{action: Accept, from: [{namespaces: {}}]}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [198.18.0.2]}]
+",
+    );
+    let shop = |name: &str| NsName::new("shop", name);
+    assert_eq!(c.ingress(&shop("shop")).unwrap().metadata.name, "shop");
+    assert!(c.ingress(&NsName::new("default", "shop")).is_none());
+    assert_eq!(
+        c.ingress_class("k8snet").unwrap().spec.controller,
+        "k8snet.io/ingress"
+    );
+    assert!(c.ingress_class("nginx").is_none());
+    assert_eq!(
+        c.network_policy(&shop("deny-all")).unwrap().metadata.name,
+        "deny-all"
+    );
+    assert!(c.network_policy(&shop("allow-all")).is_none());
+    assert_eq!(
+        c.admin_network_policy("cluster-control")
+            .unwrap()
+            .spec
+            .priority,
+        10
+    );
+    assert!(c.admin_network_policy("tenant-isolation").is_none());
+    assert_eq!(
+        c.cluster_network_policy("tenant-isolation")
+            .unwrap()
+            .spec
+            .priority,
+        50
+    );
+    assert!(c.cluster_network_policy("cluster-control").is_none());
+    assert_eq!(
+        c.endpoint_slice(&shop("web-1")).unwrap().endpoints[0].addresses,
+        ["198.18.0.2"]
+    );
+    assert!(c.endpoint_slice(&shop("web-2")).is_none());
+
+    // Deleting an object makes its getter miss.
+    for r in [
+        ObjectRef {
+            kind: Kind::Ingress,
+            namespace: Some("shop".into()),
+            name: "shop".into(),
+        },
+        ObjectRef {
+            kind: Kind::IngressClass,
+            namespace: None,
+            name: "k8snet".into(),
+        },
+        ObjectRef {
+            kind: Kind::NetworkPolicy,
+            namespace: Some("shop".into()),
+            name: "deny-all".into(),
+        },
+        ObjectRef {
+            kind: Kind::AdminNetworkPolicy,
+            namespace: None,
+            name: "cluster-control".into(),
+        },
+        ObjectRef {
+            kind: Kind::ClusterNetworkPolicy,
+            namespace: None,
+            name: "tenant-isolation".into(),
+        },
+        ObjectRef {
+            kind: Kind::EndpointSlice,
+            namespace: Some("shop".into()),
+            name: "web-1".into(),
+        },
+    ] {
+        assert!(c.delete(&r).is_some(), "{r}");
+    }
+    assert!(c.ingress(&shop("shop")).is_none());
+    assert!(c.ingress_class("k8snet").is_none());
+    assert!(c.network_policy(&shop("deny-all")).is_none());
+    assert!(c.admin_network_policy("cluster-control").is_none());
+    assert!(c.cluster_network_policy("tenant-isolation").is_none());
+    assert!(c.endpoint_slice(&shop("web-1")).is_none());
+}

@@ -54,11 +54,13 @@ fn endpoint(ep: &Endpoint, ty: AddressType, path: FieldPath<'_>, errs: &mut Erro
 }
 
 /// Each address matches the slice's type; IPs may not be loopback,
-/// link-local or unspecified (`ValidateEndpointIP`).
+/// link-local or unspecified (`ValidateEndpointIP`), except that loopback
+/// and link-local ones are accepted with a warning when the collector
+/// allows local endpoints.
 fn address(a: &str, ty: AddressType, path: FieldPath<'_>, errs: &mut Errors) {
     match ty {
         AddressType::IPv4 | AddressType::IPv6 => {
-            let Some(ip) = net::non_special_ip(errs, path, a) else {
+            let Some(ip) = net::endpoint_ip(errs, path, a) else {
                 return;
             };
             if ip.is_ipv4() != (ty == AddressType::IPv4) {

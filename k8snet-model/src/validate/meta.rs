@@ -128,7 +128,7 @@ fn lowercase(s: &str) -> Cow<'_, str> {
 pub fn validate_selector(sel: &LabelSelector, path: &str) -> Vec<FieldError> {
     let mut errs = Errors::default();
     selector(sel, path, &mut errs);
-    errs.0
+    errs.errors
 }
 
 /// [`validate_selector`] into a collector.

@@ -35,6 +35,7 @@ mod seen;
 mod service;
 
 use crate::error::{FieldError, FieldErrorKind};
+use crate::load::LocalEndpoints;
 use crate::object::Object;
 
 use self::path::FieldPath;
@@ -46,24 +47,50 @@ pub use self::net::{parse_cidr_strict, parse_ip_strict};
 /// order; an empty vector means the apiserver would accept the object.
 pub fn validate(object: &Object) -> Vec<FieldError> {
     let mut errs = Errors::default();
-    meta::object_meta(object, &mut errs);
+    validate_into(object, &mut errs);
+    errs.errors
+}
+
+/// What [`validate_with`] found: the errors that refuse the object, and the
+/// problems a lenient mode accepted (with messages that say so).
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub(crate) errors: Vec<FieldError>,
+    pub(crate) accepted: Vec<FieldError>,
+}
+
+/// [`validate`], with loopback and link-local endpoint addresses accepted
+/// (recorded in [`Findings::accepted`]) under [`LocalEndpoints::Warn`].
+pub(crate) fn validate_with(object: &Object, local_endpoints: LocalEndpoints) -> Findings {
+    let mut errs = Errors {
+        local_endpoints,
+        ..Errors::default()
+    };
+    validate_into(object, &mut errs);
+    Findings {
+        errors: errs.errors,
+        accepted: errs.accepted,
+    }
+}
+
+fn validate_into(object: &Object, errs: &mut Errors) {
+    meta::object_meta(object, errs);
     match object {
         Object::Namespace(_) => {}
-        Object::Node(node) => core::node(node, &mut errs),
-        Object::Pod(pod) => pod::pod(pod, &mut errs),
-        Object::Service(svc) => service::service(svc, &mut errs),
-        Object::EndpointSlice(slice) => endpointslice::endpoint_slice(slice, &mut errs),
-        Object::Ingress(ing) => ingress::ingress(ing, &mut errs),
-        Object::IngressClass(class) => ingress::ingress_class(class, &mut errs),
-        Object::Secret(secret) => core::secret(secret, &mut errs),
-        Object::NetworkPolicy(np) => networkpolicy::network_policy(np, &mut errs),
-        Object::AdminNetworkPolicy(anp) => adminpolicy::admin_network_policy(anp, &mut errs),
+        Object::Node(node) => core::node(node, errs),
+        Object::Pod(pod) => pod::pod(pod, errs),
+        Object::Service(svc) => service::service(svc, errs),
+        Object::EndpointSlice(slice) => endpointslice::endpoint_slice(slice, errs),
+        Object::Ingress(ing) => ingress::ingress(ing, errs),
+        Object::IngressClass(class) => ingress::ingress_class(class, errs),
+        Object::Secret(secret) => core::secret(secret, errs),
+        Object::NetworkPolicy(np) => networkpolicy::network_policy(np, errs),
+        Object::AdminNetworkPolicy(anp) => adminpolicy::admin_network_policy(anp, errs),
         Object::BaselineAdminNetworkPolicy(banp) => {
-            adminpolicy::baseline_admin_network_policy(banp, &mut errs)
+            adminpolicy::baseline_admin_network_policy(banp, errs)
         }
-        Object::ClusterNetworkPolicy(cnp) => adminpolicy::cluster_network_policy(cnp, &mut errs),
+        Object::ClusterNetworkPolicy(cnp) => adminpolicy::cluster_network_policy(cnp, errs),
     }
-    errs.0
 }
 
 /// The valid port range, as the apiserver's `IsValidPortNum` checks it.
@@ -74,7 +101,15 @@ pub(crate) const PORT_RANGE: std::ops::RangeInclusive<i32> = 1..=65535;
 /// Every method takes the path as `impl Into<FieldPath>` and renders it only
 /// when it records an error, so checking a valid field costs no allocation.
 #[derive(Debug, Default)]
-pub(crate) struct Errors(pub(crate) Vec<FieldError>);
+pub(crate) struct Errors {
+    /// The errors, in field order.
+    pub(crate) errors: Vec<FieldError>,
+    /// Whether loopback and link-local endpoint addresses are errors
+    /// (the default) or accepted.
+    pub(crate) local_endpoints: LocalEndpoints,
+    /// The endpoint addresses accepted under [`LocalEndpoints::Warn`].
+    pub(crate) accepted: Vec<FieldError>,
+}
 
 impl Errors {
     /// Records an error of `kind` at `path`.
@@ -85,7 +120,19 @@ impl Errors {
         msg: impl Into<String>,
     ) {
         let path = path.into().to_string();
-        self.0.push(FieldError::new(kind, path, msg));
+        self.errors.push(FieldError::new(kind, path, msg));
+    }
+
+    /// Records a loopback or link-local endpoint address accepted for
+    /// local serving: not an error, but reported.
+    pub(crate) fn accepted_local<'p>(
+        &mut self,
+        path: impl Into<FieldPath<'p>>,
+        msg: impl Into<String>,
+    ) {
+        let path = path.into().to_string();
+        self.accepted
+            .push(FieldError::new(FieldErrorKind::Invalid, path, msg));
     }
 
     /// A required field is missing.

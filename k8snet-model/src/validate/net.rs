@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use ipnet::IpNet;
 
 use super::{Errors, FieldPath};
+use crate::load::LocalEndpoints;
 
 const IP_EXAMPLE: &str = "must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)";
 const CIDR_EXAMPLE: &str = "must be a valid CIDR value (e.g. 10.9.8.0/24 or 2001:db8::/64)";
@@ -115,29 +116,73 @@ fn cidr_reason(s: &str) -> Result<IpNet, String> {
     }
 }
 
-/// Why an address may not serve as an endpoint or external IP
-/// (`ValidateNonSpecialIP`), or `None` when it may.
-pub(crate) fn special_ip_reason(ip: IpAddr) -> Option<&'static str> {
-    if ip.is_unspecified() {
-        return Some("may not be unspecified (0.0.0.0, ::)");
-    }
-    if ip.is_loopback() {
-        return Some("may not be in the loopback range (127.0.0.0/8, ::1/128)");
-    }
-    let (link_local, ll_multicast) = match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            (v4.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
+/// The ranges `ValidateNonSpecialIP` refuses for endpoints and external IPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpecialIp {
+    /// `0.0.0.0`, `::`.
+    Unspecified,
+    /// 127.0.0.0/8, ::1.
+    Loopback,
+    /// 169.254.0.0/16, fe80::/10.
+    LinkLocal,
+    /// 224.0.0.0/24, ff02::/16 (any link-local-scope multicast).
+    LinkLocalMulticast,
+}
+
+impl SpecialIp {
+    /// The range an address is in, or `None` when it may serve as an
+    /// endpoint or external IP.
+    pub(crate) fn of(ip: IpAddr) -> Option<Self> {
+        if ip.is_unspecified() {
+            return Some(Self::Unspecified);
         }
-        IpAddr::V6(v6) => (is_v6_link_local(v6), is_v6_link_local_multicast(v6)),
-    };
-    if link_local {
-        return Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)");
+        if ip.is_loopback() {
+            return Some(Self::Loopback);
+        }
+        let (link_local, ll_multicast) = match ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                (v4.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
+            }
+            IpAddr::V6(v6) => (is_v6_link_local(v6), is_v6_link_local_multicast(v6)),
+        };
+        if link_local {
+            Some(Self::LinkLocal)
+        } else if ll_multicast {
+            Some(Self::LinkLocalMulticast)
+        } else {
+            None
+        }
     }
-    if ll_multicast {
-        return Some("may not be in the link-local multicast range (224.0.0.0/24, ff02::/16)");
+
+    /// Why the apiserver refuses the address.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Unspecified => "may not be unspecified (0.0.0.0, ::)",
+            Self::Loopback => "may not be in the loopback range (127.0.0.0/8, ::1/128)",
+            Self::LinkLocal => "may not be in the link-local range (169.254.0.0/16, fe80::/10)",
+            Self::LinkLocalMulticast => {
+                "may not be in the link-local multicast range (224.0.0.0/24, ff02::/16)"
+            }
+        }
     }
-    None
+
+    /// Whether a backend on this host can be reached at such an address,
+    /// which makes it a usable endpoint for local serving (loopback and
+    /// link-local unicast; never unspecified or multicast).
+    pub(crate) fn is_host_local(self) -> bool {
+        matches!(self, Self::Loopback | Self::LinkLocal)
+    }
+
+    /// `loopback` / `link-local`, for messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::Loopback => "loopback",
+            Self::LinkLocal => "link-local",
+            Self::LinkLocalMulticast => "link-local multicast",
+        }
+    }
 }
 
 fn is_v6_link_local(ip: Ipv6Addr) -> bool {
@@ -169,12 +214,45 @@ pub(crate) fn non_special_ip<'p>(
 ) -> Option<IpAddr> {
     let path = path.into();
     let ip = ip(errs, path, s)?;
-    match special_ip_reason(ip) {
-        Some(reason) => {
-            errs.invalid(path, format!("{s:?}: {reason}"));
+    match SpecialIp::of(ip) {
+        Some(special) => {
+            errs.invalid(path, format!("{s:?}: {}", special.reason()));
             None
         }
         None => Some(ip),
+    }
+}
+
+/// Validates an endpoint address: as [`non_special_ip`], except that a
+/// loopback or link-local address is only a warning when the collector
+/// accepts local endpoints ([`LocalEndpoints::Warn`]). Returns the
+/// address when it parses and is accepted, so that further checks (the
+/// slice's family) still apply to it.
+pub(crate) fn endpoint_ip<'p>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    s: &str,
+) -> Option<IpAddr> {
+    let path = path.into();
+    let ip = ip(errs, path, s)?;
+    match SpecialIp::of(ip) {
+        None => Some(ip),
+        Some(special)
+            if special.is_host_local() && errs.local_endpoints == LocalEndpoints::Warn =>
+        {
+            errs.accepted_local(
+                path,
+                format!(
+                    "{s} is a {} address (accepted for local serving)",
+                    special.noun()
+                ),
+            );
+            Some(ip)
+        }
+        Some(special) => {
+            errs.invalid(path, format!("{s:?}: {}", special.reason()));
+            None
+        }
     }
 }
 
@@ -303,17 +381,26 @@ mod tests {
 
     #[test]
     fn special() {
-        let r = |s: &str| special_ip_reason(s.parse().unwrap());
-        assert!(r("0.0.0.0").is_some());
-        assert!(r("::").is_some());
-        assert!(r("127.0.0.5").is_some());
-        assert!(r("::1").is_some());
-        assert!(r("169.254.1.1").is_some());
-        assert!(r("fe80::1").is_some());
-        assert!(r("224.0.0.251").is_some());
-        assert!(r("ff02::fb").is_some());
-        assert!(r("239.1.1.1").is_none());
-        assert!(r("10.0.0.1").is_none());
-        assert!(r("fd00::1").is_none());
+        use SpecialIp::*;
+        let r = |s: &str| SpecialIp::of(s.parse().unwrap());
+        assert_eq!(r("0.0.0.0"), Some(Unspecified));
+        assert_eq!(r("::"), Some(Unspecified));
+        assert_eq!(r("127.0.0.5"), Some(Loopback));
+        assert_eq!(r("::1"), Some(Loopback));
+        assert_eq!(r("169.254.1.1"), Some(LinkLocal));
+        assert_eq!(r("fe80::1"), Some(LinkLocal));
+        assert_eq!(r("febf::1"), Some(LinkLocal));
+        assert_eq!(r("fec0::1"), None);
+        assert_eq!(r("224.0.0.251"), Some(LinkLocalMulticast));
+        assert_eq!(r("ff02::fb"), Some(LinkLocalMulticast));
+        assert_eq!(r("239.1.1.1"), None);
+        assert_eq!(r("10.0.0.1"), None);
+        assert_eq!(r("fd00::1"), None);
+        // Only what a local backend can listen on is host-local.
+        let host_local: Vec<SpecialIp> = [Unspecified, Loopback, LinkLocal, LinkLocalMulticast]
+            .into_iter()
+            .filter(|s| s.is_host_local())
+            .collect();
+        assert_eq!(host_local, [Loopback, LinkLocal]);
     }
 }
