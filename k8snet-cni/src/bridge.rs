@@ -21,8 +21,8 @@ fn default_bridge() -> String {
 }
 
 /// The bridge plugin's keys (the reference's names). `vlan`, `vlanTrunk`,
-/// `macspoofchk`, `portIsolation` and `disableContainerInterface` are read
-/// and refused with code 2 when set: this plugin does not implement them.
+/// `macspoofchk` and `disableContainerInterface` are read and refused with
+/// code 2 when set: this plugin does not implement them.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -60,6 +60,14 @@ pub struct BridgeConf {
     /// default, which saves seconds per pod).
     #[serde(default)]
     pub enabledad: bool,
+    /// `portIsolation`: set the bridge-port flag "isolated" on the host end
+    /// of the veth (netlink `IFLA_BRPORT_ISOLATED`). The bridge forwards no
+    /// frame between two isolated ports, so pods on isolated ports reach
+    /// each other only through the node (the bridge device itself, which is
+    /// not isolated): with `proxy_arp_pvlan` on the bridge, same-node pod
+    /// traffic is routed by the node and passes its forward hook.
+    #[serde(default)]
+    pub port_isolation: bool,
     #[serde(default)]
     vlan: i64,
     #[serde(default)]
@@ -68,8 +76,6 @@ pub struct BridgeConf {
     preserve_default_vlan: Option<bool>,
     #[serde(default)]
     macspoofchk: bool,
-    #[serde(default)]
-    port_isolation: bool,
     #[serde(default)]
     disable_container_interface: bool,
 }
@@ -101,7 +107,6 @@ impl BridgeConf {
                 String::new(),
             ),
             ("macspoofchk", c.macspoofchk, "true".into()),
-            ("portIsolation", c.port_isolation, "true".into()),
             (
                 "disableContainerInterface",
                 c.disable_container_interface,
@@ -265,6 +270,23 @@ mod tests {
         );
         let e = conf(r#","bridge":"a/b""#).unwrap_err();
         assert!(e.to_string().starts_with("bridge: "), "{e}");
+    }
+
+    #[test]
+    fn port_isolation_is_read_not_refused() {
+        assert!(!conf("").unwrap().port_isolation);
+        let c = conf(r#","portIsolation":true,"hairpinMode":true"#).unwrap();
+        assert!(c.port_isolation && c.hairpin_mode);
+        assert!(!conf(r#","portIsolation":false"#).unwrap().port_isolation);
+        // A string is not a boolean (the reference's Go struct refuses it too).
+        let e = conf(r#","portIsolation":"true""#).unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (
+                7,
+                "portIsolation: invalid type: string \"true\", expected a boolean".into()
+            )
+        );
     }
 
     #[test]

@@ -16,11 +16,11 @@ use crate::delegate;
 use crate::error::{Error, Result, code};
 use crate::linux::nl::{
     self, EEXIST, Sandbox, Session, alias, controller, kind, link_by_name, mac, mac_bytes, nl_err,
-    node_sysctl, operstate, sandbox_sysctls,
+    node_sysctl, operstate, port_isolated, sandbox_sysctls,
 };
 use crate::linux::{configure_iface, masq_kernel};
 use crate::plugin::{GcRequest, Plugin, Request};
-use crate::result::{CniResult, Interface};
+use crate::result::{CniResult, Interface, IpConfig};
 use crate::version::Version;
 
 /// How long the host end may take to become operationally up (the
@@ -275,14 +275,26 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
                 "failed to connect {host_name:?} to bridge {:?}",
                 conf.bridge
             )))?;
-        if conf.hairpin_mode {
+        // Both port flags in one request.
+        if conf.hairpin_mode || conf.port_isolation {
+            let mut port = LinkBridgePort::new(host_index);
+            let mut what = Vec::new();
+            if conf.hairpin_mode {
+                port = port.hairpin(true);
+                what.push("hairpin mode");
+            }
+            if conf.port_isolation {
+                port = port.isolated(true);
+                what.push("port isolation");
+            }
             s.host
                 .link()
-                .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+                .set_port(port.build())
                 .execute()
                 .await
                 .map_err(nl_err(format!(
-                    "failed to setup hairpin mode for {host_name}"
+                    "failed to set {} on {host_name}",
+                    what.join(" and ")
                 )))?;
         }
         Ok::<_, Error>(())
@@ -537,8 +549,39 @@ impl Plugin for Bridge {
                     ),
                 ));
             }
+            // The port flag ADD sets for `portIsolation`, both ways: a port
+            // isolated against the configuration cuts the pod off its
+            // neighbours as surely as a missing flag joins them.
+            let isolated = port_isolated(&link).unwrap_or(false);
+            if isolated != conf.port_isolation {
+                return Err(Error::other(
+                    code::INTERNAL,
+                    format!(
+                        "host interface {:?} on bridge {:?}: port flag isolated is {}, portIsolation is {}",
+                        host.name,
+                        conf.bridge,
+                        if isolated { "on" } else { "off" },
+                        conf.port_isolation
+                    ),
+                ));
+            }
         }
-        Ok(())
+        // The routes, as the reference's `ip.ValidateExpectedRoute`; a
+        // route without a gateway is expected via the gateway ADD gave it.
+        let ours: Vec<IpConfig> = prev
+            .ips
+            .iter()
+            .filter(|ip| idx.is_none() || ip.interface == idx)
+            .cloned()
+            .collect();
+        s.block_on(crate::linux::check_routes(
+            &sb.handle,
+            ifname,
+            cont.header.index,
+            &sb.path,
+            prev,
+            &ours,
+        ))
     }
 
     /// Forwards GC to IPAM, deletes host ends of this network whose

@@ -15,7 +15,9 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use nix::sched::{CloneFlags, setns};
 pub(crate) use rtnetlink::packet_route::link::LinkMessage;
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, State};
+use rtnetlink::packet_route::link::{
+    InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkInfo, State,
+};
 use rtnetlink::{Handle, MulticastGroup, new_connection, new_multicast_connection};
 
 use crate::bridge::format_mac;
@@ -246,6 +248,24 @@ pub(crate) fn operstate(m: &LinkMessage) -> Option<State> {
 pub(crate) fn controller(m: &LinkMessage) -> Option<u32> {
     m.attributes.iter().find_map(|a| match a {
         LinkAttribute::Controller(i) => Some(*i),
+        _ => None,
+    })
+}
+
+/// The bridge-port flag "isolated" of a link that is a bridge port (from
+/// the port data the kernel reports with the link); `None` when the link is
+/// not a bridge port or the kernel does not report the flag.
+pub(crate) fn port_isolated(m: &LinkMessage) -> Option<bool> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                port.iter().find_map(|p| match p {
+                    InfoBridgePort::Isolated(v) => Some(*v),
+                    _ => None,
+                })
+            }
+            _ => None,
+        }),
         _ => None,
     })
 }
