@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use crate::hash::FxHashMap;
+use rustc_hash::FxHashMap;
 
 /// How a rule's path is matched, after the choices documented in the crate
 /// docs (ImplementationSpecific is Prefix, or a regex under `use-regex`).
@@ -70,7 +70,7 @@ impl Default for Children {
 #[inline]
 fn tag(seg: &str) -> u64 {
     use std::hash::Hasher;
-    let mut h = crate::hash::FxHasher::default();
+    let mut h = rustc_hash::FxHasher::default();
     h.write(seg.as_bytes());
     h.finish()
 }

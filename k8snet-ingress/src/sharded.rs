@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::hash::FxHashMap;
+use rustc_hash::FxHashMap;
 
 const SHARDS: usize = 64;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8snet_model::{NsName, SECRET_TYPE_TLS, Secret};
 
-use crate::hash::FxHasher;
+use rustc_hash::FxHasher;
 
 /// A certificate chain and key from a `kubernetes.io/tls` Secret, as PEM.
 ///

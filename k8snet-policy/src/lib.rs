@@ -137,7 +137,6 @@ mod error;
 mod eval;
 mod explain;
 mod flow;
-mod hash;
 mod matrix;
 mod nft;
 mod options;

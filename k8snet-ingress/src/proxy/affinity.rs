@@ -10,7 +10,7 @@ use http::HeaderMap;
 use http::header::COOKIE;
 
 use crate::annotations::CookieAffinity;
-use crate::hash::FxHasher;
+use rustc_hash::FxHasher;
 
 /// The cookie value naming an endpoint.
 pub(crate) fn value(addr: &SocketAddr) -> String {

@@ -40,7 +40,8 @@ pub(crate) struct ConnCtx {
 /// Endpoints tried per request before answering 502.
 const MAX_TRIES: usize = 3;
 
-const ACCESS: &str = "k8snet_ingress::access";
+/// The target of access-log events.
+pub(crate) const ACCESS: &str = "k8snet_ingress::access";
 
 pub(crate) async fn handle(
     req: Request<Incoming>,
@@ -55,7 +56,7 @@ pub(crate) async fn handle(
     };
     if logging {
         log.method = req.method().to_string();
-        log.target = req.uri().to_string();
+        log.path = req.uri().path().to_string();
     }
     let resp = proxy(req, &ctx, &state, &mut log).await;
     if logging {
@@ -64,11 +65,11 @@ pub(crate) async fn handle(
             client = %ctx.client.ip(),
             method = %log.method,
             host = %log.host,
-            uri = %log.target,
+            path = %log.path,
             status = resp.status().as_u16(),
             upstream = %log.upstream.map_or_else(|| "-".to_string(), |a| a.to_string()),
             ingress = %log.ingress,
-            micros = start.elapsed().as_micros() as u64,
+            duration_us = start.elapsed().as_micros() as u64,
         );
     }
     Ok(resp)
@@ -78,7 +79,8 @@ pub(crate) async fn handle(
 struct Log {
     on: bool,
     method: String,
-    target: String,
+    /// The path as the client sent it (no query, not normalized).
+    path: String,
     host: String,
     ingress: String,
     upstream: Option<SocketAddr>,

@@ -26,25 +26,35 @@
 //!   a kept-alive connection ([`ProxyConfig::header_read_timeout`]), the
 //!   pause allowed inside a request body (the smaller of
 //!   [`ProxyConfig::client_body_timeout`] and `proxy-send-timeout`), the
-//!   body size; requests whose framing is ambiguous (two different
+//!   body size; requests whose framing is ambiguous (both
+//!   `Content-Length` and `Transfer-Encoding`, two different
 //!   `Content-Length`s, a `Transfer-Encoding` that does not end in
-//!   `chunked`, `Transfer-Encoding` on HTTP/1.0) are refused with 400 by
-//!   hyper, and a request with both `Transfer-Encoding` and
-//!   `Content-Length` is read as chunked, forwarded re-framed and its
-//!   connection closed after the response (RFC 9112 §6.3), so nothing
-//!   smuggled in its body is ever read as a request.
+//!   `chunked`, `Transfer-Encoding` on HTTP/1.0) are refused with 400 and
+//!   their connection closed, as nginx does: the first two by a guard
+//!   that follows the HTTP/1 framing before hyper reads it (hyper would
+//!   silently read such a request as chunked), the others by hyper itself.
 //! - **Access log**: one `tracing` event per request, target
-//!   `k8snet_ingress::access`, level INFO (client, method, host, URI,
-//!   status, endpoint, Ingress, microseconds).
+//!   `k8snet_ingress::access`, level INFO, with the fields `client`,
+//!   `method`, `host` (as sent, port included), `path` (as sent, without
+//!   the query), `status`, `upstream` (the endpoint, or `-` when none was
+//!   reached), `ingress` (`namespace/name` of the rule, empty when none
+//!   matched) and `duration_us` (microseconds until the response head,
+//!   not until its last byte). A request refused for ambiguous framing is
+//!   logged too, with `refused` saying why. Requests hyper answers itself
+//!   (a malformed or oversized head) are not logged.
+//! - **Connections**: at most [`ProxyConfig::max_connections`] open at
+//!   once; the next ones wait in the kernel's accept queue.
 //! - **Threads**: one per worker, each with a single-threaded runtime, its
 //!   own `SO_REUSEPORT` sockets and its own backend pool (nginx's model).
 //!
 //! Not done: WebSocket over HTTP/2 (RFC 8441), a limit on slow readers of
-//! responses, connection limits.
+//! responses, per-client connection limits (ingress-nginx's
+//! `limit-connections`).
 
 mod affinity;
 mod body;
 mod forward;
+mod guard;
 mod handler;
 mod pool;
 mod server;
@@ -53,6 +63,7 @@ mod upstreams;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +89,9 @@ pub(crate) struct Shared {
     /// The HTTPS port redirects point to (0 until bound; none without TLS).
     pub(crate) https_port: std::sync::atomic::AtomicU16,
     pub(crate) client_body_timeout: Duration,
+    /// Connection slots ([`ProxyConfig::max_connections`]), shared by the
+    /// workers.
+    pub(crate) connections: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// How to run the proxy.
@@ -91,8 +105,12 @@ pub struct ProxyConfig {
     /// Worker threads (default: one per CPU). Each keeps its own backend
     /// connections.
     pub workers: usize,
-    /// The longest a client may take to send a request head, and to start
-    /// the next request on a kept-alive connection (default 30 s).
+    /// The longest a client may take to send a whole request head, and to
+    /// start the next request on a kept-alive connection (default 60 s, as
+    /// nginx's `client_header_timeout`). It bounds the whole head, not the
+    /// pauses inside it: a client that sends one byte at a time is cut
+    /// when the time is up. The connection is closed without an answer
+    /// (nginx logs a 408 there but sends nothing either).
     pub header_read_timeout: Duration,
     /// The longest pause allowed inside a request body (default 60 s, as
     /// nginx's `client_body_timeout`).
@@ -100,6 +118,25 @@ pub struct ProxyConfig {
     /// The largest request head, start line included (default 32 KiB, as
     /// nginx's `large_client_header_buffers 4 8k`); 431 beyond.
     pub max_header_size: usize,
+    /// The most client connections open at once, over all workers and
+    /// listeners (default 16,384, ingress-nginx's `max-worker-connections`;
+    /// `None`: no limit but the file descriptors).
+    ///
+    /// Connections beyond it **wait**: a listener that got one more
+    /// connection than the limit allows holds it unserved and stops
+    /// accepting until a connection ends, so the next ones queue in the
+    /// kernel's accept queue (backlog 1024 per listener and worker; beyond
+    /// that the kernel drops SYNs and clients retransmit). This is
+    /// HAProxy's `maxconn` behaviour. It was chosen over refusing
+    /// because a burst is then served late rather than failed, nothing is
+    /// spent on connections that would be turned away (no TLS handshake to
+    /// send an error through), and plain and TLS listeners behave alike.
+    /// The cost: a client beyond the limit sees a slow answer, not an
+    /// error, and long-lived connections (WebSockets, gRPC streams) hold
+    /// slots for as long as they live — size the limit for them; idle
+    /// kept-alive connections give their slot back after
+    /// [`header_read_timeout`](Self::header_read_timeout).
+    pub max_connections: Option<NonZeroUsize>,
     /// How endpoints are picked.
     pub balancer: Arc<dyn Balancer>,
 }
@@ -111,9 +148,10 @@ impl ProxyConfig {
             listen,
             tls_listen: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             max_header_size: 32 * 1024,
+            max_connections: NonZeroUsize::new(16_384),
             balancer: Arc::new(RoundRobin),
         }
     }
@@ -153,6 +191,9 @@ impl Proxy {
             balancer: config.balancer.clone(),
             https_port: std::sync::atomic::AtomicU16::new(0),
             client_body_timeout: config.client_body_timeout,
+            connections: config
+                .max_connections
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.get()))),
         });
         let tls_config = if config.tls_listen.is_empty() {
             None

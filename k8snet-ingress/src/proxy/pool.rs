@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 
 use super::body::ProxyBody;
 use crate::error::Error;
-use crate::hash::FxHashMap;
+use rustc_hash::FxHashMap;
 
 /// How to talk to an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::guard::Guarded;
 use super::handler::{ConnCtx, handle};
 use super::pool::Pool;
 use super::{ProxyConfig, Shared};
@@ -126,6 +127,9 @@ pub(crate) struct Server {
     pool: Arc<Pool>,
     http: auto::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,
+    /// The largest request head hyper reads (its read buffer limit).
+    max_head: usize,
+    header_timeout: Duration,
 }
 
 impl Server {
@@ -135,13 +139,14 @@ impl Server {
         cfg: &ProxyConfig,
         tls: Option<Arc<ServerConfig>>,
     ) -> Self {
+        let max_head = cfg.max_header_size.max(8192);
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(cfg.header_read_timeout)
             // The auto builder has no max_header_size; the read buffer
             // limit bounds the head the same way (431 beyond).
-            .max_buf_size(cfg.max_header_size.max(8192));
+            .max_buf_size(max_head);
         http.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX));
@@ -150,6 +155,8 @@ impl Server {
             pool,
             http,
             tls: tls.map(TlsAcceptor::from),
+            max_head,
+            header_timeout: cfg.header_read_timeout,
         }
     }
 
@@ -160,24 +167,36 @@ impl Server {
         tracker: Arc<()>,
     ) {
         loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let this = self.clone();
-                        let t = tracker.clone();
-                        tokio::spawn(async move {
-                            this.serve(stream, peer).await;
-                            drop(t);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors, most likely: back off
-                        // instead of spinning.
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
                 _ = stop.changed() => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    // At the connection limit, this listener takes no other
+                    // connection until one ends: the next ones wait in the
+                    // kernel's accept queue (see ProxyConfig::max_connections).
+                    let permit = match &self.shared.connections {
+                        None => None,
+                        Some(slots) => tokio::select! {
+                            permit = slots.clone().acquire_owned() => permit.ok(),
+                            _ = stop.changed() => break,
+                        },
+                    };
+                    let this = self.clone();
+                    let t = tracker.clone();
+                    tokio::spawn(async move {
+                        this.serve(stream, peer).await;
+                        drop(permit);
+                        drop(t);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, most likely: back off
+                    // instead of spinning.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
         }
     }
@@ -198,8 +217,9 @@ impl Server {
         let service = service_fn(move |req| handle(req, ctx.clone()));
         let result = match &self.tls {
             None => {
+                let io = Guarded::new(stream, self.max_head, self.header_timeout, peer);
                 self.http
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .serve_connection_with_upgrades(TokioIo::new(io), service)
                     .await
             }
             Some(acceptor) => {
@@ -216,10 +236,11 @@ impl Server {
                         }
                     };
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = TokioIo::new(tls);
                 if h2 {
-                    self.http.serve_connection(io, service).await
+                    self.http.serve_connection(TokioIo::new(tls), service).await
                 } else {
+                    let io =
+                        TokioIo::new(Guarded::new(tls, self.max_head, self.header_timeout, peer));
                     self.http.serve_connection_with_upgrades(io, service).await
                 }
             }

@@ -13,8 +13,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme}
 
 use super::Shared;
 use crate::error::Error;
-use crate::hash::FxHashMap;
 use crate::tls::Certificate;
+use rustc_hash::FxHashMap;
 
 /// ring, named explicitly: relying on a process-wide default provider
 /// would panic when another crate of the build enables a second one.

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use k8snet_model::{AddressType, Cluster, NsName, Protocol, ServicePort};
 
 use crate::backend::{Backend, PortRef, ServiceBackend};
-use crate::hash::FxHashMap;
 use crate::router::Router;
+use rustc_hash::FxHashMap;
 
 /// The `appProtocol` asking for HTTP/2 without TLS (KEP-3726).
 pub const APP_PROTOCOL_H2C: &str = "kubernetes.io/h2c";
@@ -102,8 +102,9 @@ impl Upstreams {
     /// Resolves the Service backends `router` can reach against the
     /// Services and EndpointSlices of `cluster`: the port by number or
     /// name, the slices' port of the same name, the endpoints that are
-    /// ready. Loopback addresses (possible only in objects that skipped
-    /// validation, see [`crate::loopback`]) are kept, with a warning.
+    /// ready. Loopback addresses (accepted by k8snet-model's lenient
+    /// `LocalEndpoints::Warn` load mode, for local runs) are kept, with a
+    /// warning.
     pub fn build(cluster: &Cluster, router: &Router) -> Self {
         let mut out = Self::default();
         for b in router.backends() {

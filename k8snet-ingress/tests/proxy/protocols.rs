@@ -40,10 +40,34 @@ fn h2c_clients_and_h2c_backends() {
 #[test]
 fn grpc_over_h2c_keeps_trailers() {
     let g = Backend::start("grpc", "127.0.0.1");
+    grpc_call(&g, "GRPC");
+    assert_eq!(
+        g.seen(),
+        ["http://grpc.com/helloworld.Greeter/SayHello"],
+        "an HTTP/2 request with :authority"
+    );
+}
+
+/// `backend-protocol: GRPCS`: HTTP/2 over TLS to the backend (which only
+/// speaks TLS, so a plain-text attempt would end in 502), trailers kept.
+#[test]
+fn grpcs_reaches_a_tls_backend_and_keeps_trailers() {
+    let g = Backend::start_tls("grpc", "127.0.0.1");
+    grpc_call(&g, "GRPCS");
+    assert_eq!(
+        g.seen(),
+        ["https://grpc.com/helloworld.Greeter/SayHello"],
+        "an HTTP/2 request over TLS"
+    );
+}
+
+/// One unary gRPC call through the proxy (h2c from the client) to `g`,
+/// reached with `backend-protocol: <protocol>`.
+fn grpc_call(g: &Backend, protocol: &str) {
     let mut objects = service("web", "grpc", &[g.addr], None);
     objects.extend(load(&ingress(
         "grpc",
-        "nginx.ingress.kubernetes.io/backend-protocol: GRPC",
+        &format!("nginx.ingress.kubernetes.io/backend-protocol: {protocol}"),
         &simple_rule("grpc.com", "grpc"),
     )));
     let p = proxy(objects, false);
@@ -65,19 +89,13 @@ fn grpc_over_h2c_keeps_trailers() {
             .body(Full::new(Bytes::from_static(b"\0\0\0\0\x05hello")))
             .unwrap();
         let resp = tx.send_request(req).await.unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.status(), 200, "{protocol}");
         assert_eq!(resp.headers()["content-type"], "application/grpc");
         let body = resp.into_body().collect().await.unwrap();
         let trailers = body.trailers().cloned().expect("trailers");
         assert_eq!(trailers["grpc-status"], "0");
         assert_eq!(trailers["grpc-message"], "from-grpc");
     });
-    let seen = g.seen();
-    assert_eq!(
-        seen,
-        ["http://grpc.com/helloworld.Greeter/SayHello"],
-        "an HTTP/2 request with :authority"
-    );
 }
 
 #[test]

@@ -336,6 +336,11 @@ pub fn tables(objects: Vec<Object>) -> (Router, Upstreams) {
 
 /// The proxy on 127.0.0.1 (ports chosen by the OS), TLS too if `tls`.
 pub fn proxy(objects: Vec<Object>, tls: bool) -> Proxy {
+    proxy_with(objects, tls, |_| {})
+}
+
+/// [`proxy`], with the configuration changed by `adjust` last.
+pub fn proxy_with(objects: Vec<Object>, tls: bool, adjust: impl FnOnce(&mut ProxyConfig)) -> Proxy {
     let (router, upstreams) = tables(objects);
     let mut cfg = ProxyConfig::new(vec!["127.0.0.1:0".parse().unwrap()]);
     if tls {
@@ -343,6 +348,7 @@ pub fn proxy(objects: Vec<Object>, tls: bool) -> Proxy {
     }
     cfg.workers = 2;
     cfg.header_read_timeout = Duration::from_secs(2);
+    adjust(&mut cfg);
     Proxy::start(cfg, router, upstreams).unwrap()
 }
 

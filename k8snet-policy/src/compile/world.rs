@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use k8snet_model::{Cluster, NsName, Pod, StringMap};
 
 use crate::flow::proto;
-use crate::hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHasher};
 
 use super::peers::{Addr, Range};
 use super::policies::PolicyId;
@@ -449,5 +449,29 @@ impl World {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|s| (i as SlotId, s)))
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use rustc_hash::FxBuildHasher;
+
+    /// The address index hashes pod IPs of one subnet, which differ only in
+    /// their low bits: the hasher must still spread them over the buckets
+    /// (hashbrown picks buckets by the low bits of the hash).
+    #[test]
+    fn addresses_of_one_subnet_spread_over_buckets() {
+        let low_bits: HashSet<u64> = (0..1024u32)
+            .map(|i| {
+                let ip = IpAddr::V4(Ipv4Addr::from(0xc612_0000 + i));
+                FxBuildHasher.hash_one(ip) & 0x3ff
+            })
+            .collect();
+        // 1024 addresses over 1024 buckets: a good hash fills most of them.
+        assert!(low_bits.len() > 550, "{} distinct buckets", low_bits.len());
     }
 }
