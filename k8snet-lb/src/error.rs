@@ -26,6 +26,19 @@ pub enum Error {
     /// The nftables layer refused or failed.
     #[error("nftables: {0}")]
     Nft(#[from] k8snet_nft::Error),
+    /// A port cannot be opened (a health check port in use, an address
+    /// the host does not have).
+    #[error("{object}: {field}: listen on {addr}: {source}")]
+    Listen {
+        /// What the port is for, e.g. `Service default/web`.
+        object: String,
+        /// The field that asks for it, e.g. `spec.healthCheckNodePort`.
+        field: String,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// An operating system call failed (netlink, sockets).
     #[error("{what}: {source}")]
     Io {

@@ -22,9 +22,16 @@
 //!   layout; endpoint choice by `jhash … mod M seed S` into slot maps
 //!   filled from the Maglev tables), and the smallest batch per change.
 //! - [`predict`]: where the kernel sends a flow, computed in user space.
+//! - [`health`]: kube-proxy's health answers: per `healthCheckNodePort`
+//!   (200/503, the local endpoint count as `X-Load-Balancing-Endpoint-Weight`)
+//!   and the proxy's `/healthz`/`/livez` ([`health::ProxyHealth`]); with
+//!   feature `health`, the HTTP servers that answer them, updated in place
+//!   as the plan changes.
 //! - `linux` (feature): [`linux::Proxier`] applies it in one transaction per
 //!   change in the caller's network namespace and deletes UDP conntrack
-//!   entries to endpoints that left.
+//!   entries to endpoints that left. A one-Service update that would take a
+//!   frontend (cluster IP and port, external or load balancer IP and port,
+//!   node port) another Service owns is refused before anything is sent.
 //!
 //! ```
 //! use k8snet_lb::predict::{Flow, Prediction, predict};
@@ -82,7 +89,9 @@
 //! ## Crate features
 //!
 //! - `linux`: [`linux::Proxier`] and [`linux::Conntrack`] (needs libnftnl
-//!   and libmnl to build, CAP_NET_ADMIN to run).
+//!   and libmnl to build, CAP_NET_ADMIN to run); includes `health`.
+//! - `health`: `health::ServiceHealthServer` and `health::ProxyHealthServer`
+//!   (hyper on a one-thread tokio runtime; plain sockets, any OS).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Without the backend, docs that name `linux::…` have nothing to point at.
 #![cfg_attr(
@@ -91,7 +100,9 @@
 )]
 
 mod error;
+mod frontend;
 pub mod hash;
+pub mod health;
 #[cfg(all(feature = "linux", target_os = "linux"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "linux")))]
 pub mod linux;
@@ -100,4 +111,4 @@ pub mod plan;
 pub mod predict;
 
 pub use error::{Error, Result};
-pub use plan::{NodeContext, ServiceTable, plan, plan_service};
+pub use plan::{NodeContext, ServiceTable, plan, plan_health_check, plan_service};

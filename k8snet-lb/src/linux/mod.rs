@@ -5,6 +5,7 @@ mod conntrack;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8snet_model::Protocol;
@@ -13,6 +14,7 @@ use k8snet_nft::{Batch, Family as NftFamily, Nft};
 pub use conntrack::{Conntrack, Entry};
 
 use crate::error::Result;
+use crate::health::ProxyHealth;
 use crate::nftables::{Layout, TABLE};
 use crate::plan::{ServicePort, ServiceTable, Target};
 
@@ -44,6 +46,8 @@ pub struct Proxier {
     layout: Layout,
     /// Whether the kernel may hold a table this proxier did not write.
     first: bool,
+    /// Told of every change the kernel accepted.
+    health: Option<Arc<ProxyHealth>>,
 }
 
 impl Proxier {
@@ -58,7 +62,15 @@ impl Proxier {
             ct: Conntrack::open()?,
             layout: Layout::new(),
             first: true,
+            health: None,
         })
+    }
+
+    /// Reports every applied change to `health` ([`ProxyHealth::updated`]),
+    /// so the health check servers see the proxy fall behind when changes
+    /// queued with [`ProxyHealth::queued_update`] are not applied in time.
+    pub fn set_health(&mut self, health: Arc<ProxyHealth>) {
+        self.health = Some(health);
     }
 
     /// The layout (what the kernel holds after the last successful sync).
@@ -106,8 +118,11 @@ impl Proxier {
     /// delete the Service): only its chains and elements change.
     ///
     /// # Errors
-    /// As [`Proxier::sync`]; before any full sync, nothing is applied and
-    /// this is an error.
+    /// [`crate::Error::Invalid`] when the ports conflict with another
+    /// Service's (see [`Layout::update_service`]): nothing is applied and
+    /// the proxier stays in step with the kernel. Before any full sync,
+    /// nothing is applied and this is an error. Otherwise as
+    /// [`Proxier::sync`].
     pub fn update_service(
         &mut self,
         namespace: &str,
@@ -161,13 +176,18 @@ impl Proxier {
         t1: Instant,
     ) -> Result<SyncStats> {
         match r {
-            Ok(s) => Ok(SyncStats {
-                messages: s.messages,
-                elements: s.elements,
-                compute,
-                apply: t1.elapsed(),
-                conntrack_deleted: 0,
-            }),
+            Ok(s) => {
+                if let Some(h) = &self.health {
+                    h.updated();
+                }
+                Ok(SyncStats {
+                    messages: s.messages,
+                    elements: s.elements,
+                    compute,
+                    apply: t1.elapsed(),
+                    conntrack_deleted: 0,
+                })
+            }
             Err(e) => {
                 // The kernel kept its old state; ours moved on. Resync from
                 // a readback next time.

@@ -45,6 +45,7 @@ use k8snet_nft::{Batch, DataType, Element, Key, Op, Set, Table, diff};
 pub use skeleton::{MASQ_MARK, TABLE};
 
 use crate::error::Result;
+use crate::frontend::Claims;
 use crate::hash::xxhash64;
 use crate::plan::{Family, PortId, ServicePort, ServiceTable};
 use port::{Context, Fragment, PoolKind, Window, fam, lower_port};
@@ -94,6 +95,9 @@ pub struct Layout {
     /// to create or delete a map other ports use).
     maps: BTreeSet<String>,
     hairpin: BTreeMap<IpAddr, usize>,
+    /// Who owns each frontend (cluster, external and load balancer IP
+    /// ports, node ports).
+    claims: Claims,
     /// Whether the kernel holds what this layout describes.
     synced: bool,
 }
@@ -201,9 +205,13 @@ impl Layout {
     /// previous state (or, before the first sync, from nothing).
     ///
     /// # Errors
+    /// [`crate::Error::Invalid`] if two ports of `table` claim one
+    /// frontend (an `IP:port/protocol` or a node port; [`crate::plan()`]
+    /// never yields such a table); the layout is then unchanged.
     /// [`crate::Error::Nft`] if the table fails the nftables layer's
     /// validation (a bug, since the plan is valid by construction).
     pub fn sync(&mut self, table: &ServiceTable) -> Result<Batch> {
+        Claims::default().check(&table.ports, |_| false)?;
         let base_changed = self.seed != table.seed
             || self.cluster_cidrs != table.cluster_cidrs
             || self.node_ips != table.node_ips;
@@ -254,14 +262,36 @@ impl Layout {
     /// what [`crate::plan_service`] returns; empty to delete it) and
     /// returns the batch for just that.
     ///
+    /// Conflicts a full [`crate::plan()`] would resolve are refused here: a
+    /// port that claims a frontend another Service's port owns (its
+    /// cluster IP and port, an external or load balancer IP and port, a
+    /// node port), or two ports of the update claiming one.
+    ///
     /// # Errors
-    /// As [`Layout::sync`].
+    /// [`crate::Error::Invalid`] naming the Service and the field
+    /// (`spec.clusterIPs`, `spec.externalIPs`,
+    /// `status.loadBalancer.ingress`, `spec.ports[name=…].nodePort`) and
+    /// the owner, for such a conflict or for a port of another Service;
+    /// the layout is then unchanged, so nothing needs applying. Otherwise
+    /// as [`Layout::sync`].
     pub fn update_service(
         &mut self,
         namespace: &str,
         name: &str,
         ports: &[ServicePort],
     ) -> Result<Batch> {
+        if let Some(p) = ports
+            .iter()
+            .find(|p| p.id.namespace != namespace || p.id.name != name)
+        {
+            return Err(crate::Error::invalid(
+                format!("Service {namespace}/{name}"),
+                "metadata.name",
+                format!("the update holds port {} of another Service", p.id),
+            ));
+        }
+        self.claims
+            .check(ports, |id| id.namespace == namespace && id.name == name)?;
         let mut change = Change::new(self);
         let old: Vec<PortId> = self
             .fragments
@@ -354,11 +384,14 @@ impl Layout {
             *self.hairpin.entry(*ip).or_default() += 1;
         }
         self.fragments.insert(p.id.clone(), f);
+        self.claims.insert(p);
         self.ports.insert(p.id.clone(), p.clone());
     }
 
     fn take(&mut self, id: &PortId) -> Option<Fragment> {
-        self.ports.remove(id);
+        if let Some(p) = self.ports.remove(id) {
+            self.claims.remove(&p);
+        }
         let f = self.fragments.remove(id)?;
         for ip in &f.local_ips {
             if let Some(n) = self.hairpin.get_mut(ip) {
@@ -470,7 +503,10 @@ impl Change {
             let new = l.lower(p);
             if l.fragments.get(&p.id) == Some(&new) {
                 // Same objects; keep the plan (endpoint flags may differ).
-                l.ports.insert(p.id.clone(), p.clone());
+                if let Some(old) = l.ports.insert(p.id.clone(), p.clone()) {
+                    l.claims.remove(&old);
+                }
+                l.claims.insert(p);
                 continue;
             }
             if let Some(old) = l.take(&p.id) {

@@ -341,3 +341,198 @@ fn predict_covers_reject_drop_firewall_and_hairpin() {
         "off-cluster"
     );
 }
+
+/// `shop/web` (198.19.0.20:80, node port 30080, two endpoints) and
+/// `shop/other` (198.19.0.99:80, node port 30099, one endpoint), synced.
+fn two_services() -> (NodeContext, Layout) {
+    let c = cluster(&[svc_with_node_port(), two_eps(), other(""), other_slice()]);
+    let ctx = NodeContext::from_cluster(&c, "node-a").unwrap();
+    let mut l = Layout::new();
+    l.sync(&plan(&c, &ctx)).unwrap();
+    (ctx, l)
+}
+
+fn svc_with_node_port() -> String {
+    node_port_svc("")
+}
+
+/// `shop/other` with `extra` spec lines.
+fn other(extra: &str) -> String {
+    node_port_svc_named("other")
+        .replace("  type: NodePort\n", &format!("  type: NodePort\n{extra}"))
+}
+
+fn other_slice() -> String {
+    slice(&[ep("198.18.0.7", "node-a", READY)])
+        .replace("web-a", "other-a")
+        .replace("service-name: web", "service-name: other")
+}
+
+/// `other`'s ports as `plan_service` gives them after `edit`.
+fn other_ports(ctx: &NodeContext, other_yaml: String) -> Vec<ServicePort> {
+    let c = cluster(&[svc_with_node_port(), two_eps(), other_yaml, other_slice()]);
+    plan_service(&c, ctx, &NsName::new("shop", "other"))
+}
+
+/// The update of `other` to `yaml` is refused with `message`, and the
+/// layout (its table and its ports) is what it was.
+fn assert_refused(yaml: String, message: &str) {
+    let (ctx, mut l) = two_services();
+    let before = l.table();
+    let ports_before: Vec<ServicePort> = l.ports().cloned().collect();
+    let e = l
+        .update_service("shop", "other", &other_ports(&ctx, yaml))
+        .unwrap_err();
+    assert_eq!(e.to_string(), message);
+    assert_eq!(l.table(), before, "the layout changed");
+    assert_eq!(l.ports().cloned().collect::<Vec<_>>(), ports_before);
+    // And it still tracks the kernel: a valid update of the same Service
+    // is a partial batch that plays onto the unchanged table.
+    let ok = other_ports(&ctx, other(""));
+    let batch = l.update_service("shop", "other", &ok).unwrap();
+    assert!(batch.is_empty(), "nothing changed: {batch}");
+}
+
+const REFUSED: &str = "refused (a full sync keeps it for the first Service in name order)";
+
+#[test]
+fn an_update_taking_another_services_node_port_is_refused() {
+    assert_refused(
+        other("").replace("30099", "30080"),
+        &format!(
+            "Service shop/other: spec.ports[name=http].nodePort: node port 30080/TCP (IPv4) is already used by shop/web:http/TCP/v4; {REFUSED}"
+        ),
+    );
+}
+
+#[test]
+fn an_update_taking_another_services_cluster_ip_port_is_refused() {
+    assert_refused(
+        other("").replace("198.19.0.99", "198.19.0.20"),
+        &format!(
+            "Service shop/other: spec.clusterIPs: cluster IP 198.19.0.20:80/TCP is already used by shop/web:http/TCP/v4; {REFUSED}"
+        ),
+    );
+}
+
+#[test]
+fn an_external_ip_copying_another_services_cluster_ip_is_refused() {
+    assert_refused(
+        other("  externalIPs: [198.19.0.20]\n"),
+        &format!(
+            "Service shop/other: spec.externalIPs: external IP 198.19.0.20:80/TCP is already used by shop/web:http/TCP/v4; {REFUSED}"
+        ),
+    );
+}
+
+#[test]
+fn a_load_balancer_ip_used_by_another_service_is_refused() {
+    let (ctx, mut l) = two_services();
+    // web gets an external IP; other becomes a LoadBalancer on that IP.
+    let c = cluster(&[
+        node_port_svc("  externalIPs: [198.19.200.50]\n"),
+        two_eps(),
+        other(""),
+        other_slice(),
+    ]);
+    let web = plan_service(&c, &ctx, &NsName::new("shop", "web"));
+    l.update_service("shop", "web", &web).unwrap();
+    let before = l.table();
+    let lb = format!(
+        "{}status: {{loadBalancer: {{ingress: [{{ip: 198.19.200.50}}]}}}}\n",
+        other("").replace("type: NodePort", "type: LoadBalancer")
+    );
+    let e = l
+        .update_service("shop", "other", &other_ports(&ctx, lb))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Service shop/other: status.loadBalancer.ingress: load balancer IP 198.19.200.50:80/TCP is already used by shop/web:http/TCP/v4; {REFUSED}"
+        )
+    );
+    assert_eq!(l.table(), before);
+}
+
+#[test]
+fn two_ports_of_one_update_claiming_one_node_port_are_refused() {
+    // The apiserver refuses such a Service, so the ports are made by hand:
+    // a second port `alt` (81) with http's node port.
+    let (ctx, mut l) = two_services();
+    let before = l.table();
+    let mut ports = other_ports(&ctx, other(""));
+    let mut alt = ports[0].clone();
+    alt.id.port = "alt".into();
+    alt.port = 81;
+    ports.push(alt);
+    let e = l.update_service("shop", "other", &ports).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Service shop/other: spec.ports[name=alt].nodePort: node port 30099/TCP (IPv4) is already used by shop/other:http/TCP/v4; {REFUSED}"
+        )
+    );
+    assert_eq!(l.table(), before);
+}
+
+#[test]
+fn a_service_keeps_its_own_frontends_and_may_take_freed_ones() {
+    let (ctx, mut l) = two_services();
+    // Its own node port and cluster IP, with a new endpoint set: accepted.
+    let c = cluster(&[
+        svc_with_node_port(),
+        slice(&[ep("198.18.0.2", "node-a", READY)]),
+        other(""),
+        other_slice(),
+    ]);
+    let web = plan_service(&c, &ctx, &NsName::new("shop", "web"));
+    assert!(!l.update_service("shop", "web", &web).unwrap().is_empty());
+    // Web's node port number in another protocol: no conflict.
+    let yaml = other("").replace("nodePort: 30099}", "nodePort: 30080, protocol: UDP}");
+    assert!(yaml.contains("protocol: UDP"), "{yaml}");
+    l.update_service("shop", "other", &other_ports(&ctx, yaml))
+        .unwrap();
+    assert!(render(&l.table()).contains("udp . 30080 : goto reject-chain"));
+    // Once web is gone, its node port and cluster IP are free.
+    l.update_service("shop", "web", &[]).unwrap();
+    let before = l.table();
+    let taken = other("")
+        .replace("30099", "30080")
+        .replace("198.19.0.99", "198.19.0.20");
+    let batch = l
+        .update_service("shop", "other", &other_ports(&ctx, taken))
+        .unwrap();
+    assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
+    assert!(render(&l.table()).contains("tcp . 30080 : goto"));
+    assert_eq!(l.claims.len(), 2, "one cluster IP port, one node port");
+}
+
+#[test]
+fn an_update_holding_another_services_port_is_refused() {
+    let (ctx, mut l) = two_services();
+    let ports = other_ports(&ctx, other(""));
+    let e = l.update_service("shop", "web", &ports).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Service shop/web: metadata.name: the update holds port shop/other:http/TCP/v4 of another Service"
+    );
+}
+
+#[test]
+fn a_full_sync_of_a_conflicting_table_is_refused_and_changes_nothing() {
+    let (ctx, mut l) = two_services();
+    let before = l.table();
+    let c = cluster(&[svc_with_node_port(), two_eps(), other(""), other_slice()]);
+    let mut t = plan(&c, &ctx);
+    // Not something `plan` yields: made by hand.
+    let i = t.ports.iter().position(|p| p.id.name == "other").unwrap();
+    t.ports[i].node_port = Some(30080);
+    let e = l.sync(&t).unwrap_err();
+    assert!(
+        // Ports in id order: `other` comes first and keeps it.
+        e.to_string().starts_with("Service shop/web: spec.ports[name=http].nodePort: node port 30080/TCP (IPv4) is already used by shop/other:http/TCP/v4"),
+        "{e}"
+    );
+    assert_eq!(l.table(), before);
+    assert!(l.is_synced());
+}

@@ -19,6 +19,7 @@ pub use types::{
 };
 
 use crate::error::{Error, Result};
+use crate::frontend::{self, Claim, Frontend, Source};
 use crate::hash::{Backend, Maglev};
 
 /// The seed of the kernel's `jhash` when none is configured; the same on
@@ -137,18 +138,40 @@ pub fn plan(cluster: &Cluster, node: &NodeContext) -> ServiceTable {
         health_checks: Vec::new(),
         warnings: Vec::new(),
     };
-    let mut claimed: BTreeMap<Frontend, PortId> = BTreeMap::new();
+    let mut ports = Vec::new();
     for svc in cluster.services() {
         let key = NsName::new(
             svc.metadata.namespace_or_default(),
             svc.metadata.name.clone(),
         );
-        let (ports, health) = plan_one(cluster, node, svc, &key, &mut table.warnings);
-        for mut p in ports {
-            release_conflicts(&mut p, &mut claimed, &mut table.warnings);
-            table.ports.push(p);
-        }
+        let (p, health) = plan_one(cluster, node, svc, &key, &mut table.warnings);
+        ports.extend(p);
         table.health_checks.extend(health);
+    }
+    // Cluster IPs first: they are allocated uniquely, so an external or
+    // load balancer IP that copies another Service's cluster IP loses,
+    // whatever the names. A port whose own cluster IP is taken (a
+    // duplicate port, or a duplicate cluster IP the apiserver would have
+    // refused) is not proxied.
+    let mut claimed: BTreeMap<Frontend, (PortId, Source)> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(ports.len());
+    for p in ports {
+        let c = frontend::cluster_ip_claim(&p);
+        match claimed.get(&c.frontend) {
+            Some((owner, _)) => table.warnings.push(format!(
+                "{}: {} is already used by {owner}; not proxied",
+                p.id,
+                c.describe()
+            )),
+            None => {
+                claimed.insert(c.frontend, (p.id.clone(), c.source));
+                kept.push(p);
+            }
+        }
+    }
+    for mut p in kept {
+        release_conflicts(&mut p, &mut claimed, &mut table.warnings);
+        table.ports.push(p);
     }
     table.ports.sort_by(|a, b| a.id.cmp(&b.id));
     table
@@ -156,7 +179,8 @@ pub fn plan(cluster: &Cluster, node: &NodeContext) -> ServiceTable {
 
 /// The ports of one Service (for incremental updates: a changed Service or
 /// EndpointSlice replans only its Service). Conflicts with other Services
-/// are not checked here.
+/// are not resolved here: [`crate::nftables::Layout::update_service`]
+/// refuses ports that claim another Service's frontend.
 pub fn plan_service(cluster: &Cluster, node: &NodeContext, service: &NsName) -> Vec<ServicePort> {
     match cluster.service(service) {
         Some(svc) => plan_one(cluster, node, svc, service, &mut Vec::new()).0,
@@ -164,53 +188,56 @@ pub fn plan_service(cluster: &Cluster, node: &NodeContext, service: &NsName) -> 
     }
 }
 
-/// A frontend only one Service port may own.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Frontend {
-    Ip(IpAddr, k8snet_model::Protocol, u16),
-    NodePort(Family, k8snet_model::Protocol, u16),
+/// The `healthCheckNodePort` answer of one Service on this node, if it has
+/// one (a LoadBalancer with `externalTrafficPolicy: Local`): what
+/// [`plan`] puts in [`ServiceTable::health_checks`] for it, for
+/// incremental updates of a health check server.
+pub fn plan_health_check(
+    cluster: &Cluster,
+    node: &NodeContext,
+    service: &NsName,
+) -> Option<HealthCheck> {
+    let svc = cluster.service(service)?;
+    plan_one(cluster, node, svc, service, &mut Vec::new()).1
 }
 
+/// Drops the external IPs, load balancer IPs and node port of `p` that
+/// another port (or another field of this one) claimed first, with a
+/// warning each, and repeats within a list silently; claims the rest.
 fn release_conflicts(
     p: &mut ServicePort,
-    claimed: &mut BTreeMap<Frontend, PortId>,
+    claimed: &mut BTreeMap<Frontend, (PortId, Source)>,
     warnings: &mut Vec<String>,
 ) {
-    let proto = p.id.protocol;
-    let mut keep = |f: Frontend, what: String| match claimed.get(&f) {
-        Some(owner) => {
+    let id = p.id.clone();
+    let mut keep = |c: Claim| match claimed.get(&c.frontend) {
+        Some((owner, source)) if *owner == id && *source == c.source => false,
+        Some((owner, _)) => {
             warnings.push(format!(
-                "{}: {what} is already used by {owner}; ignored",
-                p.id
+                "{id}: {} is already used by {owner}; ignored",
+                c.describe()
             ));
             false
         }
         None => {
-            claimed.insert(f, p.id.clone());
+            claimed.insert(c.frontend, (id.clone(), c.source));
             true
         }
     };
-    // The cluster IP is allocated uniquely; claim it so external IPs that
-    // copy another Service's cluster IP are refused.
-    keep(Frontend::Ip(p.cluster_ip, proto, p.port), String::new());
-    let port = p.port;
-    p.external_ips.retain(|ip| {
-        keep(
-            Frontend::Ip(*ip, proto, port),
-            format!("external IP {ip}:{port}"),
-        )
-    });
-    p.load_balancer_ips.retain(|ip| {
-        keep(
-            Frontend::Ip(*ip, proto, port),
-            format!("load balancer IP {ip}:{port}"),
-        )
-    });
+    let (proto, port) = (p.id.protocol, p.port);
+    let ip_claim = |ip: IpAddr, source| Claim {
+        frontend: Frontend::Ip(ip, proto, port),
+        source,
+    };
+    p.external_ips
+        .retain(|ip| keep(ip_claim(*ip, Source::ExternalIp)));
+    p.load_balancer_ips
+        .retain(|ip| keep(ip_claim(*ip, Source::LoadBalancerIp)));
     if let Some(np) = p.node_port
-        && !keep(
-            Frontend::NodePort(p.id.family, proto, np),
-            format!("node port {np}"),
-        )
+        && !keep(Claim {
+            frontend: Frontend::NodePort(p.id.family, proto, np),
+            source: Source::NodePort,
+        })
     {
         p.node_port = None;
     }

@@ -451,3 +451,24 @@ fn the_table_prints_as_text_and_json() {
     assert_eq!(json["ports"][0]["external"]["target"], "local_pool");
     assert_eq!(json["ports"][0]["id"]["family"], "IPv4");
 }
+
+#[test]
+fn an_external_ip_copying_a_cluster_ip_loses_whatever_the_names() {
+    // `aaa` comes first in name order, yet web's cluster IP wins.
+    let aaa = "apiVersion: v1\nkind: Service\nmetadata: {name: aaa, namespace: shop}\nspec:\n  clusterIP: 198.19.0.21\n  externalIPs: [198.19.0.20, 198.19.200.50, 198.19.200.50]\n  ports: [{name: http, port: 80}]\n";
+    let t = plan_yaml(&[svc(""), aaa.into()]);
+    let aaa = t.ports.iter().find(|p| p.id.name == "aaa").unwrap();
+    assert_eq!(
+        aaa.external_ips,
+        ["198.19.200.50".parse::<IpAddr>().unwrap()],
+        "the copy is dropped, the repeat folded"
+    );
+    assert_eq!(
+        t.warnings,
+        [
+            "shop/aaa:http/TCP/v4: external IP 198.19.0.20:80/TCP is already used by shop/web:http/TCP/v4; ignored"
+        ]
+    );
+    // The table lowers: no two ports claim one frontend.
+    crate::nftables::Layout::new().sync(&t).unwrap();
+}

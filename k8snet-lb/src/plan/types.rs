@@ -225,27 +225,27 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
-    /// HTTP status, headers and JSON body, as kube-proxy answers them.
-    pub fn response(&self, proxy_healthy: bool) -> (u16, Vec<(String, String)>, String) {
+    /// HTTP status, headers and body, as kube-proxy answers them: 200 when
+    /// there are local endpoints and the proxy is healthy, else 503; the
+    /// JSON body laid out as kube-proxy writes it (see [`crate::health`]).
+    pub fn response(&self, proxy_healthy: bool) -> crate::health::Answer {
         let status = if self.local_endpoints > 0 && proxy_healthy {
             200
         } else {
             503
         };
-        let body = serde_json::json!({
-            "service": {"namespace": self.namespace, "name": self.name},
-            "localEndpoints": self.local_endpoints,
-            "serviceProxyHealthy": proxy_healthy,
-        });
-        let headers = vec![
-            ("Content-Type".to_string(), "application/json".to_string()),
-            ("X-Content-Type-Options".to_string(), "nosniff".to_string()),
-            (
-                "X-Load-Balancing-Endpoint-Weight".to_string(),
-                self.local_endpoints.to_string(),
-            ),
-        ];
-        (status, headers, body.to_string())
+        let body = crate::health::service_body(
+            &self.namespace,
+            &self.name,
+            self.local_endpoints,
+            proxy_healthy,
+        );
+        let mut headers = crate::health::json_headers();
+        headers.push((
+            "X-Load-Balancing-Endpoint-Weight".to_string(),
+            self.local_endpoints.to_string(),
+        ));
+        (status, headers, body)
     }
 }
 
