@@ -9,6 +9,8 @@ mod cni;
 mod dns;
 mod ingress;
 mod lb;
+#[cfg(feature = "linux")]
+mod node;
 mod policy;
 mod validate;
 
@@ -35,6 +37,9 @@ enum Command {
     Lb(lb::Args),
     /// Ingress: the route a request takes, or serve the HTTP(S) proxy.
     Ingress(ingress::Args),
+    /// The reference node stack: every crate composed in network namespaces.
+    #[cfg(feature = "linux")]
+    Node(node::Args),
 }
 
 /// `-f` inputs shared by the subcommands that read manifests.
@@ -70,6 +75,8 @@ fn main() -> ExitCode {
         Command::Cni(args) => cni::run(&args),
         Command::Lb(args) => lb::run(&args),
         Command::Ingress(args) => ingress::run(&args),
+        #[cfg(feature = "linux")]
+        Command::Node(args) => node::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,291 @@
+//! One node's data plane, on a thread inside the node's namespace: the
+//! Service load balancer and the network policy in nftables, the cluster
+//! DNS on the kube-dns ClusterIP, and the ingress proxy on the node's
+//! addresses. Each change of the snapshot goes through each crate's
+//! update path: `Proxier::sync` diffs only the Service ports that changed,
+//! `PolicySet::apply` recompiles the identities a change touches and
+//! `enforce` applies the ruleset's difference, the zone rebuilds only the
+//! changed Services' shards, and the proxy swaps its route table in place.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use k8snet::dns::{LiveZone, Zone, ZoneConfig};
+use k8snet::ingress::proxy::{Proxy, ProxyConfig, Upstreams};
+use k8snet::ingress::{ClassSelector, Router};
+use k8snet::lb::linux::Proxier;
+use k8snet::lb::{NodeContext, ServiceTable};
+use k8snet::model::{Cluster, Kind, NsName, ObjectRef};
+use k8snet::policy::{Options, PolicySet, RulesetOptions, enforce};
+use k8snet_testnet::Netns;
+
+use super::plan::{DNS_V4, DNS_V6, NodePlan, ZONE};
+
+/// What one update cost, per component.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Applied {
+    pub lb: Duration,
+    pub policy: Duration,
+    pub dns: Duration,
+    pub ingress: Duration,
+}
+
+enum Msg {
+    /// A new snapshot; `changed` lists what differs (`None`: everything).
+    Update {
+        cluster: Arc<Cluster>,
+        changed: Option<Vec<ObjectRef>>,
+        done: mpsc::Sender<anyhow::Result<Applied>>,
+    },
+    Stop,
+}
+
+/// A handle to a node's agent thread.
+pub(crate) struct NodeAgent {
+    pub name: String,
+    tx: mpsc::Sender<Msg>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl NodeAgent {
+    /// Starts the node's components in its namespace with `cluster`.
+    pub(crate) fn start(node: &NodePlan, cluster: Arc<Cluster>) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let node = node.clone();
+        let name = node.name.clone();
+        let thread = thread::Builder::new()
+            .name(format!("agent {}", node.name))
+            .spawn(move || {
+                let ns = node.netns.clone();
+                // Netns::run gives a thread inside the namespace; every
+                // thread the components start from there stays in it.
+                let r = Netns::named(&ns).run(move || match Components::start(&node, &cluster) {
+                    Ok(c) => {
+                        let _ = ready_tx.send(Ok(()));
+                        c.serve(&rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                });
+                if let Err(e) = r {
+                    tracing::error!("agent thread of {ns}: {e}");
+                }
+            })?;
+        let agent = Self {
+            name: name.clone(),
+            tx,
+            thread: Some(thread),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(agent),
+            Ok(Err(e)) => Err(e.context(format!("node {name}"))),
+            Err(_) => anyhow::bail!("node {name}: the agent thread ended before starting"),
+        }
+    }
+
+    /// Applies a new snapshot and waits until the kernel and the servers
+    /// hold it.
+    pub(crate) fn update(
+        &self,
+        cluster: Arc<Cluster>,
+        changed: Option<Vec<ObjectRef>>,
+    ) -> anyhow::Result<Applied> {
+        let (done, rx) = mpsc::channel();
+        self.tx
+            .send(Msg::Update {
+                cluster,
+                changed,
+                done,
+            })
+            .ok()
+            .context("the agent thread is gone")?;
+        rx.recv().context("the agent thread is gone")?
+    }
+
+    /// Stops the servers and removes the node's nftables tables.
+    pub(crate) fn stop(mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The kube-dns Service is served by the node itself (the DNS server on
+/// the ClusterIP), so the load balancer leaves it alone.
+fn without_cluster_dns(mut table: ServiceTable) -> ServiceTable {
+    table.ports.retain(|p| !is_dns_ip(p.cluster_ip));
+    table
+}
+
+fn is_dns_ip(ip: IpAddr) -> bool {
+    ip == IpAddr::V4(DNS_V4) || ip == IpAddr::V6(DNS_V6)
+}
+
+/// The node's Service table.
+pub(crate) fn lb_table(cluster: &Cluster, node: &str) -> anyhow::Result<ServiceTable> {
+    let ctx = NodeContext::from_cluster(cluster, node)?;
+    Ok(without_cluster_dns(k8snet::lb::plan(cluster, &ctx)))
+}
+
+/// The zone.
+pub(crate) fn zone_config() -> ZoneConfig {
+    ZoneConfig::new(ZONE).nameservers([IpAddr::V4(DNS_V4)])
+}
+
+/// The ingress routes and their upstreams.
+pub(crate) fn ingress(cluster: &Cluster) -> (Router, Upstreams) {
+    let router = Router::compile(cluster, &ClassSelector::default_class());
+    let upstreams = Upstreams::build(cluster, &router);
+    (router, upstreams)
+}
+
+struct Components {
+    name: String,
+    proxier: Proxier,
+    nft: k8snet_nft::Nft,
+    policy: PolicySet,
+    dns: k8snet::dns::server::Server,
+    proxy: Proxy,
+}
+
+impl Components {
+    fn start(node: &NodePlan, cluster: &Cluster) -> anyhow::Result<Self> {
+        let mut proxier = Proxier::new().context("opening nftables for the load balancer")?;
+        proxier
+            .sync(&lb_table(cluster, &node.name)?)
+            .context("programming the Service load balancer")?;
+        let policy = PolicySet::compile(cluster, &Options::default());
+        let mut nft = k8snet_nft::Nft::new().context("opening nftables for network policy")?;
+        enforce(&mut nft, &policy, &RulesetOptions::default())
+            .context("programming network policy")?;
+        let zone = Zone::build(cluster, &zone_config())?;
+        let mut dns_cfg = k8snet::dns::server::ServerConfig::new(vec![
+            SocketAddr::new(IpAddr::V4(DNS_V4), 53),
+            SocketAddr::new(IpAddr::V6(DNS_V6), 53),
+        ]);
+        dns_cfg.udp_workers = 1;
+        let dns = k8snet::dns::server::Server::start(&dns_cfg, LiveZone::new(zone), None)
+            .context("starting the cluster DNS")?;
+        let (router, upstreams) = ingress(cluster);
+        let ips = node.ips();
+        let mut cfg = ProxyConfig::new(ips.iter().map(|ip| SocketAddr::new(*ip, 80)).collect())
+            .tls_listen(ips.iter().map(|ip| SocketAddr::new(*ip, 443)).collect());
+        cfg.workers = 1;
+        let proxy = Proxy::start(cfg, router, upstreams).context("starting the ingress proxy")?;
+        Ok(Self {
+            name: node.name.clone(),
+            proxier,
+            nft,
+            policy,
+            dns,
+            proxy,
+        })
+    }
+
+    fn serve(mut self, rx: &mpsc::Receiver<Msg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Update {
+                    cluster,
+                    changed,
+                    done,
+                } => {
+                    let _ = done.send(self.update(&cluster, changed.as_deref()));
+                }
+                Msg::Stop => break,
+            }
+        }
+        self.proxy.shutdown();
+        self.dns.shutdown();
+        if let Err(e) = self.proxier.delete() {
+            tracing::warn!("node {}: removing the load balancer table: {e}", self.name);
+        }
+        let empty = PolicySet::compile(&Cluster::new(), &Options::default());
+        let _ = enforce(&mut self.nft, &empty, &RulesetOptions::default());
+    }
+
+    fn update(
+        &mut self,
+        cluster: &Cluster,
+        changed: Option<&[ObjectRef]>,
+    ) -> anyhow::Result<Applied> {
+        let mut applied = Applied::default();
+        let t = Instant::now();
+        self.proxier
+            .sync(&lb_table(cluster, &self.name)?)
+            .context("load balancer")?;
+        applied.lb = t.elapsed();
+
+        let t = Instant::now();
+        match changed {
+            Some(refs) => {
+                for r in refs {
+                    self.policy.apply(cluster, r);
+                }
+            }
+            None => self.policy = PolicySet::compile(cluster, &Options::default()),
+        }
+        enforce(&mut self.nft, &self.policy, &RulesetOptions::default())
+            .context("network policy")?;
+        applied.policy = t.elapsed();
+
+        let t = Instant::now();
+        let services: Option<BTreeSet<NsName>> = changed.and_then(|refs| {
+            let mut out = BTreeSet::new();
+            for r in refs {
+                let ns = r.namespace.clone().unwrap_or_default();
+                match r.kind {
+                    Kind::Service => {
+                        out.insert(NsName::new(ns, r.name.clone()));
+                    }
+                    // Slices name their Service by label; the cluster
+                    // indexes them, so a changed slice's Service is found
+                    // among the Services of its namespace.
+                    Kind::EndpointSlice | Kind::Pod => {
+                        out.extend(
+                            cluster
+                                .services_in(&ns)
+                                .map(|s| NsName::new(ns.clone(), s.metadata.name.clone())),
+                        );
+                    }
+                    Kind::NetworkPolicy | Kind::Ingress | Kind::IngressClass | Kind::Secret => {}
+                    _ => return None,
+                }
+            }
+            Some(out)
+        });
+        let live = self.dns.zone();
+        match services {
+            Some(svcs) => {
+                // This thread is the zone's only writer.
+                let base = live.snapshot();
+                let mut next: Option<Zone> = None;
+                for s in &svcs {
+                    next = Some(next.as_ref().unwrap_or(&base).update_service(cluster, s));
+                }
+                if let Some(z) = next {
+                    live.store(z);
+                }
+            }
+            None => {
+                let serial = live.snapshot().serial().wrapping_add(1);
+                live.store(Zone::build(cluster, &zone_config().serial(serial))?);
+            }
+        }
+        applied.dns = t.elapsed();
+
+        let t = Instant::now();
+        let (router, upstreams) = ingress(cluster);
+        self.proxy.update(router, upstreams);
+        applied.ingress = t.elapsed();
+        Ok(applied)
+    }
+}
