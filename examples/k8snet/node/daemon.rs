@@ -248,13 +248,35 @@ fn same_sandbox(a: &PodPlan, b: &PodPlan) -> bool {
 fn carry_over(old: &Plan, objects: &mut [Object]) {
     for o in objects.iter_mut() {
         match o {
-            Object::Pod(p) if p.ips().is_empty() && !p.spec.host_network => {
+            Object::Pod(p) if !p.spec.host_network => {
                 let key = NsName::new(p.metadata.namespace_or_default(), p.metadata.name.clone());
-                if let Some(running) = old.cluster.pod(&key)
-                    && old.pods.iter().any(|x| x.key == key && !x.host_network)
+                // Only for a pod staying on its node: a moved pod gets new IPs.
+                let same_node = |x: &PodPlan| {
+                    p.spec
+                        .node_name
+                        .as_deref()
+                        .is_none_or(|n| n == old.nodes[x.node].name)
+                };
+                let Some(running) = old.cluster.pod(&key) else {
+                    continue;
+                };
+                if !old
+                    .pods
+                    .iter()
+                    .any(|x| x.key == key && !x.host_network && same_node(x))
                 {
+                    continue;
+                }
+                // What kubelet reported stays unless the manifest says otherwise.
+                if p.ips().is_empty() {
                     p.status.pod_ips = running.status.pod_ips.clone();
                     p.status.pod_ip = running.status.pod_ip.clone();
+                }
+                if p.status.phase.is_none() {
+                    p.status.phase = running.status.phase;
+                }
+                if p.status.conditions.is_empty() {
+                    p.status.conditions = running.status.conditions.clone();
                 }
             }
             Object::Service(s) => {
