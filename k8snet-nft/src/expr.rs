@@ -1,5 +1,5 @@
 //! Rule expressions as plain data: matches (`ip saddr 198.18.0.2`,
-//! `ct state established`, `@set` lookups) and statements (`counter`,
+//! `ct state established`, `ct status dnat`, `@set` lookups) and statements (`counter`,
 //! `dnat`, `update @set`, verdicts).
 
 use std::fmt;
@@ -250,6 +250,65 @@ impl fmt::Display for CtStates {
     }
 }
 
+/// Conntrack status bits for `ct status`, as a bit set (the kernel's
+/// `IPS_*` flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtStatus(u32);
+
+impl CtStatus {
+    /// `expected`: the connection was expected (a helper's related flow).
+    pub const EXPECTED: Self = Self(1);
+    /// `seen-reply`: traffic was seen in both directions.
+    pub const SEEN_REPLY: Self = Self(2);
+    /// `assured`.
+    pub const ASSURED: Self = Self(4);
+    /// `confirmed`: the entry is in the conntrack table.
+    pub const CONFIRMED: Self = Self(8);
+    /// `snat`: the connection is source-NATed.
+    pub const SNAT: Self = Self(0x10);
+    /// `dnat`: the connection is destination-NATed.
+    pub const DNAT: Self = Self(0x20);
+    /// `dying`.
+    pub const DYING: Self = Self(0x200);
+    pub(crate) const NAMES: [(Self, &'static str); 7] = [
+        (Self::EXPECTED, "expected"),
+        (Self::SEEN_REPLY, "seen-reply"),
+        (Self::ASSURED, "assured"),
+        (Self::CONFIRMED, "confirmed"),
+        (Self::SNAT, "snat"),
+        (Self::DNAT, "dnat"),
+        (Self::DYING, "dying"),
+    ];
+
+    /// The kernel's bit mask.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether no bit is included.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for CtStatus {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Display for CtStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Self::NAMES
+            .iter()
+            .filter(|(s, _)| self.0 & s.0 != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 /// A verdict: the end of a rule, or the value of a verdict map element.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -436,6 +495,9 @@ pub enum Expr {
     },
     /// `ct state <states>`: matches if the state is one of them.
     CtState(CtStates),
+    /// `ct status <bits>`: matches if any of the bits is set (`ct status
+    /// dnat`: the connection's destination was rewritten).
+    CtStatus(CtStatus),
     /// `<key> [!=] @set`: membership in a named set.
     Lookup {
         /// The key.

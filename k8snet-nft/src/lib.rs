@@ -166,8 +166,8 @@ mod sys;
 pub use diff::{Batch, Op, diff};
 pub use error::{Error, Object, Result};
 pub use expr::{
-    AnonElement, CmpOp, CtStates, DynsetOp, Expr, Field, IpFamily, KeyExpr, MarkTarget, Nat,
-    NatKind, NatTo, Reject, Verdict,
+    AnonElement, CmpOp, CtStates, CtStatus, DynsetOp, Expr, Field, IpFamily, KeyExpr, MarkTarget,
+    Nat, NatKind, NatTo, Reject, Verdict,
 };
 pub use jhash::{jhash, key_bytes, predict_jhash_slot};
 pub use lower::MAX_ANON_SETS_PER_BATCH;

@@ -270,3 +270,33 @@ fn a_huge_element_op_is_split_into_messages_that_fit() {
     }
     assert_eq!(total, 20_000);
 }
+
+#[test]
+fn ct_status_loads_the_status_word_and_tests_its_bits() {
+    let batch = Batch::new(Family::Inet, "k8snet-t");
+    let r = uapi::REG32_00;
+    let bits_of = |key: u32, bits: u32| {
+        vec![
+            LowExpr::Ct { key, dreg: r },
+            LowExpr::Bitwise {
+                sreg: r,
+                dreg: r,
+                mask: bits.to_ne_bytes().to_vec(),
+                xor: vec![0; 4],
+            },
+            LowExpr::Cmp {
+                sreg: r,
+                op: 1,
+                data: vec![0; 4],
+            },
+        ]
+    };
+    // NFT_CT_STATUS is key 2; IPS_SRC_NAT 0x10, IPS_DST_NAT 0x20.
+    let (_, exprs) = lower_rule(&batch, &parse_rule("ct status snat,dnat").unwrap(), &mut 0);
+    assert_eq!(exprs, bits_of(2, 0x30));
+    let (_, exprs) = lower_rule(&batch, &parse_rule("ct status dnat").unwrap(), &mut 0);
+    assert_eq!(exprs, bits_of(2, 0x20));
+    // `ct state` is key 0 with the same shape.
+    let (_, exprs) = lower_rule(&batch, &parse_rule("ct state new").unwrap(), &mut 0);
+    assert_eq!(exprs, bits_of(0, 8));
+}

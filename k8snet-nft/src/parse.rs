@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::expr::{
-    ALL_FIELDS, AnonElement, CmpOp, CtStates, DynsetOp, Expr, Field, IpFamily, KeyExpr, MarkTarget,
-    Nat, NatKind, NatTo, Reject, Verdict,
+    ALL_FIELDS, AnonElement, CmpOp, CtStates, CtStatus, DynsetOp, Expr, Field, IpFamily, KeyExpr,
+    MarkTarget, Nat, NatKind, NatTo, Reject, Verdict,
 };
 use crate::model::Rule;
 use crate::types::{DataType, Key, Value};
@@ -261,6 +261,19 @@ impl Parser {
                     s = s | *st;
                 }
                 return Ok(Expr::CtState(s));
+            }
+            "ct" if self.peek_at(1) == Some("status") => {
+                self.pos += 2;
+                let t = self.next()?;
+                let mut s = CtStatus::default();
+                for name in t.split(',') {
+                    let (st, _) = CtStatus::NAMES
+                        .iter()
+                        .find(|(_, n)| *n == name)
+                        .ok_or(format!("unknown ct status {name:?}"))?;
+                    s = s | *st;
+                }
+                return Ok(Expr::CtStatus(s));
             }
             "ct" | "meta" if self.peek_at(1) == Some("mark") && self.peek_at(2) == Some("set") => {
                 self.pos += 3;
@@ -586,6 +599,8 @@ mod tests {
     fn rule_texts_round_trip() {
         let texts = [
             "ct state established,related accept",
+            "ct status dnat ip saddr 127.0.0.0/8 masquerade",
+            "ct status seen-reply,snat,dnat return",
             "ip daddr . meta l4proto . th dport vmap @service-ips",
             "ip saddr 198.18.0.0/16 tcp dport != 22 counter drop",
             "tcp dport 1000-2000 ip6 saddr != fd00:18::/48 return",
@@ -623,6 +638,8 @@ mod tests {
             "update @s { ip saddr timeout 5x }",
             "numgen mod 2 vmap @x",
             "ct state bogus",
+            "ct status natted",
+            "ct status",
             "{ }",
         ] {
             assert!(parse_rule(text).is_err(), "{text:?}");

@@ -150,6 +150,7 @@ fn expr_text(e: &Expr) -> String {
             len,
         } => format!("{field} {}{addr}/{len}", neg(*negate)),
         Expr::CtState(s) => format!("ct state {s}"),
+        Expr::CtStatus(s) => format!("ct status {s}"),
         Expr::Lookup { key, set, negate } => {
             format!("{} {}@{set}", key_expr(key), neg(*negate))
         }

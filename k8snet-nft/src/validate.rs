@@ -365,7 +365,12 @@ fn check_expr(table: &Table, _object: &Object, e: &Expr) -> Result<(), String> {
             }
         }
         Expr::CtState(s) if s.is_empty() => return Err("ct state needs a state".into()),
-        Expr::CtState(_) | Expr::Counter | Expr::SetMark { .. } | Expr::Reject(_) => {}
+        Expr::CtStatus(s) if s.is_empty() => return Err("ct status needs a status bit".into()),
+        Expr::CtState(_)
+        | Expr::CtStatus(_)
+        | Expr::Counter
+        | Expr::SetMark { .. }
+        | Expr::Reject(_) => {}
         Expr::Masquerade { .. } => {}
         Expr::Lookup { key, set, .. } => {
             check_key(table, key)?;

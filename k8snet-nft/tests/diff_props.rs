@@ -190,4 +190,11 @@ fn invalid_states_are_refused_with_the_object_named() {
     assert!(e.starts_with("element 198.18.0.1 of set \"s\": key"), "{e}");
     let t = Table::new(Family::Inet, "bad name");
     assert!(diff(None, &t).is_err());
+    // `ct status` with no bit would match nothing: refused.
+    let empty = k8snet_nft::Rule::new(vec![k8snet_nft::Expr::CtStatus(
+        k8snet_nft::CtStatus::default(),
+    )]);
+    let t = Table::new(Family::Inet, "k8snet-x").with_chain("c", Chain::regular().with_rule(empty));
+    let e = diff(None, &t).unwrap_err().to_string();
+    assert_eq!(e, "rule 1 of chain \"c\": ct status needs a status bit");
 }

@@ -93,6 +93,26 @@ impl RuleLowerer<'_> {
     }
 
     /// Puts the key in registers from `REG32_00`.
+    /// Conntrack key `key` (a 32-bit flag word) has any of `bits`: load,
+    /// mask, compare not-equal to zero (as nft does).
+    fn ct_bits(&mut self, key: u32, bits: u32) {
+        self.push(LowExpr::Ct {
+            key,
+            dreg: REG32_00,
+        });
+        self.push(LowExpr::Bitwise {
+            sreg: REG32_00,
+            dreg: REG32_00,
+            mask: bits.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        });
+        self.push(LowExpr::Cmp {
+            sreg: REG32_00,
+            op: 1,
+            data: vec![0; 4],
+        });
+    }
+
     fn key(&mut self, key: &KeyExpr) {
         match key {
             KeyExpr::Fields(fields) => {
@@ -207,23 +227,9 @@ impl RuleLowerer<'_> {
                     data: net,
                 });
             }
-            Expr::CtState(states) => {
-                self.push(LowExpr::Ct {
-                    key: 0,
-                    dreg: REG32_00,
-                });
-                self.push(LowExpr::Bitwise {
-                    sreg: REG32_00,
-                    dreg: REG32_00,
-                    mask: states.bits().to_ne_bytes().to_vec(),
-                    xor: vec![0; 4],
-                });
-                self.push(LowExpr::Cmp {
-                    sreg: REG32_00,
-                    op: 1,
-                    data: vec![0; 4],
-                });
-            }
+            // `ct state` (key 0) and `ct status` (key 2): any of the bits.
+            Expr::CtState(states) => self.ct_bits(0, states.bits()),
+            Expr::CtStatus(status) => self.ct_bits(2, status.bits()),
             Expr::Lookup { key, set, negate } => {
                 self.key(key);
                 self.push(LowExpr::Lookup {

@@ -101,8 +101,8 @@ pub fn model_summary(t: &Table) -> Summary {
 /// A table using every feature: base and regular chains; named sets with
 /// concatenated keys, intervals (one field and concatenated), timeouts, a
 /// dynamic set updated from the packet path; verdict and data maps; jhash,
-/// numgen, lookups, dynset, NAT, masquerade, reject, counter, log, ct state
-/// and mark, meta mark, fib, anonymous sets, every verdict.
+/// numgen, lookups, dynset, NAT, masquerade, reject, counter, log, ct state,
+/// ct status and mark, meta mark, fib, anonymous sets, every verdict.
 pub fn every_feature_table(name: &str) -> Table {
     let tcp = Value::Proto(6);
     let flags = |interval, timeout, dynamic| SetFlags {
@@ -253,6 +253,7 @@ pub fn every_feature_table(name: &str) -> Table {
         ]));
     let postrouting = Chain::base(ChainType::Nat, Hook::Postrouting, 100, Policy::Accept)
         .with_rule(rule("meta mark 0x00004000 masquerade fully-random"))
+        .with_rule(rule("ct status dnat ip saddr 127.0.0.0/8 masquerade"))
         .with_rule(rule(
             "ip saddr 198.18.0.0/16 ip daddr != 198.18.0.0/16 snat ip to 198.19.128.1",
         ))
