@@ -4,8 +4,8 @@
 //! change the new verdicts hold and an open allowed connection survives;
 //! an invalid policy update is refused and the ruleset stays as it was.
 //!
-//! SCTP is not probed (std has no SCTP sockets); IPv6 is lowered (unit
-//! tests) but not probed here.
+//! IPv6, SCTP and traffic to and from outside the pod network are probed
+//! in `kernel_external.rs`.
 #![cfg(all(feature = "linux", target_os = "linux"))]
 
 use std::io::{Read, Write};

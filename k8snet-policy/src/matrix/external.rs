@@ -19,14 +19,14 @@ pub struct IpRange {
     pub last: IpAddr,
 }
 
-fn bits(ip: IpAddr) -> (bool, u128) {
+pub(crate) fn bits(ip: IpAddr) -> (bool, u128) {
     match ip {
         IpAddr::V4(v4) => (false, u128::from(u32::from(v4))),
         IpAddr::V6(v6) => (true, u128::from(v6)),
     }
 }
 
-fn addr(v6: bool, n: u128) -> IpAddr {
+pub(crate) fn addr(v6: bool, n: u128) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::from(n))
     } else {
@@ -64,6 +64,38 @@ impl fmt::Display for IpRange {
     }
 }
 
+/// The address space of one family as inclusive ranges of address bits,
+/// cut at the first address of every CIDR (and `except`) any peer set
+/// holds and after its last: every address of a range is inside exactly
+/// the same blocks, so every non-pod address of a range gets the same
+/// verdicts (node-local exemptions aside).
+pub(crate) fn ranges(set: &PolicySet, v6: bool) -> Vec<(u128, u128)> {
+    let max: u128 = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+    let mut starts: Vec<u128> = vec![0];
+    let nets = set
+        .peers
+        .list
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .flat_map(|b| std::iter::once(b.net).chain(b.except.iter().copied()))
+        .filter(|n| matches!(n, IpNet::V6(_)) == v6);
+    for n in nets {
+        let (_, a) = bits(n.network());
+        let (_, b) = bits(n.broadcast());
+        starts.push(a);
+        if b < max {
+            starts.push(b + 1);
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| (a, starts.get(i + 1).map_or(max, |&next| next - 1)))
+        .collect()
+}
+
 /// The external groups of a policy set, each with a representative
 /// address that belongs to no pod and no node. Groups that hold nothing
 /// but pod and node addresses are left out. IPv6 appears only when a pod
@@ -77,14 +109,12 @@ pub(crate) fn groups(set: &PolicySet) -> Vec<(IpRange, IpAddr)> {
     taken.extend(w.nodes.values().flat_map(|n| n.ips.iter().copied()));
     taken.extend(w.hosts.values().flat_map(|h| h.ips.iter().copied()));
     taken.extend(w.pod_slots().flat_map(|(_, s)| s.node_ips.iter().copied()));
-    let nets: Vec<IpNet> = set
+    let uses_v6 = set
         .peers
         .list
         .iter()
         .flat_map(|s| &s.blocks)
-        .flat_map(|b| std::iter::once(b.net).chain(b.except.iter().copied()))
-        .collect();
-    let uses_v6 = nets.iter().any(|n| matches!(n, IpNet::V6(_)))
+        .any(|b| matches!(b.net, IpNet::V6(_)))
         || w.pod_slots()
             .any(|(_, s)| s.ips.iter().any(IpAddr::is_ipv6));
     let mut out = Vec::new();
@@ -92,20 +122,7 @@ pub(crate) fn groups(set: &PolicySet) -> Vec<(IpRange, IpAddr)> {
         if v6 && !uses_v6 {
             continue;
         }
-        let max: u128 = if v6 { u128::MAX } else { u128::from(u32::MAX) };
-        let mut starts: Vec<u128> = vec![0];
-        for n in nets.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6) {
-            let (_, a) = bits(n.network());
-            let (_, b) = bits(n.broadcast());
-            starts.push(a);
-            if b < max {
-                starts.push(b + 1);
-            }
-        }
-        starts.sort_unstable();
-        starts.dedup();
-        for (i, &a) in starts.iter().enumerate() {
-            let b = starts.get(i + 1).map_or(max, |&next| next - 1);
+        for (a, b) in ranges(set, v6) {
             // A free address is near the start unless the group is a block
             // of pod addresses; 256 tries bound the search.
             let free = (0..256u128)

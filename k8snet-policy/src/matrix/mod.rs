@@ -5,7 +5,7 @@
 //! a rule of either pod mentions (ranges, resolved named ports), and one
 //! verdict per piece decides the whole piece.
 
-mod external;
+pub(crate) mod external;
 mod render;
 
 use std::fmt;
@@ -234,7 +234,12 @@ fn boundaries(set: &PolicySet, src: &Endpoint, dst: &Endpoint, bit: u8) -> Vec<u
         .collect()
 }
 
-fn cell(set: &PolicySet, src: &Endpoint, dst: &Endpoint, options: &MatrixOptions) -> Cell {
+pub(crate) fn cell(
+    set: &PolicySet,
+    src: &Endpoint,
+    dst: &Endpoint,
+    options: &MatrixOptions,
+) -> Cell {
     let mut conns = ConnSet::none();
     let mut segments: Vec<Segment> = Vec::new();
     for (bit, protocol) in proto::NAMED {
