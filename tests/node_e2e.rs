@@ -262,7 +262,10 @@ fn the_demo_shop_works_end_to_end() {
         .1
     };
     assert!(["web-0", "web-1"].contains(&ingress("198.19.128.2", "/").as_str()));
+    // api-0 is on node-1: through node-2's proxy it crosses nodes, admitted
+    // by the api policy's node-address ipBlock.
     assert_eq!(ingress("198.19.128.1", "/api/orders"), "api-0");
+    assert_eq!(ingress("198.19.128.2", "/api/orders"), "api-0");
     let not_found = exec(
         outside,
         &[
