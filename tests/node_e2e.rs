@@ -142,13 +142,13 @@ fn the_demo_shop_works_end_to_end() {
     assert!(st.status.success(), "{status}");
     assert!(
         status.contains(
-            "node node-1: namespace ok, load balancer ok, network policy ok, DNS ok, ingress ok"
+            "node node-1: namespace ok, load balancer ok (healthz ok), network policy ok, DNS ok, ingress ok"
         ),
         "{status}"
     );
     assert!(
         status.contains(
-            "node node-2: namespace ok, load balancer ok, network policy ok, DNS ok, ingress ok"
+            "node node-2: namespace ok, load balancer ok (healthz ok), network policy ok, DNS ok, ingress ok"
         ),
         "{status}"
     );
@@ -266,6 +266,36 @@ fn the_demo_shop_works_end_to_end() {
     // by the api policy's node-address ipBlock.
     assert_eq!(ingress("198.19.128.1", "/api/orders"), "api-0");
     assert_eq!(ingress("198.19.128.2", "/api/orders"), "api-0");
+    // healthCheckNodePort of api-public (externalTrafficPolicy: Local):
+    // 200 on the node with api's endpoint, 503 on the other; /healthz.
+    let code = |url: &str| {
+        exec(
+            outside,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "2",
+                url,
+            ],
+        )
+        .1
+    };
+    assert_eq!(code("http://198.19.128.1:30490/"), "200");
+    assert_eq!(code("http://198.19.128.2:30490/"), "503");
+    assert!(
+        exec(
+            outside,
+            &["curl", "-s", "-m", "2", "http://198.19.128.1:30490/"]
+        )
+        .1
+        .contains("\"localEndpoints\": 1")
+    );
+    assert_eq!(code("http://198.19.128.2:10256/healthz"), "200");
     let not_found = exec(
         outside,
         &[

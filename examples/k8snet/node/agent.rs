@@ -18,6 +18,9 @@ use anyhow::Context as _;
 use k8snet::dns::{LiveZone, Zone, ZoneConfig};
 use k8snet::ingress::proxy::{Proxy, ProxyConfig, Upstreams};
 use k8snet::ingress::{ClassSelector, Router};
+use k8snet::lb::health::{
+    DEFAULT_HEALTH_TIMEOUT, HEALTHZ_PORT, ProxyHealth, ProxyHealthServer, ServiceHealthServer,
+};
 use k8snet::lb::linux::Proxier;
 use k8snet::lb::{NodeContext, ServiceTable};
 use k8snet::model::{Cluster, Kind, NsName, ObjectRef};
@@ -150,6 +153,10 @@ pub(crate) fn ingress(cluster: &Cluster) -> (Router, Upstreams) {
 struct Components {
     name: String,
     proxier: Proxier,
+    /// healthCheckNodePort answers of `externalTrafficPolicy: Local` Services.
+    service_health: ServiceHealthServer,
+    /// kube-proxy's `/healthz` and `/livez` on port 10256.
+    _healthz: ProxyHealthServer,
     nft: k8snet_nft::Nft,
     policy: PolicySet,
     dns: k8snet::dns::server::Server,
@@ -159,9 +166,19 @@ struct Components {
 impl Components {
     fn start(node: &NodePlan, cluster: &Cluster) -> anyhow::Result<Self> {
         let mut proxier = Proxier::new().context("opening nftables for the load balancer")?;
+        let health = Arc::new(ProxyHealth::new(DEFAULT_HEALTH_TIMEOUT));
+        proxier.set_health(health.clone());
+        let table = lb_table(cluster, &node.name)?;
         proxier
-            .sync(&lb_table(cluster, &node.name)?)
+            .sync(&table)
             .context("programming the Service load balancer")?;
+        let ips = node.ips();
+        let service_health = ServiceHealthServer::new(ips.to_vec(), health.clone())?;
+        for e in service_health.sync_table(&table) {
+            tracing::warn!("node {}: {e}", node.name);
+        }
+        let healthz = ProxyHealthServer::start(SocketAddr::new(ips[0], HEALTHZ_PORT), health)
+            .context("starting the proxy's /healthz")?;
         let policy = PolicySet::compile(cluster, &Options::default());
         let mut nft = k8snet_nft::Nft::new().context("opening nftables for network policy")?;
         enforce(&mut nft, &policy, &RulesetOptions::default())
@@ -175,7 +192,6 @@ impl Components {
         let dns = k8snet::dns::server::Server::start(&dns_cfg, LiveZone::new(zone), None)
             .context("starting the cluster DNS")?;
         let (router, upstreams) = ingress(cluster);
-        let ips = node.ips();
         let mut cfg = ProxyConfig::new(ips.iter().map(|ip| SocketAddr::new(*ip, 80)).collect())
             .tls_listen(ips.iter().map(|ip| SocketAddr::new(*ip, 443)).collect());
         cfg.workers = 1;
@@ -183,6 +199,8 @@ impl Components {
         Ok(Self {
             name: node.name.clone(),
             proxier,
+            service_health,
+            _healthz: healthz,
             nft,
             policy,
             dns,
@@ -219,9 +237,11 @@ impl Components {
     ) -> anyhow::Result<Applied> {
         let mut applied = Applied::default();
         let t = Instant::now();
-        self.proxier
-            .sync(&lb_table(cluster, &self.name)?)
-            .context("load balancer")?;
+        let table = lb_table(cluster, &self.name)?;
+        self.proxier.sync(&table).context("load balancer")?;
+        for e in self.service_health.sync_table(&table) {
+            tracing::warn!("node {}: {e}", self.name);
+        }
         applied.lb = t.elapsed();
 
         let t = Instant::now();

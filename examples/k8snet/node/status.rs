@@ -62,12 +62,18 @@ pub(crate) fn show(dir: &Path) -> anyhow::Result<ExitCode> {
                 .first()
                 .and_then(|a| a.parse::<IpAddr>().ok())
                 .is_some_and(|ip| probe_tcp(&n.netns, SocketAddr::new(ip, 80)));
-        healthy &= ns_ok && lb && policy && dns && ingress;
+        let healthz = ns_ok
+            && n.addrs
+                .first()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_some_and(|ip| probe_healthz(&n.netns, SocketAddr::new(ip, 10256)));
+        healthy &= ns_ok && lb && policy && dns && ingress && healthz;
         println!(
-            "  node {}: namespace {}, load balancer {}, network policy {}, DNS {}, ingress {}",
+            "  node {}: namespace {}, load balancer {} (healthz {}), network policy {}, DNS {}, ingress {}",
             n.name,
             ok(ns_ok),
             ok(lb),
+            ok(healthz),
             ok(policy),
             ok(dns),
             ok(ingress)
@@ -202,4 +208,21 @@ fn probe_tcp(ns: &str, addr: SocketAddr) -> bool {
             })
         })
         .is_ok_and(|r| r.is_ok())
+}
+
+/// `GET /healthz` of the proxy answers 200.
+fn probe_healthz(ns: &str, addr: SocketAddr) -> bool {
+    use std::io::Write as _;
+    Netns::named(ns)
+        .run(move || -> std::io::Result<bool> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+            s.set_read_timeout(Some(Duration::from_secs(1)))?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head)?;
+            Ok(head.starts_with(b"HTTP/1.1 200"))
+        })
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false)
 }
