@@ -490,6 +490,30 @@ fn dry_run_changes_nothing_and_serves_on_loopback() {
         "a dry run made namespaces"
     );
 
+    // Without root, `up` is that same dry run, whatever the flags say.
+    let exe = common::k8snet().get_program().to_owned();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .args(args)
+            .output()
+    };
+    let runnable = nix::unistd::geteuid().is_root()
+        && as_nobody(&["--version"]).is_ok_and(|o| o.status.success());
+    if !runnable {
+        eprintln!(
+            "skipping the non-root run: needs root to drop privileges, and {} executable by nobody",
+            exe.to_string_lossy()
+        );
+    } else {
+        let out = as_nobody(&["node", "up", "--no-serve", "-f", path(&demo())]).unwrap();
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        assert!(t.contains("not root: a dry run (no kernel changes)"), "{t}");
+        assert!(t.contains("table inet k8snet-policy {"), "{t}");
+    }
+
     // Served on loopback: DNS answers from the plan's zone.
     let mut child = common::k8snet()
         .args([
