@@ -105,6 +105,18 @@ fn same_result_and_kernel_state_through_add_check_del() {
         );
         assert_eq!(oa.stdout["interfaces"].as_array().unwrap().len(), 3);
         assert_eq!(oa.stdout["ips"][0]["interface"], 2);
+        // The new bridge's carrier came on with its first port: the kernel
+        // reports it operationally up asynchronously (linkwatch, rate
+        // limited to once a second for bridges), after an ADD that returns
+        // within a few milliseconds; neither plugin waits for it.
+        for s in [&r, &o] {
+            wait_until("the bridge with its first port to come up", || {
+                s.tn.node()
+                    .ip(&["-o", "link", "show", "kbr0"])
+                    .unwrap_or_default()
+                    .contains("state UP")
+            });
+        }
         assert_same(
             &o.state(),
             &r.state(),

@@ -96,8 +96,36 @@ fn thirty_two_concurrent_adds_never_share_an_address() {
     assert_eq!(node_veths(node).len(), 32);
 }
 
+/// The variable that makes this test binary the plugin process the test
+/// below kills (see [`act_as_plugin_if_asked`]).
+const PLUGIN_ENV: &str = "K8SNET_CNI_TEST_PLUGIN";
+const KILLED_TEST: &str = "a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean";
+
+/// The test below starts this test binary again, running only itself, with
+/// [`PLUGIN_ENV`] set: the copy is then the bridge plugin (stdin, `CNI_*`,
+/// stdout, exit status, exactly as the example binary) and exits before
+/// the test's body, so no helper test needs `#[ignore]`. Without the
+/// variable this does nothing.
+fn act_as_plugin_if_asked() {
+    if std::env::var(PLUGIN_ENV).as_deref() != Ok("bridge") {
+        return;
+    }
+    let mut stdin = Vec::new();
+    let code = match std::io::stdin().read_to_end(&mut stdin) {
+        Ok(_) => {
+            let out = k8snet_cni::run_with(&Bridge, |k| std::env::var(k).ok(), &stdin);
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(&out.stdout).and_then(|()| so.flush());
+            i32::from(out.status)
+        }
+        Err(_) => 2,
+    };
+    std::process::exit(code);
+}
+
 #[test]
 fn a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean() {
+    act_as_plugin_if_asked();
     k8snet_testnet::kernel_test!();
     let mut tn = Testnet::new("cnikill").unwrap();
     let data = TempDir::new("kill");
@@ -111,15 +139,8 @@ fn a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean() {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", tn.node().name()])
             .arg(&exe)
-            .args([
-                "--exact",
-                "plugin_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("K8SNET_CNI_TEST_PLUGIN", "bridge")
+            .args(["--exact", KILLED_TEST, "--nocapture", "--test-threads", "1"])
+            .env(PLUGIN_ENV, "bridge")
             .envs(env("ADD", &format!("k{i}"), Some(&pod.path()), "/x"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -155,19 +176,6 @@ fn a_plugin_killed_mid_add_leaves_nothing_gc_does_not_clean() {
     assert!(!nft.contains("chain m_"), "{nft}");
     for ns in tn.namespaces().iter().skip(1) {
         assert_eq!(ns.links().unwrap(), ["lo"], "{}", ns.name());
-    }
-}
-
-/// Not a test: the plugin process that the test above kills.
-#[test]
-#[ignore = "helper: a CNI plugin process when K8SNET_CNI_TEST_PLUGIN is set"]
-fn plugin_process() {
-    if std::env::var("K8SNET_CNI_TEST_PLUGIN").as_deref() == Ok("bridge") {
-        let mut stdin = Vec::new();
-        std::io::stdin().read_to_end(&mut stdin).unwrap();
-        let out = k8snet_cni::run_with(&Bridge, |k| std::env::var(k).ok(), &stdin);
-        std::io::stdout().write_all(&out.stdout).unwrap();
-        std::process::exit(i32::from(out.status));
     }
 }
 

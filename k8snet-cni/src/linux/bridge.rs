@@ -8,7 +8,9 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, State};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, State,
+};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::bridge::{BridgeConf, complete_result, requested_mac};
@@ -80,21 +82,25 @@ fn orphan_veth(l: &nl::LinkMessage) -> bool {
 
 async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage> {
     let name = &conf.bridge;
-    if link_by_name(h, name).await?.is_none() {
-        let mut b = LinkBridge::new(name);
-        if conf.mtu > 0 {
-            b = b.mtu(conf.mtu);
-        }
-        match h.link().add(b.build()).execute().await {
-            Err(e) if nl::errno(&e) != Some(EEXIST) => {
-                return Err(nl_err(format!("failed to create bridge {name:?}"))(e));
+    // One lookup when the bridge exists (every ADD but a node's first).
+    let br = match link_by_name(h, name).await? {
+        Some(br) => br,
+        None => {
+            let mut b = LinkBridge::new(name);
+            if conf.mtu > 0 {
+                b = b.mtu(conf.mtu);
             }
-            _ => {}
+            match h.link().add(b.build()).execute().await {
+                Err(e) if nl::errno(&e) != Some(EEXIST) => {
+                    return Err(nl_err(format!("failed to create bridge {name:?}"))(e));
+                }
+                _ => {}
+            }
+            link_by_name(h, name)
+                .await?
+                .ok_or_else(|| Error::kernel(format!("bridge {name:?}"), "vanished"))?
         }
-    }
-    let br = link_by_name(h, name)
-        .await?
-        .ok_or_else(|| Error::kernel(format!("bridge {name:?}"), "vanished"))?;
+    };
     if kind(&br) != Some(&InfoKind::Bridge) {
         return Err(Error::kernel(
             format!("failed to create bridge {name:?}"),
@@ -103,15 +109,20 @@ async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage>
     }
     // We own the bridge's routes (the reference does the same).
     node_sysctl(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
-    let mut set = LinkUnspec::new_with_index(br.header.index).up();
-    if conf.promisc_mode {
-        set = set.promiscuous(true);
+    // Up (and promiscuous if asked); a request only when it is not so yet.
+    let flags = br.header.flags;
+    let promisc_ok = !conf.promisc_mode || flags.contains(LinkFlags::Promisc);
+    if !flags.contains(LinkFlags::Up) || !promisc_ok {
+        let mut set = LinkUnspec::new_with_index(br.header.index).up();
+        if conf.promisc_mode {
+            set = set.promiscuous(true);
+        }
+        h.link()
+            .set(set.build())
+            .execute()
+            .await
+            .map_err(nl_err(format!("setting bridge {name:?} up")))?;
     }
-    h.link()
-        .set(set.build())
-        .execute()
-        .await
-        .map_err(nl_err(format!("setting bridge {name:?} up")))?;
     Ok(br)
 }
 
@@ -247,13 +258,8 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     let br = &br;
     let sb = s.sandbox(netns)?;
     let ifname = req.env.ifname.as_str();
-    if s.block_on(link_by_name(&sb.handle, ifname))?.is_some() {
-        return Err(Error::other(
-            code::INTERNAL,
-            format!("container veth name provided ({ifname}) already exists"),
-        ));
-    }
-    let mut events = s.link_events()?;
+    // An existing container interface makes the veth request fail with
+    // EEXIST, and `create_veth` then reports it (no lookup beforehand).
     let (host_name, host_index) = s.block_on(create_veth(&s.host, &sb, req, conf, mac_wanted))?;
     made.push(Made::HostLink(host_index));
     s.block_on(async {
@@ -325,8 +331,20 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
         }
         sandbox_sysctls(&sb.file, &sysctls)?;
     }
+    // Masquerade as soon as the addresses are known, and keep the
+    // netfilter socket until ADD is done: closing it waits out the RCU
+    // grace period that frees the transaction (see `masq_kernel`), which
+    // then passes while the interface is configured.
+    let mut _nft = None;
+    if conf.ip_masq {
+        let chain = crate::masq::chain_name(&req.conf.name, &req.env.container_id, ifname);
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        _nft = Some(masq_kernel::setup(&chain, &ips)?);
+        made.push(Made::Masq(chain));
+    }
     s.block_on(configure_iface(&sb.handle, ifname, &result))?;
 
+    let mut pinned = false;
     if conf.is_gateway && !bridge_addrs.is_empty() {
         s.block_on(async {
             for addr in &bridge_addrs {
@@ -342,6 +360,7 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
                     .execute()
                     .await
                     .map_err(nl_err(format!("could not set {:?}'s mac", conf.bridge)))?;
+                pinned = true;
             }
             Ok::<_, Error>(())
         })?;
@@ -352,19 +371,25 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
             node_sysctl("net/ipv6/conf/all/forwarding", "1");
         }
     }
-    if conf.ip_masq {
-        let chain = crate::masq::chain_name(&req.conf.name, &req.env.container_id, ifname);
-        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-        masq_kernel::setup(&chain, &ips)?;
-        made.push(Made::Masq(chain));
-    }
 
-    let host = s.block_on(events.wait_for(&s.host, &host_name, PORT_UP_LIMIT, |l| {
-        operstate(l) == Some(State::Up)
-    }))?;
-    let br_now = s
-        .block_on(link_by_name(&s.host, &conf.bridge))?
-        .unwrap_or_else(|| br.clone());
+    // The host end is usually up by now; subscribe to link events (and
+    // look again, so that no change is missed) only if it is not.
+    let up = |l: &nl::LinkMessage| operstate(l) == Some(State::Up);
+    let host = match s.block_on(link_by_name(&s.host, &host_name))? {
+        Some(l) if up(&l) => l,
+        _ => {
+            let mut events = s.link_events()?;
+            s.block_on(events.wait_for(&s.host, &host_name, PORT_UP_LIMIT, up))?
+        }
+    };
+    // The bridge's MAC follows its ports unless pinned above; read it
+    // again only then (its MTU is reported from 1.1.0 on).
+    let br_now = if pinned && req.conf.cni_version < Version::V1_1_0 {
+        br.clone()
+    } else {
+        s.block_on(link_by_name(&s.host, &conf.bridge))?
+            .unwrap_or_else(|| br.clone())
+    };
     let cont = s
         .block_on(link_by_name(&sb.handle, ifname))?
         .ok_or_else(|| Error::kernel(format!("container interface {ifname}"), "vanished"))?;
@@ -413,7 +438,7 @@ fn undo(s: &Session, req: &Request, made: &[Made]) {
         let outcome = match m {
             Made::HostLink(i) => s.block_on(nl::delete_link(&s.host, *i)),
             Made::Ipam => delegate::del(req),
-            Made::Masq(chain) => masq_kernel::teardown(|c| c == chain),
+            Made::Masq(chain) => masq_kernel::teardown(|c| c == chain).map(drop),
         };
         if let Err(e) = outcome {
             tracing::warn!("rollback after a failed ADD: {e}");
@@ -421,12 +446,12 @@ fn undo(s: &Session, req: &Request, made: &[Made]) {
     }
 }
 
-fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<()> {
+fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<Option<k8snet_nft::Nft>> {
     if !conf.ip_masq {
-        return Ok(());
+        return Ok(None);
     }
     let chain = crate::masq::chain_name(&req.conf.name, &req.env.container_id, &req.env.ifname);
-    masq_kernel::teardown(|c| c == chain)
+    masq_kernel::teardown(|c| c == chain).map(Some)
 }
 
 impl Plugin for Bridge {
@@ -441,11 +466,21 @@ impl Plugin for Bridge {
         r
     }
 
-    /// Deletes the container interface (which takes the host end with it),
-    /// releases the addresses and the masquerade chain. A missing netns, no
-    /// `CNI_NETNS`, or things already gone are all fine.
+    /// Removes the masquerade chain, deletes the container interface (which
+    /// takes the host end with it) and releases the addresses. A missing
+    /// netns, no `CNI_NETNS`, or things already gone are all fine.
+    ///
+    /// The masquerade chain goes first, and its netfilter socket stays open
+    /// until the end: the kernel's grace period for freeing the chain then
+    /// passes while the veth pair is deleted (which waits for its own), not
+    /// after (see `masq_kernel`). A failure there does not stop the rest;
+    /// it is reported after it.
     fn del(&self, req: &Request) -> Result<()> {
         let conf = BridgeConf::from_conf(&req.conf)?;
+        let (_nft, masq_error) = match teardown_masq(req, &conf) {
+            Ok(nft) => (nft, None),
+            Err(e) => (None, Some(e)),
+        };
         if let Some(netns) = &req.env.netns
             && netns.exists()
         {
@@ -464,7 +499,7 @@ impl Plugin for Bridge {
         if delegate::has_ipam(req) {
             delegate::del(req)?;
         }
-        teardown_masq(req, &conf)
+        masq_error.map_or(Ok(()), Err)
     }
 
     fn check(&self, req: &Request) -> Result<()> {

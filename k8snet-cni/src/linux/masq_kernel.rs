@@ -1,4 +1,13 @@
 //! Applies [`crate::masq`]'s transactions in the plugin's namespace.
+//!
+//! Both functions hand back the netfilter socket they used. Closing a
+//! netfilter socket makes the kernel finish freeing the objects of the last
+//! committed transaction first (`nft_rcv_nl_event` flushes the per-namespace
+//! destroy work, which waits for an RCU grace period: about 10 ms here,
+//! more under load). A caller that keeps the socket until the rest of its
+//! work is done lets that grace period pass meanwhile, and the close is
+//! then free: the bridge plugin's DEL removes the masquerade rules first
+//! and the veth pair (20 ms of its own kernel waiting) after.
 
 use ipnet::IpNet;
 use k8snet_nft::{Family, Nft};
@@ -13,14 +22,16 @@ fn nft_err(what: &str) -> impl FnOnce(k8snet_nft::Error) -> Error + '_ {
 /// Masquerades `ips` through `chain`. An address still mapped to a stale
 /// chain (a DEL that never came) is taken over.
 ///
+/// Returns the socket used (see the module's documentation: drop it last).
+///
 /// # Errors
 ///
 /// The kernel's refusal.
-pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<()> {
+pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<Nft> {
     let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
     let batch = setup_batch(chain, ips)?;
     if nft.apply(&batch).is_ok() {
-        return Ok(());
+        return Ok(nft);
     }
     if let Some(table) = nft
         .read_table(Family::Inet, MASQ_TABLE)
@@ -56,26 +67,27 @@ pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<()> {
         }
     }
     nft.apply(&batch)
-        .map(drop)
-        .map_err(nft_err("installing the masquerade rules"))
+        .map_err(nft_err("installing the masquerade rules"))?;
+    Ok(nft)
 }
 
 /// Removes the chains `doomed` accepts and the map elements jumping to them.
+/// Returns the socket used (see the module's documentation: drop it last).
 ///
 /// # Errors
 ///
 /// The kernel's refusal.
-pub(crate) fn teardown(doomed: impl Fn(&str) -> bool) -> Result<()> {
+pub(crate) fn teardown(doomed: impl Fn(&str) -> bool) -> Result<Nft> {
     let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
     let Some(table) = nft
         .read_table(Family::Inet, MASQ_TABLE)
         .map_err(nft_err("reading the masquerade table"))?
     else {
-        return Ok(());
+        return Ok(nft);
     };
     if let Some(b) = teardown_batch(&table, doomed) {
         nft.apply(&b)
             .map_err(nft_err("removing masquerade rules"))?;
     }
-    Ok(())
+    Ok(nft)
 }
