@@ -1,5 +1,6 @@
 //! [`Cluster`]: an indexed snapshot of the objects, updated incrementally.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -198,40 +199,50 @@ impl Cluster {
                 put(&mut self.namespaces, ns.metadata.name.clone(), ns)
             }
             Object::Node(n) => put(&mut self.nodes, n.metadata.name.clone(), n),
-            Object::Pod(p) => {
-                let key = NsName::of(&p.metadata);
-                if self.pods.get(&key) == Some(&p) {
-                    return Change::Unchanged;
+            // One map lookup each: the entry decides between added,
+            // unchanged and modified, and the old object unindexes itself.
+            Object::Pod(p) => match self.pods.entry(NsName::of(&p.metadata)) {
+                Entry::Occupied(e) if *e.get() == p => return Change::Unchanged,
+                Entry::Occupied(mut e) => {
+                    unindex_pod(&mut self.pods_by_ip, e.key(), e.get());
+                    index_pod(&mut self.pods_by_ip, e.key(), &p);
+                    e.insert(p);
+                    Change::Modified
                 }
-                self.unindex_pod(&key);
-                self.index_pod(&key, &p);
-                put(&mut self.pods, key, p)
-            }
-            Object::Service(s) => {
-                let key = NsName::of(&s.metadata);
-                if self.services.get(&key) == Some(&s) {
-                    return Change::Unchanged;
+                Entry::Vacant(e) => {
+                    index_pod(&mut self.pods_by_ip, e.key(), &p);
+                    e.insert(p);
+                    Change::Added
                 }
-                self.unindex_service(&key);
-                for ip in s.cluster_ips() {
-                    self.services_by_ip.insert(ip, key.clone());
+            },
+            Object::Service(s) => match self.services.entry(NsName::of(&s.metadata)) {
+                Entry::Occupied(e) if *e.get() == s => return Change::Unchanged,
+                Entry::Occupied(mut e) => {
+                    unindex_service(&mut self.services_by_ip, e.key(), e.get());
+                    index_service(&mut self.services_by_ip, e.key(), &s);
+                    e.insert(s);
+                    Change::Modified
                 }
-                put(&mut self.services, key, s)
-            }
-            Object::EndpointSlice(s) => {
-                let key = NsName::of(&s.metadata);
-                if self.slices.get(&key) == Some(&s) {
-                    return Change::Unchanged;
+                Entry::Vacant(e) => {
+                    index_service(&mut self.services_by_ip, e.key(), &s);
+                    e.insert(s);
+                    Change::Added
                 }
-                self.unindex_slice(&key);
-                if let Some(svc) = s.service_name() {
-                    self.slices_by_service
-                        .entry(NsName::new(key.namespace.clone(), svc))
-                        .or_default()
-                        .insert(key.name.clone());
+            },
+            Object::EndpointSlice(s) => match self.slices.entry(NsName::of(&s.metadata)) {
+                Entry::Occupied(e) if *e.get() == s => return Change::Unchanged,
+                Entry::Occupied(mut e) => {
+                    unindex_slice(&mut self.slices_by_service, e.key(), e.get());
+                    index_slice(&mut self.slices_by_service, e.key(), &s);
+                    e.insert(s);
+                    Change::Modified
                 }
-                put(&mut self.slices, key, s)
-            }
+                Entry::Vacant(e) => {
+                    index_slice(&mut self.slices_by_service, e.key(), &s);
+                    e.insert(s);
+                    Change::Added
+                }
+            },
             Object::Ingress(i) => put(&mut self.ingresses, NsName::of(&i.metadata), i),
             Object::IngressClass(c) => put(&mut self.ingress_classes, c.metadata.name.clone(), c),
             Object::Secret(s) => put(&mut self.secrets, NsName::of(&s.metadata), s),
@@ -332,44 +343,21 @@ impl Cluster {
         }
     }
 
-    fn index_pod(&mut self, key: &NsName, pod: &Pod) {
-        // Finished pods no longer own their IPs (they may be reused).
-        if !pod.is_finished() && !pod.spec.host_network {
-            for ip in pod.ips() {
-                self.pods_by_ip.insert(ip, key.clone());
-            }
-        }
-    }
-
     fn unindex_pod(&mut self, key: &NsName) {
         if let Some(old) = self.pods.get(key) {
-            for ip in old.ips() {
-                if self.pods_by_ip.get(&ip) == Some(key) {
-                    self.pods_by_ip.remove(&ip);
-                }
-            }
+            unindex_pod(&mut self.pods_by_ip, key, old);
         }
     }
 
     fn unindex_service(&mut self, key: &NsName) {
         if let Some(old) = self.services.get(key) {
-            for ip in old.cluster_ips() {
-                if self.services_by_ip.get(&ip) == Some(key) {
-                    self.services_by_ip.remove(&ip);
-                }
-            }
+            unindex_service(&mut self.services_by_ip, key, old);
         }
     }
 
     fn unindex_slice(&mut self, key: &NsName) {
-        if let Some(svc) = self.slices.get(key).and_then(|s| s.service_name()) {
-            let svc_key = NsName::new(key.namespace.clone(), svc);
-            if let Some(set) = self.slices_by_service.get_mut(&svc_key) {
-                set.remove(&key.name);
-                if set.is_empty() {
-                    self.slices_by_service.remove(&svc_key);
-                }
-            }
+        if let Some(old) = self.slices.get(key) {
+            unindex_slice(&mut self.slices_by_service, key, old);
         }
     }
 
@@ -592,8 +580,71 @@ fn in_namespace<'a, V>(
         .map(|(_, v)| v)
 }
 
+fn index_pod(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, pod: &Pod) {
+    // Finished pods no longer own their IPs (they may be reused).
+    if !pod.is_finished() && !pod.spec.host_network {
+        for ip in pod.ips() {
+            by_ip.insert(ip, key.clone());
+        }
+    }
+}
+
+/// Drops the IPs of `old`, the pod stored under `key`, that still map to it.
+fn unindex_pod(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, old: &Pod) {
+    for ip in old.ips() {
+        if by_ip.get(&ip) == Some(key) {
+            by_ip.remove(&ip);
+        }
+    }
+}
+
+fn index_service(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, service: &Service) {
+    for ip in service.cluster_ips() {
+        by_ip.insert(ip, key.clone());
+    }
+}
+
+/// Drops the cluster IPs of `old`, the Service stored under `key`, that
+/// still map to it.
+fn unindex_service(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, old: &Service) {
+    for ip in old.cluster_ips() {
+        if by_ip.get(&ip) == Some(key) {
+            by_ip.remove(&ip);
+        }
+    }
+}
+
+fn index_slice(
+    by_service: &mut HashMap<NsName, BTreeSet<String>>,
+    key: &NsName,
+    slice: &EndpointSlice,
+) {
+    if let Some(svc) = slice.service_name() {
+        by_service
+            .entry(NsName::new(key.namespace.clone(), svc))
+            .or_default()
+            .insert(key.name.clone());
+    }
+}
+
+/// Drops `old`, the slice stored under `key`, from its Service's set.
+fn unindex_slice(
+    by_service: &mut HashMap<NsName, BTreeSet<String>>,
+    key: &NsName,
+    old: &EndpointSlice,
+) {
+    if let Some(svc) = old.service_name() {
+        let svc_key = NsName::new(key.namespace.clone(), svc);
+        if let Some(set) = by_service.get_mut(&svc_key) {
+            set.remove(&key.name);
+            if set.is_empty() {
+                by_service.remove(&svc_key);
+            }
+        }
+    }
+}
+
 fn put<K: Ord, V: PartialEq>(map: &mut BTreeMap<K, V>, key: K, value: V) -> Change {
-    use std::collections::btree_map::Entry;
     match map.entry(key) {
         Entry::Vacant(e) => {
             e.insert(value);

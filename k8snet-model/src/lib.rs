@@ -71,6 +71,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod endpoints;
 mod error;
+mod json;
 mod load;
 pub mod meta;
 pub mod names;

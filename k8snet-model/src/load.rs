@@ -4,7 +4,7 @@
 //! Validation is the apiserver's unless [`LoadOptions`] relax it for local
 //! serving.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::defaults::apply_defaults;
 use crate::error::{Error, Location};
+use crate::json::{self, Head, HeadMeta};
 use crate::object::{Kind, Object, ObjectRef};
 use crate::validate::validate_with;
 use crate::yaml::{self, Body};
@@ -142,7 +143,8 @@ pub struct Manifests {
     objects: Vec<Loaded>,
     errors: Vec<Error>,
     warnings: Vec<Warning>,
-    seen: HashSet<ObjectRef>,
+    /// Every loaded object's reference (a map, for its entry API).
+    seen: HashMap<ObjectRef, ()>,
     options: LoadOptions,
 }
 
@@ -230,55 +232,26 @@ impl Manifests {
     /// Loads YAML or JSON text, reporting it under `file`.
     pub fn load_str(&mut self, file: &str, text: &str) {
         let file: Arc<str> = Arc::from(file);
-        let (docs, parse_errors) = yaml::parse(text);
+        let (docs, mut parse_errors) = yaml::parse(text);
+        let mut processed = process_all(&file, docs, self.options);
+        if processed.iter().any(|p| matches!(p, Processed::NotJson(_))) {
+            // A JSON list item the fast split did not validate is broken:
+            // split again the slow way, which judges the text as a whole
+            // (and may read it as YAML).
+            let (docs, errors) = yaml::parse_checked(text);
+            parse_errors = errors;
+            processed = process_all(&file, docs, self.options);
+        }
         for e in parse_errors {
             self.errors.push(Error::Parse {
                 at: Location::new(file.clone(), e.line),
                 message: e.message,
             });
         }
-        // Decoding, defaulting and validating are independent per object:
-        // large inputs are spread over the available cores, then merged in
-        // input order so errors and duplicates come out as if sequential.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(docs.len() / PARALLEL_MIN_OBJECTS)
-            .max(1);
-        let options = self.options;
-        if workers == 1 {
-            for doc in docs {
-                let at = Location::new(file.clone(), doc.line);
-                self.merge(process(at, doc.body, options));
-            }
-            return;
-        }
-        let chunk = docs.len().div_ceil(workers);
-        let mut docs = docs.into_iter();
-        let chunks: Vec<Vec<yaml::RawDoc<'_>>> = (0..workers)
-            .map(|_| docs.by_ref().take(chunk).collect())
-            .collect();
-        let processed: Vec<Vec<Processed>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    let file = file.clone();
-                    scope.spawn(move || {
-                        chunk
-                            .into_iter()
-                            .map(|doc| {
-                                let at = Location::new(file.clone(), doc.line);
-                                process(at, doc.body, options)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        for p in processed.into_iter().flatten() {
+        // Most documents are valid objects: no growth while merging.
+        self.objects.reserve(processed.len());
+        self.seen.reserve(processed.len());
+        for p in processed {
             self.merge(p);
         }
     }
@@ -291,26 +264,40 @@ impl Manifests {
     /// Adds one processed document, refusing a second object of the same
     /// kind, namespace and name.
     fn merge(&mut self, processed: Processed) {
+        use std::collections::hash_map::Entry;
         match processed {
-            Processed::Valid(at, object, warnings) => {
-                let reference = object.reference();
-                if self.seen.insert(reference.clone()) {
-                    self.objects.push(Loaded { at, object });
-                    self.warnings.extend(warnings);
-                } else {
-                    self.errors.push(Error::Invalid {
+            Processed::Valid(valid) => {
+                let Valid {
+                    at,
+                    object,
+                    reference,
+                    warnings,
+                } = *valid;
+                match self.seen.entry(reference) {
+                    Entry::Vacant(e) => {
+                        e.insert(());
+                        self.objects.push(Loaded { at, object });
+                        self.warnings.extend(warnings);
+                    }
+                    Entry::Occupied(e) => self.errors.push(Error::Invalid {
                         at,
-                        object: reference,
+                        object: e.key().clone(),
                         error: crate::FieldError::new(
                             crate::FieldErrorKind::Duplicate,
                             "metadata.name",
                             "an object of this kind, namespace and name was already loaded",
                         ),
-                    });
+                    }),
                 }
             }
             Processed::Errors(errors) => self.errors.extend(errors),
             Processed::Skipped(warning) => self.warnings.push(warning),
+            // Only unchecked JSON yields this, and `load_str` splits such
+            // text again with every body checked.
+            Processed::NotJson(at) => self.errors.push(Error::Parse {
+                at,
+                message: "invalid JSON".into(),
+            }),
         }
     }
 
@@ -359,17 +346,82 @@ impl Manifests {
 /// Below this many objects per core, spreading the work costs more than it saves.
 const PARALLEL_MIN_OBJECTS: usize = 1_000;
 
+/// Decodes, defaults and validates documents; large inputs are spread over
+/// the available cores (the work is independent per object), and the
+/// results come back in input order so errors and duplicates come out as if
+/// sequential.
+fn process_all(
+    file: &Arc<str>,
+    docs: Vec<yaml::RawDoc<'_>>,
+    options: LoadOptions,
+) -> Vec<Processed> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(docs.len() / PARALLEL_MIN_OBJECTS)
+        .max(1);
+    let run = |chunk: Vec<yaml::RawDoc<'_>>| -> Vec<Processed> {
+        chunk
+            .into_iter()
+            .map(|doc| process(Location::new(file.clone(), doc.line), doc.body, options))
+            .collect()
+    };
+    if workers == 1 {
+        return run(docs);
+    }
+    let chunk = docs.len().div_ceil(workers);
+    let mut docs = docs.into_iter();
+    let mut chunks: Vec<Vec<yaml::RawDoc<'_>>> = (0..workers)
+        .map(|_| docs.by_ref().take(chunk).collect())
+        .collect();
+    // This thread takes the first chunk itself.
+    let first = chunks.remove(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(|| run(chunk)))
+            .collect();
+        let mut out = run(first);
+        out.reserve(chunk * handles.len());
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    })
+}
+
+/// A valid object, ready to merge.
+struct Valid {
+    at: Location,
+    object: Object,
+    reference: ObjectRef,
+    /// Accepted local endpoints.
+    warnings: Vec<Warning>,
+}
+
 /// One document after decoding, defaulting and validation.
-#[allow(clippy::large_enum_variant)] // transient, one per document
 enum Processed {
-    /// A valid object and the warnings about it (accepted local endpoints).
-    Valid(Location, Object, Vec<Warning>),
+    Valid(Box<Valid>),
     Errors(Vec<Error>),
     Skipped(Warning),
+    /// An unchecked JSON list item that is not valid JSON.
+    NotJson(Location),
 }
 
 fn process(at: Location, body: Body<'_>, options: LoadOptions) -> Processed {
-    match decode(&at, body) {
+    let unchecked = match body {
+        Body::JsonUnchecked(text) => Some(text),
+        _ => None,
+    };
+    let decoded = decode(&at, body);
+    // Only a successful decode has read all of an unchecked item; anything
+    // else is reported only if the item is valid JSON.
+    if let Some(text) = unchecked
+        && !matches!(decoded, Ok(Decoded::Object(_)))
+        && !json::is_valid(text)
+    {
+        return Processed::NotJson(at);
+    }
+    match decoded {
         Ok(Decoded::Object(mut object)) => {
             apply_defaults(&mut object);
             let findings = validate_with(&object, options.local_endpoints);
@@ -385,7 +437,12 @@ fn process(at: Location, body: Body<'_>, options: LoadOptions) -> Processed {
                         message: format!("{reference}: {accepted}"),
                     })
                     .collect();
-                return Processed::Valid(at, object, warnings);
+                return Processed::Valid(Box::new(Valid {
+                    at,
+                    object,
+                    reference,
+                    warnings,
+                }));
             }
             Processed::Errors(
                 findings
@@ -410,29 +467,6 @@ enum Decoded {
     Skipped(String),
 }
 
-/// The fields of a manifest read before decoding it: enough to pick its
-/// type and to name it in errors.
-#[derive(Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Head<'a> {
-    #[serde(default, borrow)]
-    api_version: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    metadata: Option<HeadMeta<'a>>,
-    #[serde(default, borrow, rename = "type")]
-    secret_type: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Default, serde::Deserialize)]
-struct HeadMeta<'a> {
-    #[serde(default, borrow)]
-    name: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    namespace: Option<std::borrow::Cow<'a, str>>,
-}
-
 fn head_of_value(value: &Value) -> Option<Head<'_>> {
     let map = value.as_object()?;
     fn s(v: Option<&Value>) -> Option<std::borrow::Cow<'_, str>> {
@@ -450,60 +484,6 @@ fn head_of_value(value: &Value) -> Option<Head<'_>> {
     })
 }
 
-/// Reads the head of a JSON object, stopping as soon as it has `apiVersion`,
-/// `kind` and `metadata` (and `type`, for Secrets): the body is decoded
-/// right after, so skipping the rest here saves a full pass over the text.
-fn head_of_json(text: &str) -> Option<Head<'_>> {
-    use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
-
-    struct Seed<'h, 'a>(&'h mut Head<'a>);
-    const DONE: &str = "k8snet: head complete";
-
-    impl<'de, 'h> DeserializeSeed<'de> for Seed<'h, 'de> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-    impl<'de, 'h> Visitor<'de> for Seed<'h, 'de> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let head = self.0;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                match &*key {
-                    "apiVersion" => head.api_version = map.next_value()?,
-                    "kind" => head.kind = map.next_value()?,
-                    "metadata" => head.metadata = map.next_value()?,
-                    "type" => head.secret_type = map.next_value()?,
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                let secret = head.kind.as_deref() == Some("Secret");
-                if head.api_version.is_some()
-                    && head.kind.is_some()
-                    && head.metadata.is_some()
-                    && (!secret || head.secret_type.is_some())
-                {
-                    return Err(A::Error::custom(DONE));
-                }
-            }
-            Ok(())
-        }
-    }
-
-    let mut head = Head::default();
-    let mut de = serde_json::Deserializer::from_str(text);
-    match Seed(&mut head).deserialize(&mut de) {
-        Ok(()) => Some(head),
-        Err(e) if e.to_string().starts_with(DONE) => Some(head),
-        Err(_) => None,
-    }
-}
-
 fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
     let not_an_object = || {
         Box::new(Error::Document {
@@ -513,7 +493,9 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
     };
     let head = match &body {
         Body::Value(v) => head_of_value(v).ok_or_else(not_an_object)?,
-        Body::Json(raw) => head_of_json(raw.get()).ok_or_else(not_an_object)?,
+        Body::Json(text) | Body::JsonUnchecked(text) => {
+            json::head(text).ok_or_else(not_an_object)?
+        }
     };
     let kind_str = head.kind.as_deref().unwrap_or_default();
     let api_version = head.api_version.as_deref().unwrap_or_default();
@@ -544,7 +526,8 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
             kind.api_version()
         )));
     }
-    let reference = ObjectRef {
+    // Built only when needed: it names the object in skips and errors.
+    let reference = || ObjectRef {
         kind,
         namespace: kind.is_namespaced().then(|| {
             namespace
@@ -557,22 +540,33 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
         let ty = head.secret_type.as_deref().unwrap_or("Opaque");
         if ty != crate::core::SECRET_TYPE_TLS {
             return Ok(Decoded::Skipped(format!(
-                "skipping {reference} of type {ty:?}: only kubernetes.io/tls Secrets are used"
+                "skipping {} of type {ty:?}: only kubernetes.io/tls Secrets are used",
+                reference()
             )));
         }
     }
-    let decoded = match body {
-        Body::Value(v) => Object::decode(kind, v),
-        Body::Json(raw) => Object::decode_json(kind, raw.get()),
-    };
-    decoded.map(Decoded::Object).map_err(|e| {
+    let error = |reference: ObjectRef, e: crate::object::DecodeError| {
         Box::new(Error::Decode {
             at: at.clone(),
             object: reference,
             path: e.path,
             message: e.message,
         })
-    })
+    };
+    if let Body::Json(text) | Body::JsonUnchecked(text) = body {
+        return Object::decode_json(kind, text)
+            .map(Decoded::Object)
+            .map_err(|e| error(reference(), e));
+    }
+    // The head borrows the value that decoding consumes.
+    let reference = reference();
+    let decoded = match body {
+        Body::Value(v) => Object::decode(kind, v),
+        Body::Json(text) | Body::JsonUnchecked(text) => Object::decode_json(kind, text),
+    };
+    decoded
+        .map(Decoded::Object)
+        .map_err(|e| error(reference, e))
 }
 
 /// Manifest files below `dir`, recursively, sorted by path.

@@ -9,8 +9,9 @@
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use serde_saphyr::Spanned;
+
+use crate::json;
 
 /// One object's raw body and the line it starts on.
 #[derive(Debug)]
@@ -25,8 +26,12 @@ pub(crate) struct RawDoc<'a> {
 pub(crate) enum Body<'a> {
     /// A value parsed from YAML.
     Value(Value),
-    /// JSON text of one object.
-    Json(&'a RawValue),
+    /// JSON text of one value, known to be valid.
+    Json(&'a str),
+    /// JSON text of one list item, not validated yet (see
+    /// [`crate::json::split_fast`]): the loader validates it, and if it is
+    /// not valid JSON, splits the whole text again with [`parse_checked`].
+    JsonUnchecked(&'a str),
 }
 
 /// A parse failure at a line.
@@ -36,15 +41,31 @@ pub(crate) struct ParseError {
     pub(crate) message: String,
 }
 
-/// Splits text into raw objects. A syntax error in one YAML document does
-/// not hide the others: on failure the stream is re-read document by
-/// document, and every failing document yields its own error.
+/// Splits text into raw objects, leaving JSON list items to be validated
+/// when they are decoded ([`Body::JsonUnchecked`]). A syntax error in one
+/// YAML document does not hide the others: on failure the stream is re-read
+/// document by document, and every failing document yields its own error.
 pub(crate) fn parse(text: &str) -> (Vec<RawDoc<'_>>, Vec<ParseError>) {
+    if looks_like_json(text)
+        && let Some(docs) = json::split_fast(text)
+    {
+        return (docs, Vec::new());
+    }
+    parse_checked(text)
+}
+
+fn looks_like_json(text: &str) -> bool {
     let trimmed = text.trim_start();
+    trimmed.starts_with('{') || trimmed.starts_with('[')
+}
+
+/// As [`parse`], with every JSON body validated: what the loader falls back
+/// to when an unchecked item turns out not to be valid JSON.
+pub(crate) fn parse_checked(text: &str) -> (Vec<RawDoc<'_>>, Vec<ParseError>) {
     // Text that is not JSON after all (YAML flow syntax such as `{a: 1}`)
     // falls through to the YAML reader.
-    if (trimmed.starts_with('{') || trimmed.starts_with('['))
-        && let Ok(docs) = parse_json(text)
+    if looks_like_json(text)
+        && let Ok(docs) = json::parse_checked(text)
     {
         return (docs, Vec::new());
     }
@@ -241,96 +262,11 @@ impl Body<'_> {
     pub(crate) fn to_value(&self) -> Value {
         match self {
             Self::Value(v) => v.clone(),
-            Self::Json(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Self::Json(raw) | Self::JsonUnchecked(raw) => {
+                serde_json::from_str(raw).unwrap_or(Value::Null)
+            }
         }
     }
-}
-
-/// Turns byte offsets into 1-based line numbers. Offsets come in increasing
-/// order, so counting resumes where the last call stopped (linear in the
-/// input, not quadratic).
-struct LineCounter<'a> {
-    text: &'a [u8],
-    offset: usize,
-    line: u32,
-}
-
-impl<'a> LineCounter<'a> {
-    fn new(text: &'a str) -> Self {
-        Self {
-            text: text.as_bytes(),
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    fn line_at(&mut self, offset: usize) -> u32 {
-        let offset = offset.min(self.text.len());
-        if offset < self.offset {
-            self.offset = 0;
-            self.line = 1;
-        }
-        // A sum of 0/1 bytes vectorizes; a filter-count does not.
-        self.line += self.text[self.offset..offset]
-            .iter()
-            .map(|&b| u32::from(b == b'\n'))
-            .sum::<u32>();
-        self.offset = offset;
-        self.line
-    }
-}
-
-fn parse_json(text: &str) -> Result<Vec<RawDoc<'_>>, serde_json::Error> {
-    let mut out = Vec::new();
-    let base = text.as_ptr() as usize;
-    let mut lines = LineCounter::new(text);
-    let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-    for raw in stream {
-        let raw = raw?;
-        let start = raw.get().as_ptr() as usize - base;
-        let trimmed = raw.get().trim_start();
-        if trimmed.starts_with('[') {
-            // A bare JSON array is read as a list of objects.
-            let items: Vec<&RawValue> = serde_json::from_str(raw.get())?;
-            push_json_items(base, &mut lines, items, &mut out)?;
-            continue;
-        }
-        #[derive(Deserialize)]
-        struct Head<'a> {
-            #[serde(default, borrow)]
-            kind: Option<std::borrow::Cow<'a, str>>,
-            #[serde(default, borrow)]
-            items: Option<Vec<&'a RawValue>>,
-        }
-        let head: Head<'_> = serde_json::from_str(raw.get())?;
-        match head {
-            Head {
-                kind: Some(kind),
-                items: Some(items),
-            } if kind.ends_with("List") => push_json_items(base, &mut lines, items, &mut out)?,
-            _ => out.push(RawDoc {
-                line: lines.line_at(start),
-                body: Body::Json(raw),
-            }),
-        }
-    }
-    Ok(out)
-}
-
-fn push_json_items<'a>(
-    base: usize,
-    lines: &mut LineCounter<'_>,
-    items: Vec<&'a RawValue>,
-    out: &mut Vec<RawDoc<'a>>,
-) -> Result<(), serde_json::Error> {
-    for item in items {
-        let start = item.get().as_ptr() as usize - base;
-        out.push(RawDoc {
-            line: lines.line_at(start),
-            body: Body::Json(item),
-        });
-    }
-    Ok(())
 }
 
 /// Writes values as a multi-document YAML stream.

@@ -334,3 +334,21 @@ fn large_streams_load_in_parallel_with_sequential_results() {
     again.load_str("t.json", &m.to_json());
     assert_eq!(again.objects().len(), 3_998);
 }
+
+#[test]
+fn a_broken_json_list_item_is_judged_with_the_whole_text() {
+    // `tru` is not JSON, so the text is not JSON: it is read as YAML (flow
+    // style), where `tru` is a string, as before list items were split
+    // without validating them. Both items must come through that reading.
+    let m = load(
+        "{\"kind\":\"List\",\"items\":[\n{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\"}},\n{\"kind\": tru}]}",
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    assert_eq!(only(&m, Kind::Namespace).len(), 1);
+    assert_eq!(m.warnings().len(), 1, "{:?}", m.warnings());
+    assert!(
+        m.warnings()[0].to_string().contains("skipping tru"),
+        "{}",
+        m.warnings()[0]
+    );
+}
