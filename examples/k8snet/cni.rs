@@ -82,19 +82,23 @@ impl Common {
             .with_context(|| format!("reading {}", self.conf.display()))?;
         let list =
             NetConfList::from_slice(&bytes).with_context(|| self.conf.display().to_string())?;
-        let path: Vec<PathBuf> = match self
-            .cni_path
-            .clone()
-            .or_else(|| std::env::var("CNI_PATH").ok())
-        {
-            Some(p) => std::env::split_paths(&p).collect(),
-            None => std::env::current_exe()
-                .ok()
-                .and_then(|e| e.parent().map(Path::to_path_buf))
-                .into_iter()
-                .collect(),
-        };
+        let path = plugin_path(self.cni_path.as_deref());
         Ok((list, Runtime::new(path, &self.cache_dir)))
+    }
+}
+
+/// Where CNI plugins are looked up: `explicit` (`:`-separated), else
+/// `$CNI_PATH`, else the directory of this program (where cargo builds the
+/// `k8snet-*` plugin examples).
+pub(crate) fn plugin_path(explicit: Option<&str>) -> Vec<PathBuf> {
+    let from_env = std::env::var_os("CNI_PATH");
+    match explicit.map(std::ffi::OsStr::new).or(from_env.as_deref()) {
+        Some(p) => std::env::split_paths(p).collect(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+            .into_iter()
+            .collect(),
     }
 }
 

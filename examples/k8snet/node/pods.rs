@@ -29,14 +29,7 @@ impl Cni {
     /// Plugins come from the directory of this program (where cargo builds
     /// the `k8snet-*` plugin examples), or `$CNI_PATH`.
     pub(crate) fn new(dir: &Path) -> anyhow::Result<Self> {
-        let path: Vec<PathBuf> = match std::env::var_os("CNI_PATH") {
-            Some(p) => std::env::split_paths(&p).collect(),
-            None => std::env::current_exe()
-                .ok()
-                .and_then(|e| e.parent().map(Path::to_path_buf))
-                .into_iter()
-                .collect(),
-        };
+        let path = crate::cni::plugin_path(None);
         for plugin in [
             "k8snet-bridge",
             "k8snet-host-local",
