@@ -9,6 +9,15 @@
 # second and p99 latency per proxy and the ratios (medians of ROUNDS runs).
 #
 #   benches/compare/ingress.sh [SECONDS=10] [CONNECTIONS=50] [WORKERS=1] [ROUNDS=3]
+#   benches/compare/ingress.sh callgrind [SECONDS=10] [CONNECTIONS=50]
+#
+# The second form counts instructions instead (load-independent): each
+# proxy in turn runs under valgrind's callgrind (1 worker; nginx with
+# master_process off), is warmed up, then counts user-space instructions
+# while wrk drives it; it prints instructions per request for each proxy.
+# Kernel work (syscalls, TCP) is not in these counts. Needs valgrind.
+#
+# K8SNET_BIN=path runs that k8snet binary instead of building the example.
 #
 # Needs: nginx (nginx-light) and wrk (Debian packages; scripts/setup.sh
 # installs them). Only 127.0.0.1 is used: ports 18081 (backend), 18080
@@ -17,6 +26,8 @@
 # with the load generator.
 set -euo pipefail
 
+MODE=wrk
+if [ "${1:-}" = callgrind ]; then MODE=callgrind; shift; fi
 SECONDS_RUN=${1:-10}
 CONNS=${2:-50}
 WORKERS=${3:-1}
@@ -34,7 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-for tool in nginx wrk curl; do
+TOOLS="nginx wrk curl"
+[ "$MODE" = callgrind ] && TOOLS="$TOOLS valgrind callgrind_control"
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "missing $tool (run scripts/setup.sh)" >&2; exit 1; }
 done
 PROXY_CPU="" CLIENT_CPU=""
@@ -43,7 +56,12 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
 fi
 
 cd "$ROOT"
-cargo build --release --quiet --features linux --example k8snet
+# K8SNET_BIN=path skips the build and runs that binary instead.
+K8SNET_BIN=${K8SNET_BIN:-}
+if [ -z "$K8SNET_BIN" ]; then
+  cargo build --release --quiet --features linux --example k8snet
+  K8SNET_BIN="$TARGET/release/examples/k8snet"
+fi
 
 # The backend: small and 1 MiB answers, keep-alive without limit.
 mkdir -p "$WORK/www" "$WORK/tmp"
@@ -79,9 +97,12 @@ http { $common_http
       proxy_buffering off;  # ingress-nginx's default, and what k8snet does: stream
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
+      # The headers k8snet adds, so that both send the backend the same.
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Real-IP \$remote_addr;
       proxy_set_header X-Forwarded-Proto \$scheme;
       proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Forwarded-Port \$server_port;
     }
   }
 }
@@ -110,22 +131,64 @@ spec:
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: backend, port: {number: 80}}}}]}
 YAML
 
-$CLIENT_CPU nginx -c "$WORK/backend.conf" -e "$WORK/error.log" & PIDS+=($!)
-$PROXY_CPU nginx -c "$WORK/proxy.conf" -e "$WORK/error.log" & PIDS+=($!)
-$PROXY_CPU "$TARGET/release/examples/k8snet" ingress serve -f "$WORK/cluster.yaml" \
-  --listen 127.0.0.1:$K8SNET --workers "$WORKERS" 2>"$WORK/k8snet.log" & PIDS+=($!)
-
-for port in $BACKEND $NGINX $K8SNET; do
-  for _ in $(seq 50); do
-    curl -fs -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$port/small" && break
-    sleep 0.1
-  done
-  curl -fs -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$port/small" \
-    || { echo "port $port does not answer" >&2; cat "$WORK/k8snet.log" "$WORK/error.log" >&2; exit 1; }
-done
-
 # wrk's latency is in us/ms/s units; normalize to microseconds.
 to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1000000}}'; }
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+wait_for() { # port tries
+  for _ in $(seq "$2"); do
+    curl -fs -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$1/small" && return 0
+    sleep 0.1
+  done
+  echo "port $1 does not answer" >&2; cat "$WORK/k8snet.log" "$WORK/error.log" >&2; exit 1
+}
+
+$CLIENT_CPU nginx -c "$WORK/backend.conf" -e "$WORK/error.log" & PIDS+=($!)
+wait_for $BACKEND 50
+
+if [ "$MODE" = callgrind ]; then
+  # One proxy at a time under callgrind, instrumentation off until warm.
+  sed 's/^daemon off;/daemon off; master_process off;/' "$WORK/proxy.conf" > "$WORK/proxy-cg.conf"
+  echo "instructions per request (callgrind, user space), wrk -t1 -c$CONNS ${SECONDS_RUN}s under valgrind, load $(load)"
+  for path in /small /big; do
+    for name in k8snet nginx; do
+      if [ "$name" = k8snet ]; then
+        port=$K8SNET
+        $PROXY_CPU valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
+          "$K8SNET_BIN" ingress serve -f "$WORK/cluster.yaml" \
+          --listen 127.0.0.1:$K8SNET --workers 1 2>"$WORK/k8snet.log" & pid=$!
+      else
+        port=$NGINX
+        $PROXY_CPU valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
+          nginx -c "$WORK/proxy-cg.conf" -e "$WORK/error.log" 2>"$WORK/valgrind.log" & pid=$!
+      fi
+      PIDS+=($pid)
+      wait_for $port 600
+      $CLIENT_CPU wrk -t1 -c"$CONNS" -d2s -H 'Host: bench.local' "http://127.0.0.1:$port$path" >/dev/null
+      callgrind_control -i on $pid >/dev/null 2>&1
+      callgrind_control -z $pid >/dev/null 2>&1
+      out=$($CLIENT_CPU wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" -H 'Host: bench.local' "http://127.0.0.1:$port$path")
+      callgrind_control -d $pid >/dev/null 2>&1
+      requests=$(awk '/requests in/ {print $1}' <<<"$out")
+      kill $pid; wait $pid 2>/dev/null || true
+      # The first dump (cg.out.1) holds the counts since the zeroing; cg.out
+      # is what ran after it, until the kill.
+      ir=$(awk '/^(summary|totals):/ {print $2}' "$WORK/cg.out.1" | tail -1)
+      rm -f "$WORK"/cg.out*
+      awk -v p="$path" -v n="$name" -v ir="$ir" -v r="$requests" 'BEGIN {
+        printf "%-6s %-6s %12d instructions / %7d requests = %7.0f per request\n", p, n, ir, r, ir / r }'
+    done
+  done
+  exit 0
+fi
+
+$PROXY_CPU nginx -c "$WORK/proxy.conf" -e "$WORK/error.log" & PIDS+=($!)
+$PROXY_CPU "$K8SNET_BIN" ingress serve -f "$WORK/cluster.yaml" \
+  --listen 127.0.0.1:$K8SNET --workers "$WORKERS" 2>"$WORK/k8snet.log" & PIDS+=($!)
+wait_for $NGINX 50
+wait_for $K8SNET 50
+
 measure() { # port path → "rps p99_us"
   local out rps p99
   out=$($CLIENT_CPU wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -H 'Host: bench.local' "http://127.0.0.1:$1$2")
@@ -133,8 +196,6 @@ measure() { # port path → "rps p99_us"
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out" | to_us)
   echo "$rps $p99"
 }
-
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
 echo "k8snet-ingress vs nginx $(nginx -v 2>&1 | sed 's/.*\///'): wrk -t1 -c$CONNS ${SECONDS_RUN}s, $WORKERS worker(s), median of $ROUNDS rounds"
 for path in /small /big; do
@@ -147,7 +208,7 @@ for path in /small /big; do
       read -r rps p99 <<<"$(measure "$port" "$path")"
       if [ "$port" = "$K8SNET" ]; then who=k; name=k8snet; else who=n; name=nginx; fi
       echo "$rps" >> "$WORK/$who.rps"; echo "$p99" >> "$WORK/$who.p99"
-      echo "  round $r $path $name: $rps req/s, p99 ${p99} us"
+      echo "  round $r $path $name: $rps req/s, p99 ${p99} us (load $(load))"
     done
   done
   k=$(median < "$WORK/k.rps") pk=$(median < "$WORK/k.p99")
@@ -155,4 +216,10 @@ for path in /small /big; do
   awk -v p="$path" -v k="$k" -v n="$n" -v pk="$pk" -v pn="$pn" 'BEGIN {
     printf "%-6s k8snet %8.0f req/s p99 %8.0f us | nginx %8.0f req/s p99 %8.0f us | rps ratio %.2f, p99 ratio %.2f\n",
       p, k, pk, n, pn, (n > 0 ? k / n : 0), (pn > 0 ? pk / pn : 0) }'
+  # The spread of the per-round ratios (rounds pair up the two proxies).
+  paste "$WORK/k.rps" "$WORK/n.rps" "$WORK/k.p99" "$WORK/n.p99" | awk -v p="$path" '
+    { r = ($2 > 0) ? $1 / $2 : 0; q = ($4 > 0) ? $3 / $4 : 0
+      if (NR == 1 || r < rmin) rmin = r; if (NR == 1 || r > rmax) rmax = r
+      if (NR == 1 || q < qmin) qmin = q; if (NR == 1 || q > qmax) qmax = q }
+    END { printf "%-6s per-round rps ratio %.2f-%.2f, p99 ratio %.2f-%.2f\n", p, rmin, rmax, qmin, qmax }'
 done

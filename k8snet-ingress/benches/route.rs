@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use k8snet_ingress::{ClassSelector, Router};
 use k8snet_model::{
     Cluster, HttpIngressPath, HttpIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -72,25 +72,29 @@ fn ingress(n: usize, host: &str, i: usize, version: u32) -> Object {
     })
 }
 
+/// Requests spread over hosts and paths, each one deeper than its rule (a
+/// Prefix match walks all segments), one in ten a miss.
+fn requests(rules: usize) -> Vec<(String, String)> {
+    let hosts = rules.div_ceil(RULES_PER_HOST);
+    (0..1024)
+        .map(|k| {
+            let (p, _) = path(k % RULES_PER_HOST);
+            let p = if k % 10 == 9 {
+                "/nothing/here".to_string()
+            } else {
+                format!("{p}/items")
+            };
+            (format!("{}:443", host(k * 7 % hosts).to_uppercase()), p)
+        })
+        .collect()
+}
+
 fn lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("route");
     for rules in [10, 1_000, 10_000] {
         let router = Router::compile(&cluster(rules), &ClassSelector::default_class());
         assert_eq!(router.stats().rules, rules);
-        let hosts = rules.div_ceil(RULES_PER_HOST);
-        // Requests spread over hosts and paths, each one deeper than its
-        // rule (a Prefix match walks all segments), one in ten a miss.
-        let requests: Vec<(String, String)> = (0..1024)
-            .map(|k| {
-                let (p, _) = path(k % RULES_PER_HOST);
-                let p = if k % 10 == 9 {
-                    "/nothing/here".to_string()
-                } else {
-                    format!("{p}/items")
-                };
-                (format!("{}:443", host(k * 7 % hosts).to_uppercase()), p)
-            })
-            .collect();
+        let requests = requests(rules);
         let mut k = 0;
         g.bench_with_input(BenchmarkId::new("lookup", rules), &router, |b, r| {
             b.iter(|| {
@@ -121,5 +125,51 @@ fn update(c: &mut Criterion) {
     g.finish();
 }
 
+/// `rounds` passes over the requests (the function callgrind counts in).
+#[inline(never)]
+fn count_lookups(router: &Router, requests: &[(String, String)], rounds: usize) -> usize {
+    let mut found = 0;
+    for _ in 0..rounds {
+        for (h, p) in requests {
+            found += usize::from(black_box(router.route(black_box(h), black_box(p))).is_some());
+        }
+    }
+    found
+}
+
 criterion_group!(benches, lookup, update);
-criterion_main!(benches);
+
+/// With `K8SNET_ROUTE_COUNT=ROUNDS` set, no criterion run: for each rule
+/// count (or only `K8SNET_ROUTE_RULES`), ROUNDS passes of the 1,024
+/// lookups in `count_lookups`, for instruction and cache-miss counts that
+/// do not depend on the machine's load:
+///
+/// ```text
+/// K8SNET_ROUTE_COUNT=100 K8SNET_ROUTE_RULES=10000 valgrind --tool=callgrind \
+///   --cache-sim=yes --toggle-collect='*count_lookups*' target/release/deps/route-…
+/// ```
+fn main() {
+    if let Some(rounds) = std::env::var("K8SNET_ROUTE_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let only = std::env::var("K8SNET_ROUTE_RULES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
+        for rules in [10, 1_000, 10_000] {
+            if only.is_some_and(|o| o != rules) {
+                continue;
+            }
+            let router = Router::compile(&cluster(rules), &ClassSelector::default_class());
+            let requests = requests(rules);
+            let found = count_lookups(&router, &requests, rounds);
+            println!(
+                "{rules} rules: {} lookups, {found} found",
+                rounds * requests.len()
+            );
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

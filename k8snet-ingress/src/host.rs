@@ -48,11 +48,21 @@ impl std::fmt::Display for HostKey {
 /// removed, ASCII lowercased. `None` when it cannot equal any rule host
 /// (empty, too long or not ASCII); such requests match host-less rules only.
 ///
-/// Uses a stack buffer so the per-request path does not allocate.
-pub(crate) fn normalize<'b>(raw: &str, buf: &'b mut [u8; MAX_HOST]) -> Option<&'b str> {
+/// Borrows `raw` when it is already in that form (the usual case), else
+/// writes into a stack buffer, so the per-request path does not allocate.
+pub(crate) fn normalize<'b>(raw: &'b str, buf: &'b mut [u8; MAX_HOST]) -> Option<&'b str> {
     let host = strip_port(raw);
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.len() > MAX_HOST || !host.is_ascii() {
+    if host.is_empty() || host.len() > MAX_HOST {
+        return None;
+    }
+    if !host
+        .bytes()
+        .any(|b| !b.is_ascii() || b.is_ascii_uppercase())
+    {
+        return Some(host);
+    }
+    if !host.is_ascii() {
         return None;
     }
     let out = &mut buf[..host.len()];
@@ -70,8 +80,11 @@ pub(crate) fn strip_port(raw: &str) -> &str {
             None => raw,
         };
     }
-    match raw.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+    // A last `:` followed by digits only (or nothing) ends the host.
+    let b = raw.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    match b.len().checked_sub(digits + 1) {
+        Some(colon) if b[colon] == b':' => raw.get(..colon).unwrap_or(raw),
         _ => raw,
     }
 }
@@ -104,6 +117,9 @@ mod tests {
         assert_eq!(norm("").as_deref(), None);
         assert_eq!(norm("bücher.de").as_deref(), None);
         assert_eq!(norm(&"a".repeat(300)).as_deref(), None);
+        assert_eq!(norm("foo.com:").as_deref(), Some("foo.com"));
+        assert_eq!(norm("foo.com:8x").as_deref(), Some("foo.com:8x"));
+        assert_eq!(norm("FOO.com:80:80").as_deref(), Some("foo.com:80"));
     }
 
     #[test]

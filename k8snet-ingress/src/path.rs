@@ -225,8 +225,32 @@ impl PathTable {
 /// trailing slash and doubled slashes do not count (`/aaa/bbb/` matches
 /// the Prefix `/aaa/bbb`).
 #[inline]
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+fn segments(path: &str) -> Segments<'_> {
+    Segments { rest: path }
+}
+
+/// The iterator behind [`segments`]: a plain byte scan, which for the
+/// short segments of URL paths beats `split` (a `memchr` call each).
+struct Segments<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.rest.as_bytes();
+        let start = b.iter().position(|&c| c != b'/')?;
+        let end = b[start..]
+            .iter()
+            .position(|&c| c == b'/')
+            .map_or(b.len(), |n| start + n);
+        // Both ends are at a '/' or an end of the string: char boundaries.
+        let seg = self.rest.get(start..end)?;
+        self.rest = self.rest.get(end..).unwrap_or_default();
+        Some(seg)
+    }
 }
 
 /// Normalizes a request path the way nginx does before it matches
@@ -331,6 +355,20 @@ mod tests {
             assert_eq!(normalize_path(input), want, "{input}");
         }
         assert!(matches!(normalize_path("/plain/path"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn segments_drop_empty_elements() {
+        for (path, want) in [
+            ("/", &[][..]),
+            ("", &[]),
+            ("/aaa/bbb/", &["aaa", "bbb"]),
+            ("//aaa//bbb", &["aaa", "bbb"]),
+            ("/ü/x", &["ü", "x"]),
+            ("aaa", &["aaa"]),
+        ] {
+            assert_eq!(segments(path).collect::<Vec<_>>(), want, "{path:?}");
+        }
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Router {
     tls_exact: Sharded<Box<str>, Arc<TlsEntry>>,
     tls_wildcard: Sharded<Box<str>, Arc<TlsEntry>>,
     tls_default: Option<Arc<TlsEntry>>,
+    /// Whether any host has a certificate of its own (so that
+    /// [`Router::has_tls`] costs nothing when none does).
+    tls_hosts: bool,
     /// The Ingresses naming each Secret.
     secret_users: Sharded<NsName, Vec<NsName>>,
 }
@@ -93,6 +96,7 @@ impl Router {
             tls_exact: Sharded::default(),
             tls_wildcard: Sharded::default(),
             tls_default: None,
+            tls_hosts: false,
             secret_users: Sharded::default(),
         };
         let mut hosts = BTreeSet::new();
@@ -245,6 +249,7 @@ impl Router {
                 HostKey::Any => self.tls_default = entry,
             }
         }
+        self.tls_hosts = self.tls_exact.len() + self.tls_wildcard.len() > 0;
     }
 
     /// The route for a request: its `Host` header (or `:authority`; the
@@ -310,6 +315,9 @@ impl Router {
     /// Whether a host has a certificate of its own (not the default one):
     /// `ssl-redirect` applies to such hosts.
     pub fn has_tls(&self, host: &str) -> bool {
+        if !self.tls_hosts {
+            return false;
+        }
         let mut buf = [0u8; MAX_HOST];
         host::normalize(host, &mut buf).is_some_and(|h| {
             self.tls_exact.get(h).is_some()

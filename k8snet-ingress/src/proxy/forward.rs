@@ -2,6 +2,7 @@
 //! backend connection, and WebSocket tunnels.
 
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -16,7 +17,7 @@ use super::pool::{Conn, Key, Pool};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), which describe one connection
 /// and must not be forwarded (HTTP/2 forbids them outright).
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -28,44 +29,90 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    // One pass over the names present (a handful) instead of a removal
-    // per hop-by-hop name: most messages carry none or one of them.
-    let mut found: Vec<HeaderName> = Vec::new();
-    let mut connection = false;
-    let mut te = false;
+/// Which of [`HOP_BY_HOP`] a message carries, as a bit set (bit i for
+/// `HOP_BY_HOP[i]`): one pass over the names present, without allocating.
+/// Names are matched as strings (a length switch, then one comparison),
+/// which is cheaper than comparing each against the nine `HeaderName`s.
+fn hop_by_hop_present(h: &HeaderMap) -> u16 {
+    let mut found = 0u16;
     for name in h.keys() {
-        if HOP_BY_HOP.iter().any(|x| x == name) {
-            connection |= *name == header::CONNECTION;
-            te |= *name == header::TE;
-            found.push(name.clone());
+        let i = match name.as_str() {
+            "connection" => 0,
+            "keep-alive" => 1,
+            "proxy-connection" => 2,
+            "proxy-authenticate" => 3,
+            "proxy-authorization" => 4,
+            "te" => 5,
+            "trailer" => 6,
+            "transfer-encoding" => 7,
+            "upgrade" => 8,
+            _ => continue,
+        };
+        found |= 1 << i;
+    }
+    found
+}
+
+const CONNECTION_BIT: u16 = 1 << 0;
+const TE_BIT: u16 = 1 << 5;
+const UPGRADE_BIT: u16 = 1 << 8;
+
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool, request: bool) {
+    let found = hop_by_hop_present(h);
+    if found == 0 {
+        return;
+    }
+    // Headers the Connection header names are hop-by-hop too. The usual
+    // tokens name no other header: `keep-alive` and `upgrade` are in
+    // HOP_BY_HOP already, and `close` is the connection option (RFC 9110
+    // §18.4 reserves it as a field name for that reason). A Connection
+    // header that is just one of those (nearly all) is not parsed.
+    let usual = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        b.eq_ignore_ascii_case(b"keep-alive")
+            || b.eq_ignore_ascii_case(b"close")
+            || b.eq_ignore_ascii_case(b"upgrade")
+    };
+    if found & CONNECTION_BIT != 0 && !h.get_all(header::CONNECTION).iter().all(usual) {
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| {
+                !n.is_empty()
+                    && !n.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|x| n.eq_ignore_ascii_case(x.as_str()))
+            })
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in &named {
+            if keep_upgrade && (*n == header::UPGRADE || *n == header::CONNECTION) {
+                continue;
+            }
+            h.remove(n);
         }
     }
-    if connection {
-        // Headers the Connection header names are hop-by-hop too.
-        found.extend(
-            h.get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
-        );
-    }
-    let trailers = te
-        && h.get(header::TE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-            });
-    for n in &found {
-        if keep_upgrade && (*n == header::UPGRADE || *n == header::CONNECTION) {
+    // gRPC needs `te: trailers` end to end; it is the one TE allowed in
+    // HTTP/2, and only in requests.
+    let trailers = request
+        && found & TE_BIT != 0
+        && h.get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) == 0 || (keep_upgrade && (1 << i) & (CONNECTION_BIT | UPGRADE_BIT) != 0)
+        {
             continue;
         }
-        h.remove(n);
+        h.remove(name);
     }
     if trailers {
-        // gRPC needs `te: trailers` end to end; it is the one TE allowed in HTTP/2.
         h.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     if keep_upgrade {
@@ -85,7 +132,9 @@ pub(crate) fn request_headers(
     upgrade: bool,
     h2: bool,
 ) {
-    strip_hop_by_hop(h, upgrade);
+    strip_hop_by_hop(h, upgrade, true);
+    // Room for the (up to) five headers added below, in one growth.
+    h.reserve(5);
     let client_value = ctx.client_value.clone();
     let xff = if h.contains_key(X_FORWARDED_FOR) {
         let all: Vec<&str> = h
@@ -134,8 +183,7 @@ pub(crate) fn request_headers(
 
 /// Prepares a backend's response for the client.
 pub(crate) fn response_headers(h: &mut HeaderMap) {
-    strip_hop_by_hop(h, false);
-    h.remove(header::TE);
+    strip_hop_by_hop(h, false, false);
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -155,32 +203,33 @@ pub(crate) enum SendError {
     Failed(BoxError),
 }
 
-/// Sends on a connection and waits for the response head; an HTTP/1.1
-/// connection goes back to the pool (unless it is being upgraded).
+/// Sends on a connection and waits for the response head, for at most
+/// `read_timeout`; an HTTP/1.1 connection goes back to the pool (unless
+/// it is being upgraded).
 pub(crate) async fn send(
-    pool: &Pool,
+    ctx: &ConnCtx,
     key: Key,
     conn: Conn,
     req: Request<ProxyBody>,
     read_timeout: Duration,
     upgrade: bool,
 ) -> Result<Response<Incoming>, SendError> {
+    let pool: &Pool = &ctx.pool;
     match conn {
         Conn::H1(mut tx) => {
             if tx.ready().await.is_err() {
                 return Err(SendError::NotSent(req));
             }
-            let fut = tx.try_send_request(req);
-            let result = tokio::time::timeout(read_timeout, fut).await;
+            let result = within(ctx, read_timeout, tx.try_send_request(req)).await;
             match result {
-                Err(_) => Err(SendError::TimedOut),
-                Ok(Ok(resp)) => {
+                None => Err(SendError::TimedOut),
+                Some(Ok(resp)) => {
                     if !upgrade {
                         pool.put(key, tx);
                     }
                     Ok(resp)
                 }
-                Ok(Err(mut e)) => match e.take_message() {
+                Some(Err(mut e)) => match e.take_message() {
                     Some(r) => Err(SendError::NotSent(r)),
                     None => Err(SendError::Failed(Box::new(e.into_error()))),
                 },
@@ -190,17 +239,32 @@ pub(crate) async fn send(
             if tx.ready().await.is_err() {
                 return Err(SendError::NotSent(req));
             }
-            let fut = tx.try_send_request(req);
-            match tokio::time::timeout(read_timeout, fut).await {
-                Err(_) => Err(SendError::TimedOut),
-                Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(mut e)) => match e.take_message() {
+            match within(ctx, read_timeout, tx.try_send_request(req)).await {
+                None => Err(SendError::TimedOut),
+                Some(Ok(resp)) => Ok(resp),
+                Some(Err(mut e)) => match e.take_message() {
                     Some(r) => Err(SendError::NotSent(r)),
                     None => Err(SendError::Failed(Box::new(e.into_error()))),
                 },
             }
         }
     }
+}
+
+/// `fut`'s output, or `None` once `limit` has passed, timed with the
+/// connection's reusable timer.
+async fn within<F: Future>(ctx: &ConnCtx, limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut timer = ctx.read_timer.take(tokio::time::Instant::now() + limit);
+    let out = std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.poll_expired(cx).map(|()| None)
+    })
+    .await;
+    ctx.read_timer.put(timer);
+    out
 }
 
 /// Copies bytes both ways between an upgraded client connection and an
@@ -220,5 +284,78 @@ pub(crate) async fn tunnel(client: OnUpgrade, backend: OnUpgrade, addr: SocketAd
     match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         Ok((up, down)) => tracing::debug!(%addr, up, down, "tunnel closed"),
         Err(e) => tracing::debug!(%addr, "tunnel: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_hop_by_hop_name_sets_its_own_bit() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("x"));
+            h.insert(name.clone(), HeaderValue::from_static("v"));
+            assert_eq!(hop_by_hop_present(&h), 1 << i, "{name}");
+        }
+        assert_eq!(CONNECTION_BIT, 1 << 0);
+        assert_eq!(HOP_BY_HOP[5], header::TE);
+        assert_eq!(HOP_BY_HOP[8], header::UPGRADE);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, X-Trace, close"),
+            ("keep-alive", "timeout=5"),
+            ("x-trace", "1"),
+            (
+                "close",
+                "kept: a reserved name, not a header Connection removes",
+            ),
+            ("te", "trailers, gzip"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("x-other", "kept"),
+        ] {
+            h.append(
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut req = h.clone();
+        strip_hop_by_hop(&mut req, false, true);
+        let names = |h: &HeaderMap| {
+            let mut n: Vec<String> = h.keys().map(|k| k.as_str().to_owned()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&req), ["close", "te", "x-other"]);
+        assert_eq!(req[header::TE], "trailers");
+        // A response keeps no TE; an upgrade keeps Upgrade and says so in
+        // Connection.
+        let mut resp = h.clone();
+        strip_hop_by_hop(&mut resp, false, false);
+        assert_eq!(names(&resp), ["close", "x-other"]);
+        // The usual one-token Connection header takes the short way.
+        let mut usual = HeaderMap::new();
+        usual.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        usual.insert(
+            HeaderName::from_static("keep-alive"),
+            HeaderValue::from_static("timeout=5"),
+        );
+        usual.insert(
+            HeaderName::from_static("x-a"),
+            HeaderValue::from_static("1"),
+        );
+        strip_hop_by_hop(&mut usual, false, false);
+        assert_eq!(names(&usual), ["x-a"]);
+        let mut up = h;
+        strip_hop_by_hop(&mut up, true, true);
+        assert_eq!(up[header::UPGRADE], "websocket");
+        assert_eq!(up[header::CONNECTION], "upgrade");
+        assert!(!up.contains_key("x-trace") && !up.contains_key("keep-alive"));
     }
 }

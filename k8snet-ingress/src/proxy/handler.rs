@@ -35,6 +35,9 @@ pub(crate) struct ConnCtx {
     pub(crate) pool: Arc<super::pool::Pool>,
     pub(crate) client: SocketAddr,
     pub(crate) tls: bool,
+    /// The timer for `proxy-read-timeout`, reused by the connection's
+    /// requests.
+    pub(crate) read_timer: super::deadline::TimerSlot,
 }
 
 /// Endpoints tried per request before answering 502.
@@ -340,7 +343,7 @@ async fn send(
             },
         };
         let Some(r) = req.take() else { break };
-        match forward::send(&ctx.pool, key, conn, r, settings.read_timeout, upgrade).await {
+        match forward::send(ctx, key, conn, r, settings.read_timeout, upgrade).await {
             Ok(resp) => {
                 let fresh_pin = settings.affinity.is_some() && (!had_pin || pinned.is_none());
                 return Ok((resp, addr, fresh_pin));

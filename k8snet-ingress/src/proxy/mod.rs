@@ -53,6 +53,7 @@
 
 mod affinity;
 mod body;
+mod deadline;
 mod forward;
 mod guard;
 mod handler;

@@ -213,6 +213,7 @@ impl Server {
             pool: self.pool.clone(),
             client: peer,
             tls: self.tls.is_some(),
+            read_timer: Default::default(),
         });
         let service = service_fn(move |req| handle(req, ctx.clone()));
         let result = match &self.tls {
