@@ -5,10 +5,26 @@
 # EndpointSlices) and the equivalent zone file for NSD, starts both on
 # 127.0.0.1 with the same number of workers, and runs dnsperf against each
 # for a fixed time with the same query file (60 % A, 10 % AAAA, 10 % SRV,
-# 20 % NXDOMAIN). Prints each server's queries per second and the ratio,
-# then stops both servers (also on error or Ctrl-C).
+# 20 % NXDOMAIN), alternating which server goes first. Prints the load
+# (uptime) and both servers' figures for every round, each server's mean
+# queries per second and the ratio, then stops both servers (also on error
+# or Ctrl-C).
 #
-#   benches/compare/dns.sh [SERVICES=1000] [WORKERS=1] [SECONDS=15] [ROUNDS=2]
+#   benches/compare/dns.sh [SERVICES=1000] [WORKERS=1] [SECONDS=15] [ROUNDS=4]
+#
+# Same work on both sides: NSD runs `server-count` = WORKERS serving
+# processes (plus its main and xfrd processes, which do not serve
+# queries); k8snet runs WORKERS UDP worker threads (plus a TCP acceptor
+# and the main thread, idle here). Both get 4 MiB socket buffers, and NSD
+# gives minimal responses, as k8snet does (no NS records in the authority
+# section of positive answers). The script prints both layouts.
+# PIN=1 pins both servers to CPU 1 and dnsperf to CPU 0 (taskset);
+# CLIENT_THREADS=N (default 1) and OUTSTANDING=N (default 200) set
+# dnsperf's -T and -q.
+#
+# Each server's CPU use (qps / queries per CPU-second) is printed too:
+# below one CPU per worker, the server waited for queries, so its qps is
+# the load generator's pace, not the server's capacity.
 #
 # Needs: nsd and dnsperf (Debian packages; scripts/setup.sh installs them).
 # Only 127.0.0.1 is used, on ports 15301 (k8snet) and 15302 (NSD).
@@ -17,7 +33,9 @@ set -euo pipefail
 SERVICES=${1:-1000}
 WORKERS=${2:-1}
 SECONDS_RUN=${3:-15}
-ROUNDS=${4:-2}
+ROUNDS=${4:-4}
+CLIENT_THREADS=${CLIENT_THREADS:-1}
+OUTSTANDING=${OUTSTANDING:-200}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$(mktemp -d /tmp/k8snet-dns-compare.XXXXXX)
@@ -57,6 +75,10 @@ server:
   zonelistfile: "$WORK/zone.list"
   logfile: "$WORK/nsd.log"
   server-count: $WORKERS
+  reuseport: yes
+  send-buffer-size: 4194304
+  receive-buffer-size: 4194304
+  minimal-responses: yes
   rrl-ratelimit: 0
   verbosity: 0
 remote-control:
@@ -67,17 +89,19 @@ zone:
 EOF
 # In a session of its own: NSD forks and re-parents its processes, and
 # the session is how to find (CPU time) and stop all of them.
-setsid nsd -d -c "$WORK/nsd.conf" &
+SERVER_CPU=(); CLIENT_CPU=()
+if [ -n "${PIN:-}" ]; then SERVER_CPU=(taskset -c 1); CLIENT_CPU=(taskset -c 0); fi
+setsid "${SERVER_CPU[@]}" nsd -d -c "$WORK/nsd.conf" &
 NSD_PID=$!
 PIDS+=("-$NSD_PID")
 
 if [ -n "${SERVE_EXAMPLE:-}" ]; then
   # The library's own example server (same code path, without the CLI).
   cargo build --release --quiet -p k8snet-dns --features linux --example serve
-  setsid "$TARGET/release/examples/serve" "$WORK/cluster.json" "127.0.0.1:$K8SNET_PORT" "$WORKERS" \
+  setsid "${SERVER_CPU[@]}" "$TARGET/release/examples/serve" "$WORK/cluster.json" "127.0.0.1:$K8SNET_PORT" "$WORKERS" \
     2>"$WORK/k8snet.log" &
 else
-  setsid "$TARGET/release/examples/k8snet" dns serve -f "$WORK/cluster.json" \
+  setsid "${SERVER_CPU[@]}" "$TARGET/release/examples/k8snet" dns serve -f "$WORK/cluster.json" \
     --listen "127.0.0.1:$K8SNET_PORT" --workers "$WORKERS" 2>"$WORK/k8snet.log" &
 fi
 K8SNET_PID=$!
@@ -122,24 +146,33 @@ ticks() { # session id (the pid we started)
 perf() { # port pid
   local before after out
   before=$(ticks "$2")
-  out=$(dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$SECONDS_RUN" -c 8 -T 1 -q 200 2>&1)
+  out=$("${CLIENT_CPU[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$SECONDS_RUN" -c 8 -T "$CLIENT_THREADS" -q "$OUTSTANDING" 2>&1)
   after=$(ticks "$2")
   echo "$out" | awk -v cpu="$(( after - before ))" -v hz="$(getconf CLK_TCK)" '
     /Queries completed/ { n = $3 }
     /Queries per second/ { q = $4 }
     END { printf "%.0f %.0f", q, (cpu > 0 ? n / (cpu / hz) : 0) }'
 }
-echo "services=$SERVICES workers=$WORKERS seconds=$SECONDS_RUN rounds=$ROUNDS (dnsperf -c 8 -T 1 -q 200)"
+echo "services=$SERVICES workers=$WORKERS seconds=$SECONDS_RUN rounds=$ROUNDS (dnsperf -c 8 -T $CLIENT_THREADS -q $OUTSTANDING)${PIN:+ pinned}"
+echo "nsd processes and threads (pid lwp name):"; ps -L -o pid=,lwp=,comm= -s "$NSD_PID"
+echo "k8snet processes and threads (pid lwp name):"; ps -L -o pid=,lwp=,comm= -s "$K8SNET_PID"
 # Rounds alternate between the servers, so that load from other processes
 # on a shared machine weighs on both alike.
 NSD_ALL=(); K8SNET_ALL=()
 for r in $(seq "$ROUNDS"); do
+  load=$(uptime | sed 's/.*load average: //')
   if [ $((r % 2)) -eq 1 ]; then
+    first=nsd
     NSD_ALL+=("$(perf "$NSD_PORT" "$NSD_PID")"); K8SNET_ALL+=("$(perf "$K8SNET_PORT" "$K8SNET_PID")")
   else
+    first=k8snet
     K8SNET_ALL+=("$(perf "$K8SNET_PORT" "$K8SNET_PID")"); NSD_ALL+=("$(perf "$NSD_PORT" "$NSD_PID")")
   fi
+  echo "round $r (first: $first, load average before: $load): nsd ${NSD_ALL[-1]} k8snet ${K8SNET_ALL[-1]}" |
+    awk '{ q = ($(NF-4) > 0) ? $(NF-1) / $(NF-4) : 0; c = ($(NF-3) > 0) ? $NF / $(NF-3) : 0
+           printf "%s  ratio qps %.2f, per CPU-second %.2f\n", $0, q, c }'
 done
+echo "load average after: $(uptime | sed 's/.*load average: //')"
 # Mean of field $1 over the rounds.
 mean() { local f=$1; shift; printf '%s\n' "$@" | awk -v f="$f" '{ s += $f } END { printf "%.0f", s / NR }'; }
 NSD_QPS=$(mean 1 "${NSD_ALL[@]}"); NSD_EFF=$(mean 2 "${NSD_ALL[@]}")
@@ -148,4 +181,5 @@ echo "rounds (qps, queries per server CPU-second): nsd [${NSD_ALL[*]}] k8snet [$
 echo "nsd     qps: $NSD_QPS   per CPU-second: $NSD_EFF"
 echo "k8snet  qps: $K8SNET_QPS   per CPU-second: $K8SNET_EFF"
 awk -v a="$K8SNET_QPS" -v b="$NSD_QPS" -v c="$K8SNET_EFF" -v d="$NSD_EFF" \
-  'BEGIN { printf "ratio k8snet/nsd: qps %.2f, per CPU-second %.2f\n", a / b, c / d }'
+  'BEGIN { printf "ratio k8snet/nsd: qps %.2f, per CPU-second %.2f\n", a / b, c / d
+          printf "server CPU use (qps / per CPU-second): nsd %.2f, k8snet %.2f CPUs\n", b / d, a / c }'

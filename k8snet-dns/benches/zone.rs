@@ -174,6 +174,38 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+    // A namespace deleted with everything in it (100 Services and their
+    // slices at 10k services), applied as one update.
+    let ns = "ns-7";
+    let mut gone = cluster.clone();
+    let refs: Vec<_> = gone
+        .objects()
+        .iter()
+        .filter(|o| o.kind().is_namespaced() && o.meta().namespace_or_default() == ns)
+        .map(Object::reference)
+        .collect();
+    let deleted = refs.len();
+    for r in &refs {
+        gone.delete(r);
+    }
+    gone.delete(&k8snet_model::ObjectRef {
+        kind: k8snet_model::Kind::Namespace,
+        namespace: None,
+        name: ns.to_string(),
+    });
+    if full {
+        let cpu = cpu_median(21, 2, || {
+            black_box(zone.update_namespace(&gone, ns));
+        });
+        eprintln!("cpu time (median): update_namespace, {ns} deleted ({deleted} objects) {cpu:?}");
+    }
+    c.bench_function("update_namespace_deleted_10k", |b| {
+        b.iter_batched(
+            || (),
+            |()| black_box(zone.update_namespace(&gone, ns)),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(benches, bench);

@@ -163,10 +163,7 @@ impl Question<'_> {
 
     /// Whether the name is `suffix` (lowercase, `labels` labels) or below it.
     fn is_under(&self, suffix: &[u8], labels: usize) -> bool {
-        self.labels >= labels
-            && self
-                .suffix(self.labels - labels)
-                .eq_ignore_ascii_case(suffix)
+        self.labels >= labels && name::eq_ignore_case(self.suffix(self.labels - labels), suffix)
     }
 }
 
@@ -371,7 +368,8 @@ impl Zone {
         if matches!(q.qtype, rtype::AXFR | rtype::IXFR) {
             return Body::Refused;
         }
-        let node = self.find(self.query_shard_hash(q, in_zone), name);
+        let (shard_hash, hash) = self.query_hashes(q, in_zone);
+        let node = self.find_hashed(shard_hash, hash, name);
         let Some(node) = node else {
             if !in_zone {
                 return Body::Refused;
@@ -404,14 +402,24 @@ impl Zone {
         }
     }
 
-    /// [`Zone::shard_hash`] of a query name, without allocating.
-    fn query_shard_hash(&self, q: &Question<'_>, in_zone: bool) -> u64 {
+    /// The hash of the shard a query name lives in (its Service's name,
+    /// for names under `<svc>.<ns>.svc.<zone>`) and of the name itself;
+    /// one hash when they are the same name. Never allocates.
+    fn query_hashes(&self, q: &Question<'_>, in_zone: bool) -> (u64, u64) {
         let z = self.meta.zone_labels;
         let n = q.labels;
-        if in_zone && n >= z + 3 && q.label(n - z - 1).eq_ignore_ascii_case(b"svc") {
-            return name::hash(q.suffix(n - z - 3));
+        let full = |below: usize| {
+            let h = name::hash(q.name);
+            if below == 0 {
+                (h, h)
+            } else {
+                (name::hash(q.suffix(below)), h)
+            }
+        };
+        if in_zone && n >= z + 3 && name::eq_ignore_case(q.label(n - z - 1), b"svc") {
+            return full(n - z - 3);
         }
-        name::hash(q.name)
+        full(0)
     }
 
     /// `<dashed-ip>.<ns>.pod.<zone>`, per the pod mode; `None` when the
@@ -421,18 +429,14 @@ impl Zone {
         let mode = self.meta.config.pod_mode();
         if mode == PodMode::Disabled
             || q.labels != z + 3
-            || !q.label(2).eq_ignore_ascii_case(b"pod")
+            || !name::eq_ignore_case(q.label(2), b"pod")
         {
             return None;
         }
         let ip = name::parse_dashed_ip(q.label(0))?;
         let ns = q.label(1);
         let known = match mode {
-            PodMode::Verified => self
-                .pods
-                .by_ip
-                .get(&ip)
-                .is_some_and(|list| list.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(ns))),
+            PodMode::Verified => self.pods.get_label(ns).is_some_and(|ips| ips.contains(&ip)),
             _ => {
                 let ent = q.suffix(1);
                 self.find(name::hash(ent), ent).is_some()

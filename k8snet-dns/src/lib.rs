@@ -20,8 +20,10 @@
 //!   truncation (TC), FORMERR, NOTIMP, REFUSED and BADVERS. It never
 //!   allocates and never panics.
 //! - **Updates**: [`Zone::update_service`] rebuilds only one Service's
-//!   names; [`LiveZone`] publishes snapshots to serving threads without
-//!   pausing them.
+//!   names, [`Zone::update_namespace`] only one namespace's (its creation
+//!   or deletion), [`Zone::update_pods_in`] one namespace's pod records;
+//!   each gives the answers a full [`Zone::build`] would. [`LiveZone`]
+//!   publishes snapshots to serving threads without pausing them.
 //! - **Forwarding** ([`forward`]): the cache and the choice of upstream,
 //!   with CoreDNS `forward` + `cache` semantics, as plain logic.
 //! - **[`resolv_conf`]**: the pod `resolv.conf` kubelet writes.
@@ -75,6 +77,7 @@ mod config;
 mod encode;
 mod error;
 pub mod forward;
+mod index;
 mod k8s;
 mod live;
 mod name;
@@ -96,6 +99,8 @@ pub use crate::resolv::{
 };
 pub use crate::zone::{Zone, ZoneStats};
 
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod tests;
 

@@ -153,6 +153,34 @@ pub(crate) fn hash(name: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+/// Whether two byte strings are equal ignoring ASCII case, eight bytes at
+/// a time (the standard library's byte-wise loop costs several times more
+/// on the short names of a zone, and this runs for every query).
+pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true; // the usual case: a lowercase query
+    }
+    let mut x = a.chunks_exact(8);
+    let mut y = b.chunks_exact(8);
+    for (p, q) in (&mut x).zip(&mut y) {
+        if lower8(word(p)) != lower8(word(q)) {
+            return false;
+        }
+    }
+    lower8(word(x.remainder())) == lower8(word(y.remainder()))
+}
+
+/// Up to eight bytes as a little-endian word, zero-padded.
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = b.len().min(8);
+    w[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(w)
+}
+
 /// Lowercases the ASCII letters of eight bytes at once.
 fn lower8(w: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -301,6 +329,40 @@ mod tests {
             );
         }
         assert_ne!(hash(b"\x01a\x00"), hash(b"\x01b\x00"));
+    }
+
+    #[test]
+    fn eq_ignore_case_matches_the_standard_library() {
+        let words: [&[u8]; 9] = [
+            b"",
+            b"a",
+            b"A",
+            b"\x03web\x04shop\x00",
+            b"\x03WeB\x04sHoP\x00",
+            b"\x03wec\x04shop\x00",
+            b"abcdefghijklmnopq",
+            b"ABCDEFGHIJKLMNOPQ",
+            b"@[`{\xc1\xe1",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(
+                    eq_ignore_case(a, b),
+                    a.eq_ignore_ascii_case(b),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+        for x in 0u8..=255 {
+            for y in 0u8..=255 {
+                let (a, b) = ([b'x', x, b'y'], [b'x', y, b'y']);
+                assert_eq!(
+                    eq_ignore_case(&a, &b),
+                    a.eq_ignore_ascii_case(&b),
+                    "{x} {y}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,55 +2,73 @@
 //! hold them. Every read is bounds-checked: a malformed blob reads as
 //! absent, never as a panic.
 
-/// One shard of the zone: node blobs in one buffer, indexed by the full
-/// name hash (sorted, for binary search).
+/// One shard of the zone: node blobs in one buffer, indexed by an open
+/// addressing table (linear probing) on the name's hash.
+///
+/// A slot packs the blob's offset (plus one, so that 0 means empty) in its
+/// high half and the low half of the name's hash in its low half, and the
+/// table is at most three quarters full: a lookup usually reads one cache
+/// line of slots and then the blob, where a binary search over sorted
+/// hashes touched several lines and a separate offset array one more.
+/// The lookup runs for every query, and its memory stalls were the
+/// largest user-space cost of serving (callgrind/perf, BENCHMARKS.md).
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    hashes: Box<[u64]>,
-    offsets: Box<[u32]>,
+    slots: Box<[u64]>,
     data: Box<[u8]>,
+    len: usize,
 }
 
 impl Shard {
     /// The node for `key` (a wire name, in any case) with hash `hash`.
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<Node<'_>> {
-        let mut i = self.hashes.partition_point(|&h| h < hash);
-        while self.hashes.get(i) == Some(&hash) {
-            if let Some(node) = self.node_at(i)
-                && node.key().eq_ignore_ascii_case(key)
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = hash as usize & mask;
+        // Bounded: a full table (never built) cannot loop forever.
+        for _ in 0..self.slots.len() {
+            let slot = *self.slots.get(i)?;
+            if slot == 0 {
+                return None;
+            }
+            if slot as u32 == hash as u32
+                && let Some(node) = self.node_at(slot)
+                && crate::name::eq_ignore_case(node.key(), key)
             {
                 return Some(node);
             }
-            i += 1;
+            i = (i + 1) & mask;
         }
         None
     }
 
-    fn node_at(&self, i: usize) -> Option<Node<'_>> {
-        let off = *self.offsets.get(i)? as usize;
+    fn node_at(&self, slot: u64) -> Option<Node<'_>> {
+        let off = ((slot >> 32) as usize).checked_sub(1)?;
         let len = u32::from_le_bytes(self.data.get(off..off + 4)?.try_into().ok()?) as usize;
         Some(Node {
             b: self.data.get(off..off + len)?,
         })
     }
 
-    /// Every node with its hash, in hash order.
-    pub(crate) fn nodes(&self) -> impl Iterator<Item = (u64, Node<'_>)> + '_ {
-        (0..self.hashes.len()).filter_map(|i| Some((self.hashes[i], self.node_at(i)?)))
+    /// Every node, in table order.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&s| s != 0)
+            .filter_map(|&s| self.node_at(s))
     }
 
     /// The number of names.
     pub(crate) fn len(&self) -> usize {
-        self.hashes.len()
+        self.len
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.hashes.len() * 8 + self.offsets.len() * 4 + self.data.len()
+        self.slots.len() * 8 + self.data.len()
     }
 }
 
-/// Collects node blobs, then sorts them into a [`Shard`].
+/// Collects node blobs, then indexes them into a [`Shard`].
 #[derive(Debug, Default)]
 pub(crate) struct ShardBuilder {
     entries: Vec<(u64, u32)>,
@@ -70,13 +88,31 @@ impl ShardBuilder {
         crate::encode::encode_node(spec, &mut self.data);
     }
 
-    /// Sorts and freezes.
-    pub(crate) fn finish(mut self) -> Shard {
-        self.entries.sort_unstable_by_key(|&(h, _)| h);
+    /// Indexes and freezes.
+    pub(crate) fn finish(self) -> Shard {
+        let len = self.entries.len();
+        if len == 0 {
+            return Shard {
+                slots: Box::new([]),
+                data: self.data.into_boxed_slice(),
+                len,
+            };
+        }
+        // At most 3/4 full, so every probe sequence meets an empty slot.
+        let size = (len + len / 3 + 1).next_power_of_two();
+        let mask = size - 1;
+        let mut slots = vec![0u64; size];
+        for &(hash, off) in &self.entries {
+            let mut i = hash as usize & mask;
+            while slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (u64::from(off) + 1) << 32 | u64::from(hash as u32);
+        }
         Shard {
-            hashes: self.entries.iter().map(|&(h, _)| h).collect(),
-            offsets: self.entries.iter().map(|&(_, o)| o).collect(),
+            slots: slots.into_boxed_slice(),
             data: self.data.into_boxed_slice(),
+            len,
         }
     }
 }
@@ -227,6 +263,7 @@ mod tests {
         }
         let shard = b.finish();
         assert_eq!(shard.len(), 50);
+        assert_eq!(shard.nodes().count(), 50);
         for (i, key) in keys.iter().enumerate() {
             let node = shard
                 .find(crate::name::hash(key.as_bytes()), key.as_bytes())
@@ -238,5 +275,22 @@ mod tests {
             assert!(node.rrset(rtype::AAAA).is_none());
         }
         assert!(shard.find(1, b"\x01x\x00").is_none());
+        // Names whose hashes collide in the table (and even in the low
+        // half the slots keep) are told apart by their keys.
+        let mut b = ShardBuilder::default();
+        let keys: Vec<WireName> = (0..20)
+            .map(|i| WireName::from_text(&format!("c{i}.cluster.local")).unwrap())
+            .collect();
+        for key in &keys {
+            let mut blob = Vec::new();
+            encode_node(&NodeSpec::empty(key.clone()), &mut blob);
+            b.push(7, &blob);
+        }
+        let shard = b.finish();
+        for key in &keys {
+            assert_eq!(shard.find(7, key.as_bytes()).unwrap().key(), key.as_bytes());
+        }
+        assert!(shard.find(7, b"\x01x\x00").is_none());
+        assert!(ShardBuilder::default().finish().find(7, b"\x00").is_none());
     }
 }

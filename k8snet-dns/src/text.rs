@@ -48,7 +48,7 @@ impl Zone {
     pub fn verify(&self) -> Result<usize, Error> {
         let mut checked = 0;
         for shard in self.shards.iter() {
-            for (_, node) in shard.nodes() {
+            for node in shard.nodes() {
                 for set in node.rrsets() {
                     let bytes = message_of(&node, &set);
                     let m = Message::from_vec(&bytes).map_err(|e| {
@@ -157,7 +157,7 @@ impl fmt::Display for Zone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut lines: Vec<(String, String)> = Vec::new();
         for shard in self.shards.iter() {
-            for (_, node) in shard.nodes() {
+            for node in shard.nodes() {
                 let owner = to_text(node.key());
                 let mut text = String::new();
                 if node.flags() & FLAG_APEX != 0 {

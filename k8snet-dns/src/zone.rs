@@ -1,7 +1,7 @@
 //! [`Zone`]: the pre-encoded cluster zone, built from a [`Cluster`] and
-//! updated one Service at a time.
+//! updated one Service or one namespace at a time.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use crate::config::{DNS_VERSION_TTL, PodMode, ZoneConfig};
 use crate::encode::{
     FLAG_APEX, FLAG_MISSING_NXDOMAIN, NodeSpec, RData, Rr, RrsetSpec, encode_node, rtype,
 };
+use crate::index::NsTable;
 use crate::k8s::{key_of, service_name, service_records};
 use crate::name::{self, WireName, is_subdomain};
 use crate::node::{Node, Shard, ShardBuilder};
@@ -30,12 +31,20 @@ pub(crate) struct Meta {
     /// The SOA record after its owner name (type … rdata), with the
     /// cluster zone, `in-addr.arpa` and `ip6.arpa` as owner respectively.
     pub(crate) soa: [Vec<u8>; 3],
+    /// The NS glue comes from `kube-system/kube-dns` (the configuration
+    /// named no nameserver), so updates of that Service rewrite it.
+    pub(crate) glue_from_cluster: bool,
 }
 
-/// The pod IPs of each namespace, for `pods verified`.
-#[derive(Debug, Default)]
-pub(crate) struct PodIndex {
-    pub(crate) by_ip: HashMap<IpAddr, Vec<Box<str>>>,
+/// The pod IPs of each namespace (lowercase), for `pods verified`.
+pub(crate) type PodIndex = NsTable<BTreeSet<IpAddr>>;
+
+/// The Services of each namespace that the zone holds names for.
+type ServiceIndex = NsTable<BTreeSet<Box<str>>>;
+
+/// `kube-system/kube-dns`, whose ClusterIPs are the default NS glue.
+fn kube_dns() -> NsName {
+    NsName::new("kube-system", "kube-dns")
 }
 
 /// The cluster DNS zone: every answer pre-encoded, ready to be copied
@@ -43,10 +52,12 @@ pub(crate) struct PodIndex {
 ///
 /// A `Zone` is an immutable snapshot and cheap to clone (reference
 /// counts). Names are spread over shards, and the names of one Service
-/// share a shard, so [`Zone::update_service`] builds a new snapshot that
-/// shares every untouched shard with the old one; readers of the old
-/// snapshot are never disturbed. [`LiveZone`](crate::LiveZone) publishes
-/// snapshots to serving threads.
+/// share a shard, so [`Zone::update_service`], [`Zone::update_services`],
+/// [`Zone::update_namespace`] and [`Zone::update_pods_in`] build a new
+/// snapshot that shares every untouched shard with the old one; readers
+/// of the old snapshot are never disturbed. Each gives the same answers
+/// as a [`Zone::build`] of the updated cluster (the SOA serial aside).
+/// [`LiveZone`](crate::LiveZone) publishes snapshots to serving threads.
 ///
 /// `Display` lists the records in zone-file form.
 #[derive(Debug, Clone)]
@@ -54,7 +65,8 @@ pub struct Zone {
     pub(crate) meta: Arc<Meta>,
     pub(crate) shards: Arc<[Arc<Shard>]>,
     pub(crate) shift: u32,
-    pub(crate) pods: Arc<PodIndex>,
+    pub(crate) pods: PodIndex,
+    services: ServiceIndex,
 }
 
 /// Size figures of a [`Zone`].
@@ -118,8 +130,13 @@ impl Zone {
             put(name::hash(spec.key.as_bytes()), &spec);
         }
         let mut ptrs: BTreeMap<IpAddr, Vec<WireName>> = BTreeMap::new();
+        let mut services = ServiceIndex::new(bits);
         for svc in cluster.services() {
-            let Some(svc_name) = service_name(&key_of(svc), &meta.zone) else {
+            let key = key_of(svc);
+            services.modify(&key.namespace, BTreeSet::is_empty, |set| {
+                set.insert(key.name.as_str().into());
+            });
+            let Some(svc_name) = service_name(&key, &meta.zone) else {
                 continue;
             };
             let recs = service_records(cluster, svc, &meta.zone, config.record_ttl());
@@ -140,7 +157,8 @@ impl Zone {
             meta,
             shards: shards.into(),
             shift,
-            pods: Arc::new(pod_index(cluster, config.pod_mode())),
+            pods: pod_index(cluster, config.pod_mode(), bits),
+            services,
         })
     }
 
@@ -166,8 +184,13 @@ impl Zone {
 
     /// The node stored for a lowercase wire name.
     pub(crate) fn find(&self, shard_hash: u64, key: &[u8]) -> Option<Node<'_>> {
+        self.find_hashed(shard_hash, name::hash(key), key)
+    }
+
+    /// [`Zone::find`] with the name's own hash already computed.
+    pub(crate) fn find_hashed(&self, shard_hash: u64, hash: u64, key: &[u8]) -> Option<Node<'_>> {
         let shard = self.shards.get((shard_hash >> self.shift) as usize)?;
-        shard.find(name::hash(key), key)
+        shard.find(hash, key)
     }
 
     /// A new snapshot in which one Service's names (its addresses, SRV,
@@ -175,32 +198,129 @@ impl Zone {
     /// Service missing from `cluster` is removed. Only the shards holding
     /// those names are rebuilt; the rest are shared with `self`.
     pub fn update_service(&self, cluster: &Cluster, service: &NsName) -> Self {
+        self.update_services(cluster, std::iter::once(service))
+    }
+
+    /// [`Zone::update_service`] for several Services at once: each shard
+    /// they touch is rebuilt once, and a PTR shared by two of them is
+    /// computed from both.
+    pub fn update_services<'a>(
+        &self,
+        cluster: &Cluster,
+        services: impl IntoIterator<Item = &'a NsName>,
+    ) -> Self {
+        let services: BTreeSet<&NsName> = services.into_iter().collect();
+        let namespaces: BTreeSet<&str> = services.iter().map(|s| s.namespace.as_str()).collect();
+        self.rebuild(cluster, &services, &namespaces, false)
+    }
+
+    /// A new snapshot in which every name of namespace `namespace`
+    /// reflects `cluster`: its `<ns>.svc` and `<ns>.pod` names (present
+    /// while `cluster` knows the namespace), the names of every Service
+    /// the zone or `cluster` has in it (with their PTRs), and, with
+    /// [`PodMode::Verified`](crate::PodMode::Verified), its pod records.
+    /// This is what a Namespace's creation or deletion (with or without
+    /// the objects in it) changes. Only the shards holding those names are
+    /// rebuilt; the rest are shared with `self`.
+    pub fn update_namespace(&self, cluster: &Cluster, namespace: &str) -> Self {
+        let mut keys: BTreeSet<NsName> = cluster
+            .services_in(namespace)
+            .map(key_of)
+            .filter(|k| k.namespace == namespace)
+            .collect();
+        if let Some(held) = self.services.get(namespace) {
+            keys.extend(held.iter().map(|n| NsName::new(namespace, &**n)));
+        }
+        let services: BTreeSet<&NsName> = keys.iter().collect();
+        self.rebuild(cluster, &services, &BTreeSet::from([namespace]), true)
+    }
+
+    /// A new snapshot whose pod records (`pods verified`) reflect
+    /// `cluster`.
+    pub fn update_pods(&self, cluster: &Cluster) -> Self {
+        let mut z = self.clone();
+        z.pods = pod_index(cluster, self.meta.config.pod_mode(), 64 - self.shift);
+        z
+    }
+
+    /// A new snapshot whose pod records of one namespace reflect
+    /// `cluster`: its pod IPs (`pods verified`), and its `<ns>.svc` and
+    /// `<ns>.pod` names (a Pod in a namespace not seen before makes the
+    /// namespace exist). What a Pod's change needs, at the cost of that
+    /// namespace's pods only.
+    pub fn update_pods_in(&self, cluster: &Cluster, namespace: &str) -> Self {
+        self.rebuild(
+            cluster,
+            &BTreeSet::new(),
+            &BTreeSet::from([namespace]),
+            true,
+        )
+    }
+
+    /// Rebuilds the names of `services`, reconciles the `<ns>.svc` and
+    /// `<ns>.pod` names of `namespaces` with `cluster` (and their pod
+    /// records when `pods`), and applies it all in one pass over the
+    /// shards concerned.
+    fn rebuild(
+        &self,
+        cluster: &Cluster,
+        services: &BTreeSet<&NsName>,
+        namespaces: &BTreeSet<&str>,
+        pods: bool,
+    ) -> Self {
         let ttl = self.meta.config.record_ttl();
-        let Some(svc_name) = service_name(service, &self.meta.zone) else {
-            return self.clone();
+        let zone = &self.meta.zone;
+        let mut changes = Changes {
+            shift: self.shift,
+            by_shard: HashMap::new(),
         };
-        let svc_hash = name::hash(svc_name.as_bytes());
+        let mut index = self.services.clone();
         // The IPs whose PTRs may change: the old addresses and the new.
-        let mut ips: Vec<IpAddr> = self.addresses_under(&svc_name);
+        let mut ips: Vec<IpAddr> = Vec::new();
         let mut new_ptrs: BTreeMap<IpAddr, Vec<WireName>> = BTreeMap::new();
-        let mut changes: HashMap<usize, ShardChange> = HashMap::new();
-        let fwd = changes
-            .entry((svc_hash >> self.shift) as usize)
-            .or_default();
-        fwd.remove_under.push(svc_name.clone());
-        if let Some(svc) = cluster.service(service) {
-            let recs = service_records(cluster, svc, &self.meta.zone, ttl);
-            fwd.add.extend(recs.nodes.iter().map(pending));
-            for (ip, target) in recs.ptrs {
-                ips.push(ip);
-                new_ptrs.entry(ip).or_default().push(target);
+        // The names of the rebuilt Services: PTR targets at or below them
+        // are replaced.
+        let mut rebuilt: HashSet<Vec<u8>> = HashSet::new();
+        for &key in services {
+            let svc = cluster.service(key);
+            let held = index
+                .get(&key.namespace)
+                .is_some_and(|s| s.contains(key.name.as_str()));
+            if held != svc.is_some() {
+                index.modify(&key.namespace, BTreeSet::is_empty, |set| {
+                    if svc.is_some() {
+                        set.insert(key.name.as_str().into());
+                    } else {
+                        set.remove(key.name.as_str());
+                    }
+                });
             }
-            // The namespace's empty non-terminals.
-            for ent in namespace_names(&self.meta.zone, &service.namespace) {
+            let Some(svc_name) = service_name(key, zone) else {
+                continue;
+            };
+            ips.extend(self.addresses_under(&svc_name));
+            let fwd = changes.at(name::hash(svc_name.as_bytes()));
+            fwd.remove_under.push(svc_name.clone());
+            if let Some(svc) = svc {
+                let recs = service_records(cluster, svc, zone, ttl);
+                fwd.add.extend(recs.nodes.iter().map(pending));
+                for (ip, target) in recs.ptrs {
+                    ips.push(ip);
+                    new_ptrs.entry(ip).or_default().push(target);
+                }
+            }
+            rebuilt.insert(svc_name.as_bytes().to_vec());
+        }
+        // The namespaces' empty non-terminals exist while the cluster
+        // knows the namespace, as in a full build.
+        for &ns in namespaces {
+            let wanted = cluster.namespace(ns).is_some();
+            for ent in namespace_names(zone, ns) {
                 let h = name::hash(ent.as_bytes());
-                if self.find(h, ent.as_bytes()).is_none() {
-                    let c = changes.entry((h >> self.shift) as usize).or_default();
-                    c.add.push(pending(&NodeSpec::empty(ent)));
+                match (self.find(h, ent.as_bytes()).is_some(), wanted) {
+                    (false, true) => changes.at(h).add.push(pending(&NodeSpec::empty(ent))),
+                    (true, false) => changes.at(h).remove_keys.push(ent),
+                    _ => {}
                 }
             }
         }
@@ -215,47 +335,69 @@ impl Zone {
                 .map(|set| {
                     set.answer_records()
                         .filter_map(|(_, rdata)| WireName::from_wire(rdata))
-                        .filter(|t| !is_subdomain(t.as_bytes(), svc_name.as_bytes()))
+                        .filter(|t| !under_any(t.as_bytes(), &rebuilt))
                         .collect()
                 })
                 .unwrap_or_default();
             targets.extend(new_ptrs.remove(&ip).unwrap_or_default());
-            let c = changes.entry((h >> self.shift) as usize).or_default();
+            let c = changes.at(h);
             c.remove_keys.push(key);
             if !targets.is_empty() {
                 c.add.push(pending(&ptr_node(ip, targets, ttl)));
             }
         }
+        let mut config = self.meta.config.clone();
+        if self.meta.glue_from_cluster && services.contains(&kube_dns()) {
+            let ips = cluster
+                .service(&kube_dns())
+                .map(|s| s.cluster_ips())
+                .unwrap_or_default();
+            config = config.nameservers(ips);
+            let probe = Meta {
+                config: config.clone(),
+                zone: zone.clone(),
+                zone_labels: self.meta.zone_labels,
+                serial: self.meta.serial,
+                soa: self.meta.soa.clone(),
+                glue_from_cluster: true,
+            };
+            for spec in apex_nodes(&probe) {
+                let c = changes.at(name::hash(spec.key.as_bytes()));
+                c.remove_keys.push(spec.key.clone());
+                c.add.push(pending(&spec));
+            }
+        }
         let mut shards: Vec<Arc<Shard>> = self.shards.to_vec();
-        for (idx, change) in changes {
+        for (idx, change) in changes.by_shard {
             if let Some(old) = shards.get(idx) {
                 shards[idx] = Arc::new(change.apply(old));
             }
         }
-        let serial = match self.meta.config.fixed_serial() {
+        let mut pod_index = self.pods.clone();
+        if pods && self.meta.config.pod_mode() == PodMode::Verified {
+            for &ns in namespaces {
+                pod_index.set(ns, namespace_pods(cluster, ns));
+            }
+        }
+        let serial = match config.fixed_serial() {
             Some(s) => s,
             None => unix_time().max(self.meta.serial.wrapping_add(1)),
         };
         let meta = Meta {
-            config: self.meta.config.clone(),
-            zone: self.meta.zone.clone(),
+            soa: soas(&config, zone, serial),
+            config,
+            zone: zone.clone(),
             zone_labels: self.meta.zone_labels,
             serial,
-            soa: soas(&self.meta.config, &self.meta.zone, serial),
+            glue_from_cluster: self.meta.glue_from_cluster,
         };
         Self {
             meta: Arc::new(meta),
             shards: shards.into(),
             shift: self.shift,
-            pods: self.pods.clone(),
+            pods: pod_index,
+            services: index,
         }
-    }
-
-    /// A new snapshot whose pod records (`pods verified`) reflect `cluster`.
-    pub fn update_pods(&self, cluster: &Cluster) -> Self {
-        let mut z = self.clone();
-        z.pods = Arc::new(pod_index(cluster, self.meta.config.pod_mode()));
-        z
     }
 
     /// The A/AAAA addresses stored at `name`.
@@ -280,6 +422,26 @@ impl Zone {
     }
 }
 
+/// Whether `name` is one of `names` or below one of them.
+fn under_any(name: &[u8], names: &HashSet<Vec<u8>>) -> bool {
+    name::label_starts(name).any(|at| names.contains(&name[at..]))
+}
+
+/// What an update does to each shard it touches.
+struct Changes {
+    shift: u32,
+    by_shard: HashMap<usize, ShardChange>,
+}
+
+impl Changes {
+    /// The change of the shard that holds names of shard hash `hash`.
+    fn at(&mut self, hash: u64) -> &mut ShardChange {
+        self.by_shard
+            .entry((hash >> self.shift) as usize)
+            .or_default()
+    }
+}
+
 /// What an update does to one shard.
 #[derive(Default)]
 struct ShardChange {
@@ -294,7 +456,7 @@ impl ShardChange {
     fn apply(&self, old: &Shard) -> Shard {
         let removed: HashSet<&[u8]> = self.remove_keys.iter().map(WireName::as_bytes).collect();
         let mut b = ShardBuilder::default();
-        for (h, node) in old.nodes() {
+        for node in old.nodes() {
             let key = node.key();
             if removed.contains(key)
                 || self
@@ -304,7 +466,7 @@ impl ShardChange {
             {
                 continue;
             }
-            b.push(h, node.bytes());
+            b.push(name::hash(key), node.bytes());
         }
         for p in &self.add {
             b.push(p.hash, &p.blob);
@@ -330,9 +492,8 @@ impl Meta {
                 config.record_ttl()
             )));
         }
-        if config.nameserver_ips().is_empty()
-            && let Some(svc) = cluster.service(&NsName::new("kube-system", "kube-dns"))
-        {
+        let glue_from_cluster = config.nameserver_ips().is_empty();
+        if glue_from_cluster && let Some(svc) = cluster.service(&kube_dns()) {
             config = config.nameservers(svc.cluster_ips());
         }
         let serial = serial.or(config.fixed_serial()).unwrap_or_else(unix_time);
@@ -342,6 +503,7 @@ impl Meta {
             zone,
             serial,
             config,
+            glue_from_cluster,
         })
     }
 }
@@ -378,6 +540,34 @@ fn namespace_names(zone: &WireName, ns: &str) -> Vec<WireName> {
 /// The apex, `dns-version`, `ns.dns`, and the empty non-terminals.
 fn global_nodes(meta: &Meta, cluster: &Cluster) -> Vec<NodeSpec> {
     let zone = &meta.zone;
+    let mut specs = apex_nodes(meta);
+    if let Some(v) = zone.prepend("dns-version") {
+        let mut node = NodeSpec::empty(v.clone());
+        node.flags = FLAG_MISSING_NXDOMAIN;
+        node.push_answer(Rr {
+            owner: v,
+            ttl: DNS_VERSION_TTL,
+            data: RData::Txt(b"1.1.0".to_vec()),
+        });
+        specs.push(node);
+    }
+    for ent in ["dns", "svc", "pod"] {
+        specs.extend(zone.prepend(ent).map(NodeSpec::empty));
+    }
+    for ns in cluster.namespaces() {
+        specs.extend(
+            namespace_names(zone, &ns.metadata.name)
+                .into_iter()
+                .map(NodeSpec::empty),
+        );
+    }
+    specs
+}
+
+/// The apex (with its NS rrset and glue) and `ns.dns.<zone>`: the names
+/// the nameserver addresses appear in.
+fn apex_nodes(meta: &Meta) -> Vec<NodeSpec> {
+    let zone = &meta.zone;
     let ttl = meta.config.record_ttl();
     let mut specs = Vec::new();
     let ns_name = zone.prepend("dns").and_then(|n| n.prepend("ns"));
@@ -413,26 +603,6 @@ fn global_nodes(meta: &Meta, cluster: &Cluster) -> Vec<NodeSpec> {
         specs.push(nsnode);
     }
     specs.push(apex);
-    if let Some(v) = zone.prepend("dns-version") {
-        let mut node = NodeSpec::empty(v.clone());
-        node.flags = FLAG_MISSING_NXDOMAIN;
-        node.push_answer(Rr {
-            owner: v,
-            ttl: DNS_VERSION_TTL,
-            data: RData::Txt(b"1.1.0".to_vec()),
-        });
-        specs.push(node);
-    }
-    for ent in ["dns", "svc", "pod"] {
-        specs.extend(zone.prepend(ent).map(NodeSpec::empty));
-    }
-    for ns in cluster.namespaces() {
-        specs.extend(
-            namespace_names(zone, &ns.metadata.name)
-                .into_iter()
-                .map(NodeSpec::empty),
-        );
-    }
     specs
 }
 
@@ -452,23 +622,29 @@ fn ptr_node(ip: IpAddr, mut targets: Vec<WireName>, ttl: u32) -> NodeSpec {
     node
 }
 
-fn pod_index(cluster: &Cluster, mode: PodMode) -> PodIndex {
-    let mut idx = PodIndex::default();
+fn pod_index(cluster: &Cluster, mode: PodMode, bits: u32) -> PodIndex {
+    let mut idx = PodIndex::new(bits);
     if mode != PodMode::Verified {
         return idx;
     }
-    for pod in cluster.pods() {
-        if pod.is_finished() || pod.spec.host_network {
-            continue;
-        }
-        let ns: Box<str> = pod
-            .metadata
-            .namespace_or_default()
-            .to_ascii_lowercase()
-            .into();
-        for ip in pod.ips() {
-            idx.by_ip.entry(ip).or_default().push(ns.clone());
-        }
+    for ns in cluster.namespaces() {
+        let name = &ns.metadata.name;
+        idx.set(name, namespace_pods(cluster, name));
     }
     idx
+}
+
+/// The IPs of the pods of `namespace` that own them (not finished, not
+/// on the host network); `None` when there are none.
+fn namespace_pods(cluster: &Cluster, namespace: &str) -> Option<BTreeSet<IpAddr>> {
+    let ips: BTreeSet<IpAddr> = cluster
+        .pods_in(namespace)
+        .filter(|p| {
+            p.metadata.namespace_or_default() == namespace
+                && !p.is_finished()
+                && !p.spec.host_network
+        })
+        .flat_map(|p| p.ips())
+        .collect();
+    (!ips.is_empty()).then_some(ips)
 }

@@ -44,7 +44,7 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// UDP worker threads (sockets) per address.
     pub udp_workers: usize,
-    /// Datagrams received or sent per system call.
+    /// Datagrams received or sent per system call, at most 64.
     pub batch: usize,
     /// Open TCP connections at most; more are closed at once.
     pub tcp_max_connections: usize,
@@ -191,7 +191,7 @@ impl Server {
                     forwarder: forwarder.clone(),
                     pool: pool.clone(),
                     stop: stop.clone(),
-                    batch: config.batch.clamp(1, 1024),
+                    batch: config.batch.clamp(1, udp::MAX_BATCH),
                     max_payload: usize::from(zone.snapshot().config().udp_payload()),
                 };
                 threads.push(spawn(format!("dns-udp-{i}"), move || w.run())?);

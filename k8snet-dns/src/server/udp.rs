@@ -31,6 +31,13 @@ pub(crate) struct Worker {
     pub(crate) max_payload: usize,
 }
 
+/// The most datagrams one system call handles (`ServerConfig::batch` is
+/// capped to it): the I/O vectors of a batch live on the stack.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// The fewest receive slots offered to `recvmmsg`.
+const MIN_WINDOW: usize = 4;
+
 impl Worker {
     pub(crate) fn run(mut self) {
         if let Err(e) = self.sock.set_read_timeout(Some(TICK)) {
@@ -38,7 +45,7 @@ impl Worker {
             return;
         }
         let fd = self.sock.as_raw_fd();
-        let n = self.batch;
+        let n = self.batch.clamp(1, MAX_BATCH);
         let mut rx = vec![vec![0u8; MAX_QUERY]; n];
         let mut tx = vec![vec![0u8; self.max_payload.max(512)]; n];
         let mut rx_headers = MultiHeaders::<SockaddrStorage>::preallocate(n, None);
@@ -46,27 +53,49 @@ impl Worker {
         let mut received: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(n);
         let mut lens: Vec<usize> = Vec::with_capacity(n);
         let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(n);
+        // How many slots the next receive offers: the kernel and nix
+        // prepare every offered slot, so under light load (one datagram
+        // per call) a full batch would cost more than the datagram. It
+        // doubles while calls come back full and falls back with the load.
+        let mut window = MIN_WINDOW.min(n);
         while !self.stop.load(Ordering::Relaxed) {
             received.clear();
-            {
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
-                    rx.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            let outcome = {
+                // The I/O vectors borrow the buffers for one call, so they
+                // are rebuilt per call, on the stack (no allocation).
+                let mut slots: [Option<[IoSliceMut<'_>; 1]>; MAX_BATCH] =
+                    [const { None }; MAX_BATCH];
+                for (slot, buf) in slots.iter_mut().zip(rx.iter_mut()).take(window) {
+                    *slot = Some([IoSliceMut::new(buf)]);
+                }
                 match recvmmsg(
                     fd,
                     &mut rx_headers,
-                    iovs.iter_mut(),
+                    slots.iter_mut().take(window).flatten(),
                     MsgFlags::MSG_WAITFORONE,
                     None,
                 ) {
-                    Ok(msgs) => received.extend(msgs.map(|m| (m.bytes, m.address))),
-                    Err(Errno::EAGAIN | Errno::EINTR) => continue,
-                    Err(e) => {
-                        tracing::warn!("recvmmsg: {e}");
-                        std::thread::sleep(TICK / 10);
-                        continue;
+                    Ok(msgs) => {
+                        received.extend(msgs.map(|m| (m.bytes, m.address)));
+                        Ok(())
                     }
+                    Err(e) => Err(e),
+                }
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!("recvmmsg: {e}");
+                    std::thread::sleep(TICK / 10);
+                    continue;
                 }
             }
+            window = if received.len() >= window {
+                (window * 2).min(n)
+            } else {
+                (received.len() * 2).clamp(MIN_WINDOW.min(n), n)
+            };
             lens.clear();
             addrs.clear();
             let zone = self.reader.current();
@@ -102,13 +131,19 @@ impl Worker {
             if lens.is_empty() {
                 continue;
             }
-            let iovs: Vec<[IoSlice<'_>; 1]> = tx
-                .iter()
-                .zip(&lens)
-                .map(|(b, &l)| [IoSlice::new(&b[..l])])
-                .collect();
+            let mut slots: [Option<[IoSlice<'_>; 1]>; MAX_BATCH] = [const { None }; MAX_BATCH];
+            for (slot, (b, &l)) in slots.iter_mut().zip(tx.iter().zip(&lens)) {
+                *slot = Some([IoSlice::new(b.get(..l).unwrap_or_default())]);
+            }
             let none: [ControlMessage<'_>; 0] = [];
-            let sent = match sendmmsg(fd, &mut tx_headers, &iovs, &addrs, none, MsgFlags::empty()) {
+            let sent = match sendmmsg(
+                fd,
+                &mut tx_headers,
+                slots.iter().take(lens.len()).flatten(),
+                &addrs,
+                none,
+                MsgFlags::empty(),
+            ) {
                 Ok(results) => results.count(),
                 Err(e) => {
                     tracing::debug!("sendmmsg: {e}");
@@ -116,7 +151,13 @@ impl Worker {
                 }
             };
             // Whatever the batch call did not send goes one by one.
-            for ((iov, addr), _) in iovs.iter().zip(&addrs).zip(0..).skip(sent) {
+            for (iov, addr) in slots
+                .iter()
+                .take(lens.len())
+                .flatten()
+                .zip(&addrs)
+                .skip(sent)
+            {
                 if let Some(a) = addr {
                     let _ = sendto(fd, &iov[0], a, MsgFlags::empty());
                 }
