@@ -258,47 +258,55 @@ impl Components {
         applied.policy = t.elapsed();
 
         let t = Instant::now();
-        let services: Option<BTreeSet<NsName>> = changed.and_then(|refs| {
-            let mut out = BTreeSet::new();
-            for r in refs {
-                let ns = r.namespace.clone().unwrap_or_default();
-                match r.kind {
-                    Kind::Service => {
-                        out.insert(NsName::new(ns, r.name.clone()));
-                    }
-                    // Slices name their Service by label; the cluster
-                    // indexes them, so a changed slice's Service is found
-                    // among the Services of its namespace.
-                    Kind::EndpointSlice | Kind::Pod => {
-                        out.extend(
-                            cluster
-                                .services_in(&ns)
-                                .map(|s| NsName::new(ns.clone(), s.metadata.name.clone())),
-                        );
-                    }
-                    Kind::NetworkPolicy | Kind::Ingress | Kind::IngressClass | Kind::Secret => {}
-                    _ => return None,
+        // What the zone must follow: Services (a changed slice's Service is
+        // among its namespace's), namespaces, and pods per namespace; other
+        // kinds do not touch the zone. Anything else: a full build.
+        let mut services: BTreeSet<NsName> = BTreeSet::new();
+        let mut namespaces: BTreeSet<String> = BTreeSet::new();
+        let mut pod_namespaces: BTreeSet<String> = BTreeSet::new();
+        let mut full = changed.is_none();
+        for r in changed.unwrap_or_default() {
+            let ns = r.namespace.clone().unwrap_or_default();
+            match r.kind {
+                Kind::Service => {
+                    services.insert(NsName::new(ns, r.name.clone()));
                 }
+                Kind::EndpointSlice => services.extend(
+                    cluster
+                        .services_in(&ns)
+                        .map(|s| NsName::new(ns.clone(), s.metadata.name.clone())),
+                ),
+                Kind::Pod => {
+                    pod_namespaces.insert(ns);
+                }
+                Kind::Namespace => {
+                    namespaces.insert(r.name.clone());
+                }
+                Kind::Node
+                | Kind::NetworkPolicy
+                | Kind::AdminNetworkPolicy
+                | Kind::BaselineAdminNetworkPolicy
+                | Kind::ClusterNetworkPolicy
+                | Kind::Ingress
+                | Kind::IngressClass
+                | Kind::Secret => {}
+                _ => full = true,
             }
-            Some(out)
-        });
+        }
         let live = self.dns.zone();
-        match services {
-            Some(svcs) => {
-                // This thread is the zone's only writer.
-                let base = live.snapshot();
-                let mut next: Option<Zone> = None;
-                for s in &svcs {
-                    next = Some(next.as_ref().unwrap_or(&base).update_service(cluster, s));
-                }
-                if let Some(z) = next {
-                    live.store(z);
-                }
+        if full {
+            let serial = live.snapshot().serial().wrapping_add(1);
+            live.store(Zone::build(cluster, &zone_config().serial(serial))?);
+        } else if !(services.is_empty() && namespaces.is_empty() && pod_namespaces.is_empty()) {
+            // This thread is the zone's only writer.
+            let mut z = live.snapshot().update_services(cluster, &services);
+            for ns in &namespaces {
+                z = z.update_namespace(cluster, ns);
             }
-            None => {
-                let serial = live.snapshot().serial().wrapping_add(1);
-                live.store(Zone::build(cluster, &zone_config().serial(serial))?);
+            for ns in &pod_namespaces {
+                z = z.update_pods_in(cluster, ns);
             }
+            live.store(z);
         }
         applied.dns = t.elapsed();
 
