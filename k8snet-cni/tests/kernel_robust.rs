@@ -104,7 +104,7 @@ const KILLED_TEST: &str = "a_plugin_killed_mid_add_leaves_nothing_gc_does_not_cl
 /// The test below starts this test binary again, running only itself, with
 /// [`PLUGIN_ENV`] set: the copy is then the bridge plugin (stdin, `CNI_*`,
 /// stdout, exit status, exactly as the example binary) and exits before
-/// the test's body, so no helper test needs `#[ignore]`. Without the
+/// the test's body, so no helper test has to be ignored. Without the
 /// variable this does nothing.
 fn act_as_plugin_if_asked() {
     if std::env::var(PLUGIN_ENV).as_deref() != Ok("bridge") {

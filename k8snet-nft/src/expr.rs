@@ -198,116 +198,97 @@ impl CmpOp {
     }
 }
 
-/// Conntrack states for `ct state`, as a bit set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CtStates(u32);
+/// A set of conntrack bits written as comma-separated names in `nft` text
+/// (`ct state`, `ct status`): the type, its named bits, the kernel mask,
+/// `|`, `Display` and parsing back from the names.
+macro_rules! ct_bits {
+    ($(#[$doc:meta])* $name:ident, $what:literal, [$($(#[$bdoc:meta])* $bit:ident = $value:literal, $text:literal;)+]) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        pub struct $name(u32);
 
-impl CtStates {
-    /// `invalid`.
-    pub const INVALID: Self = Self(1);
-    /// `established`.
-    pub const ESTABLISHED: Self = Self(2);
-    /// `related`.
-    pub const RELATED: Self = Self(4);
-    /// `new`.
-    pub const NEW: Self = Self(8);
-    /// `untracked`.
-    pub const UNTRACKED: Self = Self(64);
-    pub(crate) const NAMES: [(Self, &'static str); 5] = [
-        (Self::INVALID, "invalid"),
-        (Self::ESTABLISHED, "established"),
-        (Self::RELATED, "related"),
-        (Self::NEW, "new"),
-        (Self::UNTRACKED, "untracked"),
-    ];
+        impl $name {
+            $($(#[$bdoc])* pub const $bit: Self = Self($value);)+
+            pub(crate) const NAMES: &'static [(Self, &'static str)] = &[$((Self::$bit, $text)),+];
 
-    /// The kernel's bit mask.
-    pub fn bits(self) -> u32 {
-        self.0
-    }
+            /// The kernel's bit mask.
+            pub fn bits(self) -> u32 {
+                self.0
+            }
 
-    /// Whether no state is included.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
+            /// Whether no bit is included.
+            pub fn is_empty(self) -> bool {
+                self.0 == 0
+            }
+
+            /// The set named by comma-separated names, as `nft` prints it.
+            pub(crate) fn from_names(text: &str) -> Result<Self, String> {
+                text.split(',').try_fold(Self::default(), |acc, name| {
+                    Self::NAMES
+                        .iter()
+                        .find(|(_, n)| *n == name)
+                        .map(|(bit, _)| acc | *bit)
+                        .ok_or(format!(concat!("unknown ", $what, " {:?}"), name))
+                })
+            }
+        }
+
+        impl std::ops::BitOr for $name {
+            type Output = Self;
+            fn bitor(self, rhs: Self) -> Self {
+                Self(self.0 | rhs.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let names: Vec<&str> = Self::NAMES
+                    .iter()
+                    .filter(|(s, _)| self.0 & s.0 != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                f.write_str(&names.join(","))
+            }
+        }
+    };
 }
 
-impl std::ops::BitOr for CtStates {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
+ct_bits!(
+    /// Conntrack states for `ct state`, as a bit set.
+    CtStates, "ct state", [
+        /// `invalid`.
+        INVALID = 1, "invalid";
+        /// `established`.
+        ESTABLISHED = 2, "established";
+        /// `related`.
+        RELATED = 4, "related";
+        /// `new`.
+        NEW = 8, "new";
+        /// `untracked`.
+        UNTRACKED = 64, "untracked";
+    ]
+);
 
-impl fmt::Display for CtStates {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = Self::NAMES
-            .iter()
-            .filter(|(s, _)| self.0 & s.0 != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        f.write_str(&names.join(","))
-    }
-}
-
-/// Conntrack status bits for `ct status`, as a bit set (the kernel's
-/// `IPS_*` flags).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CtStatus(u32);
-
-impl CtStatus {
-    /// `expected`: the connection was expected (a helper's related flow).
-    pub const EXPECTED: Self = Self(1);
-    /// `seen-reply`: traffic was seen in both directions.
-    pub const SEEN_REPLY: Self = Self(2);
-    /// `assured`.
-    pub const ASSURED: Self = Self(4);
-    /// `confirmed`: the entry is in the conntrack table.
-    pub const CONFIRMED: Self = Self(8);
-    /// `snat`: the connection is source-NATed.
-    pub const SNAT: Self = Self(0x10);
-    /// `dnat`: the connection is destination-NATed.
-    pub const DNAT: Self = Self(0x20);
-    /// `dying`.
-    pub const DYING: Self = Self(0x200);
-    pub(crate) const NAMES: [(Self, &'static str); 7] = [
-        (Self::EXPECTED, "expected"),
-        (Self::SEEN_REPLY, "seen-reply"),
-        (Self::ASSURED, "assured"),
-        (Self::CONFIRMED, "confirmed"),
-        (Self::SNAT, "snat"),
-        (Self::DNAT, "dnat"),
-        (Self::DYING, "dying"),
-    ];
-
-    /// The kernel's bit mask.
-    pub fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Whether no bit is included.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl std::ops::BitOr for CtStatus {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-
-impl fmt::Display for CtStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = Self::NAMES
-            .iter()
-            .filter(|(s, _)| self.0 & s.0 != 0)
-            .map(|(_, n)| *n)
-            .collect();
-        f.write_str(&names.join(","))
-    }
-}
+ct_bits!(
+    /// Conntrack status bits for `ct status`, as a bit set (the kernel's
+    /// `IPS_*` flags).
+    CtStatus, "ct status", [
+        /// `expected`: the connection was expected (a helper's related flow).
+        EXPECTED = 1, "expected";
+        /// `seen-reply`: traffic was seen in both directions.
+        SEEN_REPLY = 2, "seen-reply";
+        /// `assured`.
+        ASSURED = 4, "assured";
+        /// `confirmed`: the entry is in the conntrack table.
+        CONFIRMED = 8, "confirmed";
+        /// `snat`: the connection is source-NATed.
+        SNAT = 0x10, "snat";
+        /// `dnat`: the connection is destination-NATed.
+        DNAT = 0x20, "dnat";
+        /// `dying`.
+        DYING = 0x200, "dying";
+    ]
+);
 
 /// A verdict: the end of a rule, or the value of a verdict map element.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

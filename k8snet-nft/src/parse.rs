@@ -252,28 +252,12 @@ impl Parser {
             "ct" if self.peek_at(1) == Some("state") => {
                 self.pos += 2;
                 let t = self.next()?;
-                let mut s = CtStates::default();
-                for name in t.split(',') {
-                    let (st, _) = CtStates::NAMES
-                        .iter()
-                        .find(|(_, n)| *n == name)
-                        .ok_or(format!("unknown ct state {name:?}"))?;
-                    s = s | *st;
-                }
-                return Ok(Expr::CtState(s));
+                return Ok(Expr::CtState(CtStates::from_names(&t)?));
             }
             "ct" if self.peek_at(1) == Some("status") => {
                 self.pos += 2;
                 let t = self.next()?;
-                let mut s = CtStatus::default();
-                for name in t.split(',') {
-                    let (st, _) = CtStatus::NAMES
-                        .iter()
-                        .find(|(_, n)| *n == name)
-                        .ok_or(format!("unknown ct status {name:?}"))?;
-                    s = s | *st;
-                }
-                return Ok(Expr::CtStatus(s));
+                return Ok(Expr::CtStatus(CtStatus::from_names(&t)?));
             }
             "ct" | "meta" if self.peek_at(1) == Some("mark") && self.peek_at(2) == Some("set") => {
                 self.pos += 3;

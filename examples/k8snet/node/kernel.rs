@@ -174,11 +174,8 @@ pub(crate) fn make_node(
     sysctl(ns, "net.ipv4.conf.default.send_redirects", "0")?;
     sysctl(ns, "net.ipv6.conf.all.proxy_ndp", "1")?;
     for r in plan.routes(node) {
-        let parts: Vec<&str> = r.split_whitespace().collect();
-        ipn(
-            ns,
-            &["route", "add", parts[0], "via", parts[2], "dev", "eth0"],
-        )?;
+        let (dst, via) = (r.dst.to_string(), r.via.to_string());
+        ipn(ns, &["route", "add", &dst, "via", &via, "dev", "eth0"])?;
     }
     // The pod bridge exists before any pod, so that its sysctls can be set.
     ipn(ns, &["link", "add", POD_BRIDGE, "type", "bridge"])?;

@@ -107,6 +107,20 @@ impl NodePlan {
 /// A `hostPort` mapping: (protocol, host port, container port).
 pub(crate) type HostPort = (Protocol, u16, u16);
 
+/// A route of a node namespace, via its fabric link `eth0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub dst: IpNet,
+    pub via: IpAddr,
+}
+
+impl std::fmt::Display for Route {
+    /// As `ip route` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} via {} dev eth0", self.dst, self.via)
+    }
+}
+
 /// One pod and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PodPlan {
@@ -339,28 +353,23 @@ impl Plan {
         self.rederive_all();
     }
 
-    /// The routes each node namespace gets, as `ip route` would print them.
-    pub(crate) fn routes(&self, node: &NodePlan) -> Vec<String> {
-        let mut out = Vec::new();
-        for other in &self.nodes {
-            if other.name == node.name {
-                continue;
-            }
-            for (cidr, via) in other.pod_cidrs.iter().zip(other.ips()) {
-                out.push(format!("{cidr} via {via} dev eth0"));
-            }
-        }
+    /// The routes each node namespace gets through its fabric link `eth0`:
+    /// (destination, next hop).
+    pub(crate) fn routes(&self, node: &NodePlan) -> Vec<Route> {
+        let mut out: Vec<Route> = self
+            .nodes
+            .iter()
+            .filter(|other| other.name != node.name)
+            .flat_map(|other| other.pod_cidrs.into_iter().zip(other.ips()))
+            .map(|(dst, via)| Route { dst, via })
+            .collect();
         let fabric = fabric_addrs();
-        out.push(format!(
-            "{} via {} dev eth0",
-            client_addrs()[0].trunc(),
-            fabric[0].addr()
-        ));
-        out.push(format!(
-            "{} via {} dev eth0",
-            client_addrs()[1].trunc(),
-            fabric[1].addr()
-        ));
+        for (client, router) in client_addrs().iter().zip(&fabric) {
+            out.push(Route {
+                dst: client.trunc(),
+                via: router.addr(),
+            });
+        }
         out
     }
 
@@ -651,7 +660,8 @@ spec: {type: NodePort, selector: {app: w}, ports: [{port: 80, targetPort: 8080}]
         // b's routes reach a's pods through a's address.
         assert!(
             p.routes(&p.nodes[1])
-                .contains(&"198.18.0.0/24 via 198.19.128.1 dev eth0".into())
+                .iter()
+                .any(|r| r.to_string() == "198.18.0.0/24 via 198.19.128.1 dev eth0")
         );
     }
 
