@@ -108,13 +108,17 @@
 //! applies it through k8snet-nft in one transaction. Pods are **routed**
 //! by the node (a veth and a /32 route each), so same-node pod-to-pod
 //! traffic crosses the `forward` hook; bridged pods are not covered. The
-//! ruleset accepts established/related traffic first; then a verdict map
-//! keyed by source address sends a pod to its identity's chain, which
-//! matches destination identities (named address sets, one per identity
-//! and family) to the chain of what the pair may open, taken from the
-//! exact [`Matrix`] cells: counted (protocol, port range) accepts ending
-//! in a counted (optionally logged, with the denying policy's name) drop.
-//! Only pod-to-pod traffic is filtered; see the [`ruleset`] docs for the
+//! two directions are separate base chains on that hook (egress, then
+//! ingress; a packet must pass both), each accepting established/related
+//! traffic first and then dispatching a pod's address through a verdict
+//! map to the chain of its identity's direction: the Admin tier's rules in
+//! order, then the NetworkPolicy tier (a jump to each isolating policy's
+//! chain, then a counted, optionally logged drop) or the Baseline tier.
+//! Peers are named address sets shared by equal peer lists (pods, and
+//! `ipBlock` ranges minus their `except`s), named ports a per-pod
+//! `address . protocol . port` set; the size is linear in pods, identities
+//! and policy rules. Pod → node traffic (input hook) is filtered only with
+//! [`RulesetOptions::with_node_input`]. See the [`ruleset`] docs for the
 //! layout and its limits.
 //!
 //! ## Output
@@ -150,8 +154,8 @@ pub use crate::explain::{Action, Decision, Explanation, Reason, RuleRef, Tier};
 pub use crate::flow::{Endpoint, Flow, Verdict};
 pub use crate::matrix::{Cell, Format, IpRange, Matrix, MatrixEndpoint, MatrixOptions, Segment};
 #[cfg(all(feature = "linux", target_os = "linux"))]
-pub use crate::nft::enforce;
-pub use crate::nft::{RulesetOptions, TABLE, ruleset};
+pub use crate::nft::{Enforcer, enforce};
+pub use crate::nft::{RulesetOptions, RulesetStats, TABLE, ruleset};
 pub use crate::options::{HostNetwork, Options, SelfTraffic};
 pub use crate::probe::{Probe, ProbeResult, parse_probes};
 pub use crate::update::Update;

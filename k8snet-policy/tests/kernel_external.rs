@@ -441,8 +441,10 @@ fn outside_clients_ipv6_and_sctp_match_verdicts() {
         .cmd(&["nft", "list", "table", "inet", "k8snet-policy"])
         .unwrap();
     assert!(rendered.contains("flags interval"), "{rendered}");
-    assert!(rendered.contains("ip6 saddr vmap @in6-"), "{rendered}");
-    assert!(rendered.contains("ip daddr vmap @out4-"), "{rendered}");
+    // Both directions, both families, dispatched per pod address.
+    assert!(rendered.contains("ip6 daddr vmap @in6"), "{rendered}");
+    assert!(rendered.contains("ip saddr vmap @eg4"), "{rendered}");
+    assert!(rendered.contains("fd00:18::2 : goto t-"), "{rendered}");
     // The SCTP port rules are in the kernel whether or not it has SCTP
     // sockets (9003 is an SCTP port only here).
     assert!(

@@ -179,16 +179,10 @@ fn push_rules(
     }
 }
 
-/// A compiled direction: the program and, apart, each entry's origin.
-pub(crate) struct Built {
-    pub(crate) programs: [Program; 2],
-    pub(crate) origins: [Box<[Origin]>; 2],
-    pub(crate) isolated_by: [Vec<PolicyId>; 2],
-}
-
-/// Builds both programs of an identity from its policy list, with the
-/// NetworkPolicies that isolate it per direction (for explanations).
-pub(crate) fn build(identity: &Identity, policies: &Policies) -> Built {
+/// The policies selecting an identity, per tier in evaluation order:
+/// `[admin, network policy, baseline]` (admin and baseline by priority,
+/// then name; NetworkPolicies by name).
+pub(crate) fn tier_order(identity: &Identity, policies: &Policies) -> [Vec<PolicyId>; 3] {
     let mut admin = Vec::new();
     let mut np = Vec::new();
     let mut baseline = Vec::new();
@@ -203,23 +197,41 @@ pub(crate) fn build(identity: &Identity, policies: &Policies) -> Built {
     admin.sort_unstable();
     np.sort_unstable();
     baseline.sort_unstable();
+    [
+        admin.into_iter().map(|(_, id)| id).collect(),
+        np.into_iter().map(|(_, id)| id).collect(),
+        baseline.into_iter().map(|(_, id)| id).collect(),
+    ]
+}
+
+/// A compiled direction: the program and, apart, each entry's origin.
+pub(crate) struct Built {
+    pub(crate) programs: [Program; 2],
+    pub(crate) origins: [Box<[Origin]>; 2],
+    pub(crate) isolated_by: [Vec<PolicyId>; 2],
+}
+
+/// Builds both programs of an identity from its policy list, with the
+/// NetworkPolicies that isolate it per direction (for explanations).
+pub(crate) fn build(identity: &Identity, policies: &Policies) -> Built {
+    let [admin, np, baseline] = tier_order(identity, policies);
     let mut isolated_by: [Vec<PolicyId>; 2] = Default::default();
     let mut origins: [Box<[Origin]>; 2] = Default::default();
     let own = &identity.named;
     let programs = std::array::from_fn(|dir| {
         let mut all = Vec::new();
-        for &(_, id) in &admin {
+        for &id in &admin {
             push_rules(&mut all, policies, id, dir, own);
         }
         let admin_end = all.len();
-        for &(_, id) in &np {
+        for &id in &np {
             if policies.get(id).is_some_and(|p| p.isolates[dir]) {
                 isolated_by[dir].push(id);
                 push_rules(&mut all, policies, id, dir, own);
             }
         }
         let np_end = all.len();
-        for &(_, id) in &baseline {
+        for &id in &baseline {
             push_rules(&mut all, policies, id, dir, own);
         }
         let (entries, from): (Vec<Entry>, Vec<Origin>) = all.into_iter().unzip();
