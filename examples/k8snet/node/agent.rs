@@ -4,7 +4,8 @@
 //! addresses. Each change of the snapshot goes through each crate's
 //! update path: `Proxier::sync` diffs only the Service ports that changed,
 //! `PolicySet::apply` recompiles the identities a change touches and
-//! `enforce` applies the ruleset's difference, the zone rebuilds only the
+//! an `Enforcer` applies the ruleset's difference against the table it last
+//! applied (no read-back), the zone rebuilds only the
 //! changed Services' shards, and the proxy swaps its route table in place.
 
 use std::collections::BTreeSet;
@@ -24,7 +25,7 @@ use k8snet::lb::health::{
 use k8snet::lb::linux::Proxier;
 use k8snet::lb::{NodeContext, ServiceTable};
 use k8snet::model::{Cluster, Kind, NsName, ObjectRef};
-use k8snet::policy::{Options, PolicySet, RulesetOptions, enforce};
+use k8snet::policy::{Enforcer, Options, PolicySet, RulesetOptions};
 use k8snet_testnet::Netns;
 
 use super::plan::{DNS_V4, DNS_V6, NodePlan, ZONE};
@@ -157,7 +158,9 @@ struct Components {
     service_health: ServiceHealthServer,
     /// kube-proxy's `/healthz` and `/livez` on port 10256.
     _healthz: ProxyHealthServer,
-    nft: k8snet_nft::Nft,
+    /// Remembers the policy table it applied, so that an update is diffed
+    /// without reading the table back from the kernel.
+    enforcer: Enforcer,
     policy: PolicySet,
     dns: k8snet::dns::server::Server,
     proxy: Proxy,
@@ -180,8 +183,10 @@ impl Components {
         let healthz = ProxyHealthServer::start(SocketAddr::new(ips[0], HEALTHZ_PORT), health)
             .context("starting the proxy's /healthz")?;
         let policy = PolicySet::compile(cluster, &Options::default());
-        let mut nft = k8snet_nft::Nft::new().context("opening nftables for network policy")?;
-        enforce(&mut nft, &policy, &RulesetOptions::default())
+        let nft = k8snet_nft::Nft::new().context("opening nftables for network policy")?;
+        let mut enforcer = Enforcer::new(nft, RulesetOptions::default());
+        enforcer
+            .enforce(&policy)
             .context("programming network policy")?;
         let zone = Zone::build(cluster, &zone_config())?;
         let mut dns_cfg = k8snet::dns::server::ServerConfig::new(vec![
@@ -201,7 +206,7 @@ impl Components {
             proxier,
             service_health,
             _healthz: healthz,
-            nft,
+            enforcer,
             policy,
             dns,
             proxy,
@@ -227,7 +232,7 @@ impl Components {
             tracing::warn!("node {}: removing the load balancer table: {e}", self.name);
         }
         let empty = PolicySet::compile(&Cluster::new(), &Options::default());
-        let _ = enforce(&mut self.nft, &empty, &RulesetOptions::default());
+        let _ = self.enforcer.enforce(&empty);
     }
 
     fn update(
@@ -253,7 +258,8 @@ impl Components {
             }
             None => self.policy = PolicySet::compile(cluster, &Options::default()),
         }
-        enforce(&mut self.nft, &self.policy, &RulesetOptions::default())
+        self.enforcer
+            .enforce(&self.policy)
             .context("network policy")?;
         applied.policy = t.elapsed();
 
