@@ -1,6 +1,6 @@
-//! Route lookup at 10, 1,000 and 10,000 rules (10 rules per host, so
+//! Route lookup at 10, 100, 1,000 and 10,000 rules (10 rules per host, so
 //! 10,000 rules span 1,000 hosts), and the router update after one Ingress
-//! changes with 10,000 Ingresses present.
+//! changes with 10,000 Ingresses present (on 1,000 hosts, and on 10,000).
 //!
 //! `cargo bench -p k8snet-ingress --bench route`
 
@@ -32,7 +32,11 @@ fn path(i: usize) -> (String, PathType) {
 
 /// One Ingress per (host, path): `rules` Ingresses with one path each.
 fn cluster(rules: usize) -> Cluster {
-    let hosts = rules.div_ceil(RULES_PER_HOST);
+    cluster_over(rules, rules.div_ceil(RULES_PER_HOST))
+}
+
+/// `rules` Ingresses spread over `hosts` hosts.
+fn cluster_over(rules: usize, hosts: usize) -> Cluster {
     let mut objects = Vec::with_capacity(rules);
     for n in 0..rules {
         let (h, i) = (n % hosts, n / hosts);
@@ -91,7 +95,7 @@ fn requests(rules: usize) -> Vec<(String, String)> {
 
 fn lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("route");
-    for rules in [10, 1_000, 10_000] {
+    for rules in [10, 100, 1_000, 10_000] {
         let router = Router::compile(&cluster(rules), &ClassSelector::default_class());
         assert_eq!(router.stats().rules, rules);
         let requests = requests(rules);
@@ -122,6 +126,16 @@ fn update(c: &mut Criterion) {
     g.bench_function("full_compile_10000", |b| {
         b.iter(|| black_box(Router::compile(&cluster, &ClassSelector::default_class())))
     });
+    // The worst case for the host index, rebuilt whole on an update: every
+    // Ingress on a host of its own.
+    let mut cluster = cluster_over(10_000, 10_000);
+    let router = Router::compile(&cluster, &ClassSelector::default_class());
+    let changed = ingress(4242, &host(4242), 0, 1);
+    let reference = changed.reference();
+    cluster.upsert(changed).unwrap();
+    g.bench_function("one_ingress_of_10000_hosts", |b| {
+        b.iter(|| black_box(router.update(&cluster, &reference)))
+    });
     g.finish();
 }
 
@@ -146,7 +160,8 @@ criterion_group!(benches, lookup, update);
 ///
 /// ```text
 /// K8SNET_ROUTE_COUNT=100 K8SNET_ROUTE_RULES=10000 valgrind --tool=callgrind \
-///   --cache-sim=yes --toggle-collect='*count_lookups*' target/release/deps/route-…
+///   --cache-sim=yes --D1=32768,8,64 --LL=1048576,8,64 \
+///   --toggle-collect='*count_lookups*' target/release/deps/route-…
 /// ```
 fn main() {
     if let Some(rounds) = std::env::var("K8SNET_ROUTE_COUNT")
@@ -156,7 +171,7 @@ fn main() {
         let only = std::env::var("K8SNET_ROUTE_RULES")
             .ok()
             .and_then(|v| v.parse::<usize>().ok());
-        for rules in [10, 1_000, 10_000] {
+        for rules in [10, 100, 1_000, 10_000] {
             if only.is_some_and(|o| o != rules) {
                 continue;
             }

@@ -1,12 +1,13 @@
-//! Path matching for one host: an exact-path map, regexes (only when an
-//! Ingress asks for them) and a segment trie for Prefix paths, so a
-//! lookup costs one hash probe per path segment whatever the rule count.
+//! Path matching for one host: Exact paths and Prefix paths (by their
+//! elements) in one flat open-addressing table, and regexes (only when an
+//! Ingress asks for them), so a lookup costs a few probes into two
+//! contiguous arrays whatever the rule count.
 
 use std::borrow::Cow;
 
 use regex::Regex;
 
-use rustc_hash::FxHashMap;
+use crate::router::hash;
 
 /// How a rule's path is matched, after the choices documented in the crate
 /// docs (ImplementationSpecific is Prefix, or a regex under `use-regex`).
@@ -24,7 +25,7 @@ pub enum MatchKind {
     Regex,
 }
 
-/// A prefix rule's standing among the rules of the same trie node (which
+/// A prefix rule's standing among the rules with the same elements (which
 /// match exactly the same requests): `/foo/` outranks `/foo` (the longer
 /// written path, as the API docs say), and an explicit `Prefix` outranks
 /// an ImplementationSpecific path treated as one.
@@ -34,100 +35,75 @@ struct Rank {
     explicit: bool,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Node {
-    children: Children,
-    entry: Option<(Rank, u32)>,
-}
-
-/// A node's children: a short list while there are few, a hash map
-/// beyond. The list keeps a hash tag of each segment apart from the keys,
-/// so a lookup scans a few contiguous words and dereferences only the key
-/// whose tag matches (the cache misses, not the comparisons, are what cost
-/// at 10,000 rules).
-#[derive(Debug, Clone)]
-enum Children {
-    Few {
-        tags: Vec<u64>,
-        keys: Vec<Box<str>>,
-        nodes: Vec<Node>,
-    },
-    Many(FxHashMap<Box<str>, Node>),
-}
-
-const FEW: usize = 8;
-
-impl Default for Children {
-    fn default() -> Self {
-        Self::Few {
-            tags: Vec::new(),
-            keys: Vec::new(),
-            nodes: Vec::new(),
-        }
+impl Rank {
+    /// Two bits that order as the ranks do.
+    fn bits(self) -> u32 {
+        u32::from(self.trailing_slash) << 1 | u32::from(self.explicit)
     }
 }
 
+/// One key of a host's path table, 16 bytes (four to a cache line).
+///
+/// `tag` holds 28 bits of the key's hash (the bits the slot index does not
+/// use) and the flags below, so a probe rejects other keys without reading
+/// their bytes; `off`/`len` locate the key in the table's byte arena.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    tag: u32,
+    rule: u32,
+    off: u32,
+    len: u32,
+}
+
+/// The slot holds a key (an all-zero slot is empty).
+const USED: u32 = 1;
+/// A Prefix key (its elements joined by `/`), else an Exact path.
+const PREFIX: u32 = 2;
+/// Where a Prefix key's [`Rank`] bits sit.
+const RANK_SHIFT: u32 = 2;
+const RANK_MASK: u32 = 0b11 << RANK_SHIFT;
+const HASH_MASK: u32 = !0xf;
+
+/// The tag a key with this hash and kind (`0` or [`PREFIX`]) carries.
 #[inline]
-fn tag(seg: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(seg.as_bytes());
-    h.finish()
+fn tag_of(hash: u64, kind: u32) -> u32 {
+    ((hash >> 32) as u32 & HASH_MASK) | USED | kind
 }
 
-impl Children {
-    #[inline]
-    fn get(&self, seg: &str) -> Option<&Node> {
-        match self {
-            Self::Few { tags, keys, nodes } => {
-                let t = tag(seg);
-                let i = tags
-                    .iter()
-                    .enumerate()
-                    .position(|(i, &x)| x == t && keys.get(i).is_some_and(|k| **k == *seg))?;
-                nodes.get(i)
-            }
-            Self::Many(m) => m.get(seg),
-        }
-    }
+/// How deep a lookup remembers the request's prefixes, so that it can
+/// probe them longest first; hosts with deeper Prefix rules are probed
+/// shortest first instead (same answer, a few more probes).
+const DEPTHS: usize = 16;
 
-    fn get_or_insert(&mut self, seg: &str) -> &mut Node {
-        if let Self::Few { keys, nodes, .. } = self
-            && keys.len() >= FEW
-            && !keys.iter().any(|k| **k == *seg)
-        {
-            let map = std::mem::take(keys)
-                .into_iter()
-                .zip(std::mem::take(nodes))
-                .collect();
-            *self = Self::Many(map);
-        }
-        match self {
-            Self::Few { tags, keys, nodes } => {
-                let i = match keys.iter().position(|k| **k == *seg) {
-                    Some(i) => i,
-                    None => {
-                        tags.push(tag(seg));
-                        keys.push(seg.into());
-                        nodes.push(Node::default());
-                        nodes.len() - 1
-                    }
-                };
-                &mut nodes[i]
-            }
-            Self::Many(m) => m.entry(seg.into()).or_default(),
-        }
-    }
-}
-
-/// The paths of one host, each pointing at a rule index of that host.
+/// The paths of one host, each pointing at a rule index of that host: one
+/// open-addressing table holding the Exact paths and the Prefix paths
+/// (keyed by their elements), with every key's bytes in one arena.
+///
+/// A lookup hashes the request path once for the exact probe, then hashes
+/// its leading elements and probes them longest first, starting no deeper
+/// than the deepest Prefix rule: a handful of probes into two contiguous
+/// arrays, the same whatever the number of rules or hosts.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PathTable {
-    exact: FxHashMap<Box<str>, u32>,
+    /// A power of two long (or empty), at most half full.
+    slots: Vec<Slot>,
+    bytes: Vec<u8>,
+    /// Keys in `slots`, and how many of them are Exact paths.
+    keys: u32,
+    exact: u32,
+    /// Elements of the deepest Prefix key.
+    max_depth: u32,
+    /// Prefix key depths present: bit `d - 1` for depth `d` (deeper than
+    /// 32 are always probed).
+    depths: u32,
+    /// One bit per key, chosen by its hash ([`filter_bit`]): a probe
+    /// whose bit is clear cannot find a key, and is skipped.
+    filter: u64,
+    /// The Prefix rule without elements (`/`).
+    root: Option<(Rank, u32)>,
     /// Longest pattern first; first match wins (ingress-nginx sorts its
     /// regex locations by length, and nginx takes the first that matches).
     regex: Vec<(Regex, u32)>,
-    root: Node,
 }
 
 /// Why a rule was not added.
@@ -149,13 +125,15 @@ impl PathTable {
         rule: u32,
     ) -> Result<(), Rejected> {
         match kind {
-            MatchKind::Exact => match self.exact.get(path) {
-                Some(&older) => Err(Rejected::Duplicate(older)),
-                None => {
-                    self.exact.insert(path.into(), rule);
-                    Ok(())
+            MatchKind::Exact => {
+                let h = hash::bytes(hash::SEED_EXACT_PATH, path.as_bytes());
+                if let Some(i) = self.find(h, 0, |k| k == path.as_bytes()) {
+                    return Err(Rejected::Duplicate(self.slots[i].rule));
                 }
-            },
+                self.put(h, 0, path.as_bytes(), rule);
+                self.exact += 1;
+                Ok(())
+            }
             MatchKind::Regex => {
                 let re = Regex::new(&format!("(?i)^{path}"))
                     .map_err(|e| Rejected::BadRegex(e.to_string()))?;
@@ -171,18 +149,27 @@ impl PathTable {
                     trailing_slash: path.len() > 1 && path.ends_with('/'),
                     explicit: kind == MatchKind::Prefix,
                 };
-                let mut node = &mut self.root;
-                for seg in segments(path) {
-                    node = node.children.get_or_insert(seg);
+                let elements: Vec<&str> = segments(path).collect();
+                if elements.is_empty() {
+                    return settle(&mut self.root, rank, rule);
                 }
-                match node.entry {
-                    Some((r, older)) if r == rank => Err(Rejected::Duplicate(older)),
-                    Some((r, _)) if r > rank => Ok(()), // outranked, never reachable
-                    _ => {
-                        node.entry = Some((rank, rule));
-                        Ok(())
-                    }
+                let key = elements.join("/");
+                let h = prefix_hash(&key);
+                let Some(i) = self.find(h, PREFIX, |k| k == key.as_bytes()) else {
+                    self.put(h, PREFIX | rank.bits() << RANK_SHIFT, key.as_bytes(), rule);
+                    let depth = u32::try_from(elements.len()).unwrap_or(u32::MAX);
+                    self.max_depth = self.max_depth.max(depth);
+                    self.depths |= depth_bit(elements.len());
+                    return Ok(());
+                };
+                let slot = &mut self.slots[i];
+                let mut entry = Some((rank_of(slot.tag), slot.rule));
+                let result = settle(&mut entry, rank, rule);
+                if let Some((r, winner)) = entry {
+                    slot.tag = slot.tag & !RANK_MASK | r.bits() << RANK_SHIFT;
+                    slot.rule = winner;
                 }
+                result
             }
         }
     }
@@ -194,62 +181,232 @@ impl PathTable {
     /// rule can be longer; taking it first is "longest wins, Exact on ties".
     #[inline]
     pub(crate) fn lookup(&self, path: &str) -> Option<(u32, Option<&Regex>)> {
-        if !self.exact.is_empty()
-            && let Some(&r) = self.exact.get(path)
-        {
-            return Some((r, None));
+        if self.exact != 0 {
+            let h = hash::bytes(hash::SEED_EXACT_PATH, path.as_bytes());
+            if self.filter & filter_bit(h) != 0
+                && let Some(i) = self.find(h, 0, |k| k == path.as_bytes())
+            {
+                return Some((self.slots[i].rule, None));
+            }
         }
         for (re, r) in &self.regex {
             if re.is_match(path) {
                 return Some((*r, Some(re)));
             }
         }
-        let mut node = &self.root;
-        let mut best = node.entry;
-        for seg in segments(path) {
-            match node.children.get(seg) {
-                Some(next) => {
-                    node = next;
-                    if node.entry.is_some() {
-                        best = node.entry;
-                    }
-                }
-                None => break,
-            }
-        }
-        best.map(|(_, r)| (r, None))
+        self.longest_prefix(path).map(|r| (r, None))
     }
+
+    /// The rule of the deepest Prefix key the path's elements start with.
+    #[inline]
+    fn longest_prefix(&self, path: &str) -> Option<u32> {
+        let root = self.root.map(|(_, r)| r);
+        let max = self.max_depth as usize;
+        if max == 0 {
+            return root;
+        }
+        let mut bounds = segment_bounds(path);
+        let Some((first, end)) = bounds.next() else {
+            return root;
+        };
+        let mut h = hash::bytes(hash::SEED_PREFIX_PATH, &path.as_bytes()[first..end]);
+        // The key of the first `depth` elements, ending at `end`.
+        let probe = |h: u64, depth: usize, end: usize| {
+            if self.depths & depth_bit(depth) == 0 || self.filter & filter_bit(h) == 0 {
+                return None;
+            }
+            let region = path.get(first..end).unwrap_or_default();
+            self.find(h, PREFIX, |k| same_elements(k, region))
+                .map(|i| self.slots[i].rule)
+        };
+        if max > DEPTHS {
+            // Shortest first, keeping the deepest match.
+            let mut best = probe(h, 1, end).or(root);
+            for (d, (s, e)) in bounds.take(max - 1).enumerate() {
+                h = hash::bytes(h, &path.as_bytes()[s..e]);
+                best = probe(h, d + 2, e).or(best);
+            }
+            return best;
+        }
+        let mut seen = [(0u64, 0usize); DEPTHS];
+        seen[0] = (h, end);
+        let mut n = 1;
+        for (s, e) in bounds.take(max - 1) {
+            h = hash::bytes(h, &path.as_bytes()[s..e]);
+            seen[n] = (h, e);
+            n += 1;
+        }
+        (1..=n)
+            .rev()
+            .find_map(|d| probe(seen[d - 1].0, d, seen[d - 1].1))
+            .or(root)
+    }
+
+    /// The slot of the key with this hash and kind that `same` accepts.
+    #[inline]
+    fn find(&self, h: u64, kind: u32, same: impl Fn(&[u8]) -> bool) -> Option<usize> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let want = tag_of(h, kind);
+        let mut i = h as usize & mask;
+        loop {
+            let s = self.slots.get(i)?;
+            if s.tag & USED == 0 {
+                return None;
+            }
+            if s.tag & !RANK_MASK == want && same(self.key(s)) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn key(&self, s: &Slot) -> &[u8] {
+        let start = s.off as usize;
+        self.bytes
+            .get(start..start.saturating_add(s.len as usize))
+            .unwrap_or_default()
+    }
+
+    /// Stores a new key (the caller checked it is absent). Keys past 4 GiB
+    /// of arena cannot be stored faithfully and then match nothing.
+    fn put(&mut self, h: u64, flags: u32, key: &[u8], rule: u32) {
+        if (self.keys as usize + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let slot = Slot {
+            tag: tag_of(h, flags & PREFIX) | flags,
+            rule,
+            off: u32::try_from(self.bytes.len()).unwrap_or(u32::MAX),
+            len: u32::try_from(key.len()).unwrap_or(0),
+        };
+        self.bytes.extend_from_slice(key);
+        self.filter |= filter_bit(h);
+        self.place(h, slot);
+        self.keys += 1;
+    }
+
+    fn place(&mut self, h: u64, slot: Slot) {
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        while self.slots[i].tag & USED != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    /// Doubles the slots, re-placing every key (its hash recomputed from
+    /// its bytes).
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).max(8);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); len]);
+        for s in old.into_iter().filter(|s| s.tag & USED != 0) {
+            let key = self.key(&s);
+            let h = if s.tag & PREFIX != 0 {
+                std::str::from_utf8(key).map_or(0, prefix_hash)
+            } else {
+                hash::bytes(hash::SEED_EXACT_PATH, key)
+            };
+            self.place(h, s);
+        }
+    }
+}
+
+/// The older of two rules at the same place keeps it unless the newer
+/// one outranks it; an equal rank is a duplicate.
+fn settle(at: &mut Option<(Rank, u32)>, rank: Rank, rule: u32) -> Result<(), Rejected> {
+    match *at {
+        Some((r, older)) if r == rank => Err(Rejected::Duplicate(older)),
+        Some((r, _)) if r > rank => Ok(()), // outranked, never reachable
+        _ => {
+            *at = Some((rank, rule));
+            Ok(())
+        }
+    }
+}
+
+/// A key's bit in [`PathTable::filter`] (from hash bits that neither the
+/// slot index nor, mostly, the tag use).
+#[inline]
+fn filter_bit(h: u64) -> u64 {
+    1 << ((h >> 26) & 63)
+}
+
+/// A Prefix depth's bit in [`PathTable::depths`]; depths beyond 32 share
+/// every bit, so they are always probed.
+#[inline]
+fn depth_bit(depth: usize) -> u32 {
+    match depth {
+        1..=32 => 1 << (depth - 1),
+        _ => u32::MAX,
+    }
+}
+
+fn rank_of(tag: u32) -> Rank {
+    let bits = (tag & RANK_MASK) >> RANK_SHIFT;
+    Rank {
+        trailing_slash: bits & 2 != 0,
+        explicit: bits & 1 != 0,
+    }
+}
+
+/// The hash of a Prefix key (elements joined by `/`), the same a lookup
+/// computes element by element from the request path.
+fn prefix_hash(key: &str) -> u64 {
+    key.split('/').fold(hash::SEED_PREFIX_PATH, |h, seg| {
+        hash::bytes(h, seg.as_bytes())
+    })
+}
+
+/// Whether a stored Prefix key (elements joined by `/`) has the elements
+/// of a stretch of the request path (which may repeat slashes).
+#[inline]
+fn same_elements(key: &[u8], region: &str) -> bool {
+    key == region.as_bytes()
+        || segments(region)
+            .map(str::as_bytes)
+            .eq(key.split(|&c| c == b'/'))
 }
 
 /// The elements of a path: split on `/`, empty elements dropped, so a
 /// trailing slash and doubled slashes do not count (`/aaa/bbb/` matches
 /// the Prefix `/aaa/bbb`).
 #[inline]
-fn segments(path: &str) -> Segments<'_> {
-    Segments { rest: path }
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    segment_bounds(path).filter_map(|(s, e)| path.get(s..e))
 }
 
-/// The iterator behind [`segments`]: a plain byte scan, which for the
-/// short segments of URL paths beats `split` (a `memchr` call each).
-struct Segments<'a> {
-    rest: &'a str,
+/// Where the elements of a path start and end (byte offsets).
+#[inline]
+fn segment_bounds(path: &str) -> Bounds<'_> {
+    Bounds {
+        bytes: path.as_bytes(),
+        at: 0,
+    }
 }
 
-impl<'a> Iterator for Segments<'a> {
-    type Item = &'a str;
+/// The iterator behind [`segment_bounds`]: a plain byte scan, which for
+/// the short elements of URL paths beats `split` (a `memchr` call each).
+/// Both ends of an element are at a `/` or an end of the string, so they
+/// are character boundaries.
+struct Bounds<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Bounds<'_> {
+    type Item = (usize, usize);
 
     #[inline]
-    fn next(&mut self) -> Option<&'a str> {
-        let b = self.rest.as_bytes();
-        let start = b.iter().position(|&c| c != b'/')?;
-        let end = b[start..]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let rest = self.bytes.get(self.at..)?;
+        let start = self.at + rest.iter().position(|&c| c != b'/')?;
+        let end = self.bytes[start..]
             .iter()
             .position(|&c| c == b'/')
-            .map_or(b.len(), |n| start + n);
-        // Both ends are at a '/' or an end of the string: char boundaries.
-        let seg = self.rest.get(start..end)?;
-        self.rest = self.rest.get(end..).unwrap_or_default();
-        Some(seg)
+            .map_or(self.bytes.len(), |n| start + n);
+        self.at = end;
+        Some((start, end))
     }
 }
 
@@ -368,21 +525,50 @@ mod tests {
             ("aaa", &["aaa"]),
         ] {
             assert_eq!(segments(path).collect::<Vec<_>>(), want, "{path:?}");
+            let key = want.join("/");
+            assert!(want.is_empty() || same_elements(key.as_bytes(), path.trim_start_matches('/')));
         }
     }
 
     #[test]
-    fn nodes_with_many_children_switch_to_a_map() {
+    fn the_table_grows_and_keeps_every_key() {
         let mut t = PathTable::default();
-        for i in 0..20u32 {
+        for i in 0..200u32 {
             assert_eq!(t.insert(&format!("/p{i}/x"), MatchKind::Prefix, i), Ok(()));
+            assert_eq!(
+                t.insert(&format!("/p{i}"), MatchKind::Exact, 1000 + i),
+                Ok(())
+            );
         }
         assert_eq!(t.insert("/p3/x/", MatchKind::Prefix, 99), Ok(()));
-        for i in 0..20u32 {
+        assert!(t.slots.len() >= 2 * t.keys as usize);
+        for i in 0..200u32 {
             let want = if i == 3 { 99 } else { i };
             assert_eq!(t.lookup(&format!("/p{i}/x/y")).map(|r| r.0), Some(want));
+            assert_eq!(t.lookup(&format!("/p{i}//x")).map(|r| r.0), Some(want));
+            assert_eq!(t.lookup(&format!("/p{i}")).map(|r| r.0), Some(1000 + i));
             assert!(t.lookup(&format!("/p{i}/xy")).is_none());
+            assert!(t.lookup(&format!("/p{i}/")).is_none());
         }
+    }
+
+    #[test]
+    fn deep_prefixes_match_beyond_the_remembered_depths() {
+        let deep = |n: usize| (0..n).map(|i| format!("/s{i}")).collect::<String>();
+        let mut t = PathTable::default();
+        assert_eq!(t.insert("/s0", MatchKind::Prefix, 1), Ok(()));
+        assert_eq!(t.insert(&deep(DEPTHS), MatchKind::Prefix, 2), Ok(()));
+        // Within the remembered depths: probed longest first.
+        assert_eq!(t.lookup(&deep(DEPTHS + 3)).map(|r| r.0), Some(2));
+        assert_eq!(t.lookup(&deep(DEPTHS - 1)).map(|r| r.0), Some(1));
+        // Deeper than that (and than the 32 depth bits): shortest first.
+        assert_eq!(t.insert(&deep(40), MatchKind::Prefix, 3), Ok(()));
+        assert_eq!(t.lookup(&deep(45)).map(|r| r.0), Some(3));
+        assert_eq!(t.lookup(&deep(39)).map(|r| r.0), Some(2));
+        assert_eq!(t.lookup(&deep(DEPTHS - 1)).map(|r| r.0), Some(1));
+        assert!(t.lookup("/x").is_none());
+        assert_eq!(t.insert("/", MatchKind::Prefix, 4), Ok(()));
+        assert_eq!(t.lookup("/x").map(|r| r.0), Some(4));
     }
 
     #[test]

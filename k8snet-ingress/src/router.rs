@@ -5,6 +5,11 @@ use std::sync::Arc;
 
 use k8snet_model::{Cluster, Kind, NsName, ObjectRef};
 
+pub(crate) mod hash;
+mod index;
+#[cfg(test)]
+mod reference;
+
 use crate::backend::Backend;
 use crate::class::{ClassSelector, Resolved};
 use crate::compile::{CompiledIngress, compile};
@@ -14,15 +19,20 @@ use crate::route::Route;
 use crate::sharded::Sharded;
 use crate::table::{Entry, HostTable};
 use crate::tls::Certificate;
+use index::{HostIndex, Side};
 
 /// The compiled routing of one IngressClass.
 ///
 /// Lookups hash the host (exact, then the wildcard of its parent, then
-/// host-less rules) and walk the path segments: O(host + path segments)
-/// whatever the number of rules. [`Router::update`] applies one changed
-/// object in time proportional to that object's rules, sharing everything
-/// else with the previous router, which stays valid (the proxy swaps
-/// routers while requests are in flight on the old one).
+/// host-less rules) into one flat host index, then probe that host's flat
+/// path table (the exact path, then the request's leading path elements,
+/// longest first): O(host + path segments) whatever the number of rules,
+/// touching the same few cache lines at 10 rules as at 10,000.
+/// [`Router::update`] applies one changed object in time proportional to
+/// that object's rules, plus one pass over the hosts to rebuild the host
+/// index, sharing everything else with the previous router, which stays
+/// valid (the proxy swaps routers while requests are in flight on the old
+/// one).
 #[derive(Debug, Clone)]
 pub struct Router {
     selector: ClassSelector,
@@ -32,6 +42,9 @@ pub struct Router {
     contributors: Sharded<HostKey, Vec<Arc<CompiledIngress>>>,
     exact: Sharded<Box<str>, Arc<HostTable>>,
     wildcard: Sharded<Box<str>, Arc<HostTable>>,
+    /// The tables of `exact` and `wildcard` in one flat array: what
+    /// lookups probe. Rebuilt whole when a host table changes.
+    index: Arc<HostIndex>,
     any: Option<Arc<HostTable>>,
     /// Ingresses whose defaultBackend may catch every unclaimed request,
     /// oldest first; the first one does.
@@ -89,6 +102,7 @@ impl Router {
             contributors: Sharded::default(),
             exact: Sharded::default(),
             wildcard: Sharded::default(),
+            index: Arc::default(),
             any: None,
             defaults: Arc::default(),
             default: None,
@@ -241,6 +255,13 @@ impl Router {
                 }
             }
         }
+        if hosts.iter().any(|k| *k != HostKey::Any) {
+            // One pass over the hosts, not the rules: the whole update
+            // took 0.35 ms with 1,000 hosts (benches/route.rs).
+            self.index = Arc::new(HostIndex::build(
+                self.exact.values().chain(self.wildcard.values()),
+            ));
+        }
         for k in tls {
             let entry = self.tls_contributors.get(k).and_then(|c| resolve_tls(k, c));
             match k {
@@ -263,14 +284,25 @@ impl Router {
     /// without host rules.
     #[inline]
     pub fn route(&self, host: &str, path: &str) -> Option<Route<'_>> {
-        let mut buf = [0u8; MAX_HOST];
-        if let Some(h) = host::normalize(host, &mut buf) {
-            if let Some(r) = self.exact.get(h).and_then(|t| found(t, path)) {
+        // Case is folded by the hash and the comparison, not copied; a
+        // host that is not ASCII (no hash) can match host-less rules only.
+        if !self.index.is_empty()
+            && let Some(h) = host::request_host(host)
+            && let Some(hash) = Side::Exact.hash(h)
+        {
+            if let Some(r) = self
+                .index
+                .get(Side::Exact, hash, h)
+                .and_then(|t| found(t, path))
+            {
                 return Some(r);
             }
-            if let Some(r) = host::parent(h)
-                .and_then(|p| self.wildcard.get(p))
-                .and_then(|t| found(t, path))
+            if let Some(p) = host::parent(h)
+                && let Some(hash) = Side::Wildcard.hash(p)
+                && let Some(r) = self
+                    .index
+                    .get(Side::Wildcard, hash, p)
+                    .and_then(|t| found(t, path))
             {
                 return Some(r);
             }
