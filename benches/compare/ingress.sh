@@ -198,6 +198,8 @@ measure() { # port path → "rps p99_us"
 }
 
 echo "k8snet-ingress vs nginx $(nginx -v 2>&1 | sed 's/.*\///'): wrk -t1 -c$CONNS ${SECONDS_RUN}s, $WORKERS worker(s), median of $ROUNDS rounds"
+echo "start: $(uptime)"
+trap 'echo "end: $(uptime)"; cleanup' EXIT
 for path in /small /big; do
   : > "$WORK/k.rps"; : > "$WORK/k.p99"; : > "$WORK/n.rps"; : > "$WORK/n.p99"
   for r in $(seq "$ROUNDS"); do

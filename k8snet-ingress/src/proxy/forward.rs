@@ -270,8 +270,14 @@ async fn within<F: Future>(ctx: &ConnCtx, limit: Duration, fut: F) -> Option<F::
 /// Copies bytes both ways between an upgraded client connection and an
 /// upgraded backend connection (a WebSocket) until either side closes.
 /// The tunnel owns both connections and nothing of the router, so route
-/// reloads do not touch it.
-pub(crate) async fn tunnel(client: OnUpgrade, backend: OnUpgrade, addr: SocketAddr) {
+/// reloads do not touch it. It holds the client connection's context, and
+/// with it the connection's slots (connection limits), until it closes.
+pub(crate) async fn tunnel(
+    client: OnUpgrade,
+    backend: OnUpgrade,
+    addr: SocketAddr,
+    _conn: std::sync::Arc<ConnCtx>,
+) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(e) => {

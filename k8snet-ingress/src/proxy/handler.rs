@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
@@ -38,6 +38,20 @@ pub(crate) struct ConnCtx {
     /// The timer for `proxy-read-timeout`, reused by the connection's
     /// requests.
     pub(crate) read_timer: super::deadline::TimerSlot,
+    /// `Some(limit)` when the connection is beyond its client's
+    /// connection limit: every request on it is refused with 503.
+    pub(crate) over_limit: Option<usize>,
+    /// The connection's slots (the global one and its client's), given
+    /// back when the last holder of this context goes: the connection, or
+    /// a WebSocket tunnel that outlives it.
+    pub(crate) _slots: Slots,
+}
+
+/// What a connection holds while it lives (see [`ConnCtx::_slots`]).
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    pub(crate) _global: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub(crate) _client: Option<super::limit::ClientSlot>,
 }
 
 /// Endpoints tried per request before answering 502.
@@ -51,6 +65,9 @@ pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    if let Some(max) = ctx.over_limit {
+        return Ok(refuse_over_limit(&req, &ctx, max, start));
+    }
     let state = ctx.shared.state.load_full();
     let logging = tracing::enabled!(target: ACCESS, tracing::Level::INFO);
     let mut log = Log {
@@ -78,6 +95,49 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
+/// The answer to a request on a connection beyond its client's limit:
+/// 503, the connection closed after it (HTTP/1), an access-log event.
+fn refuse_over_limit(
+    req: &Request<Incoming>,
+    ctx: &ConnCtx,
+    max: usize,
+    start: Instant,
+) -> Response<ProxyBody> {
+    const WHY: &str = "per-client connection limit";
+    let mut resp = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format_args!(
+            "client {} has {max} connections open already ({WHY})",
+            ctx.client.ip()
+        ),
+    );
+    if req.version() != Version::HTTP_2 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if tracing::enabled!(target: ACCESS, tracing::Level::INFO) {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+            .unwrap_or_default();
+        tracing::info!(
+            target: ACCESS,
+            client = %ctx.client.ip(),
+            method = %req.method(),
+            host = %host,
+            path = %req.uri().path(),
+            status = StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+            upstream = "-",
+            ingress = "",
+            duration_us = start.elapsed().as_micros() as u64,
+            refused = WHY,
+        );
+    }
+    resp
+}
+
 #[derive(Default)]
 struct Log {
     on: bool,
@@ -91,7 +151,7 @@ struct Log {
 
 async fn proxy(
     req: Request<Incoming>,
-    ctx: &ConnCtx,
+    ctx: &Arc<ConnCtx>,
     state: &State,
     log: &mut Log,
 ) -> Response<ProxyBody> {
@@ -163,7 +223,18 @@ async fn proxy(
         );
     }
 
-    let upgrade = parts.version == Version::HTTP_11 && parts.headers.contains_key(header::UPGRADE);
+    // WebSocket over HTTP/2 (RFC 8441): becomes an HTTP/1.1 upgrade.
+    let ws_h2 = parts.version == Version::HTTP_2
+        && parts.method == Method::CONNECT
+        && parts
+            .extensions
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if ws_h2 {
+        websocket_h2_to_h1(&mut parts.method, &mut parts.headers, &mut parts.extensions);
+    }
+    let upgrade =
+        ws_h2 || (parts.version == Version::HTTP_11 && parts.headers.contains_key(header::UPGRADE));
     let proto = match settings.backend_protocol {
         BackendProtocol::Grpc => Proto::H2c,
         BackendProtocol::Grpcs => Proto::H2Tls,
@@ -235,11 +306,19 @@ async fn proxy(
         };
     log.upstream = Some(addr);
     let mut resp = resp;
+    if ws_h2 {
+        return websocket_h2_response(resp, client_upgrade, addr, upstream.name(), ctx);
+    }
     if let Some(client_upgrade) = client_upgrade
         && resp.status() == StatusCode::SWITCHING_PROTOCOLS
     {
         let backend_upgrade = hyper::upgrade::on(&mut resp);
-        tokio::spawn(forward::tunnel(client_upgrade, backend_upgrade, addr));
+        tokio::spawn(forward::tunnel(
+            client_upgrade,
+            backend_upgrade,
+            addr,
+            ctx.clone(),
+        ));
     } else {
         forward::response_headers(resp.headers_mut());
     }
@@ -258,6 +337,117 @@ async fn proxy(
     }
     let read_timeout = settings.read_timeout;
     resp.map(|b| IdleTimeout::new(b, read_timeout, "the backend").boxed())
+}
+
+/// Turns an HTTP/2 `CONNECT` with `:protocol websocket` into the HTTP/1.1
+/// opening handshake (RFC 8441 §5): `GET`, `Upgrade: websocket` (the
+/// Connection header is set with the other forwarding headers), a fresh
+/// `Sec-WebSocket-Key`, the client's `Sec-WebSocket-Version` (13 if it sent
+/// none), `-Protocol` and `-Extensions` kept.
+fn websocket_h2_to_h1(method: &mut Method, h: &mut HeaderMap, extensions: &mut http::Extensions) {
+    *method = Method::GET;
+    extensions.remove::<hyper::ext::Protocol>();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+    if !h.contains_key(header::SEC_WEBSOCKET_VERSION) {
+        h.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+    }
+}
+
+/// The HTTP/2 client's answer to its WebSocket `CONNECT`: `200` and a
+/// tunnel when the backend switched protocols (its `Sec-WebSocket-Protocol`
+/// and `-Extensions` passed on, `Upgrade`, `Connection` and
+/// `Sec-WebSocket-Accept` dropped); 502 when it answered with another
+/// success (which HTTP/2 would take as an open tunnel); else its answer.
+fn websocket_h2_response(
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<OnUpgrade>,
+    addr: SocketAddr,
+    upstream: &str,
+    ctx: &Arc<ConnCtx>,
+) -> Response<ProxyBody> {
+    let status = resp.status();
+    if status == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let backend_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(forward::tunnel(
+            client_upgrade,
+            backend_upgrade,
+            addr,
+            ctx.clone(),
+        ));
+        let mut out = Response::new(empty());
+        for name in [
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::SEC_WEBSOCKET_EXTENSIONS,
+        ] {
+            for v in resp.headers().get_all(&name) {
+                out.headers_mut().append(name.clone(), v.clone());
+            }
+        }
+        return out;
+    }
+    if status.is_success() || status.is_informational() {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            format_args!(
+                "{upstream} endpoint {addr} answered a WebSocket upgrade with {status}, not 101"
+            ),
+        );
+    }
+    forward::response_headers(resp.headers_mut());
+    resp.map(|b| b.map_err(Into::into).boxed())
+}
+
+/// A `Sec-WebSocket-Key`: 16 bytes, base64. RFC 6455 asks for a nonce
+/// (it guards against caches replaying handshakes, not against the
+/// backend); std's randomly keyed SipHash over a counter and the clock
+/// gives one without another dependency.
+fn websocket_key() -> HeaderValue {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_usize(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    // Base64 only yields visible ASCII, always a valid header value.
+    HeaderValue::from_str(&base64(&bytes))
+        .unwrap_or(HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="))
+}
+
+/// Standard base64 with padding.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The request's host, held without copying: the authority of an
@@ -486,4 +676,57 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_4648_vectors() {
+        for (raw, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), enc, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn websocket_keys_are_16_bytes_and_differ() {
+        let (a, b) = (websocket_key(), websocket_key());
+        assert_eq!(a.len(), 24, "16 bytes in base64");
+        assert!(a.as_bytes().ends_with(b"=="));
+        assert_ne!(a, b);
+        assert_eq!(
+            crate::tls::decode_base64(a.to_str().unwrap()).map(|v| v.len()),
+            Some(16)
+        );
+    }
+
+    #[test]
+    fn an_h2_websocket_connect_becomes_an_http1_upgrade_request() {
+        let mut req = Request::builder()
+            .method(Method::CONNECT)
+            .version(Version::HTTP_2)
+            .uri("https://ws.com/chat?room=1")
+            .header("sec-websocket-protocol", "chat")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let (mut parts, ()) = req.into_parts();
+        websocket_h2_to_h1(&mut parts.method, &mut parts.headers, &mut parts.extensions);
+        assert_eq!(parts.method, Method::GET);
+        assert!(parts.extensions.get::<hyper::ext::Protocol>().is_none());
+        assert_eq!(parts.headers[header::UPGRADE], "websocket");
+        assert_eq!(parts.headers[header::SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(parts.headers[header::SEC_WEBSOCKET_PROTOCOL], "chat");
+        assert_eq!(parts.headers[header::SEC_WEBSOCKET_KEY].len(), 24);
+    }
 }

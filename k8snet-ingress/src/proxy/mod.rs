@@ -47,9 +47,25 @@
 //! - **Threads**: one per worker, each with a single-threaded runtime, its
 //!   own `SO_REUSEPORT` sockets and its own backend pool (nginx's model).
 //!
-//! Not done: WebSocket over HTTP/2 (RFC 8441), a limit on slow readers of
-//! responses, per-client connection limits (ingress-nginx's
-//! `limit-connections`).
+//! - **Per-client connections** (optional,
+//!   [`ProxyConfig::max_connections_per_client`], as nginx's `limit_conn`
+//!   keyed by the client address): a connection beyond a client's limit
+//!   gets 503 on every request it sends (HTTP/1 connections are closed
+//!   after it), each logged with `refused` saying why, and is closed at
+//!   the latest after [`ProxyConfig::header_read_timeout`].
+//! - **Default certificate**: a TLS client whose SNI name matches no
+//!   Ingress TLS Secret (or that sends no SNI) gets
+//!   [`ProxyConfig::default_certificate`], by default a self-signed one
+//!   made at start (ingress-nginx's "Fake Certificate"); the Host header
+//!   still picks the route.
+//! - **WebSocket over HTTP/2** (RFC 8441): the server announces extended
+//!   CONNECT; a `CONNECT` with `:protocol websocket` goes to the backend as
+//!   an HTTP/1.1 `Upgrade: websocket` request (with a fresh
+//!   `Sec-WebSocket-Key`), and its `101` becomes the client's `200`; then
+//!   the HTTP/2 stream and the backend connection are joined, like an
+//!   HTTP/1.1 WebSocket (route reloads leave the tunnel alone).
+//!
+//! Not done: a limit on slow readers of responses.
 
 mod affinity;
 mod body;
@@ -57,6 +73,7 @@ mod deadline;
 mod forward;
 mod guard;
 mod handler;
+mod limit;
 mod pool;
 mod server;
 mod tls;
@@ -73,6 +90,7 @@ use arc_swap::ArcSwap;
 pub use self::upstreams::{APP_PROTOCOL_H2C, Balancer, PickKey, RoundRobin, Upstream, Upstreams};
 use crate::error::Error;
 use crate::router::Router;
+use crate::tls::Certificate;
 
 /// What the proxy serves: a router and the endpoints of its backends.
 #[derive(Debug)]
@@ -93,6 +111,30 @@ pub(crate) struct Shared {
     /// Connection slots ([`ProxyConfig::max_connections`]), shared by the
     /// workers.
     pub(crate) connections: Option<Arc<tokio::sync::Semaphore>>,
+    /// Open connections per client address
+    /// ([`ProxyConfig::max_connections_per_client`]).
+    pub(crate) per_client: Option<Arc<limit::PerClient>>,
+    /// The certificate served when no Secret matches (parsed).
+    pub(crate) default_cert: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+/// The certificate the TLS listeners serve when no Ingress TLS Secret
+/// matches the client's SNI name, or the client sends none (and when the
+/// matching Secret's certificate cannot be used).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum DefaultCertificate {
+    /// A self-signed certificate generated at start (ECDSA P-256, common
+    /// name "Kubernetes Ingress Controller Fake Certificate", name
+    /// `ingress.local`, as ingress-nginx's), so that clients that do not
+    /// verify, or that send no SNI, still reach the routes by Host.
+    #[default]
+    Generated,
+    /// This certificate (for example the `--default-ssl-certificate`
+    /// Secret of ingress-nginx).
+    Given(Certificate),
+    /// None: a handshake that matches no Secret fails.
+    Disabled,
 }
 
 /// How to run the proxy.
@@ -138,6 +180,19 @@ pub struct ProxyConfig {
     /// kept-alive connections give their slot back after
     /// [`header_read_timeout`](Self::header_read_timeout).
     pub max_connections: Option<NonZeroUsize>,
+    /// The most connections open at once from one client IP address, over
+    /// all workers and listeners (default `None`: no such limit), as
+    /// nginx's `limit_conn` on `$binary_remote_addr` (ingress-nginx's
+    /// `limit-connections`). A connection beyond it is not closed at once:
+    /// each request on it is answered 503 and logged with `refused`, an
+    /// HTTP/1 connection is closed after that answer, and any of them
+    /// after [`header_read_timeout`](Self::header_read_timeout). It still
+    /// holds one of [`max_connections`](Self::max_connections) meanwhile.
+    /// A connection upgraded to a WebSocket counts until the tunnel closes.
+    pub max_connections_per_client: Option<NonZeroUsize>,
+    /// The certificate for TLS clients whose SNI name matches no Secret
+    /// (default: [`DefaultCertificate::Generated`]).
+    pub default_certificate: DefaultCertificate,
     /// How endpoints are picked.
     pub balancer: Arc<dyn Balancer>,
 }
@@ -153,8 +208,24 @@ impl ProxyConfig {
             client_body_timeout: Duration::from_secs(60),
             max_header_size: 32 * 1024,
             max_connections: NonZeroUsize::new(16_384),
+            max_connections_per_client: None,
+            default_certificate: DefaultCertificate::Generated,
             balancer: Arc::new(RoundRobin),
         }
+    }
+
+    /// Limits the connections open at once per client address
+    /// ([`ProxyConfig::max_connections_per_client`]).
+    pub fn max_connections_per_client(mut self, max: Option<NonZeroUsize>) -> Self {
+        self.max_connections_per_client = max;
+        self
+    }
+
+    /// Sets the certificate served when no Secret matches
+    /// ([`ProxyConfig::default_certificate`]).
+    pub fn default_certificate(mut self, cert: DefaultCertificate) -> Self {
+        self.default_certificate = cert;
+        self
     }
 
     /// Also serves HTTPS on these addresses.
@@ -177,6 +248,7 @@ pub struct Proxy {
     stop: tokio::sync::watch::Sender<bool>,
     local: Vec<SocketAddr>,
     tls_local: Vec<SocketAddr>,
+    default_cert: Option<Certificate>,
 }
 
 impl Proxy {
@@ -184,8 +256,24 @@ impl Proxy {
     ///
     /// # Errors
     /// [`Error::Io`] when a listener cannot be bound or a worker cannot
-    /// start; [`Error::Tls`] when the TLS configuration cannot be built.
+    /// start; [`Error::Tls`] when the TLS configuration cannot be built or
+    /// the given default certificate is unusable.
     pub fn start(config: ProxyConfig, router: Router, upstreams: Upstreams) -> Result<Self, Error> {
+        // The default certificate matters only with TLS listeners.
+        let default_cert = match (&config.default_certificate, config.tls_listen.is_empty()) {
+            (_, true) | (DefaultCertificate::Disabled, _) => None,
+            (DefaultCertificate::Generated, false) => Some(tls::generate_default()?),
+            (DefaultCertificate::Given(c), false) => Some(c.clone()),
+        };
+        let default_key = match &default_cert {
+            None => None,
+            Some(c) => Some(Arc::new(tls::parse(c).map_err(|e| {
+                Error::Tls(format!(
+                    "the default certificate (from {}): {e}",
+                    c.secret()
+                ))
+            })?)),
+        };
         let shared = Arc::new(Shared {
             state: ArcSwap::from_pointee(State { router, upstreams }),
             certs: tls::CertCache::default(),
@@ -195,6 +283,10 @@ impl Proxy {
             connections: config
                 .max_connections
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.get()))),
+            per_client: config
+                .max_connections_per_client
+                .map(|n| Arc::new(limit::PerClient::new(n))),
+            default_cert: default_key,
         });
         let tls_config = if config.tls_listen.is_empty() {
             None
@@ -208,6 +300,7 @@ impl Proxy {
             stop,
             local: config.listen.clone(),
             tls_local: config.tls_listen.clone(),
+            default_cert,
         };
         // The first worker binds what was asked (port 0 included); the
         // others bind the ports it got, sharing them through SO_REUSEPORT.
@@ -260,6 +353,12 @@ impl Proxy {
     /// The HTTPS addresses.
     pub fn tls_local_addrs(&self) -> &[SocketAddr] {
         &self.tls_local
+    }
+
+    /// The certificate served when no Secret matches (the generated or
+    /// given one; `None` without TLS listeners or when disabled).
+    pub fn default_certificate(&self) -> Option<&Certificate> {
+        self.default_cert.as_ref()
     }
 
     /// Stops accepting, gives requests in flight up to five seconds, then

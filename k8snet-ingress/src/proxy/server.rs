@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::guard::Guarded;
-use super::handler::{ConnCtx, handle};
+use super::handler::{ConnCtx, Slots, handle};
 use super::pool::Pool;
 use super::{ProxyConfig, Shared};
 use crate::error::Error;
@@ -149,6 +149,8 @@ impl Server {
             .max_buf_size(max_head);
         http.http2()
             .timer(TokioTimer::new())
+            // WebSocket over HTTP/2 (RFC 8441 extended CONNECT).
+            .enable_connect_protocol()
             .max_header_list_size(u32::try_from(cfg.max_header_size).unwrap_or(u32::MAX));
         Self {
             shared,
@@ -186,8 +188,10 @@ impl Server {
                     let this = self.clone();
                     let t = tracker.clone();
                     tokio::spawn(async move {
-                        this.serve(stream, peer).await;
-                        drop(permit);
+                        // The permit goes with the connection's context,
+                        // which a WebSocket tunnel keeps after the
+                        // connection itself is done.
+                        this.serve(stream, peer, permit).await;
                         drop(t);
                     });
                 }
@@ -201,8 +205,26 @@ impl Server {
         }
     }
 
-    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+    async fn serve(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
         let _ = stream.set_nodelay(true);
+        // The client's slot, held for as long as the connection (or a
+        // tunnel it became) lives; without one, every request on it is
+        // refused (see ConnCtx).
+        let (slot, over_limit) = match &self.shared.per_client {
+            None => (None, None),
+            Some(limit) => match limit.admit(peer.ip()) {
+                Some(slot) => (Some(slot), None),
+                None => {
+                    tracing::debug!(%peer, "over the per-client connection limit");
+                    (None, Some(limit.max()))
+                }
+            },
+        };
         let local_port = stream.local_addr().map_or(0, |a| a.port());
         let ctx = Arc::new(ConnCtx {
             // An IP address always makes a valid header value.
@@ -214,37 +236,58 @@ impl Server {
             client: peer,
             tls: self.tls.is_some(),
             read_timer: Default::default(),
+            over_limit,
+            _slots: Slots {
+                _global: permit,
+                _client: slot,
+            },
         });
         let service = service_fn(move |req| handle(req, ctx.clone()));
-        let result = match &self.tls {
-            None => {
-                let io = Guarded::new(stream, self.max_head, self.header_timeout, peer);
-                self.http
-                    .serve_connection_with_upgrades(TokioIo::new(io), service)
-                    .await
-            }
-            Some(acceptor) => {
-                let tls =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        let serving = async {
+            match &self.tls {
+                None => {
+                    let io = Guarded::new(stream, self.max_head, self.header_timeout, peer);
+                    self.http
+                        .serve_connection_with_upgrades(TokioIo::new(io), service)
+                        .await
+                }
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, "TLS handshake: {e}");
-                            return;
+                            return Ok(());
                         }
                         Err(_) => {
                             tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
+                            return Ok(());
                         }
                     };
-                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                if h2 {
-                    self.http.serve_connection(TokioIo::new(tls), service).await
-                } else {
-                    let io =
-                        TokioIo::new(Guarded::new(tls, self.max_head, self.header_timeout, peer));
-                    self.http.serve_connection_with_upgrades(io, service).await
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    if h2 {
+                        self.http.serve_connection(TokioIo::new(tls), service).await
+                    } else {
+                        let io = TokioIo::new(Guarded::new(
+                            tls,
+                            self.max_head,
+                            self.header_timeout,
+                            peer,
+                        ));
+                        self.http.serve_connection_with_upgrades(io, service).await
+                    }
                 }
             }
+        };
+        let result = if over_limit.is_some() {
+            // A refused connection gets its 503s for a while, no longer.
+            match tokio::time::timeout(self.header_timeout, serving).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        } else {
+            serving.await
         };
         if let Err(e) = result {
             tracing::debug!(%peer, "connection: {e}");

@@ -41,13 +41,16 @@ struct Resolver {
 }
 
 impl ResolvesServerCert for Resolver {
+    /// The Secret for the SNI name (or the router's default, a TLS block
+    /// without hosts), else the proxy's default certificate.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let state = self.shared.state.load();
         let cert = match hello.server_name() {
             Some(sni) => state.router.certificate(sni),
             None => state.router.default_certificate(),
-        }?;
-        self.shared.certs.get(cert)
+        };
+        cert.and_then(|c| self.shared.certs.get(c))
+            .or_else(|| self.shared.default_cert.clone())
     }
 }
 
@@ -80,7 +83,8 @@ impl CertCache {
     }
 }
 
-fn parse(cert: &Certificate) -> Result<CertifiedKey, String> {
+/// A certificate and key parsed for rustls.
+pub(crate) fn parse(cert: &Certificate) -> Result<CertifiedKey, String> {
     let chain = CertificateDer::pem_slice_iter(cert.chain_pem())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("tls.crt: {e}"))?;
@@ -89,6 +93,31 @@ fn parse(cert: &Certificate) -> Result<CertifiedKey, String> {
     }
     let key = PrivateKeyDer::from_pem_slice(cert.key_pem()).map_err(|e| format!("tls.key: {e}"))?;
     CertifiedKey::from_der(chain, key, &provider()).map_err(|e| e.to_string())
+}
+
+/// The name on the generated default certificate (ingress-nginx's).
+pub(crate) const DEFAULT_CERT_NAME: &str = "ingress.local";
+
+/// A self-signed certificate for the TLS listeners' default, made at
+/// start: ECDSA P-256, ingress-nginx's common name and DNS name.
+pub(crate) fn generate_default() -> Result<Certificate, Error> {
+    let fail = |e: rcgen::Error| Error::Tls(format!("generate the default certificate: {e}"));
+    let key = rcgen::KeyPair::generate().map_err(fail)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![DEFAULT_CERT_NAME.to_string()]).map_err(fail)?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "Kubernetes Ingress Controller Fake Certificate",
+    );
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Acme Co");
+    let cert = params.self_signed(&key).map_err(fail)?;
+    Ok(Certificate::from_pem(
+        k8snet_model::NsName::new("k8snet-ingress", "generated-default-certificate"),
+        cert.pem(),
+        key.serialize_pem(),
+    ))
 }
 
 /// The client configuration for TLS backends, offering `alpn`.

@@ -168,3 +168,247 @@ fn a_websocket_stays_up_across_a_route_reload() {
     assert_eq!(get(&p, "ws.com", "/").backend(), "other");
     assert_eq!(ws.seen(), ["/chat"]);
 }
+
+/// Opens a WebSocket over HTTP/2 (RFC 8441) on `h2` (a connection to the
+/// proxy): an extended CONNECT to `authority` `/chat`.
+async fn ws_over_h2(
+    h2: &mut h2::client::SendRequest<Bytes>,
+    authority: &str,
+) -> (hyper::StatusCode, h2::SendStream<Bytes>, h2::RecvStream) {
+    // The server announces extended CONNECT in its SETTINGS, which the
+    // client has once the connection has run a little.
+    let mut ready = h2.clone().ready().await.unwrap();
+    for _ in 0..500 {
+        if ready.is_extended_connect_protocol_enabled() {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        ready = h2.clone().ready().await.unwrap();
+    }
+    assert!(
+        ready.is_extended_connect_protocol_enabled(),
+        "SETTINGS_ENABLE_CONNECT_PROTOCOL"
+    );
+    let req = hyper::Request::builder()
+        .method(hyper::Method::CONNECT)
+        .uri(format!("http://{authority}/chat"))
+        .extension(h2::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "chat")
+        .body(())
+        .unwrap();
+    let (resp, send) = ready.send_request(req, false).unwrap();
+    let resp = resp.await.unwrap();
+    (resp.status(), send, resp.into_body())
+}
+
+/// Sends `msg` on the stream and reads back as many bytes.
+async fn h2_echo(
+    send: &mut h2::SendStream<Bytes>,
+    recv: &mut h2::RecvStream,
+    msg: &[u8],
+) -> Vec<u8> {
+    send.send_data(Bytes::copy_from_slice(msg), false).unwrap();
+    let mut got = Vec::new();
+    while got.len() < msg.len() {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), recv.data())
+            .await
+            .expect("echo within 5 s")
+            .expect("the stream is open")
+            .unwrap();
+        let _ = recv.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    got
+}
+
+#[test]
+fn a_websocket_over_http2_reaches_an_http1_backend_and_survives_a_reload() {
+    let ws = Backend::start("ws", "127.0.0.1");
+    let other = Backend::start("other", "127.0.0.1");
+    let mut base = service("web", "ws", &[ws.addr], None);
+    base.extend(service("web", "other", &[other.addr], None));
+    let mut with_ws = base.clone();
+    with_ws.extend(load(&ingress("ws", "", &simple_rule("ws.com", "ws"))));
+    let p = proxy(with_ws, false);
+    let addr = p.local_addrs()[0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // HTTP/2 with prior knowledge, as the plain listener takes it.
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let (status, mut send, mut recv) = ws_over_h2(&mut h2, "ws.com").await;
+        assert_eq!(status, 200, "the backend's 101 becomes 200 on HTTP/2");
+        assert_eq!(
+            h2_echo(&mut send, &mut recv, b"before reload").await,
+            b"before reload"
+        );
+
+        // ws.com now goes elsewhere: the open stream stays on its backend.
+        let mut without = base;
+        without.extend(load(&ingress("ws", "", &simple_rule("ws.com", "other"))));
+        let (router, upstreams) = tables(without);
+        p.update(router, upstreams);
+        assert_eq!(
+            h2_echo(&mut send, &mut recv, b"after reload").await,
+            b"after reload"
+        );
+        let frame = [0x81, 0x05, b'h', b'e', b'l', b'l', b'o'];
+        assert_eq!(h2_echo(&mut send, &mut recv, &frame).await, frame);
+
+        // A new WebSocket on the same connection follows the new route.
+        let (status, mut send2, mut recv2) = ws_over_h2(&mut h2, "ws.com").await;
+        assert_eq!(status, 200);
+        assert_eq!(h2_echo(&mut send2, &mut recv2, b"second").await, b"second");
+        // The first tunnel still works next to it.
+        assert_eq!(h2_echo(&mut send, &mut recv, b"still").await, b"still");
+    });
+    // Each backend saw one HTTP/1.1 upgrade, in origin form.
+    assert_eq!(ws.seen(), ["/chat"]);
+    assert_eq!(other.seen(), ["/chat"]);
+}
+
+/// A backend that answers every request on every connection with
+/// `response`, ignoring any upgrade.
+fn canned_backend(response: &'static str) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                while !read_head(&mut s).is_empty() {
+                    if s.write_all(response.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_http2_websocket_whose_backend_does_not_switch_is_not_a_tunnel() {
+    let ok = canned_backend("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let missing = canned_backend("HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope");
+    let mut objects = service("web", "ok", &[ok], None);
+    objects.extend(service("web", "missing", &[missing], None));
+    objects.extend(load(&format!(
+        "{}{}{}",
+        ingress("a", "", &simple_rule("ok.com", "ok")),
+        ingress("b", "", &simple_rule("missing.com", "missing")),
+        ingress(
+            "c",
+            "nginx.ingress.kubernetes.io/backend-protocol: GRPC",
+            &simple_rule("grpc.com", "ok")
+        ),
+    )));
+    let p = proxy(objects, false);
+    let addr = p.local_addrs()[0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        // A 200 instead of 101 would read as an open tunnel on HTTP/2: 502.
+        assert_eq!(ws_over_h2(&mut h2, "ok.com").await.0, 502);
+        // A refusal is passed on as it is.
+        assert_eq!(ws_over_h2(&mut h2, "missing.com").await.0, 404);
+        // An HTTP/2 backend cannot be upgraded.
+        assert_eq!(ws_over_h2(&mut h2, "grpc.com").await.0, 502);
+    });
+}
+
+/// The same over TLS: ALPN h2 on the HTTPS listener, whose default
+/// certificate (no Secret for ws.com) the client accepts unverified.
+#[test]
+fn a_websocket_over_http2_on_tls_reaches_its_backend() {
+    let ws = Backend::start("ws", "127.0.0.1");
+    let mut objects = service("web", "ws", &[ws.addr], None);
+    objects.extend(load(&ingress("ws", "", &simple_rule("ws.com", "ws"))));
+    let p = proxy(objects, true);
+    let addr = p.tls_local_addrs()[0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect(
+                rustls::pki_types::ServerName::try_from("ws.com").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut h2, conn) = h2::client::handshake(tls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let (status, mut send, mut recv) = ws_over_h2(&mut h2, "ws.com").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            h2_echo(&mut send, &mut recv, b"over tls").await,
+            b"over tls"
+        );
+    });
+    assert_eq!(ws.seen(), ["/chat"]);
+}
+
+/// Accepts any server certificate (signatures still checked).
+#[derive(Debug)]
+struct AnyCert(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

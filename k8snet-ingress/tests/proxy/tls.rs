@@ -2,6 +2,7 @@
 //! certificates swapped in place.
 
 use crate::support::{Backend, TestCa, curl, get, ingress, load, proxy, service, tables};
+use k8snet_ingress::proxy::DefaultCertificate;
 use k8snet_model::Object;
 
 fn secret(name: &str, (crt, key): &(String, String)) -> String {
@@ -146,4 +147,248 @@ fn a_changed_certificate_is_served_at_the_next_handshake() {
     assert_eq!((with(&f1), with(&f2)), (0, 200));
     std::fs::remove_file(f1).ok();
     std::fs::remove_file(f2).ok();
+}
+
+/// What a TLS client saw: the server's leaf certificate (DER) and the
+/// HTTP/1.1 response to one request with this Host.
+struct Seen {
+    leaf: Vec<u8>,
+    response: String,
+}
+
+/// Accepts any server certificate and records the leaf it was shown.
+#[derive(Debug)]
+struct Record(
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    std::sync::Arc<rustls::crypto::CryptoProvider>,
+);
+
+impl rustls::client::danger::ServerCertVerifier for Record {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap() = end_entity.to_vec();
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS handshake with `sni` (none when `None`: rustls sends no SNI for
+/// an IP address), then `GET /` with `Host: host` over HTTP/1.1.
+fn tls_get(p: &k8snet_ingress::proxy::Proxy, sni: Option<&str>, host: &str) -> Seen {
+    use std::io::{Read, Write};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let leaf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(Record(leaf.clone(), provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = match sni {
+        Some(s) => rustls::pki_types::ServerName::try_from(s.to_string()).unwrap(),
+        None => {
+            rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into())
+        }
+    };
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let tcp = std::net::TcpStream::connect(p.tls_local_addrs()[0]).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut out = Vec::new();
+    // A failed handshake fails the write: nothing seen.
+    if tls
+        .write_all(
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .is_err()
+    {
+        return Seen {
+            leaf: Vec::new(),
+            response: String::new(),
+        };
+    }
+    // The end of the stream may come without close_notify: keep what came.
+    let _ = tls.read_to_end(&mut out);
+    let leaf = leaf.lock().unwrap().clone();
+    Seen {
+        leaf,
+        response: String::from_utf8_lossy(&out).into_owned(),
+    }
+}
+
+fn der(pem: &[u8]) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn unknown_or_missing_sni_gets_the_generated_default_certificate_and_host_routes() {
+    let ca = TestCa::new();
+    let (a, b) = (
+        Backend::start("a", "127.0.0.1"),
+        Backend::start("b", "127.0.0.1"),
+    );
+    let p = proxy(objects(&ca, &a, &b), true);
+    let default = p.default_certificate().expect("generated at start");
+    let default_der = der(default.chain_pem());
+    let a_cert = tls_get(&p, Some("a.com"), "a.com");
+    assert_ne!(a_cert.leaf, default_der, "a.com has a Secret of its own");
+    assert!(a_cert.response.contains("backend=a"), "{}", a_cert.response);
+    for (sni, host, want) in [
+        (Some("unknown.example"), "plain.com", "backend=a"),
+        (Some("plain.com"), "b.com", "backend=b"),
+        (None, "b.com", "backend=b"),
+        (None, "plain.com", "backend=a"),
+    ] {
+        let seen = tls_get(&p, sni, host);
+        assert_eq!(
+            seen.leaf, default_der,
+            "SNI {sni:?}: not the default certificate"
+        );
+        assert!(
+            seen.response.starts_with("HTTP/1.1 200") && seen.response.contains(want),
+            "SNI {sni:?}, Host {host}: {}",
+            seen.response
+        );
+    }
+    // It is ingress-nginx's fake certificate, self-signed.
+    let text = String::from_utf8_lossy(&default_der).into_owned();
+    assert!(text.contains("Kubernetes Ingress Controller Fake Certificate"));
+    assert!(text.contains("ingress.local"));
+}
+
+#[test]
+fn a_given_default_certificate_is_served_and_verifies() {
+    let dir = std::env::temp_dir();
+    let ca = TestCa::new();
+    let ca_file = ca.write(&dir);
+    let (a, b) = (
+        Backend::start("a", "127.0.0.1"),
+        Backend::start("b", "127.0.0.1"),
+    );
+    let (crt, key) = ca.leaf("fallback.example");
+    let given = k8snet_ingress::Certificate::from_pem(
+        k8snet_model::NsName::new("ingress", "default-tls"),
+        crt.clone(),
+        key,
+    );
+    let p = crate::support::proxy_with(objects(&ca, &a, &b), true, |c| {
+        c.default_certificate = DefaultCertificate::Given(given.clone());
+    });
+    assert_eq!(p.default_certificate(), Some(&given));
+    // curl verifies the chain and the name: fallback.example has no Secret,
+    // so only the default certificate can satisfy it; Host picks the route.
+    let (resolve, u) = https(&p, "fallback.example", "/");
+    let got = curl(&[
+        "--cacert",
+        ca_file.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-H",
+        "Host: b.com",
+        &u,
+    ]);
+    assert_eq!((got.status, got.backend()), (200, "b"), "{got:?}");
+    assert_eq!(tls_get(&p, None, "a.com").leaf, der(crt.as_bytes()));
+    std::fs::remove_file(ca_file).ok();
+}
+
+#[test]
+fn without_a_default_certificate_unknown_names_fail_the_handshake() {
+    let ca = TestCa::new();
+    let (a, b) = (
+        Backend::start("a", "127.0.0.1"),
+        Backend::start("b", "127.0.0.1"),
+    );
+    let p = crate::support::proxy_with(objects(&ca, &a, &b), true, |c| {
+        c.default_certificate = DefaultCertificate::Disabled;
+    });
+    assert!(p.default_certificate().is_none());
+    let seen = tls_get(&p, Some("unknown.example"), "a.com");
+    assert!(
+        seen.leaf.is_empty() && seen.response.is_empty(),
+        "{}",
+        seen.response
+    );
+    assert!(
+        tls_get(&p, Some("a.com"), "a.com")
+            .response
+            .contains("backend=a")
+    );
+}
+
+#[test]
+fn an_unusable_given_default_certificate_stops_the_start() {
+    let given = k8snet_ingress::Certificate::from_pem(
+        k8snet_model::NsName::new("ingress", "broken"),
+        "not a certificate",
+        "not a key",
+    );
+    let (router, upstreams) = tables(Vec::new());
+    let cfg = k8snet_ingress::proxy::ProxyConfig::new(vec!["127.0.0.1:0".parse().unwrap()])
+        .tls_listen(vec!["127.0.0.1:0".parse().unwrap()])
+        .default_certificate(DefaultCertificate::Given(given));
+    let err = k8snet_ingress::proxy::Proxy::start(cfg, router, upstreams).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("default certificate") && msg.contains("ingress/broken"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_secret_whose_certificate_is_unusable_falls_back_to_the_default() {
+    let a = Backend::start("a", "127.0.0.1");
+    let mut objects = service("web", "a", &[a.addr], None);
+    objects.extend(load(&format!(
+        "{}{}",
+        secret(
+            "broken",
+            &("not a certificate".to_string(), "not a key".to_string())
+        ),
+        ingress(
+            "tls",
+            "nginx.ingress.kubernetes.io/force-ssl-redirect: \"false\"",
+            "  tls:
+  - {hosts: [a.com], secretName: broken}
+  rules:
+  - host: a.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}]}"
+        ),
+    )));
+    let p = proxy(objects, true);
+    let default_der = der(p.default_certificate().unwrap().chain_pem());
+    let seen = tls_get(&p, Some("a.com"), "a.com");
+    assert_eq!(seen.leaf, default_der);
+    assert!(seen.response.contains("backend=a"), "{}", seen.response);
 }
