@@ -306,3 +306,174 @@ fn serve_routes_every_rule_to_loopback_endpoints_and_reloads_on_sighup() {
         "{log}"
     );
 }
+
+/// `ingress serve` running with some arguments, its stderr read line by line.
+#[cfg(feature = "linux")]
+struct Serving {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: String,
+}
+
+#[cfg(feature = "linux")]
+impl Serving {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = k8snet()
+            .args(["ingress", "serve", "-f"])
+            .arg(dir)
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            log: String::new(),
+        }
+    }
+
+    /// The first line (from now) that starts with `prefix`, or `None` when
+    /// the process ends or says nothing for 20 s.
+    fn wait_for(&mut self, prefix: &str) -> Option<String> {
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
+            self.log.push_str(&line);
+            self.log.push('\n');
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+        }
+        None
+    }
+
+    /// The HTTPS address it listens on.
+    fn https_addr(&mut self) -> String {
+        let line = self.wait_for("listening on ").unwrap_or_default();
+        let line = if line.ends_with("(https)") {
+            line
+        } else {
+            self.wait_for("listening on ").unwrap_or_default()
+        };
+        assert!(line.ends_with("(https)"), "{}", self.log);
+        line["listening on ".len()..line.len() - " (https)".len()].to_string()
+    }
+}
+
+#[cfg(feature = "linux")]
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// curl over HTTPS without verifying (`-k`), with Host `shop.local` and the
+/// SNI name `sni`: (exit success, body, curl's verbose log).
+#[cfg(feature = "linux")]
+fn curl_tls(addr: &str, sni: &str) -> (bool, String, String) {
+    let port = addr.rsplit(':').next().unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-k",
+            "-v",
+            "-sS",
+            "--max-time",
+            "5",
+            "-H",
+            "Host: shop.local",
+        ])
+        .args(["--resolve", &format!("{sni}:{port}:127.0.0.1")])
+        .arg(format!("https://{sni}:{port}/"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(feature = "linux")]
+#[test]
+fn serve_tls_has_a_default_certificate_generated_given_or_none() {
+    let names = ["web", "api", "health", "wild", "fallback"];
+    let ports: Vec<(&str, u16)> = names.iter().map(|n| (*n, backend(n))).collect();
+    // A Secret for --default-ssl-certificate, with a recognisable name.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["default.k8snet.test".into()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "k8snet given default");
+    let cert = params.self_signed(&key).unwrap();
+    let indent = |pem: String| pem.trim_end().replace('\n', "\n    ");
+    let secret = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: fallback-cert, namespace: shop}}\n\
+         type: kubernetes.io/tls\nstringData:\n  tls.crt: |\n    {}\n  tls.key: |\n    {}\n",
+        indent(cert.pem()),
+        indent(key.serialize_pem())
+    );
+    let dir = manifests(
+        "default-cert",
+        &format!("{}{secret}", serve_manifest(&ports, "web")),
+    );
+    let base = ["--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"];
+
+    // No Secret matches `unknown.test`: the generated certificate, and the
+    // route still follows Host.
+    let mut generated = Serving::start(&dir, &base);
+    let addr = generated.https_addr();
+    let (ok, body, verbose) = curl_tls(&addr, "unknown.test");
+    assert!(ok, "{verbose}\n{}", generated.log);
+    assert_eq!(body, "web");
+    assert!(
+        verbose.contains("Kubernetes Ingress Controller Fake Certificate"),
+        "{verbose}"
+    );
+    drop(generated);
+
+    // The given Secret.
+    let mut args = base.to_vec();
+    args.extend(["--default-ssl-certificate", "shop/fallback-cert"]);
+    let mut given = Serving::start(&dir, &args);
+    let addr = given.https_addr();
+    let (ok, body, verbose) = curl_tls(&addr, "unknown.test");
+    assert!(ok, "{verbose}\n{}", given.log);
+    assert_eq!(body, "web");
+    assert!(verbose.contains("k8snet given default"), "{verbose}");
+    drop(given);
+
+    // None: the handshake fails.
+    let mut args = base.to_vec();
+    args.push("--no-default-certificate");
+    let mut none = Serving::start(&dir, &args);
+    let addr = none.https_addr();
+    let (ok, body, verbose) = curl_tls(&addr, "unknown.test");
+    assert!(!ok, "{verbose}");
+    assert_eq!(body, "");
+    drop(none);
+
+    // A Secret that is not there: an error that names it, before serving.
+    let out = k8snet()
+        .args(["ingress", "serve", "-f"])
+        .arg(&dir)
+        .args(base)
+        .args(["--default-ssl-certificate", "shop/missing"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--default-ssl-certificate: Secret shop/missing is not in the manifests"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,5 +1,7 @@
 //! `k8snet ingress route -f … --host H --path P [--class C] [--sni S]` and
-//! `k8snet ingress serve -f … --listen ADDR:PORT [--tls-listen ADDR:PORT]`.
+//! `k8snet ingress serve -f … --listen ADDR:PORT [--tls-listen ADDR:PORT]
+//! [--default-ssl-certificate NS/NAME | --no-default-certificate]
+//! [--max-connections N] [--max-connections-per-client N]`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -72,6 +74,22 @@ struct ServeArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// The certificate for HTTPS clients whose SNI name matches no
+    /// Ingress's Secret (or who send none): a `kubernetes.io/tls` Secret of
+    /// the manifests, as ingress-nginx's `--default-ssl-certificate`. Read
+    /// at start. Without it, a self-signed certificate is generated.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    default_ssl_certificate: Option<String>,
+    /// No default certificate: a handshake that matches no Secret fails.
+    #[arg(long, conflicts_with = "default_ssl_certificate")]
+    no_default_certificate: bool,
+    /// Connections open at once from one client address; the ones beyond
+    /// it get 503 (default: no per-client limit).
+    #[arg(long, value_name = "N")]
+    max_connections_per_client: Option<std::num::NonZeroUsize>,
+    /// Connections open at once in all (default: 16384).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<std::num::NonZeroUsize>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -172,10 +190,17 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         );
         (router, upstreams)
     };
+    let default_certificate = default_certificate(args)?;
     let (router, upstreams) = build();
-    let mut cfg = ProxyConfig::new(args.listen.clone()).tls_listen(args.tls_listen.clone());
+    let mut cfg = ProxyConfig::new(args.listen.clone())
+        .tls_listen(args.tls_listen.clone())
+        .default_certificate(default_certificate)
+        .max_connections_per_client(args.max_connections_per_client);
     if let Some(w) = args.workers {
         cfg.workers = w;
+    }
+    if let Some(max) = args.max_connections {
+        cfg.max_connections = Some(max);
     }
     let proxy = Proxy::start(cfg, router, upstreams)?;
     for a in proxy.local_addrs() {
@@ -195,6 +220,38 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `--default-ssl-certificate` Secret, `--no-default-certificate`, or
+/// the generated certificate.
+#[cfg(feature = "linux")]
+fn default_certificate(
+    args: &ServeArgs,
+) -> anyhow::Result<k8snet::ingress::proxy::DefaultCertificate> {
+    use k8snet::ingress::Certificate;
+    use k8snet::ingress::proxy::DefaultCertificate;
+    use k8snet::model::NsName;
+
+    if args.no_default_certificate {
+        return Ok(DefaultCertificate::Disabled);
+    }
+    let Some(given) = &args.default_ssl_certificate else {
+        return Ok(DefaultCertificate::Generated);
+    };
+    let Some((namespace, name)) = given
+        .split_once('/')
+        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
+    else {
+        anyhow::bail!("--default-ssl-certificate {given:?}: expected NAMESPACE/NAME");
+    };
+    let key = NsName::new(namespace, name);
+    let cluster = serving_cluster(&args.class.inputs);
+    let secret = cluster.secret(&key).ok_or_else(|| {
+        anyhow::anyhow!("--default-ssl-certificate: Secret {given} is not in the manifests")
+    })?;
+    let cert = Certificate::from_secret(secret)
+        .map_err(|e| anyhow::anyhow!("--default-ssl-certificate: Secret {given}: {e}"))?;
+    Ok(DefaultCertificate::Given(cert))
+}
+
 #[cfg(not(feature = "linux"))]
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     // Still load, so that manifest problems are reported.
@@ -202,6 +259,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         serving_cluster(&args.class.inputs),
         &args.listen,
         &args.tls_listen,
+        &args.workers,
+        &args.default_ssl_certificate,
+        &args.no_default_certificate,
+        &args.max_connections_per_client,
+        &args.max_connections,
     );
     anyhow::bail!("`ingress serve` needs the `linux` feature (cargo run --features linux …)")
 }
