@@ -17,6 +17,8 @@
 #   ADD median, ours / reference                      (target <= 0.3)
 #   ours: ADD at 60,000 allocations / ADD at none     (target <= 1.5)
 #   DEL of a masqueraded network, ours / reference    (target <= 0.1)
+# and the masqueraded DEL of ours with "deferDelete": false (the veth pair
+# deleted before DEL returns, as the reference does), in the same runs.
 set -euo pipefail
 RUNS=${1:-40}
 ROUNDS=${2:-3}
@@ -37,12 +39,14 @@ mkns() { echo "$1" >> "$TMP/netns"; ip netns add "$1"; ip -n "$1" link set lo up
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-# conf SIDE DATADIR SUBNET MASQ
+# conf SIDE DATADIR SUBNET MASQ (side "ourssync": ours with "deferDelete":
+# false, deleting the veth pair before DEL returns, as the reference does)
 conf() {
-  local br=bridge ipam=host-local
+  local br=bridge ipam=host-local extra=
   [[ $1 == ours* ]] && br=k8snet-bridge ipam=k8snet-host-local
-  printf '{"cniVersion":"1.0.0","name":"bench","type":"%s","bridge":"kbr0","isGateway":true,"ipMasq":%s,"ipam":{"type":"%s","dataDir":"%s","ranges":[[{"subnet":"%s"}]],"routes":[{"dst":"0.0.0.0/0"}]}}' \
-    "$br" "$4" "$ipam" "$2" "$3"
+  [[ $1 == ourssync ]] && extra=',"deferDelete":false'
+  printf '{"cniVersion":"1.0.0","name":"bench","type":"%s","bridge":"kbr0","isGateway":true,"ipMasq":%s%s,"ipam":{"type":"%s","dataDir":"%s","ranges":[[{"subnet":"%s"}]],"routes":[{"dst":"0.0.0.0/0"}]}}' \
+    "$br" "$4" "$extra" "$ipam" "$2" "$3"
 }
 
 # call SIDE NODE POD CMD ID CONF  -> prints elapsed µs on stdout (from
@@ -128,12 +132,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
   ref_add60=$(med add.ref60k.seeded)
   r_60=$(ratio "$our_add60" "$our_add0" %.2f)
   printf '| ADD at 60,000 allocations (reference: 5 runs) | %s | %s | %s | ours 60k/0: %s | <= 1.5 |\n' "$l" "$(echo "$ref_add60" | ms)" "$(echo "$our_add60" | ms)" "$r_60"
-  l=$(load); compare masq 198.18.0.0/24 true 0 "$RUNS" ref ours
+  l=$(load); compare masq 198.18.0.0/24 true 0 "$RUNS" ref ours ourssync
   ref_add_m=$(med add.ref.masq); our_add_m=$(med add.ours.masq); ref_del_m=$(med del.ref.masq); our_del_m=$(med del.ours.masq)
+  sync_del_m=$(med del.ourssync.masq)
   r_del_m=$(ratio "$our_del_m" "$ref_del_m" %.3f)
   printf '| ADD, ipMasq | %s | %s | %s | %s | |\n' "$l" "$(echo "$ref_add_m" | ms)" "$(echo "$our_add_m" | ms)" "$(ratio "$our_add_m" "$ref_add_m" %.3f)"
   printf '| DEL, ipMasq | %s | %s | %s | %s | <= 0.1 |\n' "$l" "$(echo "$ref_del_m" | ms)" "$(echo "$our_del_m" | ms)" "$r_del_m"
-  echo "$minimums; minimum masq DEL: reference $(mins del.ref.masq) ms, ours $(mins del.ours.masq) ms; load after: $(load)"
+  printf '| DEL, ipMasq, deferDelete false | %s | %s | %s | %s | |\n' "$l" "$(echo "$ref_del_m" | ms)" "$(echo "$sync_del_m" | ms)" "$(ratio "$sync_del_m" "$ref_del_m" %.3f)"
+  echo "$minimums; minimum masq DEL: reference $(mins del.ref.masq) ms, ours $(mins del.ours.masq) ms, ours with deferDelete false $(mins del.ourssync.masq) ms; load after: $(load)"
   echo "$r_add $r_60 $r_del_m" >> "$TMP/summary"
   # The next round makes fresh namespaces.
   delns

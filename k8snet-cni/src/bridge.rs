@@ -20,6 +20,10 @@ fn default_bridge() -> String {
     DEFAULT_BRIDGE.into()
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// The bridge plugin's keys (the reference's names). `vlan`, `vlanTrunk`,
 /// `macspoofchk` and `disableContainerInterface` are read and refused with
 /// code 2 when set: this plugin does not implement them.
@@ -68,6 +72,19 @@ pub struct BridgeConf {
     /// traffic is routed by the node and passes its forward hook.
     #[serde(default)]
     pub port_isolation: bool,
+    /// `deferDelete` (k8snet's own key; default `true`): DEL releases the
+    /// addresses (IPAM), removes the masquerade rules, sets the container
+    /// interface down, removes its addresses and renames it out of the way
+    /// (`k8sdel` + its index in hex, so the name is free for the next ADD
+    /// at once), and leaves deleting the veth pair to a detached process;
+    /// DEL then returns without waiting for the kernel's RCU barrier that
+    /// deleting a veth pair costs (about 20 ms). The host end stays on the
+    /// bridge, down and without carrier, until that process is done (it
+    /// keeps its alias, so GC would remove it too). If the process cannot
+    /// be started, or any of those steps fails, DEL deletes the pair itself.
+    /// `false`: DEL deletes the pair before returning, as the reference does.
+    #[serde(default = "yes")]
+    pub defer_delete: bool,
     #[serde(default)]
     vlan: i64,
     #[serde(default)]
@@ -285,6 +302,21 @@ mod tests {
             (
                 7,
                 "portIsolation: invalid type: string \"true\", expected a boolean".into()
+            )
+        );
+    }
+
+    #[test]
+    fn link_deletion_is_deferred_unless_turned_off() {
+        assert!(conf("").unwrap().defer_delete);
+        assert!(conf(r#","deferDelete":true"#).unwrap().defer_delete);
+        assert!(!conf(r#","deferDelete":false"#).unwrap().defer_delete);
+        let e = conf(r#","deferDelete":"no""#).unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (
+                7,
+                "deferDelete: invalid type: string \"no\", expected a boolean".into()
             )
         );
     }

@@ -29,6 +29,27 @@
 //!   pure halves ([`bridge`], [`masq`], [`portmap`]) build configuration
 //!   and nftables data that tests check without root.
 //!
+//! # DEL of the bridge plugin: deferred veth deletion
+//!
+//! Deleting a veth pair makes the kernel wait for an RCU barrier in the
+//! caller (about 20 ms), longer than everything else DEL does. By default
+//! (`"deferDelete": true`, a key of this bridge plugin only) DEL therefore
+//! does synchronously what the next ADD or another pod could notice:
+//! releases the addresses (IPAM), removes the masquerade rules, sets the
+//! container interface down, removes its addresses and renames it
+//! (`k8sdel<index in hex>`, freeing `CNI_IFNAME` for the next ADD at once);
+//! then it hands the deletion of the pair to a detached process (double
+//! fork and `setsid`, stdin/stdout/stderr on `/dev/null`, so a runtime that
+//! waits for the plugin and the end of its stdout does not wait for it) and
+//! returns. Until that process is done (tens of milliseconds) the host end
+//! is still on the bridge, down, without carrier; it keeps its alias, so
+//! GC would also remove it. An ADD of the same container right after DEL
+//! finds its host end's name taken and deletes the lingering pair itself.
+//! If the process cannot be started, or a step before it fails, DEL
+//! deletes the pair itself before returning. `"deferDelete": false` always
+//! does so, as the reference plugin does. See
+//! [`bridge::BridgeConf::defer_delete`].
+//!
 //! Reading a 1.0.0 result (as the bridge plugin prints it) and writing it
 //! at 0.2.0:
 //!

@@ -137,6 +137,8 @@ fn same_result_and_kernel_state_through_add_check_del() {
             o.call("DEL", "ctr1", Some(0), &with_prev(&oc, &oa.stdout)),
         );
         assert!(rd.ok() && od.ok(), "{version}: DEL ref {rd:?} ours {od:?}");
+        // Ours deleted the veth pair in a detached process (`deferDelete`).
+        wait_for_deferred_deletions(&[&o.pods[0]]);
         // The bridge lost its last port: the kernel turns its carrier off
         // asynchronously (linkwatch, up to a second under load).
         for s in [&r, &o] {
@@ -231,6 +233,7 @@ fn del_without_netns_after_netns_gone_and_after_failed_add() {
         rd.ok() && od.ok(),
         "DEL after netns gone: ref {rd:?} ours {od:?}"
     );
+    wait_for_deferred_deletions(&[&o.pods[0], &o.pods[2]]);
     for s in [&r, &o] {
         wait_until("the deleted pod's veth to go", || {
             bridge_ports(s.tn.node()) == 1

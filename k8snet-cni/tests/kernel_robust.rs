@@ -207,7 +207,14 @@ fn a_thousand_add_del_cycles_leave_nothing() {
             &with_prev(&c, &a.stdout),
         );
         assert!(d.ok(), "cycle {i}: {d:?}");
+        // DEL handed the veth pair's deletion to a detached process and
+        // freed the name: the next ADD reuses `eth0` at once.
+        assert!(
+            !pod.links().unwrap().iter().any(|l| l == "eth0"),
+            "cycle {i}"
+        );
     }
+    wait_for_deferred_deletions(&[&pod]);
     assert!(node_veths(tn.node()).is_empty());
     assert_eq!(pod.links().unwrap(), ["lo"]);
     let addrs = pod.ip(&["-br", "addr", "show", "dev", "lo"]).unwrap();

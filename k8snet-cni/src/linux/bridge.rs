@@ -2,7 +2,7 @@
 //! and STATUS, every ADD step undone if a later one fails, and no sleeps
 //! (the wait for the bridge port is driven by link events).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -16,9 +16,10 @@ use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnsp
 use crate::bridge::{BridgeConf, complete_result, requested_mac};
 use crate::delegate;
 use crate::error::{Error, Result, code};
+use crate::linux::detach;
 use crate::linux::nl::{
-    self, EEXIST, Sandbox, Session, alias, controller, kind, link_by_name, mac, mac_bytes, nl_err,
-    node_sysctl, operstate, port_isolated, sandbox_sysctls,
+    self, EEXIST, Sandbox, Session, alias, controller, in_netns, kind, link_by_name, mac,
+    mac_bytes, nl_err, node_sysctl, operstate, port_isolated, sandbox_sysctls,
 };
 use crate::linux::{configure_iface, masq_kernel};
 use crate::plugin::{GcRequest, Plugin, Request};
@@ -29,7 +30,11 @@ use crate::version::Version;
 /// reference gives up after 2.55 s of fixed sleeps).
 const PORT_UP_LIMIT: Duration = Duration::from_secs(3);
 
-/// The bridge plugin (binary `k8snet-bridge`).
+/// The bridge plugin (binary `k8snet-bridge`): the reference's keys, plus
+/// `portIsolation` and `deferDelete` (default `true`: DEL leaves deleting
+/// the veth pair to a detached process once the interface is down, without
+/// addresses and renamed; `false`: DEL deletes the pair before it returns,
+/// as the reference does; see the crate documentation).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bridge;
 
@@ -335,11 +340,11 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     // netfilter socket until ADD is done: closing it waits out the RCU
     // grace period that frees the transaction (see `masq_kernel`), which
     // then passes while the interface is configured.
-    let mut _nft = None;
+    let mut nft = None;
     if conf.ip_masq {
         let chain = crate::masq::chain_name(&req.conf.name, &req.env.container_id, ifname);
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-        _nft = Some(masq_kernel::setup(&chain, &ips)?);
+        nft = Some(masq_kernel::setup(&chain, &ips)?);
         made.push(Made::Masq(chain));
     }
     s.block_on(configure_iface(&sb.handle, ifname, &result))?;
@@ -430,6 +435,13 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     {
         result.dns = dns.clone();
     }
+    // The last close of the netfilter socket would wait for what is left
+    // of the grace period: a detached process holds a copy and closes it
+    // after we are gone (if it cannot be started, we wait here).
+    if nft.is_some() {
+        let _ = detach::run_detached(None);
+    }
+    drop(nft);
     Ok(result)
 }
 
@@ -444,6 +456,131 @@ fn undo(s: &Session, req: &Request, made: &[Made]) {
             tracing::warn!("rollback after a failed ADD: {e}");
         }
     }
+}
+
+/// The name a container interface gets while its deletion is pending.
+fn pending_name(index: u32) -> String {
+    format!("k8sdel{index:08x}")
+}
+
+/// Starts the process that deletes a link: [`detach::run_detached`] with
+/// the socket and the prepared request.
+type Spawner = fn(RawFd, &[u8]) -> std::io::Result<()>;
+
+fn spawn_detached(socket: RawFd, request: &[u8]) -> std::io::Result<()> {
+    detach::run_detached(Some((socket, request)))
+}
+
+/// The container interface `index` (in the namespace of `sb`): down, its
+/// addresses removed, renamed to [`pending_name`], and its deletion handed
+/// to a detached process (`spawn`, given a netlink socket in the
+/// container's namespace and the request to send on it). `false` when any
+/// step failed: the caller then deletes it (a rename already done does not
+/// matter then).
+fn defer_link_deletion(s: &Session, sb: &Sandbox, index: u32, spawn: Spawner) -> bool {
+    let h = &sb.handle;
+    let prepared = s.block_on(async {
+        // Down, and (pipelined on the socket) the addresses it has; IPv6
+        // ones may go away with the link going down, so those that are
+        // gone by the time they are deleted are fine.
+        let down = h
+            .link()
+            .set(LinkUnspec::new_with_index(index).down().build())
+            .execute();
+        let (down, addrs) =
+            futures::future::join(down, crate::linux::address_messages(h, index)).await;
+        down.map_err(nl_err(format!("setting link {index} down")))?;
+        let rename = h
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .name(pending_name(index))
+                    .build(),
+            )
+            .execute();
+        // Each address by its value alone: the label the kernel reports
+        // is the old name, which the rename changes.
+        let dels = futures::future::join_all(addrs?.into_iter().map(|mut m| {
+            m.attributes
+                .retain(|a| matches!(a, AddressAttribute::Address(_) | AddressAttribute::Local(_)));
+            h.address().del(m).execute()
+        }));
+        let (rename, dels) = futures::future::join(rename, dels).await;
+        rename.map_err(nl_err(format!("renaming link {index}")))?;
+        for d in dels {
+            match d {
+                Err(e) if !matches!(nl::errno(&e), Some(nl::EADDRNOTAVAIL | nl::ENODEV)) => {
+                    return Err(nl_err(format!("removing an address of link {index}"))(e));
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, Error>(())
+    });
+    if let Err(e) = prepared {
+        tracing::warn!("deferring the deletion of the container interface: {e}");
+        return false;
+    }
+    let socket = match in_netns(&sb.file, || {
+        rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
+    }) {
+        Ok(Ok(sock)) => sock,
+        Ok(Err(e)) => {
+            tracing::warn!("deferring the deletion of the container interface: {e}");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!("deferring the deletion of the container interface: {e}");
+            return false;
+        }
+    };
+    let request = nl::del_link_request(index);
+    match spawn(socket.as_raw_fd(), &request) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("starting the detached link deletion: {e}");
+            false
+        }
+    }
+}
+
+/// DEL, with `spawn` starting the detached link deletion (see
+/// [`Bridge::del`]).
+fn del_with(req: &Request, spawn: Spawner) -> Result<()> {
+    let conf = BridgeConf::from_conf(&req.conf)?;
+    let (nft, masq_error) = match teardown_masq(req, &conf) {
+        Ok(nft) => (nft, None),
+        Err(e) => (None, Some(e)),
+    };
+    let mut handed_over = false;
+    if let Some(netns) = &req.env.netns
+        && netns.exists()
+    {
+        let s = Session::new()?;
+        match s.sandbox(netns) {
+            Ok(sb) => {
+                if let Some(l) = s.block_on(link_by_name(&sb.handle, &req.env.ifname))? {
+                    let index = l.header.index;
+                    handed_over = conf.defer_delete && defer_link_deletion(&s, &sb, index, spawn);
+                    if !handed_over {
+                        s.block_on(nl::delete_link(&sb.handle, index))?;
+                    }
+                }
+            }
+            // Deleted between the check and the open.
+            Err(_) if !netns.exists() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Nothing to delete, but a netfilter socket whose last close would
+    // wait for a grace period: a detached process closes it instead.
+    if conf.defer_delete && !handed_over && nft.is_some() {
+        let _ = detach::run_detached(None);
+    }
+    if delegate::has_ipam(req) {
+        delegate::del(req)?;
+    }
+    masq_error.map_or(Ok(()), Err)
 }
 
 fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<Option<k8snet_nft::Nft>> {
@@ -466,7 +603,7 @@ impl Plugin for Bridge {
         r
     }
 
-    /// Removes the masquerade chain, deletes the container interface (which
+    /// Removes the masquerade chain, removes the container interface (which
     /// takes the host end with it) and releases the addresses. A missing
     /// netns, no `CNI_NETNS`, or things already gone are all fine.
     ///
@@ -475,31 +612,13 @@ impl Plugin for Bridge {
     /// passes while the veth pair is deleted (which waits for its own), not
     /// after (see `masq_kernel`). A failure there does not stop the rest;
     /// it is reported after it.
+    ///
+    /// With `deferDelete` (the default) the pair's deletion, and the last
+    /// close of that netfilter socket, happen in a detached process (see
+    /// [`BridgeConf::defer_delete`] and `detach`); before that the
+    /// interface is set down, its addresses removed and its name freed.
     fn del(&self, req: &Request) -> Result<()> {
-        let conf = BridgeConf::from_conf(&req.conf)?;
-        let (_nft, masq_error) = match teardown_masq(req, &conf) {
-            Ok(nft) => (nft, None),
-            Err(e) => (None, Some(e)),
-        };
-        if let Some(netns) = &req.env.netns
-            && netns.exists()
-        {
-            let s = Session::new()?;
-            match s.sandbox(netns) {
-                Ok(sb) => {
-                    if let Some(l) = s.block_on(link_by_name(&sb.handle, &req.env.ifname))? {
-                        s.block_on(nl::delete_link(&sb.handle, l.header.index))?;
-                    }
-                }
-                // Deleted between the check and the open.
-                Err(_) if !netns.exists() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if delegate::has_ipam(req) {
-            delegate::del(req)?;
-        }
-        masq_error.map_or(Ok(()), Err)
+        del_with(req, spawn_detached)
     }
 
     fn check(&self, req: &Request) -> Result<()> {
@@ -674,5 +793,173 @@ impl Plugin for Bridge {
             delegate::status(req)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::run_with;
+    use k8snet_testnet::{Netns, Testnet};
+    use serde_json::{Value, json};
+
+    fn conf(data: &std::path::Path) -> Value {
+        json!({
+            "cniVersion": "1.0.0", "name": "kd", "type": "k8snet-bridge", "bridge": "kbr0",
+            "isGateway": true, "ipMasq": true,
+            "ipam": {"type": "k8snet-host-local", "dataDir": data,
+                     "ranges": [[{"subnet": "198.18.0.0/24"}], [{"subnet": "fd00:18::/64"}]]}
+        })
+    }
+
+    fn call(node: &Netns, command: &str, id: &str, pod: &Netns, stdin: &Value) -> (u8, Value) {
+        let netns = pod.path().display().to_string();
+        let text = stdin.to_string();
+        let out = node
+            .run(|| {
+                run_with(
+                    &Bridge,
+                    |k| match k {
+                        "CNI_COMMAND" => Some(command.to_owned()),
+                        "CNI_CONTAINERID" => Some(id.to_owned()),
+                        "CNI_NETNS" => Some(netns.clone()),
+                        "CNI_IFNAME" => Some("eth0".to_owned()),
+                        "CNI_PATH" => Some("/nonexistent".to_owned()),
+                        _ => None,
+                    },
+                    text.as_bytes(),
+                )
+            })
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status, v)
+    }
+
+    /// Prepares the deferred deletion of the pod's `eth0` with `spawn`
+    /// standing in for the detached process; whether it was handed over.
+    fn defer(node: &Netns, pod: &Netns, spawn: Spawner) -> bool {
+        let netns = pod.path();
+        node.run(|| {
+            let s = Session::new().unwrap();
+            let sb = s.sandbox(&netns).unwrap();
+            let l = s
+                .block_on(link_by_name(&sb.handle, "eth0"))
+                .unwrap()
+                .unwrap();
+            defer_link_deletion(&s, &sb, l.header.index, spawn)
+        })
+        .unwrap()
+    }
+
+    fn pending(pod: &Netns) -> Vec<String> {
+        pod.links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("k8sdel"))
+            .collect()
+    }
+
+    fn node_veths(node: &Netns) -> Vec<String> {
+        node.links()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("veth"))
+            .collect()
+    }
+
+    /// What DEL leaves while the detached process has not run yet: the
+    /// container interface renamed, down, without addresses; the host end
+    /// still on the bridge. An ADD for the same namespace and interface
+    /// then works for another container (the name is free) and for the
+    /// same one (whose host end has the same name: ADD deletes the
+    /// lingering pair itself).
+    #[test]
+    fn a_pending_deletion_frees_the_name_and_does_not_block_the_next_add() {
+        k8snet_testnet::kernel_test!();
+        let mut tn = Testnet::new("cnipend").unwrap();
+        let pod = tn.add_netns("p").unwrap();
+        let data = std::env::temp_dir().join(format!("k8snet-cni-pend-{}", std::process::id()));
+        let c = conf(&data);
+        let (st, a) = call(tn.node(), "ADD", "one", &pod, &c);
+        assert_eq!(st, 0, "{a}");
+        let not_now: Spawner = |_, _| Ok(());
+        assert!(defer(tn.node(), &pod, not_now));
+        let names = pending(&pod);
+        assert_eq!(names.len(), 1, "{:?}", pod.links());
+        assert!(!pod.links().unwrap().contains(&"eth0".to_owned()));
+        let link = pod.ip(&["-o", "link", "show", &names[0]]).unwrap();
+        assert!(!link.contains(",UP") && !link.contains("<UP"), "{link}");
+        let addrs = pod
+            .ip(&["-o", "addr", "show", "dev", &names[0], "scope", "global"])
+            .unwrap();
+        assert_eq!(addrs.trim(), "", "addresses left on {}", names[0]);
+        assert_eq!(node_veths(tn.node()).len(), 1);
+
+        // Another container, same netns and ifname: the name is free.
+        let (st, b) = call(tn.node(), "ADD", "two", &pod, &c);
+        assert_eq!(st, 0, "{b}");
+        assert_eq!(pending(&pod).len(), 1);
+        let (st, _) = call(tn.node(), "DEL", "two", &pod, &c.clone().tap_prev(&b));
+        assert_eq!(st, 0);
+        // `two`'s own DEL deferred for real; wait for that one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pending(&pod).len() > 1 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", pod.links());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+
+        // `one`'s DEL (its interface is already out of the way: this only
+        // releases its addresses and masquerade chain), then the same
+        // container again: its host end's name is taken by the lingering
+        // pair, which ADD deletes.
+        let (st, _) = call(tn.node(), "DEL", "one", &pod, &c.clone().tap_prev(&a));
+        assert_eq!(st, 0);
+        assert_eq!(pending(&pod).len(), 1);
+        let (st, again) = call(tn.node(), "ADD", "one", &pod, &c);
+        assert_eq!(st, 0, "{again}");
+        assert!(pending(&pod).is_empty(), "{:?}", pod.links());
+        assert_eq!(node_veths(tn.node()).len(), 1);
+
+        // A process that cannot be started: DEL deletes the pair itself,
+        // before returning.
+        let failing: Spawner = |_, _| Err(std::io::Error::other("no fork today"));
+        let netns = pod.path();
+        let stdin = c.clone().tap_prev(&again).to_string();
+        let r = tn.node().run(|| {
+            let env = crate::env::Env::from_lookup(|k| match k {
+                "CNI_COMMAND" => Some("DEL".to_owned()),
+                "CNI_CONTAINERID" => Some("one".to_owned()),
+                "CNI_NETNS" => Some(netns.display().to_string()),
+                "CNI_IFNAME" => Some("eth0".to_owned()),
+                "CNI_PATH" => Some("/nonexistent".to_owned()),
+                _ => None,
+            })?;
+            let conf = crate::config::NetConf::from_slice(stdin.as_bytes())?;
+            let req = Request {
+                env,
+                conf,
+                stdin: stdin.clone().into_bytes(),
+            };
+            del_with(&req, failing)
+        });
+        r.unwrap().unwrap();
+        assert!(node_veths(tn.node()).is_empty());
+        assert_eq!(pod.links().unwrap(), ["lo"]);
+        let _ = std::fs::remove_dir_all(&data);
+    }
+
+    trait Tap {
+        fn tap_set(self, k: &str, v: Value) -> Self;
+        fn tap_prev(self, prev: &Value) -> Self;
+    }
+
+    impl Tap for Value {
+        fn tap_set(mut self, k: &str, v: Value) -> Self {
+            self[k] = v;
+            self
+        }
+        fn tap_prev(self, prev: &Value) -> Self {
+            self.tap_set("prevResult", prev.clone())
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! plugins on netlink (rtnetlink) and nftables (k8snet-nft).
 
 mod bridge;
+mod detach;
 mod loopback;
 pub(crate) mod masq_kernel;
 pub(crate) mod nl;
@@ -12,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
@@ -24,16 +25,20 @@ use crate::error::{Error, Result, code};
 use crate::result::{CniResult, IpConfig, Route};
 use nl::{link_by_name, nl_err};
 
-/// The addresses on link `index`.
-pub(crate) async fn addresses(h: &Handle, index: u32) -> Result<Vec<IpNet>> {
-    let msgs: Vec<_> = h
-        .address()
+/// The kernel's address messages of link `index`.
+pub(crate) async fn address_messages(h: &Handle, index: u32) -> Result<Vec<AddressMessage>> {
+    h.address()
         .get()
         .set_link_index_filter(index)
         .execute()
         .try_collect()
         .await
-        .map_err(nl_err(format!("listing addresses of link {index}")))?;
+        .map_err(nl_err(format!("listing addresses of link {index}")))
+}
+
+/// The addresses on link `index`.
+pub(crate) async fn addresses(h: &Handle, index: u32) -> Result<Vec<IpNet>> {
+    let msgs = address_messages(h, index).await?;
     Ok(msgs
         .iter()
         .filter_map(|m| {

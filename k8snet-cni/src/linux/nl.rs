@@ -27,6 +27,8 @@ use crate::error::{Error, Result};
 pub(crate) const ENODEV: i32 = 19;
 /// EEXIST.
 pub(crate) const EEXIST: i32 = 17;
+/// EADDRNOTAVAIL: no such address.
+pub(crate) const EADDRNOTAVAIL: i32 = 99;
 
 /// The errno of a netlink error, if it is one.
 pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -204,6 +206,27 @@ pub(crate) async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>> {
         .try_collect()
         .await
         .map_err(nl_err("listing links"))
+}
+
+/// The bytes of an `RTM_DELLINK` request for link `index` (acknowledged),
+/// for sending on a plain netlink socket.
+pub(crate) fn del_link_request(index: u32) -> Vec<u8> {
+    use rtnetlink::packet_core::{
+        NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    };
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let mut link = LinkMessage::default();
+    link.header.index = index;
+    let mut msg = NetlinkMessage::new(
+        NetlinkHeader::default(),
+        NetlinkPayload::from(RouteNetlinkMessage::DelLink(link)),
+    );
+    msg.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    msg.header.sequence_number = 1;
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
 }
 
 /// Deletes a link by index; a missing link is fine.

@@ -373,6 +373,28 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The prefix of a container interface whose deletion the bridge plugin
+/// handed to a detached process (`deferDelete`, the default).
+pub const PENDING_PREFIX: &str = "k8sdel";
+
+/// The links of `ns` whose deferred deletion is still pending.
+pub fn pending_deletions(ns: &Netns) -> Vec<String> {
+    ns.links()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l.starts_with(PENDING_PREFIX))
+        .collect()
+}
+
+/// Waits (polling, 10 s at most) until the veth pairs whose deletion our
+/// DEL deferred are gone from the pod namespaces `pods` (deleting the pair
+/// removes both ends at once, so the node's end is gone then too).
+pub fn wait_for_deferred_deletions(pods: &[&Netns]) {
+    wait_until("the deferred veth deletions", || {
+        pods.iter().all(|p| pending_deletions(p).is_empty())
+    });
+}
+
 /// The number of ports on the bridges of `ns`.
 pub fn bridge_ports(ns: &Netns) -> usize {
     serde_json::from_str::<Value>(&ns.cmd(&["bridge", "-j", "link"]).unwrap_or_default())

@@ -1,0 +1,142 @@
+//! The bridge plugin's deferred veth deletion (`deferDelete`, the default)
+//! against `"deferDelete": false`, in namespaces made by k8snet-testnet:
+//! what DEL has done when it returns, what an ADD right after it finds,
+//! and that the deferred deletion completes.
+
+#![cfg(all(feature = "linux", target_os = "linux"))]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use k8snet_cni::linux::Bridge;
+use k8snet_testnet::{Netns, Testnet};
+use serde_json::{Value, json};
+
+fn conf(data: &Path, extra: Value) -> Value {
+    let mut c = json!({
+        "cniVersion": "1.0.0", "name": "kdef", "type": "k8snet-bridge", "bridge": "kbr0",
+        "isGateway": true, "ipMasq": true,
+        "ipam": {"type": "k8snet-host-local", "dataDir": data,
+                 "ranges": [[{"subnet": "198.18.0.0/24"}], [{"subnet": "fd00:18::/64"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn call(node: &Netns, pod: &Netns, command: &str, id: &str, c: &Value) -> Ran {
+    let r = run_ours(node, &Bridge, &env(command, id, Some(&pod.path()), "/x"), c);
+    assert!(r.ok(), "{command} {id}: {r:?}");
+    r
+}
+
+fn ip_files(dir: &Path) -> Vec<String> {
+    data_dir_state(dir)
+        .into_keys()
+        .filter(|k| k.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}
+
+fn node_veths(node: &Netns) -> Vec<String> {
+    node.links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.starts_with("veth"))
+        .collect()
+}
+
+fn masq_chains(node: &Netns) -> usize {
+    node.cmd(&["nft", "list", "table", "inet", "k8snet-cni-masq"])
+        .unwrap_or_default()
+        .matches("chain m_")
+        .count()
+}
+
+#[test]
+fn deferred_del_releases_everything_but_the_pair_at_once_and_the_pair_soon() {
+    k8snet_testnet::kernel_test!();
+    let mut tn = Testnet::new("cnidefer").unwrap();
+    let pod = tn.add_netns("p").unwrap();
+    let data = TempDir::new("defer");
+    let dir = data.0.join("kdef");
+    let c = conf(&data.0, json!({}));
+    let a = call(tn.node(), &pod, "ADD", "d1", &c);
+    assert_eq!(ip_files(&dir).len(), 2);
+    assert_eq!(masq_chains(tn.node()), 1);
+    call(tn.node(), &pod, "DEL", "d1", &with_prev(&c, &a.stdout));
+    // When DEL returns: the addresses are released, the masquerade chain
+    // is gone and the interface name is free.
+    assert!(ip_files(&dir).is_empty(), "{:?}", data_dir_state(&dir));
+    assert_eq!(masq_chains(tn.node()), 0);
+    assert!(!pod.links().unwrap().contains(&"eth0".to_owned()));
+    // The same attachment again at once (its host end has the same name as
+    // the one that may still linger), then DEL it again.
+    let a = call(tn.node(), &pod, "ADD", "d1", &c);
+    assert_eq!(a.stdout["interfaces"][2]["name"], "eth0");
+    call(tn.node(), &pod, "DEL", "d1", &with_prev(&c, &a.stdout));
+    // Another container in the same namespace with the same ifname.
+    let b = call(tn.node(), &pod, "ADD", "d2", &c);
+    assert_eq!(
+        pod.links().unwrap().iter().filter(|l| *l == "eth0").count(),
+        1
+    );
+    call(tn.node(), &pod, "DEL", "d2", &with_prev(&c, &b.stdout));
+    // DEL twice, and CHECK after DEL, as before.
+    call(tn.node(), &pod, "DEL", "d2", &with_prev(&c, &b.stdout));
+    let chk = run_ours(
+        tn.node(),
+        &Bridge,
+        &env("CHECK", "d2", Some(&pod.path()), "/x"),
+        &with_prev(&c, &b.stdout),
+    );
+    assert!(!chk.ok(), "CHECK after DEL: {chk:?}");
+    // The detached processes finish the job.
+    wait_for_deferred_deletions(&[&pod]);
+    assert!(node_veths(tn.node()).is_empty(), "{:?}", tn.node().links());
+    assert_eq!(pod.links().unwrap(), ["lo"]);
+    assert!(ip_files(&dir).is_empty());
+}
+
+#[test]
+fn del_with_defer_delete_false_deletes_the_pair_before_returning() {
+    k8snet_testnet::kernel_test!();
+    let mut tn = Testnet::new("cnisync").unwrap();
+    let pod = tn.add_netns("p").unwrap();
+    let data = TempDir::new("sync");
+    let c = conf(&data.0, json!({"deferDelete": false}));
+    for id in ["s1", "s2"] {
+        let a = call(tn.node(), &pod, "ADD", id, &c);
+        assert_eq!(node_veths(tn.node()).len(), 1);
+        call(tn.node(), &pod, "DEL", id, &with_prev(&c, &a.stdout));
+        // No waiting: the pair is gone when DEL returns.
+        assert!(node_veths(tn.node()).is_empty(), "{:?}", tn.node().links());
+        assert_eq!(pod.links().unwrap(), ["lo"]);
+    }
+    assert!(ip_files(&data.0.join("kdef")).is_empty());
+    assert_eq!(masq_chains(tn.node()), 0);
+}
+
+#[test]
+fn deferred_del_after_the_namespace_is_gone_releases_the_addresses() {
+    k8snet_testnet::kernel_test!();
+    let mut tn = Testnet::new("cnigone").unwrap();
+    let pod = tn.add_netns("p").unwrap();
+    let data = TempDir::new("gone");
+    let c = conf(&data.0, json!({}));
+    let a = call(tn.node(), &pod, "ADD", "g1", &c);
+    std::process::Command::new("ip")
+        .args(["netns", "del", pod.name()])
+        .status()
+        .unwrap();
+    call(tn.node(), &pod, "DEL", "g1", &with_prev(&c, &a.stdout));
+    assert!(ip_files(&data.0.join("kdef")).is_empty());
+    assert_eq!(masq_chains(tn.node()), 0);
+    // The kernel deletes the pair with the namespace.
+    wait_until("the gone pod's veth to go", || {
+        node_veths(tn.node()).is_empty()
+    });
+}
