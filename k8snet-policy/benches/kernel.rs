@@ -18,7 +18,8 @@
 //!   two (`BENCH_BURSTS` of `BENCH_BURST_MS`), `BENCH_ROUNDS` rounds.
 //!
 //! Run: `cargo bench -p k8snet-policy --features linux --bench kernel
-//! [-- program|connect]`. Every figure is printed with the load average
+//! [-- program|connect]`. Under `cargo test --benches` (no `--bench`
+//! argument) each step runs once with short bursts, as a test. Every figure is printed with the load average
 //! (`/proc/loadavg`), as the machine is shared.
 
 #![allow(missing_docs)]
@@ -91,7 +92,7 @@ fn program() {
     drop(batch);
     let tn = Testnet::new("polbench").expect("namespace");
     let node = tn.node();
-    let rounds = 5;
+    let rounds = if smoke_test() { 1 } else { 5 };
     let totals: Vec<Duration> = node
         .run(move || {
             let mut nft = Nft::new().expect("netlink");
@@ -329,12 +330,19 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Run as a test (`cargo test --benches`, without `--bench`): every step
+/// once, on the same cluster sizes, with as few repetitions as possible.
+fn smoke_test() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 fn connect() {
     // Each round alternates short bursts between the two configurations,
     // so drifts of the machine's load hit both alike.
-    let burst = Duration::from_millis(env_or("BENCH_BURST_MS", 300));
-    let bursts = env_or("BENCH_BURSTS", 10);
-    let rounds = env_or("BENCH_ROUNDS", 3);
+    let smoke = smoke_test();
+    let burst = Duration::from_millis(env_or("BENCH_BURST_MS", if smoke { 50 } else { 300 }));
+    let bursts = env_or("BENCH_BURSTS", if smoke { 2 } else { 10 });
+    let rounds = env_or("BENCH_ROUNDS", if smoke { 1 } else { 3 });
     let options = Options::default();
     let rs = RulesetOptions::default();
     let mut sites = Vec::new();
