@@ -109,6 +109,7 @@
 
 pub mod bridge;
 mod config;
+pub mod conntrack;
 pub mod delegate;
 mod env;
 mod error;

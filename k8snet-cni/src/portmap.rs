@@ -23,6 +23,10 @@
 //! each pod needs `route_localnet` on, and `localnet` the interfaces where
 //! the plugin turned it on, so that DEL of the last such pod turns it off
 //! again (the reference leaves it on).
+//!
+//! After ADD's elements are in place, the kernel side deletes the conntrack
+//! entries of UDP flows to the mapped host ports, as the reference does
+//! (see [`crate::conntrack`]).
 
 use std::net::{IpAddr, Ipv4Addr};
 

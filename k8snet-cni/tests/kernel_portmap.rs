@@ -10,6 +10,9 @@
 //! - from the node to its own address;
 //! - from p1 straight to p0's port 80 (no hostPort: never masqueraded).
 //!
+//! A UDP test shows that ADD deletes the conntrack entries of UDP flows to
+//! a new hostPort made before the mapping existed.
+//!
 //! The differential test runs the reference portmap (Debian's
 //! containernetworking-plugins, iptables) on one node and ours (nftables)
 //! on another with the same configuration, and compares every probe, CHECK,
@@ -21,7 +24,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -562,4 +565,180 @@ fn same_behaviour_as_the_reference_portmap() {
             "{what}: second DEL ref {rd:?} ours {od:?}"
         );
     }
+}
+
+/// The conntrack entry of the UDP flow `client` → `hostport` in the node,
+/// by family: where its reply comes from (the pod once DNATed, the node
+/// itself if not), or `None` without one.
+fn udp_flow_reply_source(n: &Node, client: SocketAddr, hostport: SocketAddr) -> Option<IpAddr> {
+    use k8snet_cni::conntrack::{AF_INET, AF_INET6, UDP};
+    let family = if client.is_ipv4() { AF_INET } else { AF_INET6 };
+    let entries =
+        n.tn.node()
+            .run(move || k8snet_cni::linux::conntrack::entries(family))
+            .unwrap()
+            .unwrap();
+    entries
+        .iter()
+        .find(|e| {
+            e.orig.proto == UDP
+                && (e.orig.src, e.orig.sport) == (client.ip(), client.port())
+                && (e.orig.dst, e.orig.dport) == (hostport.ip(), hostport.port())
+        })
+        .map(|e| e.reply.expect("a dumped entry has a reply tuple").src)
+}
+
+/// A UDP client that kept sending to a hostPort before the pod's ADD made
+/// a conntrack entry without DNAT; ADD deletes it (after installing the
+/// mapping), so the client's next datagrams, from the same source port,
+/// reach the pod instead of the node (IPv4 and IPv6).
+#[test]
+fn udp_client_sending_before_add_reaches_the_pod() {
+    k8snet_testnet::kernel_test!();
+    let n = Node::new(true, false);
+    // Another pod's TCP hostPort is already mapped, so the node tracks
+    // connections before p0's ADD, as a node running portmap does.
+    let p1 = json!({
+        "cniVersion": "1.0.0", "name": "kt", "type": "k8snet-portmap",
+        "runtimeConfig": {"portMappings": [{"hostPort": 8081, "containerPort": 80}]},
+        "prevResult": n.results[1].clone()
+    });
+    let e = env("ADD", "ctr1", Some(&n.pods[1].path()), "/nonexistent");
+    let a = run_ours(n.tn.node(), &Portmap, &e, &p1);
+    assert!(a.ok(), "{a:?}");
+
+    // The pod's UDP server on port 80, both families.
+    let server = n.pods[0]
+        .run(|| UdpSocket::bind("[::]:80"))
+        .unwrap()
+        .unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let flows = [
+        (
+            SocketAddr::new(plan::client_v4(2).addr(), 40000),
+            SocketAddr::new(node_v4(), 8080),
+        ),
+        (
+            SocketAddr::new(plan::client_v6(2).addr(), 40000),
+            SocketAddr::new(node_v6(), 8080),
+        ),
+    ];
+    // Connected, so that the node's ICMP port unreachable comes back as
+    // an error: the datagram has been through the node's conntrack.
+    let clients: Vec<UdpSocket> = flows
+        .iter()
+        .map(|&(from, to)| {
+            let c = n
+                .client
+                .run(move || -> std::io::Result<UdpSocket> {
+                    let c = UdpSocket::bind(from)?;
+                    c.connect(to)?;
+                    Ok(c)
+                })
+                .unwrap()
+                .unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c
+        })
+        .collect();
+    // Before the pod exists: the datagram goes to the node (nobody listens
+    // there: refused) and leaves an entry whose reply would come from the
+    // node itself.
+    let mut buf = [0u8; 64];
+    for ((from, to), c) in flows.iter().zip(&clients) {
+        c.send(b"early").unwrap();
+        let refused = c.recv(&mut buf).map_err(|e| e.kind());
+        assert_eq!(
+            refused,
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "{from} -> {to} before ADD"
+        );
+        assert_eq!(
+            udp_flow_reply_source(&n, *from, *to),
+            Some(to.ip()),
+            "the stale entry of {from} -> {to}"
+        );
+    }
+
+    // A UDP flow to a port that is not mapped: its entry stays.
+    let other = (
+        SocketAddr::new(plan::client_v4(2).addr(), 40001),
+        SocketAddr::new(node_v4(), 9090),
+    );
+    let oc = n
+        .client
+        .run(move || -> std::io::Result<UdpSocket> {
+            let c = UdpSocket::bind(other.0)?;
+            c.connect(other.1)?;
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            Ok(c)
+        })
+        .unwrap()
+        .unwrap();
+    oc.send(b"other").unwrap();
+    assert_eq!(
+        oc.recv(&mut buf).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+    let other_entry = || {
+        let family = k8snet_cni::conntrack::AF_INET;
+        n.tn.node()
+            .run(move || k8snet_cni::linux::conntrack::entries(family))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .find(|e| (e.orig.src, e.orig.sport) == (other.0.ip(), other.0.port()))
+            .map(|e| e.id)
+    };
+    let other_before = other_entry();
+    assert!(other_before.is_some(), "the entry of {other:?}");
+
+    let conf = n.portmap_conf(
+        &json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "protocol": "udp"}
+        ]}}),
+        true,
+    );
+    let a = n.portmap("ADD", &conf);
+    assert!(a.ok(), "{a:?}");
+    assert_eq!(a.stdout, n.results[0], "prevResult passes through");
+    let pod_ips = [
+        "198.18.0.2".parse::<IpAddr>().unwrap(),
+        "fd00:18::2".parse().unwrap(),
+    ];
+    // The same sockets (same source ports) keep sending: the pod gets
+    // their datagrams, from the clients' own addresses, and their entries
+    // now reply from the pod.
+    let mut got = Vec::new();
+    let mut want = Vec::new();
+    for (((from, to), c), pod) in flows.iter().zip(&clients).zip(pod_ips) {
+        let mut received = format!("{from} -> {to}: nothing");
+        for _ in 0..25 {
+            // Refused (a late ICMP error) only while a stale entry still
+            // sends the datagrams to the node.
+            if let Err(e) = c.send(b"late") {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+            }
+            if let Ok((len, peer)) = server.recv_from(&mut buf) {
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                received = format!("{from} -> {to}: {:?} from {peer}", &buf[..len]);
+                break;
+            }
+        }
+        got.push((received, udp_flow_reply_source(&n, *from, *to)));
+        want.push((
+            format!("{from} -> {to}: {:?} from {from}", b"late"),
+            Some(pod),
+        ));
+    }
+    assert_eq!(got, want);
+    assert_eq!(
+        other_entry(),
+        other_before,
+        "the unmapped port's entry stays"
+    );
+    assert!(n.portmap("CHECK", &conf).ok());
+    assert!(n.portmap("DEL", &conf).ok());
 }

@@ -2,6 +2,7 @@
 //! plugins on netlink (rtnetlink) and nftables (k8snet-nft).
 
 mod bridge;
+pub mod conntrack;
 mod detach;
 mod loopback;
 pub(crate) mod masq_kernel;

@@ -2,7 +2,10 @@
 //! and passes it through). With `snat`, hairpin and localhost connections
 //! are masqueraded and `route_localnet` is turned on, in the plugin's own
 //! namespace, on the interface that routes to the pod (see
-//! [`crate::portmap`]).
+//! [`crate::portmap`]). After ADD's rules are in place, the conntrack
+//! entries of UDP flows to the mapped host ports are deleted (see
+//! [`crate::conntrack`]), so that a client that was sending before the pod
+//! existed reaches it.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -13,7 +16,9 @@ use rtnetlink::RouteMessageBuilder;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::RouteAttribute;
 
+use crate::conntrack::stale_udp;
 use crate::error::{Error, Result, code};
+use crate::linux::conntrack::delete_stale;
 use crate::linux::nl::{Session, nl_err};
 use crate::plugin::{Plugin, Request};
 use crate::portmap::{
@@ -168,6 +173,13 @@ impl Plugin for Portmap {
         })?;
         if let Some(ifname) = localnet {
             write_localnet(&ifname, true)?;
+        }
+        // With the DNAT in place, drop the UDP entries made before it
+        // (a client that kept sending to the hostPort would otherwise keep
+        // missing the pod). Informative only, as the reference.
+        let stale = stale_udp(&maps, &ips);
+        if let Err(e) = delete_stale(&stale) {
+            tracing::warn!("deleting stale UDP conntrack entries of the hostPorts: {e}");
         }
         Ok(prev.clone())
     }
