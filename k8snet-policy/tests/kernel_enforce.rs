@@ -8,15 +8,16 @@
 //! in `kernel_external.rs`.
 #![cfg(all(feature = "linux", target_os = "linux"))]
 
+mod routed;
+
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::thread;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use k8snet_model::{Cluster, Manifests, Object, Protocol};
-use k8snet_nft::Nft;
-use k8snet_policy::{Flow, Options, PolicySet, RulesetOptions, Verdict, enforce};
+use k8snet_policy::{Flow, Options, PolicySet, RulesetOptions, Verdict};
 use k8snet_testnet::{Netns, Pod, Testnet, kernel_test};
+use routed::{Ports, enforce_in, ip, load_one, probe_all, routed_pod, serve, verdict_of};
 
 /// (namespace, name, app label, host). job and job2 share an identity;
 /// an ipBlock admitting only job's address tells them apart, so address
@@ -32,6 +33,10 @@ const PODS: [(&str, &str, &str, u8); 7] = [
 ];
 const TCP_PORTS: [u16; 3] = [80, 5432, 8080];
 const UDP_PORT: u16 = 53;
+const PORTS: Ports = Ports {
+    tcp: &TCP_PORTS,
+    udp: UDP_PORT,
+};
 
 const POLICIES: &str = "
 apiVersion: networking.k8s.io/v1
@@ -87,10 +92,6 @@ spec:
     ports: [{port: 80}, {port: 8080}]
 ";
 
-fn ip(host: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, host)
-}
-
 fn cluster() -> Cluster {
     let mut yaml = String::from(
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: shop}}\n---\n\
@@ -111,168 +112,23 @@ fn cluster() -> Cluster {
     Cluster::from_manifests(&m)
 }
 
-fn load_one(yaml: &str) -> Object {
-    let mut m = Manifests::new();
-    m.load_str("one.yaml", yaml);
-    assert!(m.errors().is_empty(), "{:?}", m.errors());
-    m.objects()[0].object.clone()
-}
-
-/// A routed pod: `198.18.0.<host>/32` on eth0, default route via
-/// 198.18.0.1 (an address of the node's veth end), a /32 route to it in
-/// the node.
-fn routed_pod(tn: &mut Testnet, name: &str, host: u8) -> Pod {
-    let addr = format!("{}/32", ip(host)).parse().unwrap();
-    let pod = tn.add_pod(name, &[addr]).unwrap();
-    pod.add_node_addr("198.18.0.1/32".parse().unwrap()).unwrap();
-    pod.netns()
-        .ip(&["-4", "route", "add", "198.18.0.1/32", "dev", "eth0"])
-        .unwrap();
-    pod.set_gateway(IpAddr::V4(ip(1))).unwrap();
-    let dst = format!("{}/32", ip(host));
-    tn.node()
-        .ip(&["-4", "route", "add", &dst, "dev", pod.node_ifname()])
-        .unwrap();
-    pod
-}
-
-/// TCP echo servers on every probe port and a UDP echo server.
-fn serve(ns: &Netns, host: u8) {
-    let a = ip(host);
-    let (tcp, udp) = ns
-        .run(move || {
-            let tcp: Vec<TcpListener> = TCP_PORTS
-                .iter()
-                .map(|&p| TcpListener::bind((a, p)).unwrap())
-                .collect();
-            let udp = UdpSocket::bind((a, UDP_PORT)).unwrap();
-            (tcp, udp)
-        })
-        .unwrap();
-    for l in tcp {
-        thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(mut c) = conn else { continue };
-                thread::spawn(move || {
-                    let mut buf = [0u8; 64];
-                    while let Ok(n) = c.read(&mut buf) {
-                        if n == 0 || c.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-    }
-    thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((n, from)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(&buf[..n], from);
-        }
-    });
-}
-
-fn tcp_probe(src: Ipv4Addr, dst: SocketAddr, wait: Duration) -> Verdict {
-    let _ = src; // the source address is the pod's only address
-    match TcpStream::connect_timeout(&dst, wait) {
-        Ok(mut s) => {
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(b"ping").unwrap();
-            let mut buf = [0u8; 4];
-            s.read_exact(&mut buf).unwrap();
-            assert_eq!(&buf, b"ping");
-            Verdict::Allow
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Verdict::Deny,
-        Err(e) => panic!("TCP {dst}: unexpected {e}"),
-    }
-}
-
-fn udp_probe(src: Ipv4Addr, dst: SocketAddr, wait: Duration) -> Verdict {
-    let s = UdpSocket::bind((src, 0)).unwrap();
-    s.set_read_timeout(Some(wait)).unwrap();
-    s.send_to(b"ping", dst).unwrap();
-    let mut buf = [0u8; 8];
-    match s.recv_from(&mut buf) {
-        Ok((4, from)) if from == dst => Verdict::Allow,
-        Ok(other) => panic!("UDP {dst}: unexpected reply {other:?}"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Verdict::Deny
-        }
-        Err(e) => panic!("UDP {dst}: unexpected {e}"),
-    }
-}
-
-/// Every (src, dst, protocol, port) probe: the real outcome equals
-/// `verdict()`. Sources probe in parallel, each from its own namespace.
-/// Returns (probes, allowed).
+/// Every (src, dst, protocol, port) probe between the pods: the real
+/// outcome equals `verdict()`. Returns (probes, allowed).
 fn check_all(pods: &[Pod], set: &PolicySet) -> (usize, usize) {
-    let results: Vec<Vec<(String, Verdict, Verdict)>> = thread::scope(|s| {
-        let handles: Vec<_> = PODS
-            .iter()
-            .zip(pods)
-            .map(|(&(_, _, _, sh), pod)| {
-                s.spawn(move || {
-                    pod.netns()
-                        .run(move || {
-                            let mut out = Vec::new();
-                            for (_, _, _, dh) in PODS {
-                                if dh == sh {
-                                    continue;
-                                }
-                                let mut probes: Vec<(Protocol, u16)> =
-                                    TCP_PORTS.iter().map(|&p| (Protocol::Tcp, p)).collect();
-                                probes.push((Protocol::Udp, UDP_PORT));
-                                for (proto, port) in probes {
-                                    let want = set.verdict(&Flow::new(
-                                        IpAddr::V4(ip(sh)),
-                                        IpAddr::V4(ip(dh)),
-                                        proto,
-                                        port,
-                                    ));
-                                    let dst = SocketAddr::from((ip(dh), port));
-                                    let probe = |wait| match proto {
-                                        Protocol::Udp => udp_probe(ip(sh), dst, wait),
-                                        _ => tcp_probe(ip(sh), dst, wait),
-                                    };
-                                    let mut got = probe(Duration::from_millis(300));
-                                    if got != want && want == Verdict::Allow {
-                                        // A slow first packet (neighbour resolution).
-                                        got = probe(Duration::from_secs(3));
-                                    }
-                                    out.push((
-                                        format!("{} -> {} {proto} {port}", ip(sh), ip(dh)),
-                                        want,
-                                        got,
-                                    ));
-                                }
-                            }
-                            out
-                        })
-                        .unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let all: Vec<_> = results.into_iter().flatten().collect();
-    let wrong: Vec<_> = all.iter().filter(|(_, w, g)| w != g).collect();
-    assert!(wrong.is_empty(), "real outcome != verdict(): {wrong:#?}");
+    let srcs: Vec<(&Pod, Ipv4Addr)> = PODS
+        .iter()
+        .zip(pods)
+        .map(|(p, pod)| (pod, ip(p.3)))
+        .collect();
+    let dsts: Vec<Ipv4Addr> = PODS.iter().map(|p| ip(p.3)).collect();
+    let all = probe_all(&srcs, &dsts, &PORTS, &verdict_of(set));
     let allowed = all.iter().filter(|(_, w, _)| *w == Verdict::Allow).count();
     (all.len(), allowed)
 }
 
-fn enforce_in(node: &Netns, set: &PolicySet) -> k8snet_nft::ApplyStats {
-    node.run(|| {
-        let mut nft = Nft::new().expect("netlink socket");
-        enforce(&mut nft, set, &RulesetOptions::default().with_log(true)).expect("enforce")
-    })
-    .unwrap()
+/// `enforce` in the node namespace, denials logged.
+fn enforce_logged(node: &Netns, set: &PolicySet) -> k8snet_nft::ApplyStats {
+    enforce_in(node, set, &RulesetOptions::default().with_log(true))
 }
 
 #[test]
@@ -285,7 +141,7 @@ fn real_traffic_matches_verdicts_across_an_update() {
         .map(|&(_, name, _, host)| routed_pod(&mut tn, name, host))
         .collect();
     for (pod, &(_, _, _, host)) in pods.iter().zip(&PODS) {
-        serve(pod.netns(), host);
+        serve(pod.netns(), ip(host), &TCP_PORTS, UDP_PORT);
     }
 
     // Routing works: without a ruleset every probe connects.
@@ -295,7 +151,7 @@ fn real_traffic_matches_verdicts_across_an_update() {
 
     let mut cluster = cluster();
     let mut set = PolicySet::compile(&cluster, &Options::default());
-    let first = enforce_in(tn.node(), &set);
+    let first = enforce_logged(tn.node(), &set);
     assert!(first.messages > 0);
     let rendered = tn
         .node()
@@ -340,7 +196,7 @@ fn real_traffic_matches_verdicts_across_an_update() {
     set.apply(&cluster, &r);
     let flow = Flow::new(IpAddr::V4(ip(3)), IpAddr::V4(ip(2)), Protocol::Tcp, 80);
     assert_eq!(set.verdict(&flow), Verdict::Deny);
-    let second = enforce_in(tn.node(), &set);
+    let second = enforce_logged(tn.node(), &set);
     assert!(second.messages > 0);
     let (n, allowed) = check_all(&pods, &set);
     println!("after the update: {allowed} of {n} probes allowed, all as verdict() says");
@@ -362,7 +218,7 @@ fn real_traffic_matches_verdicts_across_an_update() {
         panic!("not a NetworkPolicy");
     }
     assert!(cluster.upsert(bad).is_err(), "invalid policy accepted");
-    let third = enforce_in(tn.node(), &set);
+    let third = enforce_logged(tn.node(), &set);
     assert_eq!(third.messages, 0, "{third:?}");
     check_all(&pods, &set);
     roundtrip(b"3rd!");

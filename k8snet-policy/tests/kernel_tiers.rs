@@ -16,17 +16,17 @@
 //! the kernel's table too.
 #![cfg(all(feature = "linux", target_os = "linux"))]
 
+mod routed;
+
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::thread;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use k8snet_model::{Cluster, Manifests, Object, Protocol};
+use k8snet_model::{Cluster, Manifests, Protocol};
 use k8snet_nft::{Batch, Family, Nft};
-use k8snet_policy::{
-    Enforcer, Flow, Options, PolicySet, RulesetOptions, TABLE, Verdict, enforce, ruleset,
-};
-use k8snet_testnet::{Netns, Pod, Testnet, kernel_test};
+use k8snet_policy::{Enforcer, Flow, Options, PolicySet, RulesetOptions, TABLE, Verdict, ruleset};
+use k8snet_testnet::{Pod, Testnet, kernel_test};
+use routed::{Outcome, Ports, enforce_in, ip, load_one, probe_all, routed_pod, serve, verdict_of};
 
 /// (namespace, name, app, host, container ports as YAML).
 const PODS: [(&str, &str, &str, u8, &str); 4] = [
@@ -43,6 +43,10 @@ const PODS: [(&str, &str, &str, u8, &str); 4] = [
 ];
 const TCP_PORTS: [u16; 7] = [22, 80, 5432, 8050, 8080, 8081, 9090];
 const UDP_PORT: u16 = 53;
+const PORTS: Ports = Ports {
+    tcp: &TCP_PORTS,
+    udp: UDP_PORT,
+};
 /// The node's own address (on its `lo`).
 const NODE: Ipv4Addr = Ipv4Addr::new(198, 19, 128, 1);
 
@@ -115,10 +119,6 @@ spec:
     )
 }
 
-fn ip(host: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, host)
-}
-
 fn cluster() -> Cluster {
     let mut yaml = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: x, labels: {{env: prod}}}}\n---\n\
@@ -144,170 +144,18 @@ fn cluster() -> Cluster {
     Cluster::from_manifests(&m)
 }
 
-fn load_one(yaml: &str) -> Object {
-    let mut m = Manifests::new();
-    m.load_str("one.yaml", yaml);
-    assert!(m.errors().is_empty(), "{:?}", m.errors());
-    m.objects()[0].object.clone()
-}
-
-/// A routed pod: `198.18.0.<host>/32` on eth0, default route via
-/// 198.18.0.1 (an address of the node's veth end), a /32 route to it in
-/// the node.
-fn routed_pod(tn: &mut Testnet, name: &str, host: u8) -> Pod {
-    let addr = format!("{}/32", ip(host)).parse().unwrap();
-    let pod = tn.add_pod(name, &[addr]).unwrap();
-    pod.add_node_addr("198.18.0.1/32".parse().unwrap()).unwrap();
-    pod.netns()
-        .ip(&["-4", "route", "add", "198.18.0.1/32", "dev", "eth0"])
-        .unwrap();
-    pod.set_gateway(IpAddr::V4(ip(1))).unwrap();
-    let dst = format!("{}/32", ip(host));
-    tn.node()
-        .ip(&["-4", "route", "add", &dst, "dev", pod.node_ifname()])
-        .unwrap();
-    pod
-}
-
-/// TCP echo servers on every probe port and a UDP echo server, on `a`.
-fn serve(ns: &Netns, a: Ipv4Addr) {
-    let (tcp, udp) = ns
-        .run(move || {
-            let tcp: Vec<TcpListener> = TCP_PORTS
-                .iter()
-                .map(|&p| TcpListener::bind((a, p)).unwrap())
-                .collect();
-            let udp = UdpSocket::bind((a, UDP_PORT)).unwrap();
-            (tcp, udp)
-        })
-        .unwrap();
-    for l in tcp {
-        thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(mut c) = conn else { continue };
-                thread::spawn(move || {
-                    let mut buf = [0u8; 64];
-                    while let Ok(n) = c.read(&mut buf) {
-                        if n == 0 || c.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-    }
-    thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok((n, from)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(&buf[..n], from);
-        }
-    });
-}
-
-fn tcp_probe(dst: SocketAddr, wait: Duration) -> Verdict {
-    match TcpStream::connect_timeout(&dst, wait) {
-        Ok(mut s) => {
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(b"ping").unwrap();
-            let mut buf = [0u8; 4];
-            s.read_exact(&mut buf).unwrap();
-            assert_eq!(&buf, b"ping");
-            Verdict::Allow
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Verdict::Deny,
-        Err(e) => panic!("TCP {dst}: unexpected {e}"),
-    }
-}
-
-fn udp_probe(src: Ipv4Addr, dst: SocketAddr, wait: Duration) -> Verdict {
-    let s = UdpSocket::bind((src, 0)).unwrap();
-    s.set_read_timeout(Some(wait)).unwrap();
-    s.send_to(b"ping", dst).unwrap();
-    let mut buf = [0u8; 8];
-    match s.recv_from(&mut buf) {
-        Ok((4, from)) if from == dst => Verdict::Allow,
-        Ok(other) => panic!("UDP {dst}: unexpected reply {other:?}"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Verdict::Deny
-        }
-        Err(e) => panic!("UDP {dst}: unexpected {e}"),
-    }
-}
-
-/// One probe's description, the verdict and the real outcome.
-type Outcome = (String, Verdict, Verdict);
-
-/// Probes every destination in `dsts` (on every port) from every pod, in
-/// parallel per source; `expect` gives the outcome the probe must have.
-fn probe_all(
+/// Probes every destination in `dsts` from every pod ([`routed::probe_all`]).
+fn probe_pods(
     pods: &[Pod],
     dsts: &[Ipv4Addr],
     expect: &(dyn Fn(Ipv4Addr, Ipv4Addr, Protocol, u16) -> Verdict + Sync),
 ) -> Vec<Outcome> {
-    let results: Vec<Vec<Outcome>> = thread::scope(|s| {
-        let handles: Vec<_> = PODS
-            .iter()
-            .zip(pods)
-            .map(|(&(_, _, _, sh, _), pod)| {
-                s.spawn(move || {
-                    pod.netns()
-                        .run(move || {
-                            let mut out = Vec::new();
-                            for &dst in dsts {
-                                if dst == ip(sh) {
-                                    continue;
-                                }
-                                let mut probes: Vec<(Protocol, u16)> =
-                                    TCP_PORTS.iter().map(|&p| (Protocol::Tcp, p)).collect();
-                                probes.push((Protocol::Udp, UDP_PORT));
-                                for (proto, port) in probes {
-                                    let want = expect(ip(sh), dst, proto, port);
-                                    let addr = SocketAddr::from((dst, port));
-                                    let probe = |wait| match proto {
-                                        Protocol::Udp => udp_probe(ip(sh), addr, wait),
-                                        _ => tcp_probe(addr, wait),
-                                    };
-                                    let mut got = probe(Duration::from_millis(300));
-                                    if got != want && want == Verdict::Allow {
-                                        // A slow first packet (neighbour resolution).
-                                        got = probe(Duration::from_secs(3));
-                                    }
-                                    out.push((
-                                        format!("{} -> {dst} {proto} {port}", ip(sh)),
-                                        want,
-                                        got,
-                                    ));
-                                }
-                            }
-                            out
-                        })
-                        .unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let all: Vec<Outcome> = results.into_iter().flatten().collect();
-    let wrong: Vec<_> = all.iter().filter(|(_, w, g)| w != g).collect();
-    assert!(wrong.is_empty(), "real outcome != expected: {wrong:#?}");
-    all
-}
-
-fn verdict_of(set: &PolicySet) -> impl Fn(Ipv4Addr, Ipv4Addr, Protocol, u16) -> Verdict + Sync {
-    move |s, d, p, port| set.verdict(&Flow::new(IpAddr::V4(s), IpAddr::V4(d), p, port))
-}
-
-fn enforce_in(node: &Netns, set: &PolicySet, options: &RulesetOptions) -> k8snet_nft::ApplyStats {
-    node.run(|| {
-        let mut nft = Nft::new().expect("netlink socket");
-        enforce(&mut nft, set, options).expect("enforce")
-    })
-    .unwrap()
+    let srcs: Vec<(&Pod, Ipv4Addr)> = PODS
+        .iter()
+        .zip(pods)
+        .map(|(p, pod)| (pod, ip(p.3)))
+        .collect();
+    probe_all(&srcs, dsts, &PORTS, expect)
 }
 
 fn count(all: &[Outcome], v: Verdict) -> usize {
@@ -336,15 +184,15 @@ fn admin_and_baseline_tiers_and_node_input_match_verdicts() {
         .map(|&(_, name, _, host, _)| routed_pod(&mut tn, name, host))
         .collect();
     for (pod, &(_, _, _, host, _)) in pods.iter().zip(&PODS) {
-        serve(pod.netns(), ip(host));
+        serve(pod.netns(), ip(host), &TCP_PORTS, UDP_PORT);
     }
-    serve(tn.node(), NODE);
+    serve(tn.node(), NODE, &TCP_PORTS, UDP_PORT);
     let pod_ips: Vec<Ipv4Addr> = PODS.iter().map(|p| ip(p.3)).collect();
 
     // Routing works: without a ruleset every probe connects.
     let open = |_: Ipv4Addr, _: Ipv4Addr, _: Protocol, _: u16| Verdict::Allow;
-    probe_all(&pods, &pod_ips, &open);
-    probe_all(&pods, &[NODE], &open);
+    probe_pods(&pods, &pod_ips, &open);
+    probe_pods(&pods, &[NODE], &open);
 
     let mut cluster = cluster();
     let mut set = PolicySet::compile(&cluster, &Options::default());
@@ -363,7 +211,7 @@ fn admin_and_baseline_tiers_and_node_input_match_verdicts() {
     }
     let first = enforce_in(tn.node(), &set, &RulesetOptions::default().with_log(true));
     assert!(first.messages > 0);
-    let between = probe_all(&pods, &pod_ips, &verdict_of(&set));
+    let between = probe_pods(&pods, &pod_ips, &verdict_of(&set));
     let (allowed, denied) = (
         count(&between, Verdict::Allow),
         count(&between, Verdict::Deny),
@@ -376,7 +224,7 @@ fn admin_and_baseline_tiers_and_node_input_match_verdicts() {
 
     // Pod -> node: not filtered by default, although verdict() denies
     // some of these flows.
-    probe_all(&pods, &[NODE], &open);
+    probe_pods(&pods, &[NODE], &open);
     let denied_to_node = pod_ips
         .iter()
         .flat_map(|&s| {
@@ -394,10 +242,10 @@ fn admin_and_baseline_tiers_and_node_input_match_verdicts() {
         .with_log(true)
         .with_node_input(true);
     assert!(enforce_in(tn.node(), &set, &on).messages > 0);
-    let to_node = probe_all(&pods, &[NODE], &verdict_of(&set));
+    let to_node = probe_pods(&pods, &[NODE], &verdict_of(&set));
     assert_eq!(count(&to_node, Verdict::Deny), denied_to_node);
     // Forwarded traffic is unchanged by the option.
-    probe_all(&pods, &pod_ips, &verdict_of(&set));
+    probe_pods(&pods, &pod_ips, &verdict_of(&set));
     println!(
         "pod -> node with node_input: {} allowed, {} denied, all as verdict() says",
         count(&to_node, Verdict::Allow),
@@ -430,9 +278,9 @@ fn admin_and_baseline_tiers_and_node_input_match_verdicts() {
     let flow = Flow::new(IpAddr::V4(ip(5)), IpAddr::V4(ip(3)), Protocol::Tcp, 8050);
     assert_eq!(set.verdict(&flow), Verdict::Deny);
     assert!(enforce_in(tn.node(), &set, &on).messages > 0);
-    let after = probe_all(&pods, &pod_ips, &verdict_of(&set));
+    let after = probe_pods(&pods, &pod_ips, &verdict_of(&set));
     assert_eq!(outcome(&after, 5, ip(3), "TCP", 8050), Verdict::Deny);
-    probe_all(&pods, &[NODE], &verdict_of(&set));
+    probe_pods(&pods, &[NODE], &verdict_of(&set));
     roundtrip(b"two!");
     // Enforcing the same set again sends nothing.
     assert_eq!(enforce_in(tn.node(), &set, &on).messages, 0);
