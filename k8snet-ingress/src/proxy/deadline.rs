@@ -47,6 +47,19 @@ pub(crate) struct LazyDeadline {
 }
 
 impl LazyDeadline {
+    /// A timer of its own (not taken from a slot).
+    pub(crate) fn new(deadline: Instant) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline,
+        }
+    }
+
+    /// Moves the deadline (later ones cost nothing until the timer fires).
+    pub(crate) fn set(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.sleep.deadline() > self.deadline {
             self.sleep.as_mut().reset(self.deadline);

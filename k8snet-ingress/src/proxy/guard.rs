@@ -53,7 +53,7 @@ const REFUSED: &[u8] = b"REFUSED\x01AMBIGUOUS-FRAMING\r\n\r\n";
 
 /// Header lines parsed per head; more is hyper's 431 (its default limit is
 /// 100), so the guard steps aside.
-const MAX_HEADERS: usize = 128;
+pub(super) const MAX_HEADERS: usize = 128;
 
 /// Why a head is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,7 @@ enum State {
 
 /// Chunked-body states, as hyper's decoder has them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(super) enum Chunk {
     Start,
     Size(u64),
     Lws(u64),
@@ -184,7 +184,7 @@ impl Scanner {
 
 /// One byte of chunk framing: `Some(Some(state))` to go on, `Some(None)`
 /// at the end of the body, `None` where hyper's decoder fails.
-fn chunk_step(c: Chunk, b: u8) -> Option<Option<Chunk>> {
+pub(super) fn chunk_step(c: Chunk, b: u8) -> Option<Option<Chunk>> {
     let hex = |size: u64| {
         let d = match b {
             b'0'..=b'9' => b - b'0',
@@ -246,7 +246,7 @@ fn check_head(data: &[u8]) -> HeadCheck {
     }
 }
 
-enum Framing {
+pub(super) enum Framing {
     Refuse(Ambiguity),
     Aside,
     Length(u64),
@@ -254,7 +254,7 @@ enum Framing {
 }
 
 /// The body framing of a parsed head, by hyper's rules (RFC 9112 §6.3).
-fn framing(req: &httparse::Request<'_, '_>) -> Framing {
+pub(super) fn framing(req: &httparse::Request<'_, '_>) -> Framing {
     let mut length: Option<u64> = None;
     let mut lengths_conflict = false;
     let mut length_invalid = false;
@@ -292,7 +292,7 @@ fn framing(req: &httparse::Request<'_, '_>) -> Framing {
 }
 
 /// A `Content-Length` value as hyper reads it: ASCII digits only.
-fn digits(v: &[u8]) -> Option<u64> {
+pub(super) fn digits(v: &[u8]) -> Option<u64> {
     if v.is_empty() {
         return None;
     }
@@ -306,7 +306,7 @@ fn digits(v: &[u8]) -> Option<u64> {
 }
 
 /// Whether `chunked` is the last coding, as hyper decides.
-fn is_chunked(v: &[u8]) -> bool {
+pub(super) fn is_chunked(v: &[u8]) -> bool {
     v.rsplit(|&b| b == b',')
         .next()
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))

@@ -55,7 +55,7 @@ pub(crate) struct Slots {
 }
 
 /// Endpoints tried per request before answering 502.
-const MAX_TRIES: usize = 3;
+pub(crate) const MAX_TRIES: usize = 3;
 
 /// The target of access-log events.
 pub(crate) const ACCESS: &str = "k8snet_ingress::access";
@@ -583,7 +583,13 @@ async fn send(
     ))
 }
 
-fn pick(ctx: &ConnCtx, upstream: &Upstream, path: &str, attempt: usize, tried: &[usize]) -> usize {
+pub(crate) fn pick(
+    ctx: &ConnCtx,
+    upstream: &Upstream,
+    path: &str,
+    attempt: usize,
+    tried: &[usize],
+) -> usize {
     let key = PickKey {
         client: ctx.client.ip(),
         path,

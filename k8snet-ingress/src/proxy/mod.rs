@@ -46,6 +46,19 @@
 //!   once; the next ones wait in the kernel's accept queue.
 //! - **Threads**: one per worker, each with a single-threaded runtime, its
 //!   own `SO_REUSEPORT` sockets and its own backend pool (nginx's model).
+//! - **Fast path** ([`ProxyConfig::fast_path`], on by default): on the
+//!   plaintext listeners, plain keep-alive HTTP/1.1 requests whose rule
+//!   needs nothing but forwarding are relayed as bytes, without hyper: the
+//!   request head is parsed once and rewritten on the way (hop-by-hop
+//!   headers dropped, the forwarding headers appended), the response head
+//!   likewise, bodies streamed (chunked ones re-chunked), backend
+//!   connections kept alive as plain TCP streams per endpoint. Endpoint
+//!   choice, retries, timeouts, limits, the error answers and the access
+//!   log are the hyper path's. The first request it does not take
+//!   (HTTP/1.0, upgrades, `Expect`, `TE`, ambiguous framing, source
+//!   ranges, redirects, affinity, rewrites, other backend protocols,
+//!   unrouted requests, …) hands the connection, with the bytes read so
+//!   far, to the framing guard and hyper, which answer as they would have.
 //!
 //! - **Per-client connections** (optional,
 //!   [`ProxyConfig::max_connections_per_client`], as nginx's `limit_conn`
@@ -70,6 +83,7 @@
 mod affinity;
 mod body;
 mod deadline;
+mod fast;
 mod forward;
 mod guard;
 mod handler;
@@ -195,6 +209,12 @@ pub struct ProxyConfig {
     pub default_certificate: DefaultCertificate,
     /// How endpoints are picked.
     pub balancer: Arc<dyn Balancer>,
+    /// Whether plain HTTP/1.1 requests on the plaintext listeners take the
+    /// raw fast path (default on): parsed once, forwarded on pooled TCP
+    /// connections without hyper. Requests it does not take (HTTP/1.0,
+    /// HTTP/2, upgrades, `Expect`, rules needing more than forwarding, …)
+    /// and TLS listeners go through hyper either way; answers are the same.
+    pub fast_path: bool,
 }
 
 impl ProxyConfig {
@@ -211,7 +231,15 @@ impl ProxyConfig {
             max_connections_per_client: None,
             default_certificate: DefaultCertificate::Generated,
             balancer: Arc::new(RoundRobin),
+            fast_path: true,
         }
+    }
+
+    /// Turns the raw HTTP/1.1 fast path on or off
+    /// ([`ProxyConfig::fast_path`]).
+    pub fn fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
     }
 
     /// Limits the connections open at once per client address

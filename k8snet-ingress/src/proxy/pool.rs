@@ -57,6 +57,8 @@ const MAX_H1_PER_ENDPOINT: usize = 256;
 pub(crate) struct Pool {
     h1: Mutex<FxHashMap<Key, Vec<http1::SendRequest<ProxyBody>>>>,
     h2: Mutex<FxHashMap<Key, http2::SendRequest<ProxyBody>>>,
+    /// Idle plain HTTP/1.1 connections of the raw fast path, per endpoint.
+    raw: Mutex<FxHashMap<SocketAddr, Vec<TcpStream>>>,
     tls_h1: TlsConnector,
     tls_h2: TlsConnector,
 }
@@ -72,6 +74,7 @@ impl Pool {
         Ok(Self {
             h1: Mutex::default(),
             h2: Mutex::default(),
+            raw: Mutex::default(),
             tls_h1: TlsConnector::from(super::tls::client_config(b"http/1.1")?),
             tls_h2: TlsConnector::from(super::tls::client_config(b"h2")?),
         })
@@ -114,6 +117,29 @@ impl Pool {
         let list = h1.entry(key).or_default();
         if list.len() < MAX_H1_PER_ENDPOINT {
             list.push(tx);
+        }
+    }
+
+    /// An idle raw connection to `addr` that still looks open (the most
+    /// recently used first); those the backend closed meanwhile are dropped.
+    pub(crate) fn raw_idle(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        let list = raw.get_mut(&addr)?;
+        while let Some(c) = list.pop() {
+            if still_open(&c) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Keeps a raw connection whose exchange is complete for the next
+    /// request to `addr`.
+    pub(crate) fn put_raw(&self, addr: SocketAddr, conn: TcpStream) {
+        let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        let list = raw.entry(addr).or_default();
+        if list.len() < MAX_H1_PER_ENDPOINT {
+            list.push(conn);
         }
     }
 
@@ -192,6 +218,18 @@ impl Pool {
             .insert(key, tx.clone());
         Ok(Conn::H2(tx))
     }
+}
+
+/// Whether an idle connection is still usable: nothing to read (no
+/// end-of-stream, no stray bytes). Readiness is asked of the reactor
+/// first, so a connection with no event pending costs no system call.
+fn still_open(c: &TcpStream) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if c.poll_read_ready(&mut cx).is_pending() {
+        return true;
+    }
+    let mut probe = [0u8; 1];
+    matches!(c.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 async fn tls_connect(

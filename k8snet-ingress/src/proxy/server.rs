@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::fast::{self, Prefixed};
 use super::guard::Guarded;
 use super::handler::{ConnCtx, Slots, handle};
 use super::pool::Pool;
@@ -130,6 +131,8 @@ pub(crate) struct Server {
     /// The largest request head hyper reads (its read buffer limit).
     max_head: usize,
     header_timeout: Duration,
+    /// Whether plain HTTP/1.1 requests take the raw fast path.
+    fast: bool,
 }
 
 impl Server {
@@ -159,6 +162,7 @@ impl Server {
             tls: tls.map(TlsAcceptor::from),
             max_head,
             header_timeout: cfg.header_read_timeout,
+            fast: cfg.fast_path,
         }
     }
 
@@ -242,11 +246,30 @@ impl Server {
                 _client: slot,
             },
         });
+        let fast_ctx = ctx.clone();
         let service = service_fn(move |req| handle(req, ctx.clone()));
         let serving = async {
             match &self.tls {
                 None => {
-                    let io = Guarded::new(stream, self.max_head, self.header_timeout, peer);
+                    // The fast path first; what it does not take (and the
+                    // rest of that connection) goes to hyper, the bytes
+                    // already read in front.
+                    let (stream, read) = if self.fast && over_limit.is_none() {
+                        match fast::serve(stream, &fast_ctx, self.max_head, self.header_timeout)
+                            .await
+                        {
+                            fast::Outcome::Done => return Ok(()),
+                            fast::Outcome::Fallback(stream, read) => (stream, read),
+                        }
+                    } else {
+                        (stream, Vec::new())
+                    };
+                    let io = Guarded::new(
+                        Prefixed::new(read, stream),
+                        self.max_head,
+                        self.header_timeout,
+                        peer,
+                    );
                     self.http
                         .serve_connection_with_upgrades(TokioIo::new(io), service)
                         .await

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod failures;
+mod fast_path;
 mod limits;
 mod protocols;
 mod routing;
