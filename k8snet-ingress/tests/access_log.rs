@@ -8,69 +8,15 @@
 #[path = "proxy/support.rs"]
 mod support;
 
-use std::collections::BTreeMap;
+#[path = "proxy/access_capture.rs"]
+mod access_capture;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-
+use access_capture::{events, logged};
 use support::{Backend, get, ingress, load, proxy, service, simple_rule};
-
-type Fields = BTreeMap<String, String>;
-
-/// Every access-log event seen, as field → value.
-fn events() -> &'static Arc<Mutex<Vec<Fields>>> {
-    static EVENTS: OnceLock<Arc<Mutex<Vec<Fields>>>> = OnceLock::new();
-    EVENTS.get_or_init(|| {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::registry().with(Capture(events.clone()));
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        events
-    })
-}
-
-struct Capture(Arc<Mutex<Vec<Fields>>>);
-
-impl<S: Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() != "k8snet_ingress::access" {
-            return;
-        }
-        let mut fields = Record(Fields::new());
-        event.record(&mut fields);
-        fields
-            .0
-            .insert("level".into(), event.metadata().level().to_string());
-        self.0.lock().unwrap().push(fields.0);
-    }
-}
-
-struct Record(Fields);
-
-impl Visit for Record {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}"));
-    }
-}
-
-/// The events whose path is `path`.
-fn logged(path: &str) -> Vec<Fields> {
-    events()
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| e.get("path").is_some_and(|p| p == path))
-        .cloned()
-        .collect()
-}
 
 fn setup() -> (Backend, k8snet_ingress::proxy::Proxy) {
     events();
