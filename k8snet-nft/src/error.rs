@@ -93,6 +93,14 @@ pub enum Error {
         /// The error.
         source: io::Error,
     },
+    /// A ctnetlink reply (see [`crate::conntrack`]) that cannot be read.
+    #[error("{what}: {source}")]
+    Decode {
+        /// What was being done.
+        what: String,
+        /// Where and what the reply got wrong.
+        source: crate::conntrack::DecodeError,
+    },
     /// The kernel holds something this crate cannot express (or did not
     /// write), found while reading a table back.
     #[error("reading back {object}: {reason}")]

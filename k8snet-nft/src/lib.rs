@@ -20,6 +20,9 @@
 //! - **Linux backend** (feature `linux`): [`Nft`] applies a batch in one
 //!   netlink transaction through libnftnl and libmnl, names the object the
 //!   kernel refused, and reads a table back ([`Nft::read_table`]).
+//! - **Conntrack** ([`conntrack`]): ctnetlink messages and their decoder
+//!   (pure), and with the `linux` feature `conntrack::Conntrack`, the
+//!   socket that lists and deletes entries.
 //! - [`predict_jhash_slot`]: the slot the kernel's `jhash ... mod M seed S`
 //!   picks, so user space can predict where a flow goes.
 //!
@@ -137,6 +140,7 @@
     allow(rustdoc::broken_intra_doc_links)
 )]
 
+pub mod conntrack;
 mod diff;
 mod error;
 mod expr;
