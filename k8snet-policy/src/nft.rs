@@ -20,6 +20,7 @@ use crate::compile::world::IdentityId;
 use crate::explain::{Action, Tier};
 use crate::flow::proto;
 use crate::matrix::external;
+use crate::options::SelfTraffic;
 
 /// The name of the table.
 pub const TABLE: &str = "k8snet-policy";
@@ -683,17 +684,22 @@ impl<'a> Builder<'a> {
 ///     set nm1-4 { type ipv4_addr . inet_proto . inet_service;       # named port "http",
 ///                 elements = { 198.18.0.2 . tcp . 8080 } }          # resolved per pod
 ///     set local4 { type ipv4_addr . ipv4_addr; elements = { 198.19.128.1 . 198.18.0.2 } }
+///     set same4 { type ipv4_addr . ipv4_addr; elements = { 198.18.0.2 . 198.18.0.2 } }
 ///     map eg4 { type ipv4_addr : verdict; elements = { 198.18.0.6 : goto t-9f..} }
 ///     map in4 { type ipv4_addr : verdict; elements = { 198.18.0.2 : goto t-31.. } }
 ///     chain egress {
 ///         type filter hook forward priority 0; policy accept;
 ///         ct state established,related accept
+///         ip saddr . ip daddr @same4 accept        # a pod to itself (hairpin)
+///         ip6 saddr . ip6 daddr @same6 accept
 ///         ip saddr vmap @eg4
 ///         ip6 saddr vmap @eg6
 ///     }
 ///     chain ingress {
 ///         type filter hook forward priority 1; policy accept;
 ///         ct state established,related accept
+///         ip saddr . ip daddr @same4 accept
+///         ip6 saddr . ip6 daddr @same6 accept
 ///         ip saddr . ip daddr @local4 accept       # the pod's own node
 ///         ip6 saddr . ip6 daddr @local6 accept
 ///         ip daddr vmap @in4
@@ -869,12 +875,45 @@ pub fn ruleset(set: &PolicySet, options: &RulesetOptions) -> Table {
             }
         }
     }
+    // A pod's traffic to itself is allowed (`SelfTraffic::Allow`, the
+    // default), and the forward hook does see it: a pod that reaches its
+    // own Service is DNATed back to itself before forwarding. (pod, pod)
+    // pairs of the pods whose egress or ingress is filtered.
+    let mut same = [
+        Set::new(vec![DataType::Ipv4Addr, DataType::Ipv4Addr]),
+        Set::new(vec![DataType::Ipv6Addr, DataType::Ipv6Addr]),
+    ];
+    if set.options().self_traffic == SelfTraffic::Allow {
+        for (slot_id, slot) in set.world.pod_slots() {
+            let owned = |ip: IpAddr| set.world.pod_by_ip(ip).is_some_and(|r| r.slot == slot_id);
+            for &a in slot.ips.iter().filter(|&&ip| owned(ip)) {
+                let f = fam(a.is_ipv6());
+                let key = Key(vec![value(a)]);
+                if !maps[EGRESS][f].elements.contains_key(&key)
+                    && !maps[INGRESS][f].elements.contains_key(&key)
+                {
+                    continue;
+                }
+                for &b in slot.ips.iter().filter(|&&ip| owned(ip)) {
+                    if b.is_ipv6() == a.is_ipv6() {
+                        same[f]
+                            .elements
+                            .insert(Key(vec![value(a), value(b)]), Element::default());
+                    }
+                }
+            }
+        }
+    }
     let egress = Chain::base(ChainType::Filter, Hook::Forward, 0, Policy::Accept)
         .with_rule(rule("ct state established,related accept"))
+        .with_rule(rule("ip saddr . ip daddr @same4 accept"))
+        .with_rule(rule("ip6 saddr . ip6 daddr @same6 accept"))
         .with_rule(rule("ip saddr vmap @eg4"))
         .with_rule(rule("ip6 saddr vmap @eg6"));
     let ingress = Chain::base(ChainType::Filter, Hook::Forward, 1, Policy::Accept)
         .with_rule(rule("ct state established,related accept"))
+        .with_rule(rule("ip saddr . ip daddr @same4 accept"))
+        .with_rule(rule("ip6 saddr . ip6 daddr @same6 accept"))
         .with_rule(rule("ip saddr . ip daddr @local4 accept"))
         .with_rule(rule("ip6 saddr . ip6 daddr @local6 accept"))
         .with_rule(rule("ip daddr vmap @in4"))
@@ -894,7 +933,10 @@ pub fn ruleset(set: &PolicySet, options: &RulesetOptions) -> Table {
         [e, i]
     };
     let [local4, local6] = local;
+    let [same4, same6] = same;
     table = table
+        .with_set("same4", same4)
+        .with_set("same6", same6)
         .with_set("eg4", eg4)
         .with_set("eg6", eg6)
         .with_set("in4", in4)
@@ -1275,7 +1317,9 @@ spec:
         let (mut allowed, mut denied) = (0, 0);
         for &s in addrs {
             for &d in addrs {
-                if s == d || s.is_ipv6() != d.is_ipv6() {
+                // s == d included: a pod's traffic to itself (hairpin
+                // through its own Service) reaches the forward hook too.
+                if s.is_ipv6() != d.is_ipv6() {
                     continue;
                 }
                 for p in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
