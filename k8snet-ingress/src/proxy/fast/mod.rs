@@ -18,7 +18,8 @@
 //! paths that normalize, `Connection` headers naming other headers,
 //! requests that match no rule or whose rule needs more than forwarding
 //! (source ranges, redirects, affinity, rewrites, other backend
-//! protocols, body size limits on chunked bodies, resource backends,
+//! protocols, a declared `Content-Length` over the body size limit (a
+//! chunked body over it gets 413 here), resource backends,
 //! unavailable Services), and connections beyond their client's limit.
 //! Since nothing has been written to the client or to a backend by then,
 //! the hyper path answers those requests exactly as it would have.
@@ -330,7 +331,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
             false,
         );
-        assert_eq!(h.body, RespBody::Chunked);
+        // Both framings: chunked wins, and the connection is not reused.
+        assert_eq!((h.body, h.keep_alive), (RespBody::Chunked, false));
         let h = p("HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!((h.body, h.keep_alive), (RespBody::UntilClose, false));
         let h = p(

@@ -146,7 +146,10 @@ pub(super) fn parse_response(
         len,
         status,
         body,
-        keep_alive: !close && body != RespBody::UntilClose,
+        // Transfer-Encoding with Content-Length: framed by the former
+        // (RFC 9112 §6.3), but a sign of a confused or hostile backend,
+        // so the connection is not reused.
+        keep_alive: !close && body != RespBody::UntilClose && !(te.is_some() && length.is_some()),
     };
     if !(100..200).contains(&status) {
         client_head(&resp, &head, unusual, client_keep, down);
