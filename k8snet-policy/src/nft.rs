@@ -922,8 +922,13 @@ pub fn ruleset(set: &PolicySet, options: &RulesetOptions) -> Table {
         .with_chain("egress", egress)
         .with_chain("ingress", ingress);
     if options.node_input {
+        // ICMPv6 first: neighbour and router discovery from a pod to its
+        // node carries the pod's address, is never "established", and
+        // must not meet the pod's egress policy (NetworkPolicy governs
+        // TCP, UDP and SCTP only).
         let input = Chain::base(ChainType::Filter, Hook::Input, 0, Policy::Accept)
             .with_rule(rule("ct state established,related accept"))
+            .with_rule(rule("meta l4proto ipv6-icmp accept"))
             .with_rule(rule("ip saddr vmap @eg4"))
             .with_rule(rule("ip6 saddr vmap @eg6"));
         table = table.with_chain("input", input);
