@@ -646,3 +646,19 @@ fn what_the_fast_path_leaves_to_hyper_is_answered_alike() {
         assert!(a.body.contains("proxy-body-size"), "{a:?}");
     }
 }
+
+#[test]
+fn a_repeated_content_length_reaches_the_backend_once() {
+    let p = pair();
+    // Identical repeated lines (which the framing rules accept): both
+    // paths answer alike, and the fast path sends the header once, as
+    // hyper does, for backends that refuse duplicates (nginx: 400).
+    let req = "POST /echo HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\nContent-Length: 05\r\nContent-Length: 05\r\n\r\nhello";
+    assert_same(&p, req, 1);
+    let fast = p.backend.head_with("X-Case: fast");
+    let lengths = fast
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("content-length:"))
+        .collect::<Vec<_>>();
+    assert_eq!(lengths, ["Content-Length: 05"], "{fast}");
+}

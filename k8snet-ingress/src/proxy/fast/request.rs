@@ -26,6 +26,9 @@ pub(super) enum Special {
     /// Set by the proxy; the client's are dropped.
     Forwarded,
     Xff,
+    /// `Content-Length`: written once (repeated identical lines, which
+    /// the guard accepts, do not reach the backend).
+    Length,
     Other,
 }
 
@@ -44,6 +47,7 @@ pub(super) fn special(name: &str) -> Special {
         17 if is("transfer-encoding") => Special::Hop,
         7 if is("upgrade") => Special::Slow,
         15 if is("x-forwarded-for") => Special::Xff,
+        14 if is("content-length") => Special::Length,
         9 if is("x-real-ip") => Special::Forwarded,
         17 if is("x-forwarded-proto") => Special::Forwarded,
         16 if is("x-forwarded-port") => Special::Forwarded,
@@ -86,6 +90,7 @@ pub(super) fn plan(inb: &[u8], ctx: &ConnCtx, s: &mut Scratch, logging: bool) ->
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut host: Option<&str> = None;
     let mut client_close = false;
+    let mut length_written = false;
     s.xff.clear();
     for h in req.headers.iter() {
         match special(h.name) {
@@ -113,6 +118,10 @@ pub(super) fn plan(inb: &[u8], ctx: &ConnCtx, s: &mut Scratch, logging: bool) ->
                 continue;
             }
             Special::Hop | Special::Forwarded => continue,
+            // The first line only (the framing checked that any others
+            // repeat it), as hyper forwards it.
+            Special::Length if length_written => continue,
+            Special::Length => length_written = true,
             Special::Slow => return Step::Fallback,
             Special::Xff => {
                 if visible(h.value)
