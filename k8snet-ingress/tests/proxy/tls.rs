@@ -1,7 +1,9 @@
 //! TLS: SNI picks the certificate, Host picks the route; redirects;
 //! certificates swapped in place.
 
-use crate::support::{Backend, TestCa, curl, get, ingress, load, proxy, service, tables};
+use crate::support::{
+    AcceptAnyCert, Backend, TestCa, curl, get, ingress, load, proxy, service, tables,
+};
 use k8snet_ingress::proxy::DefaultCertificate;
 use k8snet_model::Object;
 
@@ -156,57 +158,18 @@ struct Seen {
     response: String,
 }
 
-/// Accepts any server certificate and records the leaf it was shown.
-#[derive(Debug)]
-struct Record(
-    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    std::sync::Arc<rustls::crypto::CryptoProvider>,
-);
-
-impl rustls::client::danger::ServerCertVerifier for Record {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        *self.0.lock().unwrap() = end_entity.to_vec();
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A TLS handshake with `sni` (none when `None`: rustls sends no SNI for
 /// an IP address), then `GET /` with `Host: host` over HTTP/1.1.
 fn tls_get(p: &k8snet_ingress::proxy::Proxy, sni: Option<&str>, host: &str) -> Seen {
     use std::io::{Read, Write};
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let leaf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let verifier = AcceptAnyCert::new(provider.clone());
+    let leaf = verifier.seen.clone();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(Record(leaf.clone(), provider)))
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let name = match sni {
