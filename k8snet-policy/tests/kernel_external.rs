@@ -13,6 +13,8 @@
 //! skipped with the reason printed, also under `CI=true`.
 #![cfg(all(feature = "linux", target_os = "linux"))]
 
+mod routed;
+
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::thread;
@@ -151,35 +153,13 @@ fn cluster() -> Cluster {
     Cluster::from_manifests(&m)
 }
 
-/// A namespace joined to the node by a veth and routed (no bridge): its
-/// two addresses as /32 and /128 on eth0, the node end `gw4`/`gw6` as its
-/// default gateways, host routes to it in the node.
+/// A namespace routed to the node (see [`routed::routed_ns`]) with both
+/// of `e`'s addresses, `gw4`/`gw6` as its gateways.
 fn routed(tn: &mut Testnet, e: &Spec, gw4: &str, gw6: &str) -> Netns {
-    let addrs = [
-        format!("{}/32", e.v4).parse().unwrap(),
-        format!("{}/128", e.v6).parse().unwrap(),
-    ];
-    let pod = tn.add_pod(e.name, &addrs).unwrap();
-    pod.add_node_addr(format!("{gw4}/32").parse().unwrap())
-        .unwrap();
-    pod.add_node_addr(format!("{gw6}/128").parse().unwrap())
-        .unwrap();
-    let ns = pod.netns();
-    ns.ip(&["-4", "route", "add", &format!("{gw4}/32"), "dev", "eth0"])
-        .unwrap();
-    ns.ip(&["-6", "route", "add", &format!("{gw6}/128"), "dev", "eth0"])
-        .unwrap();
-    pod.set_gateway(addr(gw4)).unwrap();
-    pod.set_gateway(addr(gw6)).unwrap();
-    for (family, dst) in [
-        ("-4", format!("{}/32", e.v4)),
-        ("-6", format!("{}/128", e.v6)),
-    ] {
-        tn.node()
-            .ip(&[family, "route", "add", &dst, "dev", pod.node_ifname()])
-            .unwrap();
-    }
-    ns.clone()
+    let addrs = [addr(e.v4), addr(e.v6)];
+    routed::routed_ns(tn, e.name, &addrs, &[addr(gw4), addr(gw6)])
+        .netns()
+        .clone()
 }
 
 fn sctp() -> socket2::Protocol {

@@ -45,6 +45,43 @@ pub(crate) fn routed_pod(tn: &mut Testnet, name: &str, host: u8) -> Pod {
     pod
 }
 
+/// A namespace joined to the node by a veth and routed (no bridge), for
+/// any mix of families: each of `addrs` as a host address (/32, /128) on
+/// eth0, each of `gateways` (node-side addresses, one per family) on the
+/// node's end and as the pod's default route, and a host route to each
+/// address in the node.
+pub(crate) fn routed_ns(
+    tn: &mut Testnet,
+    name: &str,
+    addrs: &[IpAddr],
+    gateways: &[IpAddr],
+) -> Pod {
+    let host = |a: &IpAddr| format!("{a}/{}", if a.is_ipv4() { 32 } else { 128 });
+    let family = |a: &IpAddr| if a.is_ipv4() { "-4" } else { "-6" };
+    let nets: Vec<_> = addrs.iter().map(|a| host(a).parse().unwrap()).collect();
+    let pod = tn.add_pod(name, &nets).unwrap();
+    for gw in gateways {
+        pod.add_node_addr(host(gw).parse().unwrap()).unwrap();
+        pod.netns()
+            .ip(&[family(gw), "route", "add", &host(gw), "dev", "eth0"])
+            .unwrap();
+        pod.set_gateway(*gw).unwrap();
+    }
+    for a in addrs {
+        tn.node()
+            .ip(&[
+                family(a),
+                "route",
+                "add",
+                &host(a),
+                "dev",
+                pod.node_ifname(),
+            ])
+            .unwrap();
+    }
+    pod
+}
+
 /// TCP echo servers on `tcp_ports` and a UDP echo server on `udp_port`,
 /// bound to `a` inside `ns`.
 pub(crate) fn serve(ns: &Netns, a: Ipv4Addr, tcp_ports: &'static [u16], udp_port: u16) {
