@@ -17,17 +17,30 @@
 # while wrk drives it; it prints instructions per request for each proxy.
 # Kernel work (syscalls, TCP) is not in these counts. Needs valgrind.
 #
+#   benches/compare/ingress.sh cpu [SECONDS=10] [CONNECTIONS=50]
+#
+# The third form shows where the CPU goes, for the small response: for
+# each proxy in turn, the busy share of each CPU (/proc/stat), the CPU
+# time per request of the proxy, the backend and wrk (/proc/PID/stat,
+# time(1)) and the TCP segments sent per request (/proc/net/snmp), then,
+# in a second run, the proxy's system calls per request
+# by name and those that returned EAGAIN (perf tracepoints; needs perf).
+#
 # K8SNET_BIN=path runs that k8snet binary instead of building the example.
 #
 # Needs: nginx (nginx-light) and wrk (Debian packages; scripts/setup.sh
 # installs them). Only 127.0.0.1 is used: ports 18081 (backend), 18080
-# (k8snet), 18082 (nginx proxy). With taskset available the proxies share
-# CPU 0 and wrk and the backend CPU 1, so that neither proxy competes
-# with the load generator.
+# (k8snet), 18082 (nginx proxy). With taskset available the proxies and
+# the backend share CPU 0 and wrk has CPU 1 to itself: then CPU 0, where
+# the proxy under test runs, bounds the rate, not the load generator (on
+# loopback a send also does the receiver's TCP work, so wrk and the
+# backend together needed as much CPU per request as a proxy; see `cpu`
+# and BENCHMARKS.md). BACKEND_ON=client puts the backend on wrk's CPU
+# instead, the layout before this change.
 set -euo pipefail
 
 MODE=wrk
-if [ "${1:-}" = callgrind ]; then MODE=callgrind; shift; fi
+if [ "${1:-}" = callgrind ] || [ "${1:-}" = cpu ]; then MODE=$1; shift; fi
 SECONDS_RUN=${1:-10}
 CONNS=${2:-50}
 WORKERS=${3:-1}
@@ -50,9 +63,11 @@ TOOLS="nginx wrk curl"
 for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "missing $tool (run scripts/setup.sh)" >&2; exit 1; }
 done
-PROXY_CPU="" CLIENT_CPU=""
+PROXY_CPU="" CLIENT_CPU="" BACKEND_CPU=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   PROXY_CPU="taskset -c 0" CLIENT_CPU="taskset -c 1"
+  # BACKEND_ON=client puts the backend with wrk (the earlier layout).
+  if [ "${BACKEND_ON:-proxy}" = client ]; then BACKEND_CPU=$CLIENT_CPU; else BACKEND_CPU=$PROXY_CPU; fi
 fi
 
 cd "$ROOT"
@@ -63,7 +78,11 @@ if [ -z "$K8SNET_BIN" ]; then
   K8SNET_BIN="$TARGET/release/examples/k8snet"
 fi
 
-# The backend: small and 1 MiB answers, keep-alive without limit.
+# The backend: small and 1 MiB answers, keep-alive without limit. The
+# small answer comes from memory (`return`), the big file through nginx's
+# open-file cache: the less the backend spends per request, the more of
+# CPU 1 is left to wrk, so that the proxy under test, not the load
+# generator's CPU, bounds the rate (see `cpu` above and BENCHMARKS.md).
 mkdir -p "$WORK/www" "$WORK/tmp"
 # nginx workers drop root for an unprivileged user, who must read these.
 chmod 755 "$WORK" "$WORK/www"; chmod 1777 "$WORK/tmp"
@@ -77,7 +96,9 @@ cat > "$WORK/backend.conf" <<CONF
 daemon off; worker_processes 1; pid $WORK/backend.pid; error_log $WORK/error.log warn;
 events { worker_connections 4096; }
 http { $common_http
-  server { listen 127.0.0.1:$BACKEND; root $WORK/www; location / { default_type text/plain; } }
+  server { listen 127.0.0.1:$BACKEND; root $WORK/www; open_file_cache max=16;
+    location = /small { default_type text/plain; return 200 "hello from the backend\n"; }
+    location / { default_type text/plain; } }
 }
 CONF
 # The nginx proxy: what ingress-nginx renders for one Ingress rule, minus
@@ -144,7 +165,7 @@ wait_for() { # port tries
   echo "port $1 does not answer" >&2; cat "$WORK/k8snet.log" "$WORK/error.log" >&2; exit 1
 }
 
-$CLIENT_CPU nginx -c "$WORK/backend.conf" -e "$WORK/error.log" & PIDS+=($!)
+$BACKEND_CPU nginx -c "$WORK/backend.conf" -e "$WORK/error.log" & PIDS+=($!)
 wait_for $BACKEND 50
 
 if [ "$MODE" = callgrind ]; then
@@ -188,6 +209,64 @@ $PROXY_CPU "$K8SNET_BIN" ingress serve -f "$WORK/cluster.yaml" \
   --listen 127.0.0.1:$K8SNET --workers "$WORKERS" 2>"$WORK/k8snet.log" & PIDS+=($!)
 wait_for $NGINX 50
 wait_for $K8SNET 50
+
+if [ "$MODE" = cpu ]; then
+  # The worker processes: the proxies' and the backend's nginx masters
+  # have one worker each (found by parent PID).
+  NGINX_MASTER=${PIDS[1]} K8SNET_PID=${PIDS[2]}
+  BACKEND_WORKER=$(pgrep -P "${PIDS[0]}" | head -1)
+  NGINX_WORKER=$(pgrep -P "$NGINX_MASTER" | head -1)
+  # Busy and total jiffies of one CPU; user and system jiffies of a PID.
+  cpu_ticks() { awk -v c="cpu$1" '$1 == c {b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat; }
+  pid_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+  # TCP segments sent and delayed ACKs, all loopback sockets together
+  # (this network namespace; the machine's other traffic counts too).
+  tcp_counts() {
+    awk '$1 == "Tcp:" && $2 ~ /^[0-9]+$/ {o = $12} END {printf "%s ", o}' /proc/net/snmp
+    awk '$1 == "TcpExt:" {if (!h) {for (i = 2; i <= NF; i++) f[$i] = i; h = 1} else print $f["DelayedACKs"], $f["TCPPureAcks"]}' /proc/net/netstat
+  }
+  HZ=$(getconf CLK_TCK)
+  echo "CPU use, /small, wrk -t1 -c$CONNS ${SECONDS_RUN}s; proxies on CPU 0, wrk on CPU 1, backend with ${BACKEND_ON:-proxy}"
+  echo "start: $(uptime)"
+  for name in k8snet nginx k8snet nginx; do
+    if [ "$name" = k8snet ]; then port=$K8SNET pid=$K8SNET_PID; else port=$NGINX pid=$NGINX_WORKER; fi
+    $CLIENT_CPU wrk -t1 -c"$CONNS" -d2s -H 'Host: bench.local' "http://127.0.0.1:$port/small" >/dev/null
+    read -r a0b a0t <<<"$(cpu_ticks 0)"; read -r a1b a1t <<<"$(cpu_ticks 1)"
+    read -r apu aps <<<"$(pid_ticks "$pid")"; read -r abu abs <<<"$(pid_ticks "$BACKEND_WORKER")"
+    read -r aseg adack apure <<<"$(tcp_counts)"
+    out=$(/usr/bin/time -f '%U %S' -o "$WORK/wrk.time" $CLIENT_CPU wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" \
+      -H 'Host: bench.local' "http://127.0.0.1:$port/small")
+    read -r b0b b0t <<<"$(cpu_ticks 0)"; read -r b1b b1t <<<"$(cpu_ticks 1)"
+    read -r bpu bps <<<"$(pid_ticks "$pid")"; read -r bbu bbs <<<"$(pid_ticks "$BACKEND_WORKER")"
+    read -r bseg bdack bpure <<<"$(tcp_counts)"
+    read -r wu ws < "$WORK/wrk.time"
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    awk -v n="$n" -v name="$name" -v hz="$HZ" -v s="$SECONDS_RUN" \
+      -v c0="$((b0b - a0b)) $((b0t - a0t))" -v c1="$((b1b - a1b)) $((b1t - a1t))" \
+      -v p="$((bpu - apu)) $((bps - aps))" -v b="$((bbu - abu)) $((bbs - abs))" -v w="$wu $ws" \
+      -v t="$((bseg - aseg)) $((bdack - adack)) $((bpure - apure))" 'BEGIN {
+      split(c0, x); split(c1, y); split(p, q); split(b, k); split(w, v); us = 1e6 / hz / n
+      printf "%-6s %7.0f req/s | CPU 0 %3.0f%% busy, CPU 1 %3.0f%% busy | us per request (user+sys): proxy %.2f+%.2f, backend %.2f+%.2f, wrk %.2f+%.2f\n",
+        name, n / s, 100 * x[1] / x[2], 100 * y[1] / y[2], q[1] * us, q[2] * us, k[1] * us, k[2] * us,
+        v[1] * 1e6 / n, v[2] * 1e6 / n
+      split(t, g); printf "       TCP per request: %.2f segments sent, %.3f delayed ACKs, %.3f pure ACKs received\n", g[1] / n, g[2] / n, g[3] / n }'
+  done
+  if command -v perf >/dev/null; then
+    echo "system calls per request (perf, wrk -t1 -c$CONNS 5s):"
+    for name in k8snet nginx; do
+      if [ "$name" = k8snet ]; then port=$K8SNET pid=$K8SNET_PID; else port=$NGINX pid=$NGINX_WORKER; fi
+      perf stat -x, -o "$WORK/perf.txt" -e 'syscalls:sys_enter_*' -e raw_syscalls:sys_exit --filter 'ret == -11' \
+        -p "$pid" -- $CLIENT_CPU wrk -t1 -c"$CONNS" -d5s -H 'Host: bench.local' "http://127.0.0.1:$port/small" > "$WORK/wrk.out"
+      n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+      awk -F, -v n="$n" -v name="$name" '$1 ~ /^[0-9]+$/ && $1 > 0 {
+          e = $3; sub(/^syscalls:sys_enter_/, "", e); sub(/^raw_syscalls:sys_exit/, "EAGAIN", e)
+          if (e != "EAGAIN") total += $1; line = line sprintf(" %s %.3f", e, $1 / n) }
+        END { printf "%-6s %.2f calls/request:%s\n", name, total / n, line }' "$WORK/perf.txt"
+    done
+  fi
+  echo "end: $(uptime)"
+  exit 0
+fi
 
 measure() { # port path → "rps p99_us"
   local out rps p99

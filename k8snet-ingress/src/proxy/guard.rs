@@ -44,8 +44,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use super::linger::Linger;
 
 /// What hyper is given in place of a refused head: a method with a control
 /// character in it, which hyper's parser refuses with 400.
@@ -329,6 +331,8 @@ pub(crate) struct Guarded<S> {
     /// When the head being waited for must be complete: armed from the
     /// start for the first head, and from its first byte for a later one.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The lingering close under way, once hyper shuts the connection.
+    linger: Option<Linger>,
 }
 
 impl<S> Guarded<S> {
@@ -349,6 +353,7 @@ impl<S> Guarded<S> {
             start: Instant::now(),
             header_timeout,
             deadline: Some(Box::pin(tokio::time::sleep(header_timeout))),
+            linger: None,
         }
     }
 
@@ -529,8 +534,46 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     }
 }
 
-// Writes go straight to the client stream.
-write_through!(Guarded, inner);
+/// Writes go straight to the client stream. Shutting down is a lingering
+/// close (see [`Linger`]) when the client is still sending: always in the
+/// middle of a request body (hyper answered without reading it all) or
+/// after a refused head; otherwise only if its bytes are already waiting.
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let mid_body = matches!(
+            this.scanner.state,
+            State::Length(_) | State::Chunked(_) | State::Refused
+        );
+        let l = this.linger.get_or_insert_with(|| Linger::new(mid_body));
+        ready!(l.poll(&mut this.inner, cx));
+        Poll::Ready(Ok(()))
+    }
+}
 
 #[cfg(test)]
 mod tests {

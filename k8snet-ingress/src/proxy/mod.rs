@@ -43,7 +43,13 @@
 //!   logged too, with `refused` saying why. Requests hyper answers itself
 //!   (a malformed or oversized head) are not logged.
 //! - **Connections**: at most [`ProxyConfig::max_connections`] open at
-//!   once; the next ones wait in the kernel's accept queue.
+//!   once; the next ones wait in the kernel's accept queue. A connection
+//!   closed while its client is still sending a request body (an error
+//!   answered before the body was read: 413, 502, 400 …) is closed
+//!   lingering, as nginx does: the sending side is shut down, and what the
+//!   client still sends is read and discarded for up to 30 s in all and
+//!   5 s between reads, so that the client reads the answer instead of
+//!   meeting a reset.
 //! - **Threads**: one per worker, each with a single-threaded runtime, its
 //!   own `SO_REUSEPORT` sockets and its own backend pool (nginx's model).
 //! - **Fast path** ([`ProxyConfig::fast_path`], on by default): on the
@@ -131,6 +137,7 @@ mod forward;
 mod guard;
 mod handler;
 mod limit;
+mod linger;
 mod pool;
 mod server;
 mod tls;

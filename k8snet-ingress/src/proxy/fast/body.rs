@@ -75,6 +75,10 @@ pub(super) enum BodyError {
     TooLarge,
     Backend(io::Error),
     TimedOut,
+    /// The backend closed the connection (end of stream or reset, no
+    /// response byte) before any body byte beyond those already sent was
+    /// read from the client: the request can be sent again as it was.
+    Stale,
 }
 
 /// Streams the rest of a request body from the client to the backend.
@@ -90,9 +94,49 @@ pub(super) async fn send_body(
     max_body: Option<u64>,
     idle: Duration,
     timer: &mut LazyDeadline,
+    reused: bool,
 ) -> Result<(), BodyError> {
+    // The buffered body went out with the head: nothing is buffered now,
+    // and `out` keeps what was sent until the client's next bytes are read.
+    debug_assert!(inb.is_empty());
+    // Until then, a kept-alive connection the backend closes is reported
+    // (`Stale`), so that the caller can send `out` again elsewhere.
+    let mut watch = reused;
     loop {
-        // What is buffered first (nothing on the first turn).
+        if inb.capacity() - inb.len() < 4096 {
+            inb.reserve(16 * 1024);
+        }
+        let read = within(
+            timer,
+            tokio::time::timeout(idle, async {
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = client.read_buf(inb) => return Some(r),
+                        gone = backend_gone(conn), if watch => {
+                            if gone {
+                                return None;
+                            }
+                            // An early answer: read_head takes it.
+                            watch = false;
+                        }
+                    }
+                }
+            }),
+        )
+        .await;
+        match read {
+            None => return Err(BodyError::TimedOut),
+            Some(Err(_)) => {
+                return Err(BodyError::Client(format!(
+                    "the client sent nothing for {idle:?}"
+                )));
+            }
+            Some(Ok(None)) => return Err(BodyError::Stale),
+            Some(Ok(Some(Ok(0) | Err(_)))) => return Err(BodyError::ClientGone),
+            Some(Ok(Some(Ok(_)))) => {}
+        }
+        watch = false;
         out.clear();
         let done = match kind {
             BodyKind::Length(_) => {
@@ -125,21 +169,15 @@ pub(super) async fn send_body(
         if done {
             return Ok(());
         }
-        if inb.capacity() - inb.len() < 4096 {
-            inb.reserve(16 * 1024);
-        }
-        let read = within(timer, tokio::time::timeout(idle, client.read_buf(inb))).await;
-        match read {
-            None => return Err(BodyError::TimedOut),
-            Some(Err(_)) => {
-                return Err(BodyError::Client(format!(
-                    "the client sent nothing for {idle:?}"
-                )));
-            }
-            Some(Ok(Ok(0) | Err(_))) => return Err(BodyError::ClientGone),
-            Some(Ok(Ok(_))) => {}
-        }
     }
+}
+
+/// Waits for the backend's side of an exchange to become readable: true
+/// when it ended or was reset with nothing to read, false when response
+/// bytes came (left in place).
+async fn backend_gone(conn: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    !matches!(conn.peek(&mut b).await, Ok(n) if n > 0)
 }
 
 /// Forwards the response body (what is in `s.resp` first, then reads),

@@ -1,5 +1,27 @@
 //! One request's exchange with a backend: endpoints picked and retried as
 //! the hyper path does, the response relayed, failures answered.
+//!
+//! **Kept-alive connections the backend closed.** A request is sent again,
+//! on another connection, only while everything sent so far is still in
+//! hand, that is, before any body byte beyond those read with the head
+//! has been read from the client (a body is never replayed from memory it
+//! no longer has):
+//!
+//! - a pooled connection is checked before use; for a request whose body
+//!   is still to come, the kernel itself is asked (a peek), since the
+//!   reactor may not have seen the backend's close yet;
+//! - writing the head (and the buffered body) to a pooled connection
+//!   fails: sent again, on the next pooled or a new connection;
+//! - while the rest of the body is awaited, the backend closes or resets
+//!   the pooled connection without a byte of answer: sent again once, on
+//!   a new connection to the same endpoint;
+//! - the backend closes a pooled connection without answering after the
+//!   whole request was sent: sent again once, on a new connection, if the
+//!   body was all buffered and the method is idempotent (GET, HEAD,
+//!   OPTIONS); otherwise 502.
+//!
+//! Failures after that (the body partly streamed, or a response begun)
+//! end in 502 or a closed client connection, as on the hyper path.
 
 use super::*;
 
@@ -82,6 +104,10 @@ pub(super) async fn exchange(
     let mut failures: Vec<String> = Vec::new();
     let mut attempt = 0;
     let resend = body_done;
+    // The endpoint to try once more on a fresh connection: a kept-alive
+    // one closed before the request's body was streamed (see below).
+    let mut fresh: Option<usize> = None;
+    let mut stale_retried = false;
     let result: Result<(TcpStream, SocketAddr, bool), Failure> = loop {
         if attempt >= tries {
             break Err(Failure::Answer(
@@ -93,9 +119,15 @@ pub(super) async fn exchange(
                 ),
             ));
         }
-        let idx = pick(ctx, upstream, &s.path, attempt, &tried);
+        let forced = fresh.take();
+        let idx = forced.unwrap_or_else(|| pick(ctx, upstream, &s.path, attempt, &tried));
         let addr = endpoints[idx];
-        let (mut conn, reused) = match ctx.pool.raw_idle(addr) {
+        let pooled = if forced.is_some() {
+            None
+        } else {
+            idle(ctx, addr, resend)
+        };
+        let (mut conn, reused) = match pooled {
             Some(c) => (c, true),
             None => match connect(addr, plan.connect_timeout).await {
                 Ok(c) => (c, false),
@@ -114,8 +146,10 @@ pub(super) async fn exchange(
             Some(r) => r,
         };
         if let Err(e) = sent {
-            if resend && reused {
-                // A kept-alive connection the backend had closed.
+            if reused {
+                // A kept-alive connection the backend had closed. Nothing
+                // beyond the buffered bytes (all still in `s.out`) has
+                // been read from the client: send them again.
                 continue;
             }
             if resend {
@@ -141,10 +175,27 @@ pub(super) async fn exchange(
                 plan.max_body,
                 body_timeout,
                 timer,
+                reused,
             )
             .await
             {
                 Ok(()) => body_done = true,
+                Err(BodyError::Stale) if !stale_retried => {
+                    // The backend closed the kept-alive connection before
+                    // answering and before more of the body was read from
+                    // the client: `s.out` still holds everything sent, so
+                    // it goes again, once, on a fresh connection.
+                    stale_retried = true;
+                    fresh = Some(idx);
+                    continue;
+                }
+                Err(BodyError::Stale) => {
+                    break Err(failed(
+                        upstream,
+                        addr,
+                        &"connection closed before message completed",
+                    ));
+                }
                 Err(BodyError::Client(why)) => {
                     break Err(Failure::Answer(
                         502,
@@ -247,6 +298,30 @@ pub(super) async fn exchange(
         s.resp.shrink_to(KEPT_BUFFER);
     }
     client_keep.into()
+}
+
+/// A kept-alive connection to `addr` from the pool, or `None`. When the
+/// request's body is not all buffered (`resend` false), a connection the
+/// backend already closed could not be replaced once the body streams,
+/// so each candidate is asked of the kernel (a non-blocking peek), not
+/// only of the reactor, which may not have seen the close yet.
+pub(super) fn idle(ctx: &ConnCtx, addr: SocketAddr, resend: bool) -> Option<TcpStream> {
+    loop {
+        let c = ctx.pool.raw_idle(addr)?;
+        if resend || !peer_closed(&c) {
+            return Some(c);
+        }
+    }
+}
+
+/// Whether the kernel has anything to read on an idle connection (the
+/// end of the stream, a reset or stray bytes): then it is not reused.
+/// The socket is asked directly (a non-blocking `MSG_PEEK`; tokio's
+/// sockets are non-blocking), as tokio's own reads consult the reactor's
+/// readiness first.
+pub(super) fn peer_closed(c: &TcpStream) -> bool {
+    let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    !matches!(socket2::SockRef::from(c).peek(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 pub(super) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {

@@ -23,6 +23,11 @@
 //! unavailable Services), and connections beyond their client's limit.
 //! Since nothing has been written to the client or to a backend by then,
 //! the hyper path answers those requests exactly as it would have.
+//!
+//! When a pooled backend connection turns out closed, the request is sent
+//! again only while nothing of it is lost (see `exchange` for the rule).
+//! An error answer sent before the request body was all read ends in a
+//! lingering close (see `super::linger`), so that the client reads it.
 
 use std::fmt::Write as _;
 use std::io;
@@ -40,6 +45,7 @@ use tokio::time::Instant;
 use super::deadline::LazyDeadline;
 use super::guard::{self, Chunk, Framing, MAX_HEADERS};
 use super::handler::{ACCESS, ConnCtx, MAX_TRIES, pick};
+use super::linger::linger;
 use super::upstreams::Upstream;
 use crate::annotations::BackendProtocol;
 use crate::backend::Backend;
@@ -237,7 +243,13 @@ async fn answer_error(
     if !plan.head {
         d.extend_from_slice(body.as_bytes());
     }
-    client.write_all(d).await.is_ok() && keep
+    let sent = client.write_all(d).await.is_ok();
+    if sent && !body_done {
+        // The client may still be sending its body: a lingering close
+        // (see `linger`), so that it reads this answer.
+        linger(client).await;
+    }
+    sent && keep
 }
 
 fn log(
