@@ -77,7 +77,8 @@ const HAS_EXACT: u8 = 1 << 2;
 const HAS_ROOT: u8 = 1 << 3;
 /// The host has a `defaultBackend`.
 const HAS_DEFAULT: u8 = 1 << 4;
-/// The host has regex paths: its lookups go to its [`HostTable`].
+/// The host has regex paths or a Prefix rule of 255 elements or more:
+/// its lookups go to its [`HostTable`].
 const FALLBACK: u8 = 1 << 5;
 /// The host's name is longer than [`NAME_INLINE`]: compared with its
 /// table's key.
@@ -95,7 +96,8 @@ const DEFAULT_HASH: u64 = 0xa54f_f53a_5f1d_36f1;
 
 /// How many leading elements of a request a lookup remembers, so that it
 /// can probe them longest first; hosts with deeper Prefix rules are probed
-/// shortest first instead (same answer, a few more probes).
+/// shortest first instead, up to their deepest rule (same answer, a few
+/// more probes).
 const DEPTHS: usize = 16;
 
 /// What a path slot leads to: a copy of the host table's entry with the
@@ -127,8 +129,8 @@ struct HostSlot {
     base: u32,
     /// The path table holds `1 << log2` slots.
     log2: u8,
-    /// Elements of the deepest Prefix key; `u8::MAX` for that many or
-    /// more (then every depth is probed).
+    /// Elements of the deepest Prefix key (at most 254; a host with a
+    /// deeper one uses its own table, [`FALLBACK`]).
     max_depth: u8,
     flags: u8,
     /// The name's length when it is inline.
@@ -338,8 +340,17 @@ impl HostPaths {
                     }
                     if kind == PREFIX && !bytes.is_empty() {
                         let depth = elements(path.as_bytes()).count();
+                        // The deepest Prefix rule bounds how many of a
+                        // request's elements a lookup hashes; one deeper
+                        // than a byte can count sends the host to its own
+                        // table, which keeps the exact depth (a saturated
+                        // bound would hash every element of a long path).
+                        let Some(depth8) = u8::try_from(depth).ok().filter(|&d| d < u8::MAX) else {
+                            p.flags |= FALLBACK;
+                            continue;
+                        };
                         p.depths |= depth_bit(depth);
-                        p.max_depth = p.max_depth.max(u8::try_from(depth).unwrap_or(u8::MAX));
+                        p.max_depth = p.max_depth.max(depth8);
                     }
                     keys.push(Key {
                         hash: h,
@@ -617,7 +628,6 @@ impl HostIndex {
         };
         let max = match s.max_depth {
             0 => return root(),
-            u8::MAX => usize::MAX,
             d => usize::from(d),
         };
         let bytes = path.as_bytes();

@@ -83,7 +83,8 @@ fn large_tables_long_keys_and_deep_prefixes_decide_as_the_host_table() {
     }
     paths.push(("/a-rather-long-element-4/and-more/".into(), "Prefix"));
     paths.push(("/".into(), "ImplementationSpecific"));
-    for d in [17, 20, 40, 300] {
+    // 254: the deepest rule the packed table takes (see the next test).
+    for d in [17, 20, 40, 254] {
         paths.push((deep(d, 1), "Prefix"));
     }
     let r = router(&paths, true, false);
@@ -95,7 +96,7 @@ fn large_tables_long_keys_and_deep_prefixes_decide_as_the_host_table() {
         requests.push(p.replace('/', "//"));
         requests.push(p.trim_end_matches('/').to_string() + "/");
     }
-    for d in [16, 17, 18, 19, 21, 39, 41, 299, 301] {
+    for d in [16, 17, 18, 19, 21, 39, 41, 253, 255, 301] {
         requests.push(deep(d, 1));
     }
     let found = agrees(&r, &requests);
@@ -105,6 +106,42 @@ fn large_tables_long_keys_and_deep_prefixes_decide_as_the_host_table() {
     let r = router(&paths, false, false);
     let found = agrees(&r, &requests);
     assert!(found > 0 && found < requests.len(), "{found}");
+}
+
+/// Whether the host `h.example.com` is looked up in its own table.
+fn falls_back(r: &Router) -> bool {
+    let h = Side::Exact.hash("h.example.com").expect("ASCII");
+    let i = r
+        .index
+        .get(Side::Exact, h, "h.example.com")
+        .expect("indexed");
+    r.index.slots[i].flags & FALLBACK != 0
+}
+
+#[test]
+fn a_prefix_rule_deeper_than_a_byte_counts_sends_the_host_to_its_table() {
+    // A lookup hashes a request's elements only as deep as the host's
+    // deepest Prefix rule; with that depth at 255 or more the packed
+    // table would have to hash every element of a long request (a
+    // 16,000-element path cost ~400 µs), so the host uses its own table,
+    // which stops at the exact depth.
+    let mut paths: Vec<(String, &str)> = (0..50).map(|k| (format!("/k{k}"), "Prefix")).collect();
+    paths.push((deep(254, 1), "Prefix"));
+    let r = router(&paths, false, false);
+    assert!(!falls_back(&r), "254 elements stay in the packed table");
+    paths.push((deep(255, 1), "Prefix"));
+    let r = router(&paths, false, false);
+    assert!(falls_back(&r), "255 elements: the host's own table");
+    let requests: Vec<String> = [253, 254, 255, 256, 2000]
+        .iter()
+        .map(|&d| deep(d, 1))
+        .chain(["/k7/x".into(), "/a".repeat(16_000)])
+        .collect();
+    assert_eq!(
+        agrees(&r, &requests),
+        5,
+        "every deep request and /k7/x match"
+    );
 }
 
 #[test]
