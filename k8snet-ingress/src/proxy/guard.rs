@@ -538,6 +538,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
 /// close (see [`Linger`]) when the client is still sending: always in the
 /// middle of a request body (hyper answered without reading it all) or
 /// after a refused head; otherwise only if its bytes are already waiting.
+/// Never once the guard has stepped aside (an upgraded connection's
+/// tunnel half-closes through here and keeps reading).
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -565,6 +567,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.scanner.state == State::Aside && this.linger.is_none() {
+            // Not following the bytes (an upgraded tunnel, or a head hyper
+            // refuses itself): a shutdown here is a tunnel's half-close,
+            // and the client's bytes must keep flowing to the backend.
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
+        }
         let mid_body = matches!(
             this.scanner.state,
             State::Length(_) | State::Chunked(_) | State::Refused

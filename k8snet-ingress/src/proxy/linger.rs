@@ -24,8 +24,9 @@ pub(crate) const LINGER_TIME: Duration = Duration::from_secs(30);
 /// (nginx's `lingering_timeout`).
 pub(crate) const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The discard buffer.
-const DRAIN_BUFFER: usize = 16 * 1024;
+/// The discard buffer, on the stack: most closes read nothing, and
+/// those that linger read little, so nothing is allocated for it.
+const DRAIN_BUFFER: usize = 4 * 1024;
 
 /// A lingering close in progress: `poll` drives it on the stream it was
 /// started for.
@@ -34,8 +35,8 @@ pub(crate) struct Linger {
     /// Whether to wait for the client's bytes (asked for, or some came).
     waiting: bool,
     until: Instant,
-    idle: Pin<Box<Sleep>>,
-    buf: Box<[u8]>,
+    /// The wait for the client's next bytes, made once there is one.
+    idle: Option<Pin<Box<Sleep>>>,
 }
 
 impl Linger {
@@ -43,13 +44,11 @@ impl Linger {
     /// otherwise only if the client's bytes are already waiting when the
     /// sending side has been shut down.
     pub(crate) fn new(always: bool) -> Self {
-        let now = Instant::now();
         Self {
             shut: false,
             waiting: always,
-            until: now + LINGER_TIME,
-            idle: Box::pin(tokio::time::sleep_until(now + LINGER_TIMEOUT)),
-            buf: vec![0; DRAIN_BUFFER].into_boxed_slice(),
+            until: Instant::now() + LINGER_TIME,
+            idle: None,
         }
     }
 
@@ -68,18 +67,33 @@ impl Linger {
             }
             self.shut = true;
         }
+        let mut buf = [0u8; DRAIN_BUFFER];
         loop {
-            let mut rb = ReadBuf::new(&mut self.buf);
+            let mut rb = ReadBuf::new(&mut buf);
             match Pin::new(&mut *io).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                    // Checked here too: a client that keeps the socket
+                    // readable would otherwise never let the timer run.
+                    if Instant::now() >= self.until {
+                        return Poll::Ready(());
+                    }
                     self.waiting = true;
                     let next = (Instant::now() + LINGER_TIMEOUT).min(self.until);
-                    self.idle.as_mut().reset(next);
+                    match &mut self.idle {
+                        Some(idle) => idle.as_mut().reset(next),
+                        None => self.idle = Some(Box::pin(tokio::time::sleep_until(next))),
+                    }
                 }
                 // The client's end, or an error: nothing more to wait for.
                 Poll::Ready(_) => return Poll::Ready(()),
                 Poll::Pending if !self.waiting => return Poll::Ready(()),
-                Poll::Pending => return self.idle.as_mut().poll(cx),
+                Poll::Pending => {
+                    let until = self.until.min(Instant::now() + LINGER_TIMEOUT);
+                    let idle = self
+                        .idle
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+                    return idle.as_mut().poll(cx);
+                }
             }
         }
     }

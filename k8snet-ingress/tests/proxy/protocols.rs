@@ -378,3 +378,68 @@ fn a_websocket_over_http2_on_tls_reaches_its_backend() {
     });
     assert_eq!(ws.seen(), ["/chat"]);
 }
+
+/// An upgraded connection is a tunnel both ways until each side closes:
+/// when the backend half-closes (ends its sending side) while the client
+/// is still sending, everything the client sends still reaches it. (The
+/// connection guard used to take that half-close for the end of an HTTP
+/// exchange with the client's bytes waiting, and read and discarded them:
+/// a lingering close.)
+#[test]
+fn a_tunnel_half_closed_by_the_backend_still_carries_the_clients_bytes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const SENT: usize = 32 * 1024 * 1024;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = l.local_addr().unwrap();
+    let (half_close, on_half_close) = std::sync::mpsc::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        read_head(&mut s);
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .unwrap();
+        // Not reading yet: the client's bytes pile up in the proxy.
+        on_half_close.recv().unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = 0usize;
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            got += n;
+        }
+        tx.send(got).unwrap();
+    });
+    let mut objects = service("web", "ws", &[backend], None);
+    objects.extend(load(&ingress("ws", "", &simple_rule("ws.com", "ws"))));
+    let p = proxy(objects, false);
+    let mut c = TcpStream::connect(p.local_addrs()[0]).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(UPGRADE.as_bytes()).unwrap();
+    let head = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let written = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut w = c.try_clone().unwrap();
+    let counter = written.clone();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..SENT / chunk.len() {
+            w.write_all(&chunk).unwrap();
+            counter.fetch_add(chunk.len(), Ordering::Relaxed);
+        }
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    // Half-close once the client has sent a good part and the socket
+    // buffers on the way are full.
+    while written.load(Ordering::Relaxed) < 2 * 1024 * 1024 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    half_close.send(()).unwrap();
+    // The backend's end of stream reaches the client...
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    // ...and all of the client's bytes the other way.
+    let got = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got, SENT);
+}

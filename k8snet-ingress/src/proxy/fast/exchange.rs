@@ -14,7 +14,9 @@
 //!   fails: sent again, on the next pooled or a new connection;
 //! - while the rest of the body is awaited, the backend closes or resets
 //!   the pooled connection without a byte of answer: sent again once, on
-//!   a new connection to the same endpoint;
+//!   a new connection to the same endpoint, if the method is idempotent
+//!   (PUT, DELETE and the safe ones; a POST or PATCH gets 502, as from
+//!   nginx: a streaming backend may have acted on its head);
 //! - the backend closes a pooled connection without answering after the
 //!   whole request was sent: sent again once, on a new connection, if the
 //!   body was all buffered and the method is idempotent (GET, HEAD,
@@ -180,7 +182,7 @@ pub(super) async fn exchange(
             .await
             {
                 Ok(()) => body_done = true,
-                Err(BodyError::Stale) if !stale_retried => {
+                Err(BodyError::Stale) if !stale_retried && plan.resend_unfinished => {
                     // The backend closed the kept-alive connection before
                     // answering and before more of the body was read from
                     // the client: `s.out` still holds everything sent, so

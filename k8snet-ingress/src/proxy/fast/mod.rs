@@ -101,6 +101,11 @@ struct Plan {
     /// Whether the method may be sent again after a kept-alive connection
     /// closed without answering.
     idempotent: bool,
+    /// Whether the method is idempotent (RFC 9110 §9.2.2), so that a head
+    /// a backend closed on before the body was complete may go again: a
+    /// POST or PATCH never does (nginx does not resend those once sent
+    /// either; a streaming backend may have acted on the head).
+    resend_unfinished: bool,
     client_close: bool,
     upstream: Arc<Upstream>,
     read_timeout: Duration,

@@ -216,6 +216,10 @@ pub(super) fn plan(inb: &[u8], ctx: &ConnCtx, s: &mut Scratch, logging: bool) ->
         body,
         head: method == "HEAD",
         idempotent: matches!(method, "GET" | "HEAD" | "OPTIONS"),
+        resend_unfinished: matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
         client_close,
         upstream: upstream.clone(),
         read_timeout: settings.read_timeout,
