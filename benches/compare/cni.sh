@@ -2,10 +2,21 @@
 # Side-by-side: k8snet's bridge + host-local CNI plugins against the
 # reference ones (Debian's containernetworking-plugins in /usr/lib/cni), in
 # the same run, on the same machine. Needs root. Everything runs inside
-# network namespaces made here (plugins entered with nsenter into a "node"
-# namespace); data dirs live under a temp dir; all of it is removed at exit.
+# network namespaces made here; data dirs live under a temp dir; all of it
+# is removed at exit.
 #
 #   benches/compare/cni.sh [RUNS [ROUNDS]]   (default 40 runs per figure, 3 rounds)
+#
+# How a call is timed. A container runtime execs the plugin directly, in
+# the node's namespace. Here each side gets a "node" namespace of its own,
+# and a worker bash started once inside it (`ip netns exec NODE bash`,
+# talked to through two FIFOs) times each call: $EPOCHREALTIME, fork and
+# exec of the plugin with stdin/stdout redirected to files, wait,
+# $EPOCHREALTIME. So a timed interval is exactly "bash forks and execs the
+# plugin", the same for both sides. CNI_BENCH_NSENTER=1 times the calls the
+# way this script did before: from the main shell, each call entering the
+# node namespace with `nsenter` (one more fork and exec per call, on both
+# sides, about 0.9 ms here).
 #
 # Each round measures every figure afresh, the two sides interleaved run by
 # run with the order alternating (reference first on even runs, ours first
@@ -30,11 +41,15 @@ REF=/usr/lib/cni
 OURS=${CARGO_TARGET_DIR:-target}/release/examples
 
 TMP=$(mktemp -d)
+# Each side's worker: request and answer descriptors, pid.
+declare -A WFD=() RFD=() WPID=()
 # Namespaces are made inside command substitutions (subshells), so their
 # names go to a file rather than a variable.
 delns() { if [ -f "$TMP/netns" ]; then while read -r n; do ip netns del "$n" 2>/dev/null || true; done < "$TMP/netns"; : > "$TMP/netns"; fi; }
-cleanup() { delns; rm -rf "$TMP"; }
+cleanup() { stop_workers 2>/dev/null || true; delns; rm -rf "$TMP"; }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap (so nothing is left behind).
+trap 'exit 1' INT TERM HUP
 mkns() { echo "$1" >> "$TMP/netns"; ip netns add "$1"; ip -n "$1" link set lo up; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -49,24 +64,73 @@ conf() {
     "$br" "$4" "$extra" "$ipam" "$2" "$3"
 }
 
-# call SIDE NODE POD CMD ID CONF  -> prints elapsed µs on stdout (from
-# bash's $EPOCHREALTIME: no process is started inside the interval)
-call() {
-  local side=$1 node=$2 pod=$3 cmd=$4 id=$5 cf=$6 bin dir t0 t1
-  if [[ $side == ours* ]]; then bin=$OURS/k8snet-bridge; dir=$OURS; else bin=$REF/bridge; dir=$REF; fi
-  printf '%s' "$cf" > "$TMP/in"
+# The worker run inside a node namespace: reads "CMD ID POD IN OUT" lines,
+# runs the plugin (argument 1; CNI_PATH argument 2) once per line and
+# answers "STATUS MICROSECONDS".
+# shellcheck disable=SC2016
+WORKER='bin=$1 dir=$2
+while read -r cmd id pod in out; do
   t0=${EPOCHREALTIME/[.,]/}
-  CNI_COMMAND=$cmd CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$pod CNI_IFNAME=eth0 CNI_PATH=$dir \
-    nsenter --net=/run/netns/$node "$bin" < "$TMP/in" > "$TMP/out" || { echo "cni.sh: $side $cmd failed: $(cat "$TMP/out")" >&2; exit 1; }
+  CNI_COMMAND=$cmd CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$pod CNI_IFNAME=eth0 CNI_PATH=$dir "$bin" < "$in" > "$out"
+  rc=$?
   t1=${EPOCHREALTIME/[.,]/}
-  echo $((t1 - t0))
+  echo "$rc $((t1 - t0))"
+done'
+plugin() { if [[ $1 == ours* ]]; then echo "$OURS/k8snet-bridge $OURS"; else echo "$REF/bridge $REF"; fi; }
+
+# start_worker SIDE NODE: the side's worker, inside NODE (not with
+# CNI_BENCH_NSENTER).
+start_worker() {
+  local side=$1 node=$2 bin dir w r s
+  [ -z "${CNI_BENCH_NSENTER:-}" ] || return 0
+  read -r bin dir <<< "$(plugin "$side")"
+  rm -f "$TMP/req.$side" "$TMP/resp.$side"
+  mkfifo "$TMP/req.$side" "$TMP/resp.$side"
+  (
+    # Not the other workers' pipes: each must see the end of its input.
+    for s in "${!WFD[@]}"; do w=${WFD[$s]}; r=${RFD[$s]}; exec {w}>&- {r}<&-; done
+    exec ip netns exec "$node" bash -c "$WORKER" worker "$bin" "$dir" < "$TMP/req.$side" > "$TMP/resp.$side"
+  ) &
+  WPID[$side]=$!
+  exec {w}> "$TMP/req.$side"
+  exec {r}< "$TMP/resp.$side"
+  WFD[$side]=$w; RFD[$side]=$r
+}
+# stop_workers: end of input ends each worker.
+stop_workers() {
+  local side w r
+  for side in "${!WFD[@]}"; do
+    w=${WFD[$side]}; r=${RFD[$side]}
+    exec {w}>&- {r}<&-
+    wait "${WPID[$side]}" 2>/dev/null || true
+  done
+  WFD=(); RFD=(); WPID=()
+}
+
+# call SIDE NODE POD CMD ID CONF  -> prints elapsed µs on stdout; the
+# plugin's stdout is left in $TMP/out
+call() {
+  local side=$1 node=$2 pod=$3 cmd=$4 id=$5 cf=$6 bin dir t0 t1 rc us
+  printf '%s' "$cf" > "$TMP/in"
+  if [ -n "${CNI_BENCH_NSENTER:-}" ]; then
+    read -r bin dir <<< "$(plugin "$side")"
+    t0=${EPOCHREALTIME/[.,]/}
+    CNI_COMMAND=$cmd CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$pod CNI_IFNAME=eth0 CNI_PATH=$dir \
+      nsenter --net=/run/netns/$node "$bin" < "$TMP/in" > "$TMP/out" || { echo "cni.sh: $side $cmd failed: $(cat "$TMP/out")" >&2; exit 1; }
+    t1=${EPOCHREALTIME/[.,]/}
+    echo $((t1 - t0))
+    return
+  fi
+  echo "$cmd $id $pod $TMP/in $TMP/out" >&"${WFD[$side]}"
+  read -r rc us <&"${RFD[$side]}"
+  [ "$rc" -eq 0 ] || { echo "cni.sh: $side $cmd failed: $(cat "$TMP/out")" >&2; exit 1; }
+  echo "$us"
 }
 
 ms() { awk '{printf "%.1f", $1/1000}'; }
 
 # setup SIDE SUBNET MASQ SEED -> prints "node pod conf-file"; seeds SEED
-# allocations as either plugin writes them, then warms up (creates the
-# bridge; ours rebuilds its index once after seeding).
+# allocations as either plugin writes them.
 setup() {
   local side=$1 subnet=$2 masq=$3 seed=$4 node pod data i n
   [[ $side == *60k ]] || seed=0
@@ -77,8 +141,6 @@ setup() {
     n=$((seed + 1)); printf '198.18.%d.%d' $((n / 256)) $((n % 256)) > "$data/bench/last_reserved_ip.0"
   fi
   conf "$side" "$data" "$subnet" "$masq" > "$TMP/conf-$node"
-  call "$side" "$node" "$pod" ADD warm "$(cat "$TMP/conf-$node")" >/dev/null
-  call "$side" "$node" "$pod" DEL warm "$(cat "$TMP/conf-$node")" >/dev/null
   echo "$node $pod $TMP/conf-$node"
 }
 
@@ -94,9 +156,17 @@ cycle() {
 # interleaved run by run so that both see the same machine load, in
 # alternating order.
 compare() {
-  local tag=$1 subnet=$2 masq=$3 seed=$4 runs=$5 side i order; shift 5
+  local tag=$1 subnet=$2 masq=$3 seed=$4 runs=$5 side i order node pod cf; shift 5
   declare -A env
-  for side in "$@"; do env[$side]=$(setup "$side" "$subnet" "$masq" "$seed"); : > "$TMP/add.$side.$tag"; : > "$TMP/del.$side.$tag"; done
+  for side in "$@"; do
+    env[$side]=$(setup "$side" "$subnet" "$masq" "$seed"); : > "$TMP/add.$side.$tag"; : > "$TMP/del.$side.$tag"
+    # Warm-up: creates the bridge; ours rebuilds its index once after
+    # seeding.
+    read -r node pod cf <<< "${env[$side]}"
+    start_worker "$side" "$node"
+    call "$side" "$node" "$pod" ADD warm "$(cat "$cf")" >/dev/null
+    call "$side" "$node" "$pod" DEL warm "$(cat "$cf")" >/dev/null
+  done
   for ((i = 0; i < runs; i++)); do
     order=("$@")
     if ((i % 2)); then order=(); for side in "$@"; do order=("$side" "${order[@]}"); done; fi
@@ -105,6 +175,7 @@ compare() {
       cycle "$side" "$node" "$pod" "$(cat "$cf")" "c$i" "$tag"
     done
   done
+  stop_workers
 }
 med() { median < "$TMP/$1"; }
 
@@ -112,7 +183,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 ratio() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN{printf f, a/b}'; }
 mins() { sort -n "$TMP/$1" | head -1 | awk '{printf "%.1f", $1/1000}'; }
 
-echo "k8snet-cni vs reference CNI plugins, $RUNS runs per figure, $ROUNDS rounds, $(nproc) CPUs"
+echo "k8snet-cni vs reference CNI plugins, $RUNS runs per figure, $ROUNDS rounds, $(nproc) CPUs, calls timed $([ -n "${CNI_BENCH_NSENTER:-}" ] && echo "with nsenter (the old method)" || echo "by a bash inside the node namespace")"
 : > "$TMP/summary"
 for ((round = 1; round <= ROUNDS; round++)); do
   echo

@@ -40,8 +40,10 @@
 //! (`k8sdel<index in hex>`, freeing `CNI_IFNAME` for the next ADD at once);
 //! then it hands the deletion of the pair to a detached process (double
 //! fork and `setsid`, stdin/stdout/stderr on `/dev/null`, so a runtime that
-//! waits for the plugin and the end of its stdout does not wait for it) and
-//! returns. Until that process is done (tens of milliseconds) the host end
+//! waits for the plugin and the end of its stdout does not wait for it;
+//! every other descriptor it inherited, but the two sockets it uses, is
+//! closed at once, so a process embedding the plugin keeps no pipe or file
+//! open through it) and returns. Until that process is done (tens of milliseconds) the host end
 //! is still on the bridge, down, without carrier; it keeps its alias, so
 //! GC would also remove it. An ADD of the same container right after DEL
 //! finds its host end's name taken and deletes the lingering pair itself.

@@ -140,3 +140,79 @@ fn deferred_del_after_the_namespace_is_gone_releases_the_addresses() {
         node_veths(tn.node()).is_empty()
     });
 }
+
+/// Reads `r` to its end on a thread; whether the end came within `limit`
+/// (a bound on waiting, not a measured time).
+fn eof_within(mut r: std::io::PipeReader, limit: std::time::Duration) -> bool {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = tx.send(r.read_to_end(&mut sink).is_ok());
+    });
+    rx.recv_timeout(limit).unwrap_or(false)
+}
+
+/// The bound user-space rtnetlink sockets open in `ns` (from its
+/// `/proc/net/netlink`, read on a thread inside it; a socket leaves that
+/// list when its last holder closes it; the kernel's own have port 0).
+fn route_sockets(ns: &Netns) -> usize {
+    let table = ns
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/netlink"))
+        .unwrap()
+        .unwrap();
+    // Columns: sk, Eth (the protocol: 0 is NETLINK_ROUTE), Pid (the
+    // port), ...
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let mut cols = l.split_whitespace().skip(1);
+            cols.next() == Some("0") && cols.next().is_some_and(|port| port != "0")
+        })
+        .count()
+}
+
+#[test]
+fn the_detached_deletion_does_not_hold_the_embedders_descriptors() {
+    // A library user running the plugin in process, with a pipe open
+    // across DEL (the fork inherits it). Once our copy of the write end is
+    // closed the reader must see end-of-file, and see it while the
+    // detached process is still at work: it closed its copy at once
+    // instead of keeping it until it exits. The detached process is seen
+    // by the rtnetlink socket it holds in the pod's namespace (the only
+    // one there once DEL has returned: no `ipMasq`, so ADD starts no
+    // detached process, and a fresh namespace per try); that socket is
+    // closed when it exits, after the deletion's RCU barrier (~20 ms).
+    // Without the fix the end-of-file comes only after that exit, so the
+    // socket is never seen. This thread may, rarely, be descheduled past
+    // the barrier on a loaded machine, so three tries are allowed for that
+    // observation; the end-of-file is required in each.
+    k8snet_testnet::kernel_test!();
+    let mut tn = Testnet::new("cnifds").unwrap();
+    let data = TempDir::new("fds");
+    let c = conf(&data.0, json!({"ipMasq": false}));
+    let mut seen_at_work = false;
+    for i in 0..3 {
+        let pod = tn.add_netns(&format!("p{i}")).unwrap();
+        let id = format!("f{i}");
+        let a = call(tn.node(), &pod, "ADD", &id, &c);
+        let (reader, writer) = std::io::pipe().unwrap();
+        call(tn.node(), &pod, "DEL", &id, &with_prev(&c, &a.stdout));
+        drop(writer);
+        assert!(
+            eof_within(reader, std::time::Duration::from_secs(10)),
+            "a process forked by DEL still holds the pipe"
+        );
+        seen_at_work = route_sockets(&pod) > 0;
+        wait_for_deferred_deletions(&[&pod]);
+        if seen_at_work {
+            break;
+        }
+    }
+    assert!(
+        seen_at_work,
+        "the pipe reached end-of-file only once the detached process was gone"
+    );
+    assert!(node_veths(tn.node()).is_empty(), "{:?}", tn.node().links());
+}

@@ -40,6 +40,14 @@ pub struct Nft {
     seq: u32,
 }
 
+/// The netlink socket's descriptor: for a caller that must keep it open
+/// elsewhere (e.g. hand its last close to another process) or watch it.
+impl std::os::fd::AsFd for Nft {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
 /// One netlink message header, read from bytes.
 struct Header {
     len: usize,

@@ -243,3 +243,97 @@ fn concurrent_adds_never_share_an_address() {
     let unique: BTreeSet<_> = got.iter().collect();
     assert_eq!(unique.len(), 32);
 }
+
+#[test]
+fn released_files_are_reused_for_later_allocations() {
+    use std::os::unix::fs::MetadataExt;
+    let d = TempDir::new();
+    let c = small(&d);
+    let net = d.0.join("net1");
+    let spare_dir = d.0.join(store::SPARE_DIR).join("net1");
+    allocate(&c, "c1", "eth0").unwrap();
+    let inode = |p: &std::path::Path| fs::metadata(p).unwrap().ino();
+    let ip_inode = inode(&net.join("198.18.0.2"));
+    let index_inode = inode(&net.join(store::INDEX_DIR).join("c1%eth0"));
+    release(&c, "c1", "eth0").unwrap();
+    // Both files are parked, saying nothing any container could match.
+    let spares: Vec<_> = fs::read_dir(&spare_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(spares.len(), 2, "{spares:?}");
+    for s in &spares {
+        assert_eq!(fs::read(s).unwrap(), b"k8snet spare\n");
+    }
+    // The next ADD takes them: the same inodes, the reference's format.
+    let a = allocate(&c, "c2", "eth0").unwrap();
+    let ip = net.join(a[0].address.addr().to_string());
+    assert_eq!(fs::read(&ip).unwrap(), b"c2\r\neth0");
+    let index = net.join(store::INDEX_DIR).join("c2%eth0");
+    let reused = [inode(&ip), inode(&index)];
+    assert!(reused.contains(&ip_inode) && reused.contains(&index_inode));
+    assert_eq!(fs::read_dir(&spare_dir).unwrap().count(), 0);
+    assert_eq!(held(&c, "c2", "eth0").unwrap(), vec![a[0].address.addr()]);
+    // The pool is bounded however many are released at once.
+    let big = cfg(
+        &d,
+        json!({"type": "host-local", "ranges": [[{"subnet": "198.18.0.0/24"}]]}),
+    );
+    for i in 0..100 {
+        allocate(&big, &format!("b{i}"), "eth0").unwrap();
+    }
+    for i in 0..100 {
+        release(&big, &format!("b{i}"), "eth0").unwrap();
+    }
+    let n = fs::read_dir(&spare_dir).unwrap().count() as u64;
+    assert!((1..=store::SPARE_SLOTS).contains(&n), "{n}");
+}
+
+#[test]
+fn a_spare_never_claims_a_taken_address() {
+    use std::os::unix::fs::MetadataExt;
+    let d = TempDir::new();
+    let c = small(&d);
+    let net = d.0.join("net1");
+    allocate(&c, "c1", "eth0").unwrap();
+    allocate(&c, "c2", "eth0").unwrap();
+    let spare_inode = fs::metadata(net.join("198.18.0.2")).unwrap().ino();
+    release(&c, "c1", "eth0").unwrap();
+    // The cursor moved back (rewritten in place: the directory, and so the
+    // index, stay valid): the next candidate, .3, is c2's.
+    fs::write(net.join("last_reserved_ip.0"), "198.18.0.2").unwrap();
+    let a = allocate(&c, "c3", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.18.0.4/24");
+    assert_eq!(fs::read(net.join("198.18.0.3")).unwrap(), b"c2\r\neth0");
+    assert_eq!(fs::read(net.join("198.18.0.4")).unwrap(), b"c3\r\neth0");
+    // .4 is a spare: the claim on .3 failed and left the file to .4.
+    let inodes = [
+        fs::metadata(net.join("198.18.0.4")).unwrap().ino(),
+        fs::metadata(net.join(store::INDEX_DIR).join("c3%eth0"))
+            .unwrap()
+            .ino(),
+    ];
+    assert!(inodes.contains(&spare_inode), "{inodes:?} {spare_inode}");
+    assert_eq!(held(&c, "c2", "eth0").unwrap().len(), 1);
+}
+
+#[test]
+fn a_spare_still_linked_to_a_live_file_is_dropped_not_overwritten() {
+    let d = TempDir::new();
+    let c = small(&d);
+    let net = d.0.join("net1");
+    let spare_dir = d.0.join(store::SPARE_DIR).join("net1");
+    allocate(&c, "c1", "eth0").unwrap();
+    // A reservation killed between linking its spare under the address's
+    // name and removing the spare name leaves a second name of the live
+    // file in the spare directory.
+    fs::create_dir_all(&spare_dir).unwrap();
+    fs::hard_link(net.join("198.18.0.2"), spare_dir.join("leftover")).unwrap();
+    let a = allocate(&c, "c2", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.18.0.3/24");
+    // c1's file still says c1, and the leftover name is gone.
+    assert_eq!(fs::read(net.join("198.18.0.2")).unwrap(), b"c1\r\neth0");
+    assert_eq!(fs::read(net.join("198.18.0.3")).unwrap(), b"c2\r\neth0");
+    assert!(!spare_dir.join("leftover").exists());
+    assert_eq!(held(&c, "c1", "eth0").unwrap().len(), 1);
+}

@@ -438,8 +438,8 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     // The last close of the netfilter socket would wait for what is left
     // of the grace period: a detached process holds a copy and closes it
     // after we are gone (if it cannot be started, we wait here).
-    if nft.is_some() {
-        let _ = detach::run_detached(None);
+    if let Some(n) = &nft {
+        let _ = detach::run_detached(None, n.fd);
     }
     drop(nft);
     Ok(result)
@@ -465,10 +465,11 @@ fn pending_name(index: u32) -> String {
 
 /// Starts the process that deletes a link: [`detach::run_detached`] with
 /// the socket and the prepared request.
-type Spawner = fn(RawFd, &[u8]) -> std::io::Result<()>;
+/// The third argument is the netfilter socket the process is to hold.
+type Spawner = fn(RawFd, &[u8], Option<RawFd>) -> std::io::Result<()>;
 
-fn spawn_detached(socket: RawFd, request: &[u8]) -> std::io::Result<()> {
-    detach::run_detached(Some((socket, request)))
+fn spawn_detached(socket: RawFd, request: &[u8], nft: Option<RawFd>) -> std::io::Result<()> {
+    detach::run_detached(Some((socket, request)), nft)
 }
 
 /// The container interface `index` (in the namespace of `sb`): down, its
@@ -477,7 +478,13 @@ fn spawn_detached(socket: RawFd, request: &[u8]) -> std::io::Result<()> {
 /// container's namespace and the request to send on it). `false` when any
 /// step failed: the caller then deletes it (a rename already done does not
 /// matter then).
-fn defer_link_deletion(s: &Session, sb: &Sandbox, index: u32, spawn: Spawner) -> bool {
+fn defer_link_deletion(
+    s: &Session,
+    sb: &Sandbox,
+    index: u32,
+    nft: Option<RawFd>,
+    spawn: Spawner,
+) -> bool {
     let h = &sb.handle;
     let prepared = s.block_on(async {
         // Down, and (pipelined on the socket) the addresses it has; IPv6
@@ -521,8 +528,13 @@ fn defer_link_deletion(s: &Session, sb: &Sandbox, index: u32, spawn: Spawner) ->
         tracing::warn!("deferring the deletion of the container interface: {e}");
         return false;
     }
+    // Bound now rather than by the detached process's `send`: the socket
+    // then shows in the namespace's /proc/net/netlink for as long as a
+    // process holds it (the kernel tests watch the detached one by it).
     let socket = match in_netns(&sb.file, || {
-        rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
+        let mut s = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+        s.bind_auto()?;
+        Ok::<_, std::io::Error>(s)
     }) {
         Ok(Ok(sock)) => sock,
         Ok(Err(e)) => {
@@ -535,7 +547,7 @@ fn defer_link_deletion(s: &Session, sb: &Sandbox, index: u32, spawn: Spawner) ->
         }
     };
     let request = nl::del_link_request(index);
-    match spawn(socket.as_raw_fd(), &request) {
+    match spawn(socket.as_raw_fd(), &request, nft) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!("starting the detached link deletion: {e}");
@@ -561,7 +573,14 @@ fn del_with(req: &Request, spawn: Spawner) -> Result<()> {
             Ok(sb) => {
                 if let Some(l) = s.block_on(link_by_name(&sb.handle, &req.env.ifname))? {
                     let index = l.header.index;
-                    handed_over = conf.defer_delete && defer_link_deletion(&s, &sb, index, spawn);
+                    handed_over = conf.defer_delete
+                        && defer_link_deletion(
+                            &s,
+                            &sb,
+                            index,
+                            nft.as_ref().and_then(|n| n.fd),
+                            spawn,
+                        );
                     if !handed_over {
                         s.block_on(nl::delete_link(&sb.handle, index))?;
                     }
@@ -574,8 +593,11 @@ fn del_with(req: &Request, spawn: Spawner) -> Result<()> {
     }
     // Nothing to delete, but a netfilter socket whose last close would
     // wait for a grace period: a detached process closes it instead.
-    if conf.defer_delete && !handed_over && nft.is_some() {
-        let _ = detach::run_detached(None);
+    if conf.defer_delete
+        && !handed_over
+        && let Some(n) = &nft
+    {
+        let _ = detach::run_detached(None, n.fd);
     }
     if delegate::has_ipam(req) {
         delegate::del(req)?;
@@ -583,7 +605,7 @@ fn del_with(req: &Request, spawn: Spawner) -> Result<()> {
     masq_error.map_or(Ok(()), Err)
 }
 
-fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<Option<k8snet_nft::Nft>> {
+fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<Option<masq_kernel::NftSocket>> {
     if !conf.ip_masq {
         return Ok(None);
     }
@@ -846,7 +868,7 @@ mod tests {
                 .block_on(link_by_name(&sb.handle, "eth0"))
                 .unwrap()
                 .unwrap();
-            defer_link_deletion(&s, &sb, l.header.index, spawn)
+            defer_link_deletion(&s, &sb, l.header.index, None, spawn)
         })
         .unwrap()
     }
@@ -882,7 +904,7 @@ mod tests {
         let c = conf(&data);
         let (st, a) = call(tn.node(), "ADD", "one", &pod, &c);
         assert_eq!(st, 0, "{a}");
-        let not_now: Spawner = |_, _| Ok(());
+        let not_now: Spawner = |_, _, _| Ok(());
         assert!(defer(tn.node(), &pod, not_now));
         let names = pending(&pod);
         assert_eq!(names.len(), 1, "{:?}", pod.links());
@@ -922,7 +944,7 @@ mod tests {
 
         // A process that cannot be started: DEL deletes the pair itself,
         // before returning.
-        let failing: Spawner = |_, _| Err(std::io::Error::other("no fork today"));
+        let failing: Spawner = |_, _, _| Err(std::io::Error::other("no fork today"));
         let netns = pod.path();
         let stdin = c.clone().tap_prev(&again).to_string();
         let r = tn.node().run(|| {

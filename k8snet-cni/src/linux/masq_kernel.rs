@@ -9,11 +9,30 @@
 //! then free: the bridge plugin's DEL removes the masquerade rules first
 //! and the veth pair (20 ms of its own kernel waiting) after.
 
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
 use ipnet::IpNet;
 use k8snet_nft::{Family, Nft};
 
 use crate::error::{Error, Result};
 use crate::masq::{MASQ_TABLE, setup_batch, teardown_batch};
+
+/// The netfilter socket a masquerade change used, and its descriptor
+/// (for the detached process, which keeps only the descriptors it is
+/// told of).
+pub(crate) struct NftSocket {
+    nft: Nft,
+    /// The socket's descriptor (always known; an `Option` for the
+    /// callers that pass "no socket").
+    pub(crate) fd: Option<RawFd>,
+}
+
+/// Opens a netfilter socket.
+fn open() -> Result<NftSocket> {
+    let nft = Nft::new().map_err(nft_err("opening nftables"))?;
+    let fd = Some(nft.as_fd().as_raw_fd());
+    Ok(NftSocket { nft, fd })
+}
 
 fn nft_err(what: &str) -> impl FnOnce(k8snet_nft::Error) -> Error + '_ {
     move |e| Error::kernel(what, e)
@@ -27,11 +46,12 @@ fn nft_err(what: &str) -> impl FnOnce(k8snet_nft::Error) -> Error + '_ {
 /// # Errors
 ///
 /// The kernel's refusal.
-pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<Nft> {
-    let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
+pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<NftSocket> {
+    let mut sock = open()?;
+    let nft = &mut sock.nft;
     let batch = setup_batch(chain, ips)?;
     if nft.apply(&batch).is_ok() {
-        return Ok(nft);
+        return Ok(sock);
     }
     if let Some(table) = nft
         .read_table(Family::Inet, MASQ_TABLE)
@@ -68,7 +88,7 @@ pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<Nft> {
     }
     nft.apply(&batch)
         .map_err(nft_err("installing the masquerade rules"))?;
-    Ok(nft)
+    Ok(sock)
 }
 
 /// Removes the chains `doomed` accepts and the map elements jumping to them.
@@ -77,17 +97,18 @@ pub(crate) fn setup(chain: &str, ips: &[IpNet]) -> Result<Nft> {
 /// # Errors
 ///
 /// The kernel's refusal.
-pub(crate) fn teardown(doomed: impl Fn(&str) -> bool) -> Result<Nft> {
-    let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
+pub(crate) fn teardown(doomed: impl Fn(&str) -> bool) -> Result<NftSocket> {
+    let mut sock = open()?;
+    let nft = &mut sock.nft;
     let Some(table) = nft
         .read_table(Family::Inet, MASQ_TABLE)
         .map_err(nft_err("reading the masquerade table"))?
     else {
-        return Ok(nft);
+        return Ok(sock);
     };
     if let Some(b) = teardown_batch(&table, doomed) {
         nft.apply(&b)
             .map_err(nft_err("removing masquerade rules"))?;
     }
-    Ok(nft)
+    Ok(sock)
 }

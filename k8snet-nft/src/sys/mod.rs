@@ -124,6 +124,14 @@ pub(crate) struct Socket {
     scratch: Aligned,
 }
 
+impl std::os::fd::AsFd for Socket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor is libmnl's socket, open for as long as
+        // `self.inner` lives, which the borrow of `self` bounds.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.inner.as_raw_fd()) }
+    }
+}
+
 // SAFETY: the socket is an fd plus libmnl's small struct around it, owned
 // by this value alone; netlink sockets may be used from any thread (they stay
 // in the namespace they were opened in). `Aligned` is plain memory.
