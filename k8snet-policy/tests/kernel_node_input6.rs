@@ -12,14 +12,14 @@
 mod routed;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::thread;
 use std::time::Duration;
 
 use k8snet_model::{Cluster, Manifests, Protocol};
 use k8snet_policy::{Flow, Options, PolicySet, RulesetOptions, Verdict};
 use k8snet_testnet::{Netns, Testnet, kernel_test};
-use routed::{enforce_in, routed_ns};
+use routed::{enforce_in, routed_ns, tcp_probe};
 
 const WEB: &str = "fd00:18::2";
 const CLI: &str = "fd00:18::5";
@@ -73,22 +73,9 @@ fn echo(ns: &Netns, at: SocketAddr) {
     });
 }
 
-/// A TCP connection from inside `ns` that echoes a ping: Allow; a
-/// connect timeout: Deny.
+/// [`tcp_probe`] from inside `ns`.
 fn connect(ns: &Netns, to: SocketAddr, wait: Duration) -> Verdict {
-    ns.run(move || match TcpStream::connect_timeout(&to, wait) {
-        Ok(mut s) => {
-            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            s.write_all(b"ping").unwrap();
-            let mut buf = [0u8; 4];
-            s.read_exact(&mut buf).unwrap();
-            assert_eq!(&buf, b"ping");
-            Verdict::Allow
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Verdict::Deny,
-        Err(e) => panic!("TCP {to}: unexpected {e}"),
-    })
-    .unwrap()
+    ns.run(move || tcp_probe(to, wait)).unwrap()
 }
 
 /// Forgets every IPv6 neighbour in each namespace, so the next packet
