@@ -267,6 +267,18 @@ impl Store {
     /// unlinking it (unlinks it when that fails); `Ok(false)` when it does
     /// not exist.
     fn retire(&self, path: &Path, name: &str) -> io::Result<bool> {
+        // A second name (a spare left linked by a reservation killed
+        // before it removed the spare name): a rename onto that very name
+        // would do nothing and the blanking would hit the file itself, so
+        // the file is only unlinked; the spare name then holds the sole
+        // link and is overwritten before any reuse.
+        if fs::symlink_metadata(path).is_ok_and(|m| m.nlink() > 1) {
+            return match fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
         let moved = self.spare_dir().map_or(Err(None), |dir| {
             let slot = dir.join((crate::masq::fnv(name) % SPARE_SLOTS).to_string());
             match fs::rename(path, &slot) {

@@ -337,3 +337,27 @@ fn a_spare_still_linked_to_a_live_file_is_dropped_not_overwritten() {
     assert!(!spare_dir.join("leftover").exists());
     assert_eq!(held(&c, "c1", "eth0").unwrap().len(), 1);
 }
+
+#[test]
+fn releasing_a_file_with_a_leftover_spare_name_removes_it() {
+    let d = TempDir::new();
+    let c = small(&d);
+    let net = d.0.join("net1");
+    let spare_dir = d.0.join(store::SPARE_DIR).join("net1");
+    allocate(&c, "c1", "eth0").unwrap();
+    // The leftover sits in the very slot the release moves the file to,
+    // where a rename onto it would do nothing.
+    fs::create_dir_all(&spare_dir).unwrap();
+    let slot = (crate::masq::fnv("198.18.0.2") % store::SPARE_SLOTS).to_string();
+    fs::hard_link(net.join("198.18.0.2"), spare_dir.join(&slot)).unwrap();
+    release(&c, "c1", "eth0").unwrap();
+    assert!(
+        !net.join("198.18.0.2").exists(),
+        "the address is free again"
+    );
+    assert!(held(&c, "c1", "eth0").unwrap().is_empty());
+    // The next ADD gets the address back, with its own content.
+    let a = allocate(&c, "c2", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.18.0.3/24");
+    assert_eq!(fs::read(net.join("198.18.0.3")).unwrap(), b"c2\r\neth0");
+}
