@@ -5,8 +5,15 @@
 //! Allocation is the reference's: for each range set, a requested address
 //! if one falls in it, else round robin from the address after
 //! `last_reserved_ip.<set>`, skipping the gateway, each candidate claimed
-//! with `O_EXCL`. All of one ADD runs under the network's `lock`, so
-//! concurrent ADDs (ours or the reference's) never share an address.
+//! exclusively (`O_EXCL`, or a `link` that fails when the name exists).
+//! All of one ADD runs under the network's `lock`, so concurrent ADDs
+//! (ours or the reference's) never share an address.
+//!
+//! Besides the reference's files, `dataDir` holds our index
+//! (`<network>/k8snet-index/`) and up to 64 released files kept for reuse
+//! (`.k8snet-spare/<network>/`: creating a file is the costliest step of an
+//! allocation); the reference ignores both, and both may be deleted when a
+//! node goes back to it.
 
 mod config;
 pub mod store;
