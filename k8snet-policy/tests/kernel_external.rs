@@ -264,33 +264,13 @@ fn stream_probe(
     }
 }
 
-fn udp_probe(src: IpAddr, dst: SocketAddr, wait: Duration) -> Verdict {
-    let s = UdpSocket::bind((src, 0)).unwrap();
-    s.set_read_timeout(Some(wait)).unwrap();
-    s.send_to(b"ping", dst).unwrap();
-    let mut buf = [0u8; 8];
-    match s.recv_from(&mut buf) {
-        Ok((4, from)) if from == dst => Verdict::Allow,
-        Ok(other) => panic!("UDP {src} -> {dst}: unexpected reply {other:?}"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Verdict::Deny
-        }
-        Err(e) => panic!("UDP {src} -> {dst}: unexpected {e}"),
-    }
-}
-
 /// The real outcome of one probe; a denial is retried once with a long
 /// wait when `verdict()` allows it (a slow first packet: neighbour
 /// discovery), so a mismatch is never a timing artefact of an allow.
 fn probe(src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16, want: Verdict) -> Verdict {
     let to = SocketAddr::from((dst, port));
     let once = |wait| match protocol {
-        Protocol::Udp => udp_probe(src, to, wait),
+        Protocol::Udp => routed::udp_probe(src, to, wait),
         Protocol::Sctp => stream_probe(Some(sctp()), src, to, wait),
         _ => stream_probe(None, src, to, wait),
     };

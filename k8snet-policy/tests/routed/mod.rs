@@ -135,14 +135,15 @@ pub(crate) fn tcp_probe(dst: SocketAddr, wait: Duration) -> Verdict {
 }
 
 /// A UDP ping from `src` echoed by `dst`: Allow; no answer: Deny.
-pub(crate) fn udp_probe(src: Ipv4Addr, dst: SocketAddr, wait: Duration) -> Verdict {
+pub(crate) fn udp_probe(src: impl Into<IpAddr>, dst: SocketAddr, wait: Duration) -> Verdict {
+    let src = src.into();
     let s = UdpSocket::bind((src, 0)).unwrap();
     s.set_read_timeout(Some(wait)).unwrap();
     s.send_to(b"ping", dst).unwrap();
     let mut buf = [0u8; 8];
     match s.recv_from(&mut buf) {
         Ok((4, from)) if from == dst => Verdict::Allow,
-        Ok(other) => panic!("UDP {dst}: unexpected reply {other:?}"),
+        Ok(other) => panic!("UDP {src} -> {dst}: unexpected reply {other:?}"),
         Err(e)
             if matches!(
                 e.kind(),
@@ -151,7 +152,7 @@ pub(crate) fn udp_probe(src: Ipv4Addr, dst: SocketAddr, wait: Duration) -> Verdi
         {
             Verdict::Deny
         }
-        Err(e) => panic!("UDP {dst}: unexpected {e}"),
+        Err(e) => panic!("UDP {src} -> {dst}: unexpected {e}"),
     }
 }
 
