@@ -29,13 +29,25 @@
 //! `O_EXCL` does, so the claim stays exclusive), falling back to creating a
 //! file when there is no spare. Which inode an address's file has is
 //! invisible to the reference: names and contents are as before.
+//!
+//! **System calls.** An ADD is mostly system calls on small files, so a
+//! [`Store`] remembers, under the lock, what it has already learnt: the
+//! stamp and the range sets' cursors are opened read-write once, read with
+//! one `read` and later rewritten through the same descriptor; the spare
+//! directory is listed once per [`Store`], not once per file; whether an
+//! index entry exists is known from the lookup that found it (or not); and
+//! a rewrite in place cuts the file only when the new content is shorter
+//! than what it held, whose length the read (or `statx`) gave. None of this
+//! changes a name or a content on disk; every cache is only ever trusted
+//! under the lock, which every writer (ours and the reference's) takes.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
 
@@ -58,14 +70,126 @@ const SPARE_CONTENT: &[u8] = b"k8snet spare\n";
 /// equal a container ID (which the reference's DEL would match).
 const INDEX_HEADER: &str = "k8snet host-local index v1";
 const LINE_BREAK: &str = "\r\n";
+/// The first `read` of a small file asks for this much. Stamps, cursors and
+/// address files are shorter, and so is the index entry of an attachment
+/// with a few addresses; longer files are read on to their end.
+const FIRST_READ: usize = 256;
 
 /// One network's directory, locked for the lifetime of this value.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    /// The stamp, open read-write since it was checked (or last written),
+    /// for [`Store::seal`] to rewrite without opening it again.
+    stamp: Mutex<Option<Small>>,
+    /// The cursors read by [`Store::last_reserved`], by range set, for
+    /// [`Store::reserve`] to rewrite.
+    cursors: Mutex<BTreeMap<usize, Cursor>>,
+    /// Whether an index entry (by name) exists, as this value last saw or
+    /// made it.
+    index_exists: Mutex<BTreeMap<String, bool>>,
+    /// The spare directory's listing, once opened.
+    spares: Mutex<Option<Spares>>,
     // Held for its flock (the reference's too, through go-filemutex);
-    // released when dropped or when the process dies.
+    // released when dropped or when the process dies. The last field, so
+    // dropped last: the descriptors above are closed under the lock.
     _lock: File,
+}
+
+/// The spare files not yet taken: the rest of one listing of the spare
+/// directory, and the names given back.
+#[derive(Debug)]
+struct Spares {
+    /// The listing, read on demand (one `getdents` holds a few hundred
+    /// names: the 64 slots all come with the first), dropped at its end.
+    listing: Option<fs::ReadDir>,
+    /// Taken and given back (the last first).
+    given_back: Vec<PathBuf>,
+}
+
+impl Spares {
+    fn next(&mut self) -> Option<PathBuf> {
+        if let Some(path) = self.given_back.pop() {
+            return Some(path);
+        }
+        let next = self.listing.as_mut()?.by_ref().flatten().next();
+        if next.is_none() {
+            self.listing = None;
+        }
+        next.map(|entry| entry.path())
+    }
+}
+
+/// A small file open for rewriting in place, with the length it has.
+#[derive(Debug)]
+struct Small {
+    file: File,
+    len: u64,
+}
+
+impl Small {
+    /// Opens the file at `path` (read-write when `write`) and reads all of
+    /// it, in one `read` when it is shorter than [`FIRST_READ`] bytes. A
+    /// read of a regular file that returns fewer bytes than asked for has
+    /// reached the end of the file (the kernel stops a file read early only
+    /// for a fatal signal, and the process then dies before it sees the
+    /// result), so the second `read` that would return 0, and the `statx`
+    /// that `fs::read` makes to size its buffer, are left out.
+    fn open(path: &Path, write: bool) -> io::Result<(Self, Vec<u8>)> {
+        let mut file = OpenOptions::new().read(true).write(write).open(path)?;
+        let mut buf = vec![0; FIRST_READ];
+        let n = loop {
+            match file.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r?,
+            }
+        };
+        buf.truncate(n);
+        if n == FIRST_READ {
+            file.read_to_end(&mut buf)?;
+        }
+        let len = buf.len() as u64;
+        Ok((Self { file, len }, buf))
+    }
+
+    /// Replaces the content with `bytes`, as [`overwrite`] does, cutting
+    /// the file only when `bytes` is shorter than what it held (a cut to
+    /// the length it already has is a call that changes nothing).
+    fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
+        rewrite_in_place(&self.file, bytes, Some(self.len))?;
+        self.len = bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// A range set's cursor, as [`Store::last_reserved`] found it.
+#[derive(Debug)]
+enum Cursor {
+    /// No such file (the set's first allocation).
+    Absent,
+    /// Open read-write.
+    Open(Small),
+}
+
+/// Writes `bytes` at the start of `file` and cuts it to their length,
+/// unless `old_len` says it held no more than that (see [`overwrite`] for
+/// why this is no `O_TRUNC`). Killed between the write and the cut, the
+/// file holds the new bytes followed by the old tail: a stamp that matches
+/// nothing (the index is rebuilt) or a cursor that names another address
+/// or none (round robin starts elsewhere; every claim stays exclusive).
+fn rewrite_in_place(file: &File, bytes: &[u8], old_len: Option<u64>) -> io::Result<()> {
+    file.write_all_at(bytes, 0)?;
+    let len = bytes.len() as u64;
+    if old_len.is_none_or(|old| old > len) {
+        file.set_len(len)?;
+    }
+    Ok(())
+}
+
+/// Locks `m`, whose data stays valid when a holder panicked (each update
+/// is a single assignment).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Who holds an address: the content of its file.
@@ -132,18 +256,34 @@ impl Store {
     ///
     /// [`Error::Io`] naming the path.
     pub fn open(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(io_at("creating", dir))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_at("opening", &lock_path))?;
+        let open_lock = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+        };
+        // The directory exists on every call but a network's first: the
+        // lock is opened in it straight away, and the directory made only
+        // when that finds it missing (creating it first cost a `mkdir`
+        // failing with EEXIST and a `statx` on every call).
+        let lock = match open_lock() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(io_at("creating", dir))?;
+                open_lock()
+            }
+            r => r,
+        }
+        .map_err(io_at("opening", &lock_path))?;
         lock.lock().map_err(io_at("locking", &lock_path))?;
         let store = Self {
             dir: dir.to_owned(),
+            stamp: Mutex::new(None),
+            cursors: Mutex::new(BTreeMap::new()),
+            index_exists: Mutex::new(BTreeMap::new()),
+            spares: Mutex::new(None),
             _lock: lock,
         };
         if !store.stamp_matches() {
@@ -169,9 +309,18 @@ impl Store {
         ))
     }
 
+    fn stamp_path(&self) -> PathBuf {
+        self.dir.join(INDEX_DIR).join(STAMP)
+    }
+
+    /// Whether the stamp matches the directory; keeps the stamp open for
+    /// [`Store::seal`].
     fn stamp_matches(&self) -> bool {
-        let saved = fs::read_to_string(self.dir.join(INDEX_DIR).join(STAMP));
-        matches!((saved, self.dir_stamp()), (Ok(s), Ok(d)) if s == d)
+        let Ok((stamp, saved)) = Small::open(&self.stamp_path(), true) else {
+            return false;
+        };
+        *locked(&self.stamp) = Some(stamp);
+        self.dir_stamp().is_ok_and(|d| d.as_bytes() == saved)
     }
 
     /// Records the directory's state after our change (call last).
@@ -181,8 +330,28 @@ impl Store {
     /// [`Error::Io`].
     pub fn seal(&self) -> Result<()> {
         let stamp = self.dir_stamp().map_err(io_at("reading", &self.dir))?;
-        let path = self.dir.join(INDEX_DIR).join(STAMP);
-        overwrite(&path, stamp.as_bytes()).map_err(io_at("writing", &path))
+        let path = self.stamp_path();
+        let mut held = locked(&self.stamp);
+        let written = match held.as_mut() {
+            // The file the check read: rewritten through its descriptor
+            // (no `open`, and the `close` is the one it needed anyway).
+            Some(small) => small.rewrite(stamp.as_bytes()),
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .and_then(|file| {
+                    rewrite_in_place(&file, stamp.as_bytes(), None)?;
+                    *held = Some(Small {
+                        file,
+                        len: stamp.len() as u64,
+                    });
+                    Ok(())
+                }),
+        };
+        written.map_err(io_at("writing", &path))
     }
 
     /// Every allocated address and its holder: reads every file (GC, STATUS
@@ -215,6 +384,10 @@ impl Store {
 
     fn rebuild_index(&self) -> Result<()> {
         let index = self.dir.join(INDEX_DIR);
+        // What was learnt about the index (the stamp's descriptor, which
+        // entries exist) dies with it.
+        *locked(&self.stamp) = None;
+        locked(&self.index_exists).clear();
         if index.exists() {
             fs::remove_dir_all(&index).map_err(io_at("clearing", &index))?;
         }
@@ -244,23 +417,37 @@ impl Store {
         )
     }
 
-    /// A spare file, if there is one. A spare with more than one link is
-    /// a leftover of a reservation interrupted between its `link` and the
-    /// spare name's removal: it is some address's live file, so it is
-    /// unlinked here, never overwritten.
-    fn spare(&self) -> Option<PathBuf> {
-        fs::read_dir(self.spare_dir()?).ok()?.find_map(|e| {
-            let e = e.ok()?;
-            let path = e.path();
+    /// A spare file and its length, if there is one. The spare directory
+    /// is listed once per [`Store`]: under the lock only this value changes
+    /// it, and each name is checked with `statx` when it is taken, so a
+    /// name that went or changed meanwhile is never trusted. A spare with
+    /// more than one link is a leftover of a reservation interrupted
+    /// between its `link` and the spare name's removal: it is some
+    /// address's live file, so it is unlinked here, never overwritten.
+    fn spare(&self) -> Option<(PathBuf, u64)> {
+        let mut spares = locked(&self.spares);
+        let spares = spares.get_or_insert_with(|| Spares {
+            listing: self.spare_dir().and_then(|dir| fs::read_dir(dir).ok()),
+            given_back: Vec::new(),
+        });
+        while let Some(path) = spares.next() {
             match fs::symlink_metadata(&path) {
-                Ok(m) if m.is_file() && m.nlink() == 1 => Some(path),
+                Ok(m) if m.is_file() && m.nlink() == 1 => return Some((path, m.len())),
                 Ok(_) => {
                     let _ = fs::remove_file(&path);
-                    None
                 }
-                Err(_) => None,
+                Err(_) => {}
             }
-        })
+        }
+        None
+    }
+
+    /// Gives back a spare taken by [`Store::spare`] and not used up: the
+    /// next call takes it again.
+    fn unspare(&self, path: PathBuf) {
+        if let Some(spares) = locked(&self.spares).as_mut() {
+            spares.given_back.push(path);
+        }
     }
 
     /// Moves the file at `path` (named `name`) into a spare slot instead of
@@ -272,13 +459,17 @@ impl Store {
         // would do nothing and the blanking would hit the file itself, so
         // the file is only unlinked; the spare name then holds the sole
         // link and is overwritten before any reuse.
-        if fs::symlink_metadata(path).is_ok_and(|m| m.nlink() > 1) {
-            return match fs::remove_file(path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e),
-            };
-        }
+        let old_len = match fs::symlink_metadata(path) {
+            Ok(m) if m.nlink() > 1 => {
+                return match fs::remove_file(path) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(e),
+                };
+            }
+            Ok(m) => Some(m.len()),
+            Err(_) => None,
+        };
         let moved = self.spare_dir().map_or(Err(None), |dir| {
             let slot = dir.join((crate::masq::fnv(name) % SPARE_SLOTS).to_string());
             match fs::rename(path, &slot) {
@@ -295,7 +486,12 @@ impl Store {
             Ok(slot) => {
                 // Released: what it said no longer matters, but the
                 // reference's DEL matches contents, so it must say nothing.
-                let _ = overwrite(&slot, SPARE_CONTENT);
+                // The slot is the file just looked at (under the lock),
+                // so its length is known.
+                let _ = OpenOptions::new()
+                    .write(true)
+                    .open(&slot)
+                    .and_then(|f| rewrite_in_place(&f, SPARE_CONTENT, old_len));
                 Ok(true)
             }
             Err(Some(e)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -312,8 +508,12 @@ impl Store {
     /// the module's documentation); `Ok(false)` when `path` exists. Falls
     /// back to creating the file (`O_EXCL`).
     fn place_new(&self, path: &Path, bytes: &[u8]) -> io::Result<bool> {
-        if let Some(spare) = self.spare()
-            && overwrite(&spare, bytes).is_ok()
+        if let Some((spare, len)) = self.spare()
+            && OpenOptions::new()
+                .write(true)
+                .open(&spare)
+                .and_then(|f| rewrite_in_place(&f, bytes, Some(len)))
+                .is_ok()
         {
             match fs::hard_link(&spare, path) {
                 Ok(()) => {
@@ -322,9 +522,12 @@ impl Store {
                     let _ = fs::remove_file(&spare);
                     return Ok(true);
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    self.unspare(spare);
+                    return Ok(false);
+                }
                 // No hard links here: create instead.
-                Err(_) => {}
+                Err(_) => self.unspare(spare),
             }
         }
         let mut f = match OpenOptions::new().write(true).create_new(true).open(path) {
@@ -340,18 +543,33 @@ impl Store {
     }
 
     fn read_index(&self, holder: &Holder) -> Vec<IpAddr> {
-        fs::read_to_string(self.index_path(holder))
+        let exists = match Small::open(&self.index_path(holder), false) {
+            Ok((_, content)) => Ok(content),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(false),
+            // Unknown: the next write looks again.
+            Err(_) => return Vec::new(),
+        };
+        locked(&self.index_exists).insert(holder.index_name(), exists.is_ok());
+        exists
+            .ok()
+            .and_then(|content| String::from_utf8(content).ok())
             .map(|s| s.lines().skip(1).filter_map(|l| l.parse().ok()).collect())
             .unwrap_or_default()
     }
 
     fn write_index(&self, holder: &Holder, ips: &[IpAddr]) -> Result<()> {
         let path = self.index_path(holder);
+        let name = holder.index_name();
+        let known = locked(&self.index_exists).get(&name).copied();
         if ips.is_empty() {
-            return self
-                .retire(&path, &holder.index_name())
-                .map(drop)
-                .map_err(io_at("removing", &path));
+            if known == Some(false) {
+                // Looked up under this lock and missing: nothing to retire.
+                return Ok(());
+            }
+            self.retire(&path, &name)
+                .map_err(io_at("removing", &path))?;
+            locked(&self.index_exists).insert(name, false);
+            return Ok(());
         }
         let mut text = String::from(INDEX_HEADER);
         for ip in ips {
@@ -360,19 +578,29 @@ impl Store {
         }
         text.push('\n');
         // In place when the entry exists (an ADD repeated), else a spare.
-        let written = match OpenOptions::new().write(true).open(&path) {
-            Ok(_) => overwrite(&path, text.as_bytes()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match self.place_new(&path, text.as_bytes()) {
-                    Ok(true) => Ok(()),
-                    // Made meanwhile (we hold the lock: not by a peer).
-                    Ok(false) => overwrite(&path, text.as_bytes()),
-                    Err(e) => Err(e),
-                }
-            }
+        // Whether it exists is known when this value looked it up (a fresh
+        // ADD's lookup found it missing), which saves a failing `open`.
+        let exists = match known {
+            Some(known) => Ok(known),
+            None => match OpenOptions::new().write(true).open(&path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+        };
+        let written = match exists {
+            Ok(true) => overwrite(&path, text.as_bytes()),
+            Ok(false) => match self.place_new(&path, text.as_bytes()) {
+                Ok(true) => Ok(()),
+                // Made meanwhile (we hold the lock: not by a peer).
+                Ok(false) => overwrite(&path, text.as_bytes()),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
-        written.map_err(io_at("writing", &path))
+        written.map_err(io_at("writing", &path))?;
+        locked(&self.index_exists).insert(name, true);
+        Ok(())
     }
 
     /// The addresses held by `container_id` on `ifname`: exact matches, or
@@ -416,17 +644,44 @@ impl Store {
             return Ok(false);
         }
         let cursor = self.dir.join(format!("{LAST_RESERVED_PREFIX}{set}"));
-        overwrite(&cursor, ip.to_string().as_bytes()).map_err(io_at("writing", &cursor))?;
+        let bytes = ip.to_string();
+        let bytes = bytes.as_bytes();
+        let written = match locked(&self.cursors).remove(&set) {
+            // Read by `last_reserved`: rewritten through its descriptor,
+            // which is then closed.
+            Some(Cursor::Open(mut small)) => small.rewrite(bytes),
+            // Missing when looked up under this lock: created, and being
+            // new it needs no cut.
+            Some(Cursor::Absent) => match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&cursor)
+            {
+                Ok(mut f) => f.write_all(bytes),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => overwrite(&cursor, bytes),
+                Err(e) => Err(e),
+            },
+            None => overwrite(&cursor, bytes),
+        };
+        written.map_err(io_at("writing", &cursor))?;
         Ok(true)
     }
 
     /// The last address reserved from range set `set`, if recorded.
     pub fn last_reserved(&self, set: usize) -> Option<IpAddr> {
-        fs::read_to_string(self.dir.join(format!("{LAST_RESERVED_PREFIX}{set}")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let path = self.dir.join(format!("{LAST_RESERVED_PREFIX}{set}"));
+        // Opened read-write so that `reserve` can rewrite it in place.
+        let (small, content) = match Small::open(&path, true) {
+            Ok(found) => found,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::NotFound {
+                    locked(&self.cursors).insert(set, Cursor::Absent);
+                }
+                return None;
+            }
+        };
+        locked(&self.cursors).insert(set, Cursor::Open(small));
+        std::str::from_utf8(&content).ok()?.trim().parse().ok()
     }
 
     /// Records the holder's addresses in the index (replacing the entry).
@@ -448,7 +703,9 @@ impl Store {
     /// its content. Returns whether it was removed.
     fn release_if(&self, ip: IpAddr, holder_matches: impl Fn(&Holder) -> bool) -> Result<bool> {
         let path = self.dir.join(ip.to_string());
-        let content = match fs::read_to_string(&path) {
+        let content = match Small::open(&path, false).and_then(|(_, c)| {
+            String::from_utf8(c).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }) {
             Ok(c) => c,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_at("reading", &path)(e)),

@@ -361,3 +361,144 @@ fn releasing_a_file_with_a_leftover_spare_name_removes_it() {
     assert_eq!(a[0].address.to_string(), "198.18.0.3/24");
     assert_eq!(fs::read(net.join("198.18.0.3")).unwrap(), b"c2\r\neth0");
 }
+
+#[test]
+fn a_repeated_add_on_a_new_range_extends_the_attachments_index_entry() {
+    let d = TempDir::new();
+    allocate(&small(&d), "c1", "eth0").unwrap();
+    // The same network with another range set: c1 holds nothing there, so
+    // the ADD allocates, and rewrites c1's existing index entry in place.
+    let other = cfg(
+        &d,
+        json!({"type": "host-local", "ranges": [[{"subnet": "198.19.0.0/24"}]]}),
+    );
+    let a = allocate(&other, "c1", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.19.0.2/24");
+    let both: Vec<IpAddr> = vec!["198.18.0.2".parse().unwrap(), "198.19.0.2".parse().unwrap()];
+    assert_eq!(held(&other, "c1", "eth0").unwrap(), both);
+    let index = d.0.join("net1").join(store::INDEX_DIR).join("c1%eth0");
+    assert_eq!(
+        fs::read_to_string(&index).unwrap(),
+        "k8snet host-local index v1\n198.18.0.2\n198.19.0.2\n"
+    );
+    let mut released = release(&other, "c1", "eth0").unwrap();
+    released.sort();
+    assert_eq!(released, both);
+    assert!(!index.exists());
+}
+
+#[test]
+fn one_add_takes_several_spares_from_one_listing() {
+    use std::os::unix::fs::MetadataExt;
+    let d = TempDir::new();
+    let c = cfg(
+        &d,
+        json!({"type": "host-local", "ranges": [
+            [{"subnet": "198.18.0.0/24"}],
+            [{"subnet": "fd00:18::/64"}]
+        ]}),
+    );
+    let net = d.0.join("net1");
+    let spare_dir = d.0.join(store::SPARE_DIR).join("net1");
+    let a = allocate(&c, "c1", "eth0").unwrap();
+    let files = |a: &[IpConfig], id: &str| {
+        let mut v: Vec<_> = a
+            .iter()
+            .map(|ip| net.join(ip.address.addr().to_string()))
+            .collect();
+        v.push(net.join(store::INDEX_DIR).join(format!("{id}%eth0")));
+        v
+    };
+    let mut before: Vec<u64> = files(&a, "c1")
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().ino())
+        .collect();
+    release(&c, "c1", "eth0").unwrap();
+    let parked = fs::read_dir(&spare_dir).unwrap().count();
+    // Three files parked (unless two hashed to one slot).
+    assert!((2..=3).contains(&parked), "{parked}");
+    let b = allocate(&c, "c2", "eth0").unwrap();
+    let after = files(&b, "c2");
+    assert_eq!(fs::read(&after[0]).unwrap(), b"c2\r\neth0");
+    assert_eq!(fs::read(&after[1]).unwrap(), b"c2\r\neth0");
+    let mut reused: Vec<u64> = after
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().ino())
+        .collect();
+    // Every parked file was taken by this one ADD.
+    assert_eq!(fs::read_dir(&spare_dir).unwrap().count(), 0);
+    before.sort_unstable();
+    reused.sort_unstable();
+    let common = reused.iter().filter(|i| before.contains(i)).count();
+    assert_eq!(common, parked, "{before:?} {reused:?}");
+    assert_eq!(held(&c, "c2", "eth0").unwrap().len(), 2);
+}
+
+#[test]
+fn a_cursor_longer_than_the_first_read_is_read_whole_and_cut_when_rewritten() {
+    let d = TempDir::new();
+    let c = small(&d);
+    allocate(&c, "c1", "eth0").unwrap();
+    let cursor = d.0.join("net1").join("last_reserved_ip.0");
+    // Rewritten in place (the index stays valid), padded past one read.
+    fs::write(&cursor, format!("{}198.18.0.3\n", " ".repeat(300))).unwrap();
+    let a = allocate(&c, "c2", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.18.0.4/24");
+    assert_eq!(fs::read_to_string(&cursor).unwrap(), "198.18.0.4");
+}
+
+#[test]
+fn a_shorter_stamp_or_cursor_leaves_no_stale_tail() {
+    let d = TempDir::new();
+    let c = cfg(
+        &d,
+        json!({"type": "host-local", "ranges": [[{"subnet": "198.18.0.0/16"}]]}),
+    );
+    let net = d.0.join("net1");
+    let cursor = net.join("last_reserved_ip.0");
+    fs::create_dir_all(&net).unwrap();
+    fs::write(&cursor, "198.18.100.100").unwrap();
+    allocate(&c, "c1", "eth0").unwrap();
+    assert_eq!(fs::read_to_string(&cursor).unwrap(), "198.18.100.101");
+    // Back to a shorter address: the cursor is cut to it.
+    fs::write(&cursor, "198.18.255.254").unwrap();
+    let a = allocate(&c, "c2", "eth0").unwrap();
+    assert_eq!(a[0].address.to_string(), "198.18.0.2/16");
+    assert_eq!(fs::read_to_string(&cursor).unwrap(), "198.18.0.2");
+    // A stamp with a longer tail than the real one: after one ADD it says
+    // exactly the directory's state, so the next call needs no rebuild
+    // (the entry planted in the index survives).
+    let stamp = net.join(store::INDEX_DIR).join("stamp");
+    let real = fs::read_to_string(&stamp).unwrap();
+    fs::write(&stamp, format!("{real} and some more")).unwrap();
+    allocate(&c, "c3", "eth0").unwrap();
+    let sealed = fs::read_to_string(&stamp).unwrap();
+    assert!(!sealed.contains("more"), "{sealed}");
+    // An entry planted in the index (not in the network's directory, so
+    // the stamp still matches) is believed, not rebuilt away.
+    let planted = net.join(store::INDEX_DIR).join("x%eth0");
+    fs::write(&planted, "k8snet host-local index v1\n198.18.0.2\n").unwrap();
+    assert_eq!(
+        held(&c, "x", "eth0").unwrap(),
+        vec!["198.18.0.2".parse::<IpAddr>().unwrap()]
+    );
+}
+
+#[test]
+fn a_missing_data_dir_is_created_and_a_blocked_one_is_named() {
+    let d = TempDir::new();
+    let deep = TempDir(d.0.join("a").join("b"));
+    let c = small(&deep);
+    allocate(&c, "c1", "eth0").unwrap();
+    assert_eq!(
+        fs::read(deep.0.join("net1").join("198.18.0.2")).unwrap(),
+        b"c1\r\neth0"
+    );
+    // The network's directory is a file: the error names the path.
+    let blocked = TempDir::new();
+    fs::write(blocked.0.join("net1"), "").unwrap();
+    let err = allocate(&small(&blocked), "c1", "eth0").unwrap_err();
+    let net = blocked.0.join("net1").display().to_string();
+    assert!(err.to_string().contains(&net), "{err}");
+    assert_eq!(err.code(), code::IO);
+}
