@@ -191,6 +191,18 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
+/// A MAC from 6 random bytes as the kernel makes a random one
+/// (`eth_random_addr`): the multicast bit cleared, the locally administered
+/// bit set; missing bytes are 0.
+pub fn local_unicast_mac(random: &[u8]) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (o, b) in out.iter_mut().zip(random) {
+        *o = *b;
+    }
+    out[0] = (out[0] & 0xfe) | 0x02;
+    out
+}
+
 /// Formats a MAC as Go does (`aa:bb:cc:dd:ee:ff`).
 pub fn format_mac(b: &[u8]) -> String {
     b.iter()
@@ -351,5 +363,24 @@ mod tests {
             Some([10, 0x58, 198, 18, 0, 5])
         );
         assert_eq!(format_mac(&[10, 0x58, 198, 18, 0, 5]), "0a:58:c6:12:00:05");
+    }
+
+    #[test]
+    fn random_bytes_make_a_locally_administered_unicast_mac() {
+        // The multicast bit cleared, the local bit set, the rest kept.
+        assert_eq!(
+            local_unicast_mac(&[0xff, 1, 2, 3, 4, 5]),
+            [0xfe, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            local_unicast_mac(&[0x00, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]),
+            [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]
+        );
+        assert_eq!(local_unicast_mac(&[0x13, 9]), [0x12, 9, 0, 0, 0, 0]);
+        for b in 0..=255u8 {
+            let m = local_unicast_mac(&[b, 0, 0, 0, 0, 1]);
+            assert_eq!(m[0] & 0x03, 0x02, "{b:#x}");
+            assert_eq!(m[0] & 0xfc, b & 0xfc, "{b:#x}");
+        }
     }
 }

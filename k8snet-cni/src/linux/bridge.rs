@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
@@ -13,13 +13,13 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
-use crate::bridge::{BridgeConf, complete_result, requested_mac};
+use crate::bridge::{BridgeConf, complete_result, local_unicast_mac, requested_mac};
 use crate::delegate;
 use crate::error::{Error, Result, code};
 use crate::linux::detach;
 use crate::linux::nl::{
-    self, EEXIST, Sandbox, Session, alias, controller, in_netns, kind, link_by_name, mac,
-    mac_bytes, nl_err, node_sysctl, operstate, port_isolated, sandbox_sysctls,
+    self, EEXIST, Sandbox, Session, SyncSandbox, alias, controller, in_netns, kind, link_by_name,
+    mac, mac_bytes, nl_err, node_sysctl, operstate, port_isolated, sandbox_sysctls,
 };
 use crate::linux::{configure_iface, masq_kernel};
 use crate::plugin::{GcRequest, Plugin, Request};
@@ -189,15 +189,75 @@ async fn ensure_addr(h: &Handle, br: u32, br_name: &str, addr: IpNet, force: boo
     }
 }
 
-/// Creates the veth pair: the host end in our namespace, the peer created
-/// directly in the container's (by namespace fd, in the same request).
+/// The veth pair ADD made: the host end's name and index, and the
+/// container end's index when the kernel told it.
+struct Veth {
+    host: String,
+    host_index: u32,
+    cont_index: Option<u32>,
+}
+
+/// Two MACs for the veth ends, as the kernel would pick them (random,
+/// locally administered, unicast), from one read of `/dev/urandom`.
+fn random_macs() -> Result<[[u8; 6]; 2]> {
+    let mut b = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .map_err(|e| Error::io("reading /dev/urandom for the veth MACs", e))?;
+    Ok([local_unicast_mac(&b[..6]), local_unicast_mac(&b[6..])])
+}
+
+/// The link index the kernel reports as a link's peer (`IFLA_LINK`).
+fn peer_index(l: &nl::LinkMessage) -> Option<u32> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(i) => Some(*i),
+        _ => None,
+    })
+}
+
+/// Creates the veth pair in one request: the host end in our namespace,
+/// the peer created directly in the container's (by namespace fd), both
+/// with the given MACs and one queue each.
+///
+/// The request carries `NLM_F_ECHO`: the kernel answers with the new host
+/// end (its index, and its peer's index in the container's namespace), so
+/// no lookup follows. A kernel that does not echo gets the lookup.
+///
+/// The bridge, `IFF_UP` and the alias follow in one `SETLINK`. The
+/// kernel's create path (net/core/rtnetlink.c, `rtnl_newlink_create`)
+/// would take the first two (the header's flags through
+/// `rtnl_configure_link`, `IFLA_MASTER` through `do_set_master`) but not
+/// `IFLA_IFALIAS`, so that request stays either way; and the host end must
+/// not join the bridge before it carries its alias: an ADD killed in
+/// between would leave a veth on the bridge without an alias, which GC
+/// cannot tell from a pod's (see `orphan_veth`), where an unlabelled one
+/// off the bridge is recognised as ours.
+///
+/// Both ends get `IFLA_NUM_TX_QUEUES` and `IFLA_NUM_RX_QUEUES` of 1. The
+/// queues in use are 1 either way; without them the kernel allocates one
+/// queue per possible CPU and then cuts the real count to 1
+/// (`veth_init_queues`), which waits for two expedited RCU grace periods
+/// under the RTNL lock. What differs is only the allocated maximum
+/// (`numtxqueues`/`numrxqueues` in `ip -d link`), which bounds a later
+/// `ethtool -L` on the pair.
+///
+/// The MACs are ours rather than the kernel's random ones so that the
+/// result is known without reading the links back; the kernel then marks
+/// them as set by the user (`addr_assign_type` 3, `NET_ADDR_SET`), so
+/// udev's `MACAddressPolicy` leaves them alone, where it may rewrite a
+/// random one.
 async fn create_veth(
     h: &Handle,
-    sb: &Sandbox,
+    sb: &mut SyncSandbox,
     req: &Request,
     conf: &BridgeConf,
-    mac: Option<[u8; 6]>,
-) -> Result<(String, u32)> {
+    [host_mac, cont_mac]: [[u8; 6]; 2],
+) -> Result<Veth> {
+    use rtnetlink::packet_core::{
+        NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage,
+        NetlinkPayload,
+    };
+    use rtnetlink::packet_route::RouteNetlinkMessage;
     let ifname = &req.env.ifname;
     let wanted_alias = alias_for(&req.conf.name, &req.env.container_id, ifname);
     for attempt in 0..10 {
@@ -208,29 +268,63 @@ async fn create_veth(
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(ifname.clone())
             .txqueuelen(0)
+            .address(cont_mac.to_vec())
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1))
             .setns_by_fd(sb.file.as_raw_fd());
         let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.clone())
-            .txqueuelen(0);
+            .txqueuelen(0)
+            .address(host_mac.to_vec())
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1));
         if conf.mtu > 0 {
             peer = peer.mtu(conf.mtu);
             msg = msg.mtu(conf.mtu);
         }
-        if let Some(m) = mac {
-            peer = peer.address(m.to_vec());
-        }
         let msg = msg
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .build();
-        match h.link().add(msg).execute().await {
-            Ok(()) => {
-                let link = link_by_name(h, &host)
-                    .await?
-                    .ok_or_else(|| Error::kernel(format!("veth {host}"), "vanished"))?;
-                return Ok((host, link.header.index));
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewLink(msg));
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
+        let outcome = async {
+            let mut answers = h.clone().request(request)?;
+            let mut echoed = None;
+            while let Some(m) = answers.next().await {
+                match m.payload {
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                        echoed = Some(l);
+                    }
+                    NetlinkPayload::Error(e) if e.code.is_some() => {
+                        return Err(rtnetlink::Error::NetlinkError(e));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(echoed)
+        }
+        .await;
+        match outcome {
+            Ok(echoed) => {
+                let ours = |l: &nl::LinkMessage| {
+                    l.attributes
+                        .iter()
+                        .any(|a| matches!(a, LinkAttribute::IfName(n) if *n == host))
+                };
+                let link = match echoed.filter(ours) {
+                    Some(l) => l,
+                    None => link_by_name(h, &host)
+                        .await?
+                        .ok_or_else(|| Error::kernel(format!("veth {host}"), "vanished"))?,
+                };
+                return Ok(Veth {
+                    cont_index: peer_index(&link),
+                    host_index: link.header.index,
+                    host,
+                });
             }
             Err(e) if nl::errno(&e) == Some(EEXIST) => {
-                if link_by_name(&sb.handle, ifname).await?.is_some() {
+                if sb.sock.link_by_name(ifname)?.is_some() {
                     return Err(Error::other(
                         code::INTERNAL,
                         format!("container veth name provided ({ifname}) already exists"),
@@ -261,13 +355,24 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     let br = s.block_on(ensure_bridge(&s.host, conf))?;
     let br_index = br.header.index;
     let br = &br;
-    let sb = s.sandbox(netns)?;
+    let mut sb = nl::sync_sandbox(netns)?;
     let ifname = req.env.ifname.as_str();
+    let [host_mac, random_cont] = random_macs()?;
+    let cont_mac = mac_wanted.unwrap_or(random_cont);
     // An existing container interface makes the veth request fail with
     // EEXIST, and `create_veth` then reports it (no lookup beforehand).
-    let (host_name, host_index) = s.block_on(create_veth(&s.host, &sb, req, conf, mac_wanted))?;
+    let veth = s.block_on(create_veth(
+        &s.host,
+        &mut sb,
+        req,
+        conf,
+        [host_mac, cont_mac],
+    ))?;
+    let (host_name, host_index) = (veth.host.clone(), veth.host_index);
     made.push(Made::HostLink(host_index));
     s.block_on(async {
+        // Bridge, up and alias in one request, after the create (see
+        // `create_veth`).
         let set = LinkUnspec::new_with_index(host_index)
             .controller(br_index)
             .up()
@@ -347,28 +452,53 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
         nft = Some(masq_kernel::setup(&chain, &ips)?);
         made.push(Made::Masq(chain));
     }
-    s.block_on(configure_iface(&sb.handle, ifname, &result))?;
+    let cont_index = match veth.cont_index {
+        Some(i) => i,
+        None => {
+            sb.sock
+                .link_by_name(ifname)?
+                .ok_or_else(|| Error::kernel(format!("container interface {ifname}"), "not found"))?
+                .header
+                .index
+        }
+    };
+    // The container end's MAC is ours; only its MTU (reported from 1.1.0
+    // on) needs reading back, in the same batch.
+    let read_back = req.conf.cni_version >= Version::V1_1_0;
+    let cont = configure_iface(&mut sb.sock, ifname, cont_index, &result, read_back)?;
 
     let mut pinned = false;
     if conf.is_gateway && !bridge_addrs.is_empty() {
-        s.block_on(async {
+        // The bridge's addresses and its MAC pin are independent: both in
+        // flight at once. Pin the bridge's MAC (as it was before this port
+        // joined): otherwise it follows the lowest port's and changes as
+        // pods come and go.
+        let addrs = async {
             for addr in &bridge_addrs {
                 ensure_addr(&s.host, br_index, &conf.bridge, *addr, conf.force_address).await?;
             }
-            // Pin the bridge's MAC (as it was before this port joined):
-            // otherwise it follows the lowest port's and changes as pods
-            // come and go.
-            if let Some(m) = mac_bytes(br) {
-                s.host
+            Ok::<_, Error>(())
+        };
+        // A bridge without ports has the MAC 00:00:00:00:00:00 (its last
+        // port gone before any ADD pinned it), which the kernel refuses to
+        // set: it then takes this port's, and a later ADD pins that.
+        let pin = async {
+            let valid = |m: &Vec<u8>| m.len() == 6 && m[0] & 1 == 0 && m.iter().any(|b| *b != 0);
+            match mac_bytes(br).filter(valid) {
+                Some(m) => s
+                    .host
                     .link()
                     .set(LinkUnspec::new_with_index(br_index).address(m).build())
                     .execute()
                     .await
-                    .map_err(nl_err(format!("could not set {:?}'s mac", conf.bridge)))?;
-                pinned = true;
+                    .map(|()| true)
+                    .map_err(nl_err(format!("could not set {:?}'s mac", conf.bridge))),
+                None => Ok(false),
             }
-            Ok::<_, Error>(())
-        })?;
+        };
+        let (addrs, pin) = s.block_on(futures::future::join(addrs, pin));
+        addrs?;
+        pinned = pin?;
         if bridge_addrs.iter().any(|a| a.addr().is_ipv4()) {
             node_sysctl("net/ipv4/ip_forward", "1");
         }
@@ -395,9 +525,6 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
         s.block_on(link_by_name(&s.host, &conf.bridge))?
             .unwrap_or_else(|| br.clone())
     };
-    let cont = s
-        .block_on(link_by_name(&sb.handle, ifname))?
-        .ok_or_else(|| Error::kernel(format!("container interface {ifname}"), "vanished"))?;
     let mtu_of = |l: &nl::LinkMessage| {
         (req.conf.cni_version >= Version::V1_1_0)
             .then(|| {
@@ -423,8 +550,11 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
         },
         Interface {
             name: ifname.to_owned(),
-            mac: mac(&cont),
-            mtu: mtu_of(&cont),
+            mac: cont
+                .as_ref()
+                .and_then(mac)
+                .or_else(|| Some(crate::bridge::format_mac(&cont_mac))),
+            mtu: cont.as_ref().and_then(mtu_of),
             sandbox: Some(sb.path.clone()),
             ..Interface::default()
         },

@@ -24,7 +24,7 @@ pub use portmap::Portmap;
 
 use crate::error::{Error, Result, code};
 use crate::result::{CniResult, IpConfig, Route};
-use nl::{link_by_name, nl_err};
+use nl::nl_err;
 
 /// The kernel's address messages of link `index`.
 pub(crate) async fn address_messages(h: &Handle, index: u32) -> Result<Vec<AddressMessage>> {
@@ -192,80 +192,117 @@ pub(crate) async fn check_routes(
     Ok(())
 }
 
-/// Brings the container interface up with the result's addresses and
-/// routes, as the reference's `ipam.ConfigureIface`: a route without a
-/// gateway goes via the first gateway of its family.
-pub(crate) async fn configure_iface(h: &Handle, ifname: &str, result: &CniResult) -> Result<()> {
-    let link = link_by_name(h, ifname)
-        .await?
-        .ok_or_else(|| Error::kernel(format!("container interface {ifname}"), "not found"))?;
-    let index = link.header.index;
-    h.link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(nl_err(format!("failed to set {ifname:?} up")))?;
+/// Brings the container interface (link `index`, called `ifname`) up with
+/// the result's addresses and routes, as the reference's
+/// `ipam.ConfigureIface`: a route without a gateway goes via the first
+/// gateway of its family. With `read_back`, the link as it is afterwards.
+///
+/// All of it is one batch on `sock` (one datagram: link up, each address,
+/// each route, and the read-back); the kernel handles them in that order,
+/// each before the next, exactly as one request after the other. Each one
+/// is answered, so the error reported is that of the first request refused,
+/// with the text it always had; requests after a refused one may have been
+/// applied, which does not matter: a failed ADD deletes the interface.
+pub(crate) fn configure_iface(
+    sock: &mut nl::SyncSocket,
+    ifname: &str,
+    index: u32,
+    result: &CniResult,
+    read_back: bool,
+) -> Result<Option<nl::LinkMessage>> {
+    use rtnetlink::AddressMessageBuilder;
+    use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
+    let create = NLM_F_CREATE | NLM_F_EXCL;
+    let mut reqs = Vec::new();
+    let mut what = Vec::new();
+    reqs.push((
+        M::SetLink(LinkUnspec::new_with_index(index).up().build()),
+        create,
+    ));
+    what.push(format!("failed to set {ifname:?} up"));
     let mine = |i: Option<usize>| i.is_none() || i == Some(2) || result.interfaces.is_empty();
     for ip in result.ips.iter().filter(|ip| mine(ip.interface)) {
-        h.address()
-            .add(index, ip.address.addr(), ip.address.prefix_len())
-            .execute()
-            .await
-            .map_err(nl_err(format!(
-                "failed to add IP addr {} to {ifname:?}",
-                ip.address
-            )))?;
+        let msg = match ip.address.addr() {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(a, ip.address.prefix_len())
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(a, ip.address.prefix_len())
+                .build(),
+        };
+        reqs.push((M::NewAddress(msg), create));
+        what.push(format!(
+            "failed to add IP addr {} to {ifname:?}",
+            ip.address
+        ));
     }
     for r in &result.routes {
-        let msg = match (r.dst.addr(), route_gateway(r, &result.ips)) {
-            (IpAddr::V4(dst), gw) => {
-                let gw: Option<Ipv4Addr> = match gw {
-                    Some(IpAddr::V4(g)) => Some(g),
-                    _ => None,
-                };
-                // `proto boot`, as routes added by the reference plugins.
-                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .protocol(RouteProtocol::Boot)
-                    .destination_prefix(dst, r.dst.prefix_len())
-                    .output_interface(index);
-                if let Some(g) = gw {
-                    b = b.gateway(g);
-                }
-                if let Some(p) = r.priority {
-                    b = b.priority(p);
-                }
-                if let Some(t) = r.table {
-                    b = b.table_id(t);
-                }
-                b.build()
-            }
-            (IpAddr::V6(dst), gw) => {
-                let gw: Option<Ipv6Addr> = match gw {
-                    Some(IpAddr::V6(g)) => Some(g),
-                    _ => None,
-                };
-                let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
-                    .protocol(RouteProtocol::Boot)
-                    .destination_prefix(dst, r.dst.prefix_len())
-                    .output_interface(index);
-                if let Some(g) = gw {
-                    b = b.gateway(g);
-                }
-                if let Some(p) = r.priority {
-                    b = b.priority(p);
-                }
-                if let Some(t) = r.table {
-                    b = b.table_id(t);
-                }
-                b.build()
-            }
-        };
-        h.route().add(msg).execute().await.map_err(nl_err(format!(
-            "failed to add route {} on {ifname:?}",
-            r.dst
-        )))?;
+        let msg = route_message(r, route_gateway(r, &result.ips), index);
+        reqs.push((M::NewRoute(msg), create));
+        what.push(format!("failed to add route {} on {ifname:?}", r.dst));
     }
-    Ok(())
+    if read_back {
+        let mut get = nl::LinkMessage::default();
+        get.header.index = index;
+        reqs.push((M::GetLink(get), 0));
+        what.push(format!("looking up link {ifname}"));
+    }
+    let replies = sock.batch(reqs)?;
+    for (reply, what) in replies.iter().zip(what) {
+        reply.result().map_err(nl_err(what))?;
+    }
+    Ok(replies.into_iter().last().and_then(|r| {
+        read_back
+            .then(|| {
+                r.messages.into_iter().find_map(|m| match m {
+                    M::NewLink(l) => Some(l),
+                    _ => None,
+                })
+            })
+            .flatten()
+    }))
+}
+
+/// The route message ADD installs for `r` on link `index` via `gw`.
+fn route_message(r: &Route, gw: Option<IpAddr>, index: u32) -> RouteMessage {
+    match r.dst.addr() {
+        IpAddr::V4(dst) => {
+            // `proto boot`, as routes added by the reference plugins.
+            let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                .protocol(RouteProtocol::Boot)
+                .destination_prefix(dst, r.dst.prefix_len())
+                .output_interface(index);
+            if let Some(IpAddr::V4(g)) = gw {
+                b = b.gateway(g);
+            }
+            if let Some(p) = r.priority {
+                b = b.priority(p);
+            }
+            if let Some(t) = r.table {
+                b = b.table_id(t);
+            }
+            b.build()
+        }
+        IpAddr::V6(dst) => {
+            let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+                .protocol(RouteProtocol::Boot)
+                .destination_prefix(dst, r.dst.prefix_len())
+                .output_interface(index);
+            if let Some(IpAddr::V6(g)) = gw {
+                b = b.gateway(g);
+            }
+            if let Some(p) = r.priority {
+                b = b.priority(p);
+            }
+            if let Some(t) = r.table {
+                b = b.table_id(t);
+            }
+            b.build()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! One netlink session per plugin run: a current-thread tokio runtime, a
 //! connection in the plugin's own namespace (the node's) and, on demand, one
-//! opened inside the container's namespace.
+//! opened inside the container's namespace. The bridge plugin's ADD uses a
+//! plain blocking socket in the container's namespace instead
+//! ([`SyncSandbox`]): everything it does there is one batch of requests in
+//! one datagram ([`SyncSocket::batch`]).
 //!
 //! A netlink socket belongs to the namespace of the thread that created it,
 //! so the container's socket is created while the calling thread is
@@ -315,4 +318,223 @@ pub(crate) fn sandbox_sysctls(ns: &File, pairs: &[(String, &str)]) -> Result<()>
 /// are ignored.
 pub(crate) fn node_sysctl(key: &str, value: &str) {
     let _ = std::fs::write(format!("/proc/sys/{key}"), value);
+}
+
+/// The container's namespace for ADD: its file and a plain (blocking)
+/// netlink socket inside it, on which requests go out in batches (see
+/// [`SyncSocket::batch`]).
+pub(crate) struct SyncSandbox {
+    pub(crate) file: File,
+    pub(crate) path: String,
+    pub(crate) sock: SyncSocket,
+}
+
+/// Opens the namespace at `path` and a blocking netlink socket inside it.
+///
+/// # Errors
+///
+/// [`Error::Netns`] (code 8) when the path is not a usable namespace.
+pub(crate) fn sync_sandbox(path: &Path) -> Result<SyncSandbox> {
+    let shown = path.display().to_string();
+    let bad = |message: String| Error::Netns {
+        path: shown.clone(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| bad(format!("failed to open netns: {e}")))?;
+    let made = in_netns(&file, || {
+        let mut s = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+        s.bind_auto()?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .map_err(|e| bad(e.to_string()))?;
+    let sock = made.map_err(|e| bad(format!("netlink socket: {e}")))?;
+    Ok(SyncSandbox {
+        file,
+        path: shown,
+        sock: SyncSocket { sock, seq: 0 },
+    })
+}
+
+/// A blocking netlink route socket that sends several requests in one
+/// datagram: the kernel handles the messages of a datagram one after the
+/// other, in order, each completely (with its acknowledgement) before the
+/// next, so a request may depend on the ones before it. One `sendto` for
+/// the lot and one `recvfrom` per answer, with no event loop in between.
+pub(crate) struct SyncSocket {
+    sock: rtnetlink::sys::Socket,
+    seq: u32,
+}
+
+/// What the kernel answered to one request of a batch: the messages it
+/// sent back (a link, for a `GETLINK`) and the error, if it refused it.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    pub(crate) messages: Vec<rtnetlink::packet_route::RouteNetlinkMessage>,
+    pub(crate) error: Option<rtnetlink::packet_core::ErrorMessage>,
+}
+
+impl Reply {
+    /// The error as rtnetlink reports it (so that [`errno`] and [`nl_err`]
+    /// apply).
+    pub(crate) fn result(&self) -> std::result::Result<(), rtnetlink::Error> {
+        match &self.error {
+            Some(e) => Err(rtnetlink::Error::NetlinkError(e.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl SyncSocket {
+    /// Sends `requests` (each acknowledged: `NLM_F_REQUEST | NLM_F_ACK`
+    /// plus its own flags; no dumps) in one datagram and collects one
+    /// [`Reply`] per request, in order.
+    pub(crate) fn batch(
+        &mut self,
+        requests: Vec<(rtnetlink::packet_route::RouteNetlinkMessage, u16)>,
+    ) -> Result<Vec<Reply>> {
+        use rtnetlink::packet_core::{
+            NLM_F_ACK, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
+        };
+        let first = self.seq.wrapping_add(1);
+        let mut out = Vec::new();
+        for (payload, flags) in requests {
+            self.seq = self.seq.wrapping_add(1);
+            let mut msg = NetlinkMessage::from(payload);
+            msg.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            msg.header.sequence_number = self.seq;
+            msg.finalize();
+            let at = out.len();
+            out.resize(at + msg.buffer_len(), 0);
+            msg.serialize(&mut out[at..]);
+        }
+        let count = self.seq.wrapping_sub(first).wrapping_add(1) as usize;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.sock
+            .send(&out, 0)
+            .map_err(|e| Error::io("sending netlink requests", e))?;
+        let mut replies: Vec<Reply> = (0..count).map(|_| Reply::default()).collect();
+        let mut done = 0;
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        while done < count {
+            buf.clear();
+            let n = self
+                .sock
+                .recv(&mut buf, 0)
+                .map_err(|e| Error::io("reading netlink answers", e))?;
+            let mut at = 0;
+            while at < n.min(buf.len()) {
+                let len = NetlinkBuffer::new_checked(&buf[at..])
+                    .map_err(|e| Error::kernel("reading netlink answers", e))?
+                    .length() as usize;
+                if len == 0 {
+                    break;
+                }
+                let end = (at + len).min(buf.len());
+                let msg =
+                    NetlinkMessage::<rtnetlink::packet_route::RouteNetlinkMessage>::deserialize(
+                        &buf[at..end],
+                    )
+                    .map_err(|e| Error::kernel("reading netlink answers", e))?;
+                // Messages are 4-byte aligned in a datagram.
+                at += (len + 3) & !3;
+                let i = msg.header.sequence_number.wrapping_sub(first) as usize;
+                let Some(reply) = replies.get_mut(i) else {
+                    continue;
+                };
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(m) => reply.messages.push(m),
+                    NetlinkPayload::Error(e) => {
+                        if e.code.is_some() {
+                            reply.error = Some(e);
+                        }
+                        done += 1;
+                    }
+                    NetlinkPayload::Done(_) => done += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(replies)
+    }
+
+    /// The link called `name`, if any.
+    pub(crate) fn link_by_name(&mut self, name: &str) -> Result<Option<LinkMessage>> {
+        let mut get = LinkMessage::default();
+        get.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let reply = self
+            .batch(vec![(
+                rtnetlink::packet_route::RouteNetlinkMessage::GetLink(get),
+                0,
+            )])?
+            .pop()
+            .unwrap_or_default();
+        match reply.result() {
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+            Err(e) => Err(nl_err(format!("looking up link {name}"))(e)),
+            Ok(()) => Ok(reply.messages.into_iter().find_map(|m| match m {
+                rtnetlink::packet_route::RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8snet_testnet::Testnet;
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
+
+    fn get(name: &str) -> (M, u16) {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        (M::GetLink(l), 0)
+    }
+
+    fn up(name: &str) -> (M, u16) {
+        let mut l = rtnetlink::LinkUnspec::new_with_name(name).up().build();
+        l.header.index = 0;
+        (M::SetLink(l), 0)
+    }
+
+    fn flags_of(r: &Reply) -> Option<rtnetlink::packet_route::link::LinkFlags> {
+        r.messages.iter().find_map(|m| match m {
+            M::NewLink(l) => Some(l.header.flags),
+            _ => None,
+        })
+    }
+
+    /// One datagram, one reply per request in order: a refused request in
+    /// the middle has its own error, and the requests after it are still
+    /// handled, each after the ones before it (the read-back after the
+    /// link-up sees the link up).
+    #[test]
+    fn a_batch_answers_each_request_in_order() {
+        k8snet_testnet::kernel_test!();
+        let mut tn = Testnet::new("cninl").unwrap();
+        let ns = tn.add_netns("p").unwrap();
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+            .unwrap();
+        let mut sb = sync_sandbox(&ns.path()).unwrap();
+        let replies = sb
+            .sock
+            .batch(vec![get("d0"), get("nosuch0"), up("d0"), get("d0")])
+            .unwrap();
+        assert_eq!(replies.len(), 4);
+        let before = flags_of(&replies[0]).expect("d0 read");
+        assert!(!before.contains(rtnetlink::packet_route::link::LinkFlags::Up));
+        assert!(replies[0].error.is_none());
+        let e = replies[1].result().unwrap_err();
+        assert_eq!(errno(&e), Some(ENODEV), "{e:?}");
+        assert!(replies[1].messages.is_empty());
+        replies[2].result().unwrap();
+        let after = flags_of(&replies[3]).expect("d0 read again");
+        assert!(after.contains(rtnetlink::packet_route::link::LinkFlags::Up));
+        // The next batch continues the sequence numbers.
+        assert!(sb.sock.link_by_name("d0").unwrap().is_some());
+        assert!(sb.sock.link_by_name("nosuch0").unwrap().is_none());
+        assert!(sb.sock.batch(Vec::new()).unwrap().is_empty());
+    }
 }
