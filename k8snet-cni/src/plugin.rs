@@ -99,7 +99,9 @@ pub struct Outcome {
 
 /// Runs `plugin` as a process: environment, stdin, stdout, exit status.
 pub fn run<P: Plugin + ?Sized>(plugin: &P) -> ExitCode {
-    let mut stdin = Vec::new();
+    // Room for a typical configuration up front: read_to_end grows an
+    // empty buffer from 32 bytes, one read(2) per doubling.
+    let mut stdin = Vec::with_capacity(16 * 1024);
     let outcome = match std::io::stdin().read_to_end(&mut stdin) {
         Ok(_) => run_with(plugin, |k| std::env::var(k).ok(), &stdin),
         Err(e) => error_outcome(&Error::io("reading stdin", e), ""),
