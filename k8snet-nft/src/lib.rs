@@ -18,8 +18,10 @@
 //!   [`Batch::apply_to`] plays it on an in-memory table with the kernel's
 //!   rules, for tests without root.
 //! - **Linux backend** (feature `linux`): [`Nft`] applies a batch in one
-//!   netlink transaction through libnftnl and libmnl, names the object the
-//!   kernel refused, and reads a table back ([`Nft::read_table`]).
+//!   netlink transaction (messages encoded and parsed in safe Rust, byte for
+//!   byte what libnftnl would send, with no C library linked), names the
+//!   object the kernel refused, and reads a table back
+//!   ([`Nft::read_table`]).
 //! - **Conntrack** ([`conntrack`]): ctnetlink messages and their decoder
 //!   (pure), and with the `linux` feature `conntrack::Conntrack`, the
 //!   socket that lists and deletes entries.
@@ -130,8 +132,9 @@
 //!
 //! # Crate features
 //!
-//! - `linux`: the kernel backend ([`Nft`]); needs libnftnl (>= 1.2.4) and
-//!   libmnl to build, root (CAP_NET_ADMIN) to run.
+//! - `linux`: the kernel backend ([`Nft`]); pure Rust (no C library to
+//!   build or link, so binaries can be fully static), root (CAP_NET_ADMIN)
+//!   to run.
 
 #![deny(unsafe_code)]
 // Without the backend, the docs' links to `Nft` have nothing to point at.
@@ -139,6 +142,11 @@
     not(all(feature = "linux", target_os = "linux")),
     allow(rustdoc::broken_intra_doc_links)
 )]
+
+// The differential tests of `sys` reuse the integration tests' table
+// generators, which name the crate.
+#[cfg(all(test, feature = "linux", target_os = "linux"))]
+extern crate self as k8snet_nft;
 
 pub mod conntrack;
 mod diff;
@@ -161,10 +169,10 @@ mod validate;
 
 #[cfg(all(feature = "linux", target_os = "linux"))]
 mod linux;
-// The only module with `unsafe` code: the calls into libnftnl and the
-// netlink socket options. Everything else in the crate forbids it.
+// nf_tables netlink messages and the socket, in safe Rust. Its test-only
+// `reference` module (libnftnl, for the differential tests) is the crate's
+// only `unsafe` code.
 #[cfg(all(feature = "linux", target_os = "linux"))]
-#[allow(unsafe_code)]
 mod sys;
 
 pub use diff::{Batch, Op, diff};

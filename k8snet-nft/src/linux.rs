@@ -10,7 +10,7 @@ use crate::error::{Error, Object, Result};
 use crate::lower::{LowElem, Msg, lower};
 use crate::model::{Family, Table};
 use crate::raise;
-use crate::sys::{self, Aligned, Request, Socket};
+use crate::sys::{self, Request, Socket};
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -36,7 +36,7 @@ pub struct ApplyStats {
 /// It only touches tables whose names start with [`crate::OWNED_PREFIX`].
 pub struct Nft {
     sock: Socket,
-    buf: Aligned,
+    buf: Vec<u8>,
     seq: u32,
 }
 
@@ -137,7 +137,7 @@ impl Nft {
         let sock = Socket::open().map_err(io_err("opening a netfilter netlink socket"))?;
         Ok(Self {
             sock,
-            buf: Aligned::new(RECV_BUFFER),
+            buf: vec![0; RECV_BUFFER],
             seq: 1,
         })
     }
@@ -171,17 +171,17 @@ impl Nft {
         let mut bytes = Vec::new();
         let build = io_err("building the netlink batch");
         let mut built = || -> io::Result<()> {
-            self.sock.batch_marker(&mut bytes, base, true)?;
+            sys::batch_marker(&mut bytes, base, true)?;
             for (i, (_, m)) in msgs.iter().enumerate() {
                 let seq = base
                     .wrapping_add(1)
                     .wrapping_add(u32::try_from(i).unwrap_or(0));
-                self.sock.build(&mut bytes, family, &batch.table, m, seq)?;
+                sys::build(&mut bytes, family, &batch.table, m, seq)?;
             }
             let end = base
                 .wrapping_add(1)
                 .wrapping_add(u32::try_from(msgs.len()).unwrap_or(0));
-            self.sock.batch_marker(&mut bytes, end, false)
+            sys::batch_marker(&mut bytes, end, false)
         };
         built().map_err(build)?;
         self.sock
@@ -200,7 +200,7 @@ impl Nft {
             .recv(&mut self.buf, false)
             .map_err(io_err("reading the kernel's answers"))?
         {
-            for (h, msg) in messages(&self.buf.bytes()[..n]) {
+            for (h, msg) in messages(&self.buf[..n]) {
                 if h.ty != NLMSG_ERROR {
                     continue;
                 }
@@ -349,9 +349,7 @@ impl Nft {
         mut each: impl FnMut(&[u8]),
     ) -> Result<bool> {
         let seq = self.next_seqs(1);
-        let req = self
-            .sock
-            .request(what, family.nfproto(), table, seq)
+        let req = sys::request(what, family.nfproto(), table, seq)
             .map_err(io_err("building a list request"))?;
         self.sock
             .send(&req)
@@ -366,7 +364,7 @@ impl Nft {
             if n == 0 {
                 return Ok(true);
             }
-            for (h, msg) in messages(&self.buf.bytes()[..n]) {
+            for (h, msg) in messages(&self.buf[..n]) {
                 if h.seq != seq {
                     continue;
                 }

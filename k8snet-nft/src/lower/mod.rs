@@ -1,7 +1,7 @@
 //! Lowers a [`Batch`] to kernel-level messages as plain data: register
 //! loads, comparisons and lookups for rules, byte strings for set elements,
-//! type ids and flags for sets. The `sys` module only copies these into
-//! libnftnl objects. Values are the kernel's uapi (`linux/netfilter/
+//! type ids and flags for sets. The `sys` module only encodes these as
+//! netlink attributes. Values are the kernel's uapi (`linux/netfilter/
 //! nf_tables.h`), which is stable.
 
 use crate::diff::{Batch, Op};
@@ -380,6 +380,7 @@ pub(crate) const ELEMENT_MESSAGE_BYTES: usize = 48 * 1024;
 
 /// An upper bound of one element's encoded size: attribute headers and
 /// padding of every field it may have, plus its data.
+#[cfg(test)]
 pub(crate) fn elem_bytes(e: &LowElem) -> usize {
     128 + e.key.len()
         + e.key_end.as_ref().map_or(0, Vec::len)

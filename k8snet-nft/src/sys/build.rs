@@ -1,246 +1,151 @@
-//! Building nf_tables messages: lowered plain data copied into libnftnl
-//! objects, serialised into the socket's scratch buffer.
+//! Building nf_tables messages from lowered plain data, in safe Rust: the
+//! attributes, their order and their nests are those libnftnl 1.2 writes
+//! (the `reference` tests check the bytes against it).
 
-use std::ffi::CStr;
 use std::io;
 
-use nftnl_sys as nf;
-
-use super::*;
+use super::nla::{Nest, Writer};
 use crate::lower::{LowElem, LowExpr, LowSet, Msg, uapi};
 
-impl Socket {
-    /// Appends the batch begin (or end) message.
-    pub(crate) fn batch_marker(
-        &mut self,
-        out: &mut Vec<u8>,
-        seq: u32,
-        begin: bool,
-    ) -> io::Result<()> {
-        self.emit(out, 64, |buf| {
-            // SAFETY: buf is the zeroed scratch buffer with room for a header.
-            Ok(unsafe {
-                if begin {
-                    nf::nftnl_batch_begin(buf, seq)
-                } else {
-                    nf::nftnl_batch_end(buf, seq)
-                }
-            })
-        })
-    }
+/// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type.
+const SUBSYS_NFTABLES: u16 = 10;
+/// `NFNL_MSG_BATCH_BEGIN` and `_END`.
+const BATCH_BEGIN: u16 = 0x10;
+const BATCH_END: u16 = 0x11;
+/// `nfnetlink` message types (`NFT_MSG_*`).
+const NEWTABLE: u16 = 0;
+const GETTABLE: u16 = 1;
+const DELTABLE: u16 = 2;
+const NEWCHAIN: u16 = 3;
+const GETCHAIN: u16 = 4;
+const DELCHAIN: u16 = 5;
+const NEWRULE: u16 = 6;
+const GETRULE: u16 = 7;
+const DELRULE: u16 = 8;
+const NEWSET: u16 = 9;
+const GETSET: u16 = 10;
+const DELSET: u16 = 11;
+const NEWSETELEM: u16 = 12;
+const GETSETELEM: u16 = 13;
+const DELSETELEM: u16 = 14;
+const F_ACK: u16 = 0x4;
+const F_DUMP: u16 = 0x300;
+const F_CREATE: u16 = 0x400;
+const F_APPEND: u16 = 0x800;
 
-    /// Appends one lowered message, with `NLM_F_ACK`, to `out`.
-    pub(crate) fn build(
-        &mut self,
-        out: &mut Vec<u8>,
-        family: u8,
-        table: &str,
-        msg: &Msg,
-        seq: u32,
-    ) -> io::Result<()> {
-        let table_c = cstr(table)?;
-        let fam = u16::from(family);
-        let hdr = move |buf, ty: u16, flags: u16| {
-            // SAFETY: buf is the zeroed scratch buffer (checked size).
-            unsafe { nf::nftnl_nlmsg_build_hdr(buf, ty, fam, flags | F_ACK, seq) }
-        };
-        match msg {
-            Msg::NewTable | Msg::DelTable => self.emit(out, 512, |buf| {
-                let t = Owned::new(unsafe_alloc_table(), nf::nftnl_table_free)?;
-                // SAFETY: t is a live table; strings are NUL-terminated and
-                // copied by libnftnl.
-                unsafe {
-                    nf::nftnl_table_set_str(
-                        t.as_ptr(),
-                        nf::NFTNL_TABLE_NAME as u16,
-                        table_c.as_ptr(),
-                    );
-                    nf::nftnl_table_set_u32(t.as_ptr(), nf::NFTNL_TABLE_FLAGS as u16, 0);
-                }
-                let (ty, fl) = if *msg == Msg::NewTable {
-                    (NEWTABLE, F_CREATE)
-                } else {
-                    (DELTABLE, 0)
-                };
-                let nlh = hdr(buf, ty, fl);
-                // SAFETY: nlh is the header just built in the scratch buffer.
-                unsafe { nf::nftnl_table_nlmsg_build_payload(nlh, t.as_ptr()) };
-                Ok(nlh)
-            }),
-            Msg::NewChain { name, hook } => self.emit(out, 1024, |buf| {
-                let c = chain_obj(&table_c, name)?;
-                if let Some((num, prio, kind, policy)) = hook {
-                    let kind_c = cstr(kind)?;
-                    // SAFETY: c is a live chain; libnftnl copies the string.
-                    unsafe {
-                        nf::nftnl_chain_set_u32(c.as_ptr(), nf::NFTNL_CHAIN_HOOKNUM as u16, *num);
-                        nf::nftnl_chain_set_s32(c.as_ptr(), nf::NFTNL_CHAIN_PRIO as u16, *prio);
-                        nf::nftnl_chain_set_str(
-                            c.as_ptr(),
-                            nf::NFTNL_CHAIN_TYPE as u16,
-                            kind_c.as_ptr(),
-                        );
-                        nf::nftnl_chain_set_u32(c.as_ptr(), nf::NFTNL_CHAIN_POLICY as u16, *policy);
-                    }
-                }
-                let nlh = hdr(buf, NEWCHAIN, F_CREATE);
-                // SAFETY: header in the scratch buffer, live chain.
-                unsafe { nf::nftnl_chain_nlmsg_build_payload(nlh, c.as_ptr()) };
-                Ok(nlh)
-            }),
-            Msg::DelChain { name } => self.emit(out, 1024, |buf| {
-                let c = chain_obj(&table_c, name)?;
-                let nlh = hdr(buf, DELCHAIN, 0);
-                // SAFETY: header in the scratch buffer, live chain.
-                unsafe { nf::nftnl_chain_nlmsg_build_payload(nlh, c.as_ptr()) };
-                Ok(nlh)
-            }),
-            Msg::FlushChain { name } => self.emit(out, 1024, |buf| {
-                let r = rule_obj(&table_c, name)?;
-                let nlh = hdr(buf, DELRULE, 0);
-                // SAFETY: header in the scratch buffer, live rule.
-                unsafe { nf::nftnl_rule_nlmsg_build_payload(nlh, r.as_ptr()) };
-                Ok(nlh)
-            }),
-            Msg::NewSet(s) => self.emit(out, 2048 + s.udata.len(), |buf| {
-                let set = set_obj(&table_c, s)?;
-                let nlh = hdr(buf, NEWSET, F_CREATE);
-                // SAFETY: header in the scratch buffer, live set.
-                unsafe { nf::nftnl_set_nlmsg_build_payload(nlh, set.as_ptr()) };
-                Ok(nlh)
-            }),
-            Msg::DelSet { name } => self.emit(out, 1024, |buf| {
-                let set = set_named(&table_c, name, None)?;
-                let nlh = hdr(buf, DELSET, 0);
-                // SAFETY: header in the scratch buffer, live set.
-                unsafe { nf::nftnl_set_nlmsg_build_payload(nlh, set.as_ptr()) };
-                Ok(nlh)
-            }),
-            Msg::NewElems { set, elems, .. } | Msg::DelElems { set, elems } => {
-                let estimate = 1024 + elems.iter().map(crate::lower::elem_bytes).sum::<usize>();
-                let (add, set_id) = match msg {
-                    Msg::NewElems { set_id, .. } => (true, *set_id),
-                    _ => (false, None),
-                };
-                self.emit(out, estimate, |buf| {
-                    let s = set_named(&table_c, set, set_id)?;
-                    for e in elems {
-                        add_elem(&s, e)?;
-                    }
-                    let (ty, fl) = if add {
-                        (NEWSETELEM, F_CREATE)
-                    } else {
-                        (DELSETELEM, 0)
-                    };
-                    let nlh = hdr(buf, ty, fl);
-                    // SAFETY: header in the scratch buffer, live set with elements.
-                    unsafe { nf::nftnl_set_elems_nlmsg_build_payload(nlh, s.as_ptr()) };
-                    Ok(nlh)
-                })
-            }
-            Msg::NewRule {
-                chain,
-                exprs,
-                udata,
-            } => {
-                let estimate = 1024 + udata.len() + exprs.iter().map(expr_size).sum::<usize>();
-                self.emit(out, estimate, |buf| {
-                    let r = rule_obj(&table_c, chain)?;
-                    // SAFETY: r is live; libnftnl copies udata.len() bytes.
-                    unsafe {
-                        nf::nftnl_rule_set_data(
-                            r.as_ptr(),
-                            nf::NFTNL_RULE_USERDATA as u16,
-                            udata.as_ptr().cast(),
-                            len_u32(udata.len()),
-                        )
-                    };
-                    for e in exprs {
-                        let ex = expr_obj(e)?;
-                        // SAFETY: the rule takes ownership of the expression.
-                        unsafe { nf::nftnl_rule_add_expr(r.as_ptr(), ex.release()) };
-                    }
-                    let nlh = hdr(buf, NEWRULE, F_CREATE | F_APPEND);
-                    // SAFETY: header in the scratch buffer, live rule.
-                    unsafe { nf::nftnl_rule_nlmsg_build_payload(nlh, r.as_ptr()) };
-                    Ok(nlh)
-                })
-            }
-        }
-    }
+/// Attribute numbers of `linux/netfilter/nf_tables.h`.
+mod a {
+    pub(super) const TABLE_NAME: u16 = 1;
+    pub(super) const TABLE_FLAGS: u16 = 2;
 
-    /// A dump (or get) request for the table's objects.
-    pub(crate) fn request(
-        &mut self,
-        what: Request<'_>,
-        family: u8,
-        table: &str,
-        seq: u32,
-    ) -> io::Result<Vec<u8>> {
-        let table_c = cstr(table)?;
-        let fam = u16::from(family);
-        let mut out = Vec::new();
-        self.emit(&mut out, 1024, |buf| {
-            // SAFETY (all arms): buf is the zeroed scratch buffer; objects are
-            // live for the call and their strings are copied by libnftnl.
-            let nlh = |ty, flags| unsafe { nf::nftnl_nlmsg_build_hdr(buf, ty, fam, flags, seq) };
-            match what {
-                Request::Table => {
-                    let t = Owned::new(unsafe_alloc_table(), nf::nftnl_table_free)?;
-                    // SAFETY: t is live; the name is NUL-terminated and copied.
-                    unsafe {
-                        nf::nftnl_table_set_str(
-                            t.as_ptr(),
-                            nf::NFTNL_TABLE_NAME as u16,
-                            table_c.as_ptr(),
-                        )
-                    };
-                    let h = nlh(GETTABLE, 0);
-                    // SAFETY: h is the header just built in the scratch buffer; t is live.
-                    unsafe { nf::nftnl_table_nlmsg_build_payload(h, t.as_ptr()) };
-                    Ok(h)
-                }
-                Request::Chains => Ok(nlh(GETCHAIN, F_DUMP)),
-                Request::Sets => {
-                    let s = set_named(&table_c, "", None)?;
-                    // SAFETY: s is live; unsetting frees the name libnftnl owns.
-                    unsafe { nf::nftnl_set_unset(s.as_ptr(), nf::NFTNL_SET_NAME as u16) };
-                    let h = nlh(GETSET, F_DUMP);
-                    // SAFETY: h is the header just built in the scratch buffer; s is live.
-                    unsafe { nf::nftnl_set_nlmsg_build_payload(h, s.as_ptr()) };
-                    Ok(h)
-                }
-                Request::Elements(set) => {
-                    let s = set_named(&table_c, set, None)?;
-                    let h = nlh(GETSETELEM, F_DUMP);
-                    // SAFETY: h is the header just built in the scratch buffer; s is live.
-                    unsafe { nf::nftnl_set_elems_nlmsg_build_payload(h, s.as_ptr()) };
-                    Ok(h)
-                }
-                Request::Rules => {
-                    // SAFETY: a plain allocation, wrapped (and so freed) at once.
-                    let r = Owned::new(unsafe { nf::nftnl_rule_alloc() }, nf::nftnl_rule_free)?;
-                    // SAFETY: r is live; the strings are NUL-terminated and copied.
-                    unsafe {
-                        nf::nftnl_rule_set_str(
-                            r.as_ptr(),
-                            nf::NFTNL_RULE_TABLE as u16,
-                            table_c.as_ptr(),
-                        )
-                    };
-                    let h = nlh(GETRULE, F_DUMP);
-                    // SAFETY: h is the header just built in the scratch buffer; r is live.
-                    unsafe { nf::nftnl_rule_nlmsg_build_payload(h, r.as_ptr()) };
-                    Ok(h)
-                }
-            }
-        })?;
-        Ok(out)
-    }
+    pub(super) const CHAIN_TABLE: u16 = 1;
+    pub(super) const CHAIN_NAME: u16 = 3;
+    pub(super) const CHAIN_HOOK: u16 = 4;
+    pub(super) const CHAIN_POLICY: u16 = 5;
+    pub(super) const CHAIN_TYPE: u16 = 7;
+    pub(super) const HOOK_HOOKNUM: u16 = 1;
+    pub(super) const HOOK_PRIORITY: u16 = 2;
+
+    pub(super) const RULE_TABLE: u16 = 1;
+    pub(super) const RULE_CHAIN: u16 = 2;
+    pub(super) const RULE_EXPRESSIONS: u16 = 4;
+    pub(super) const RULE_USERDATA: u16 = 7;
+
+    pub(super) const SET_TABLE: u16 = 1;
+    pub(super) const SET_NAME: u16 = 2;
+    pub(super) const SET_FLAGS: u16 = 3;
+    pub(super) const SET_KEY_TYPE: u16 = 4;
+    pub(super) const SET_KEY_LEN: u16 = 5;
+    pub(super) const SET_DATA_TYPE: u16 = 6;
+    pub(super) const SET_DATA_LEN: u16 = 7;
+    pub(super) const SET_DESC: u16 = 9;
+    pub(super) const SET_ID: u16 = 10;
+    pub(super) const SET_TIMEOUT: u16 = 11;
+    pub(super) const SET_USERDATA: u16 = 13;
+    pub(super) const SET_DESC_SIZE: u16 = 1;
+    pub(super) const SET_DESC_CONCAT: u16 = 2;
+    pub(super) const SET_FIELD_LEN: u16 = 1;
+
+    pub(super) const ELEM_KEY: u16 = 1;
+    pub(super) const ELEM_DATA: u16 = 2;
+    pub(super) const ELEM_FLAGS: u16 = 3;
+    pub(super) const ELEM_TIMEOUT: u16 = 4;
+    pub(super) const ELEM_KEY_END: u16 = 10;
+    pub(super) const ELEM_LIST_TABLE: u16 = 1;
+    pub(super) const ELEM_LIST_SET: u16 = 2;
+    pub(super) const ELEM_LIST_ELEMENTS: u16 = 3;
+    pub(super) const ELEM_LIST_SET_ID: u16 = 4;
+
+    pub(super) const DATA_VALUE: u16 = 1;
+    pub(super) const DATA_VERDICT: u16 = 2;
+    pub(super) const VERDICT_CODE: u16 = 1;
+    pub(super) const VERDICT_CHAIN: u16 = 2;
+    pub(super) const LIST_ELEM: u16 = 1;
+    pub(super) const EXPR_NAME: u16 = 1;
+    pub(super) const EXPR_DATA: u16 = 2;
+}
+
+/// Attribute numbers of each expression (`NFTA_<EXPR>_*`).
+mod x {
+    pub(super) const PAYLOAD_DREG: u16 = 1;
+    pub(super) const PAYLOAD_BASE: u16 = 2;
+    pub(super) const PAYLOAD_OFFSET: u16 = 3;
+    pub(super) const PAYLOAD_LEN: u16 = 4;
+    pub(super) const META_DREG: u16 = 1;
+    pub(super) const META_KEY: u16 = 2;
+    pub(super) const META_SREG: u16 = 3;
+    pub(super) const CT_DREG: u16 = 1;
+    pub(super) const CT_KEY: u16 = 2;
+    pub(super) const CT_SREG: u16 = 4;
+    pub(super) const FIB_DREG: u16 = 1;
+    pub(super) const FIB_RESULT: u16 = 2;
+    pub(super) const FIB_FLAGS: u16 = 3;
+    pub(super) const CMP_SREG: u16 = 1;
+    pub(super) const CMP_OP: u16 = 2;
+    pub(super) const CMP_DATA: u16 = 3;
+    pub(super) const RANGE_SREG: u16 = 1;
+    pub(super) const RANGE_OP: u16 = 2;
+    pub(super) const RANGE_FROM: u16 = 3;
+    pub(super) const RANGE_TO: u16 = 4;
+    pub(super) const BITWISE_SREG: u16 = 1;
+    pub(super) const BITWISE_DREG: u16 = 2;
+    pub(super) const BITWISE_LEN: u16 = 3;
+    pub(super) const BITWISE_MASK: u16 = 4;
+    pub(super) const BITWISE_XOR: u16 = 5;
+    pub(super) const IMM_DREG: u16 = 1;
+    pub(super) const IMM_DATA: u16 = 2;
+    pub(super) const LOOKUP_SET: u16 = 1;
+    pub(super) const LOOKUP_SREG: u16 = 2;
+    pub(super) const LOOKUP_DREG: u16 = 3;
+    pub(super) const LOOKUP_SET_ID: u16 = 4;
+    pub(super) const LOOKUP_FLAGS: u16 = 5;
+    pub(super) const DYNSET_SET_NAME: u16 = 1;
+    pub(super) const DYNSET_OP: u16 = 3;
+    pub(super) const DYNSET_SREG_KEY: u16 = 4;
+    pub(super) const DYNSET_TIMEOUT: u16 = 6;
+    pub(super) const HASH_SREG: u16 = 1;
+    pub(super) const HASH_DREG: u16 = 2;
+    pub(super) const HASH_LEN: u16 = 3;
+    pub(super) const HASH_MODULUS: u16 = 4;
+    pub(super) const HASH_SEED: u16 = 5;
+    pub(super) const HASH_OFFSET: u16 = 6;
+    pub(super) const HASH_TYPE: u16 = 7;
+    pub(super) const NG_DREG: u16 = 1;
+    pub(super) const NG_MODULUS: u16 = 2;
+    pub(super) const NG_TYPE: u16 = 3;
+    pub(super) const NG_OFFSET: u16 = 4;
+    pub(super) const NAT_TYPE: u16 = 1;
+    pub(super) const NAT_FAMILY: u16 = 2;
+    pub(super) const NAT_REG_ADDR_MIN: u16 = 3;
+    pub(super) const NAT_REG_PROTO_MIN: u16 = 5;
+    pub(super) const MASQ_FLAGS: u16 = 1;
+    pub(super) const REJECT_TYPE: u16 = 1;
+    pub(super) const REJECT_ICMP_CODE: u16 = 2;
+    pub(super) const LOG_PREFIX: u16 = 2;
 }
 
 /// What to ask the kernel for.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Request<'a> {
     Table,
     Chains,
@@ -249,189 +154,266 @@ pub(crate) enum Request<'a> {
     Rules,
 }
 
-fn unsafe_alloc_table() -> *mut nf::nftnl_table {
-    // SAFETY: a plain allocation; the caller wraps it in Owned.
-    unsafe { nf::nftnl_table_alloc() }
-}
-
-fn chain_obj(table: &CStr, name: &str) -> io::Result<Owned<nf::nftnl_chain>> {
-    let name = cstr(name)?;
-    // SAFETY: fresh allocation wrapped at once; strings are copied.
-    let c = Owned::new(unsafe { nf::nftnl_chain_alloc() }, nf::nftnl_chain_free)?;
-    // SAFETY: c is live; the strings are NUL-terminated and copied.
-    unsafe {
-        nf::nftnl_chain_set_str(c.as_ptr(), nf::NFTNL_CHAIN_TABLE as u16, table.as_ptr());
-        nf::nftnl_chain_set_str(c.as_ptr(), nf::NFTNL_CHAIN_NAME as u16, name.as_ptr());
+/// Runs `f` on a message appended to `out`; on error `out` is left as it
+/// was.
+fn append(
+    out: &mut Vec<u8>,
+    ty: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    res_id: u16,
+    f: impl FnOnce(&mut Writer<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let before = out.len();
+    let mut w = Writer::begin(out, ty, flags, seq, family, res_id);
+    let done = f(&mut w).and_then(|()| w.finish());
+    if done.is_err() {
+        out.truncate(before);
     }
-    Ok(c)
+    done
 }
 
-fn rule_obj(table: &CStr, chain: &str) -> io::Result<Owned<nf::nftnl_rule>> {
-    let chain = cstr(chain)?;
-    // SAFETY: fresh allocation wrapped at once; strings are copied.
-    let r = Owned::new(unsafe { nf::nftnl_rule_alloc() }, nf::nftnl_rule_free)?;
-    // SAFETY: r is live; the strings are NUL-terminated and copied.
-    unsafe {
-        nf::nftnl_rule_set_str(r.as_ptr(), nf::NFTNL_RULE_TABLE as u16, table.as_ptr());
-        nf::nftnl_rule_set_str(r.as_ptr(), nf::NFTNL_RULE_CHAIN as u16, chain.as_ptr());
-    }
-    Ok(r)
+/// Appends the batch begin (or end) message.
+pub(crate) fn batch_marker(out: &mut Vec<u8>, seq: u32, begin: bool) -> io::Result<()> {
+    let ty = if begin { BATCH_BEGIN } else { BATCH_END };
+    // AF_UNSPEC, and the subsystem the batch is for as the resource id.
+    append(out, ty, 0, seq, 0, SUBSYS_NFTABLES, |_| Ok(()))
 }
 
-fn set_named(table: &CStr, name: &str, id: Option<u32>) -> io::Result<Owned<nf::nftnl_set>> {
-    let name = cstr(name)?;
-    // SAFETY: fresh allocation wrapped at once; strings are copied.
-    let s = Owned::new(unsafe { nf::nftnl_set_alloc() }, nf::nftnl_set_free)?;
-    // SAFETY: s is live; the strings are NUL-terminated and copied.
-    unsafe {
-        nf::nftnl_set_set_str(s.as_ptr(), nf::NFTNL_SET_TABLE as u16, table.as_ptr());
-        nf::nftnl_set_set_str(s.as_ptr(), nf::NFTNL_SET_NAME as u16, name.as_ptr());
-        if let Some(id) = id {
-            nf::nftnl_set_set_u32(s.as_ptr(), nf::NFTNL_SET_ID as u16, id);
-        }
-    }
-    Ok(s)
+fn nft_type(ty: u16) -> u16 {
+    (SUBSYS_NFTABLES << 8) | ty
 }
 
-fn set_obj(table: &CStr, l: &LowSet) -> io::Result<Owned<nf::nftnl_set>> {
-    let s = set_named(table, &l.name, Some(l.id))?;
-    let p = s.as_ptr();
-    // SAFETY: p is live; data pointers are valid for the lengths given and
-    // copied by libnftnl; DESC_CONCAT takes at most 16 bytes (checked).
-    unsafe {
-        nf::nftnl_set_set_u32(p, nf::NFTNL_SET_FLAGS as u16, l.flags);
-        nf::nftnl_set_set_u32(p, nf::NFTNL_SET_KEY_TYPE as u16, l.key_type);
-        nf::nftnl_set_set_u32(p, nf::NFTNL_SET_KEY_LEN as u16, l.key_len);
-        if let Some((ty, len)) = l.data {
-            nf::nftnl_set_set_u32(p, nf::NFTNL_SET_DATA_TYPE as u16, ty);
-            if let Some(len) = len {
-                nf::nftnl_set_set_u32(p, nf::NFTNL_SET_DATA_LEN as u16, len);
-            }
-        }
-        if let Some(t) = l.timeout_ms {
-            nf::nftnl_set_set_u64(p, nf::NFTNL_SET_TIMEOUT as u16, t);
-        }
-        if let Some(size) = l.size {
-            nf::nftnl_set_set_u32(p, nf::NFTNL_SET_DESC_SIZE as u16, size);
-        }
-        if !l.concat.is_empty() && l.concat.len() < 16 {
-            nf::nftnl_set_set_data(
-                p,
-                nf::NFTNL_SET_DESC_CONCAT as u16,
-                l.concat.as_ptr().cast(),
-                len_u32(l.concat.len()),
-            );
-        }
-        if !l.udata.is_empty() {
-            nf::nftnl_set_set_data(
-                p,
-                nf::NFTNL_SET_USERDATA as u16,
-                l.udata.as_ptr().cast(),
-                len_u32(l.udata.len()),
-            );
-        }
-    }
-    Ok(s)
-}
-
-fn add_elem(s: &Owned<nf::nftnl_set>, e: &LowElem) -> io::Result<()> {
-    let chain = e
-        .verdict
-        .as_ref()
-        .and_then(|(_, c)| c.as_deref())
-        .map(cstr)
-        .transpose()?;
-    // SAFETY: fresh allocation; every data pointer is valid for its length
-    // and copied by libnftnl; the set takes ownership of the element.
-    let el = Owned::new(unsafe { nf::nftnl_set_elem_alloc() }, elem_free)?;
-    let p = el.as_ptr();
-    let set = |attr: u32, b: &[u8]| unsafe {
-        nf::nftnl_set_elem_set(p, attr as u16, b.as_ptr().cast(), len_u32(b.len()));
+/// Appends one lowered message, with `NLM_F_ACK`, to `out`.
+pub(crate) fn build(
+    out: &mut Vec<u8>,
+    family: u8,
+    table: &str,
+    msg: &Msg,
+    seq: u32,
+) -> io::Result<()> {
+    let mut put = |ty: u16, flags: u16, f: &dyn Fn(&mut Writer<'_>) -> io::Result<()>| {
+        append(out, nft_type(ty), flags | F_ACK, seq, family, 0, f)
     };
-    set(nf::NFTNL_SET_ELEM_KEY, &e.key);
-    if let Some(k) = &e.key_end {
-        set(nf::NFTNL_SET_ELEM_KEY_END, k);
+    match msg {
+        Msg::NewTable => put(NEWTABLE, F_CREATE, &|w| table_attrs(w, table, true)),
+        Msg::DelTable => put(DELTABLE, 0, &|w| table_attrs(w, table, true)),
+        Msg::NewChain { name, hook } => put(NEWCHAIN, F_CREATE, &|w| {
+            w.put_strz(a::CHAIN_TABLE, table)?;
+            w.put_strz(a::CHAIN_NAME, name)?;
+            if let Some((num, prio, kind, policy)) = hook {
+                let n = w.nest(a::CHAIN_HOOK);
+                w.put_u32(a::HOOK_HOOKNUM, *num)?;
+                w.put_u32(a::HOOK_PRIORITY, prio.cast_unsigned())?;
+                w.end_nest(n)?;
+                w.put_u32(a::CHAIN_POLICY, *policy)?;
+                w.put_strz(a::CHAIN_TYPE, kind)?;
+            }
+            Ok(())
+        }),
+        Msg::DelChain { name } => put(DELCHAIN, 0, &|w| {
+            w.put_strz(a::CHAIN_TABLE, table)?;
+            w.put_strz(a::CHAIN_NAME, name)
+        }),
+        Msg::FlushChain { name } => put(DELRULE, 0, &|w| {
+            w.put_strz(a::RULE_TABLE, table)?;
+            w.put_strz(a::RULE_CHAIN, name)
+        }),
+        Msg::NewSet(s) => put(NEWSET, F_CREATE, &|w| set_attrs(w, table, s)),
+        Msg::DelSet { name } => put(DELSET, 0, &|w| {
+            w.put_strz(a::SET_TABLE, table)?;
+            w.put_strz(a::SET_NAME, name)
+        }),
+        Msg::NewElems { set, set_id, elems } => put(NEWSETELEM, F_CREATE, &|w| {
+            elems_attrs(w, table, set, *set_id, elems)
+        }),
+        Msg::DelElems { set, elems } => {
+            put(DELSETELEM, 0, &|w| elems_attrs(w, table, set, None, elems))
+        }
+        Msg::NewRule {
+            chain,
+            exprs,
+            udata,
+        } => put(NEWRULE, F_CREATE | F_APPEND, &|w| {
+            w.put_strz(a::RULE_TABLE, table)?;
+            w.put_strz(a::RULE_CHAIN, chain)?;
+            w.put(a::RULE_USERDATA, udata)?;
+            if !exprs.is_empty() {
+                let list = w.nest(a::RULE_EXPRESSIONS);
+                for e in exprs {
+                    let elem = w.nest(a::LIST_ELEM);
+                    expr(w, e)?;
+                    w.end_nest(elem)?;
+                }
+                w.end_nest(list)?;
+            }
+            Ok(())
+        }),
     }
-    if let Some(d) = &e.data {
-        set(nf::NFTNL_SET_ELEM_DATA, d);
-    }
-    // SAFETY: p is the live element; the string is copied; the set
-    // takes ownership of the element (released from its guard).
-    unsafe {
-        if e.flags != 0 {
-            nf::nftnl_set_elem_set_u32(p, nf::NFTNL_SET_ELEM_FLAGS as u16, e.flags);
-        }
-        if let Some((code, _)) = &e.verdict {
-            nf::nftnl_set_elem_set_u32(p, nf::NFTNL_SET_ELEM_VERDICT as u16, *code as u32);
-        }
-        if let Some(c) = &chain {
-            nf::nftnl_set_elem_set_str(p, nf::NFTNL_SET_ELEM_CHAIN as u16, c.as_ptr());
-        }
-        if let Some(t) = e.timeout_ms {
-            nf::nftnl_set_elem_set_u64(p, nf::NFTNL_SET_ELEM_TIMEOUT as u16, t);
-        }
-        nf::nftnl_set_elem_add(s.as_ptr(), el.release());
+}
+
+/// A dump (or get) request for the table's objects.
+pub(crate) fn request(what: Request<'_>, family: u8, table: &str, seq: u32) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut put = |ty: u16, flags: u16, f: &dyn Fn(&mut Writer<'_>) -> io::Result<()>| {
+        append(&mut out, nft_type(ty), flags, seq, family, 0, f)
+    };
+    match what {
+        Request::Table => put(GETTABLE, 0, &|w| table_attrs(w, table, false)),
+        Request::Chains => put(GETCHAIN, F_DUMP, &|_| Ok(())),
+        Request::Sets => put(GETSET, F_DUMP, &|w| w.put_strz(a::SET_TABLE, table)),
+        Request::Elements(set) => put(GETSETELEM, F_DUMP, &|w| {
+            elems_attrs(w, table, set, None, &[])
+        }),
+        Request::Rules => put(GETRULE, F_DUMP, &|w| w.put_strz(a::RULE_TABLE, table)),
+    }?;
+    Ok(out)
+}
+
+fn table_attrs(w: &mut Writer<'_>, table: &str, flags: bool) -> io::Result<()> {
+    w.put_strz(a::TABLE_NAME, table)?;
+    if flags {
+        w.put_u32(a::TABLE_FLAGS, 0)?;
     }
     Ok(())
 }
 
-/// `nftnl_set_elem_free` takes a mutable pointer; adapt it to `Owned`.
-unsafe extern "C" fn elem_free(e: *const nf::nftnl_set_elem) {
-    // SAFETY: called once by Owned::drop with the pointer it was given.
-    unsafe { nf::nftnl_set_elem_free(e.cast_mut()) }
+fn set_attrs(w: &mut Writer<'_>, table: &str, s: &LowSet) -> io::Result<()> {
+    w.put_strz(a::SET_TABLE, table)?;
+    w.put_strz(a::SET_NAME, &s.name)?;
+    w.put_u32(a::SET_FLAGS, s.flags)?;
+    w.put_u32(a::SET_KEY_TYPE, s.key_type)?;
+    w.put_u32(a::SET_KEY_LEN, s.key_len)?;
+    if let Some((ty, len)) = s.data {
+        w.put_u32(a::SET_DATA_TYPE, ty)?;
+        if let Some(len) = len {
+            w.put_u32(a::SET_DATA_LEN, len)?;
+        }
+    }
+    w.put_u32(a::SET_ID, s.id)?;
+    // libnftnl keeps at most 16 field lengths, and counts them up to the
+    // first zero after the first.
+    let concat = if !s.concat.is_empty() && s.concat.len() < 16 {
+        let n = 1 + s.concat[1..].iter().take_while(|l| **l != 0).count();
+        Some(&s.concat[..n])
+    } else {
+        None
+    };
+    if s.size.is_some() || concat.is_some() {
+        let desc = w.nest(a::SET_DESC);
+        if let Some(size) = s.size {
+            w.put_u32(a::SET_DESC_SIZE, size)?;
+        }
+        if let Some(fields) = concat {
+            let list = w.nest(a::SET_DESC_CONCAT);
+            for len in fields {
+                let f = w.nest(a::LIST_ELEM);
+                w.put_u32(a::SET_FIELD_LEN, u32::from(*len))?;
+                w.end_nest(f)?;
+            }
+            w.end_nest(list)?;
+        }
+        w.end_nest(desc)?;
+    }
+    if let Some(t) = s.timeout_ms {
+        w.put_u64(a::SET_TIMEOUT, t)?;
+    }
+    if !s.udata.is_empty() {
+        w.put(a::SET_USERDATA, &s.udata)?;
+    }
+    Ok(())
 }
 
-fn expr_size(e: &LowExpr) -> usize {
-    let data = match e {
-        LowExpr::Cmp { data, .. } | LowExpr::Immediate { data, .. } => data.len(),
-        LowExpr::Range { from, to, .. } => from.len() + to.len(),
-        LowExpr::Bitwise { mask, xor, .. } => mask.len() + xor.len(),
-        LowExpr::Verdict { chain, .. } => chain.as_ref().map_or(0, String::len),
-        LowExpr::Lookup { set, .. } | LowExpr::Dynset { set, .. } => set.len(),
-        LowExpr::Log { prefix } => prefix.as_ref().map_or(0, String::len),
-        _ => 0,
-    };
-    160 + data
+fn elems_attrs(
+    w: &mut Writer<'_>,
+    table: &str,
+    set: &str,
+    set_id: Option<u32>,
+    elems: &[LowElem],
+) -> io::Result<()> {
+    w.put_strz(a::ELEM_LIST_SET, set)?;
+    if let Some(id) = set_id {
+        w.put_u32(a::ELEM_LIST_SET_ID, id)?;
+    }
+    w.put_strz(a::ELEM_LIST_TABLE, table)?;
+    if elems.is_empty() {
+        return Ok(());
+    }
+    let list = w.nest(a::ELEM_LIST_ELEMENTS);
+    // libnftnl numbers the element nests 1, 2, 3...
+    for (i, e) in elems.iter().enumerate() {
+        let ty = u16::try_from(i + 1)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many elements"))?;
+        let n = w.nest(ty);
+        elem(w, e)?;
+        w.end_nest(n)?;
+    }
+    w.end_nest(list)
 }
 
-fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
-    let name = match e {
-        LowExpr::Payload { .. } => c"payload",
-        LowExpr::Meta { .. } | LowExpr::MetaSet { .. } => c"meta",
-        LowExpr::Ct { .. } | LowExpr::CtSet { .. } => c"ct",
-        LowExpr::Fib { .. } => c"fib",
-        LowExpr::Cmp { .. } => c"cmp",
-        LowExpr::Range { .. } => c"range",
-        LowExpr::Bitwise { .. } => c"bitwise",
-        LowExpr::Immediate { .. } | LowExpr::Verdict { .. } => c"immediate",
-        LowExpr::Lookup { .. } => c"lookup",
-        LowExpr::Dynset { .. } => c"dynset",
-        LowExpr::Hash { .. } => c"hash",
-        LowExpr::Numgen { .. } => c"numgen",
-        LowExpr::Nat { .. } => c"nat",
-        LowExpr::Masq { .. } => c"masq",
-        LowExpr::Reject { .. } => c"reject",
-        LowExpr::Counter => c"counter",
-        LowExpr::Log { .. } => c"log",
-    };
-    // SAFETY: name is a static C string; the result is wrapped at once.
-    let x = Owned::new(
-        unsafe { nf::nftnl_expr_alloc(name.as_ptr()) },
-        nf::nftnl_expr_free,
-    )?;
-    let p = x.as_ptr();
-    // SAFETY (closures and block below): p is a live expression of the kind
-    // the attributes belong to; data and strings are copied by libnftnl.
-    let u32_ = |a: u32, v: u32| unsafe { nf::nftnl_expr_set_u32(p, a as u16, v) };
-    let bytes = |a: u32, b: &[u8]| unsafe {
-        nf::nftnl_expr_set(p, a as u16, b.as_ptr().cast(), len_u32(b.len()));
-    };
-    let string = |a: u32, s: &str| -> io::Result<()> {
-        let c = cstr(s)?;
-        // SAFETY: p is live; c is NUL-terminated and copied by libnftnl.
-        unsafe { nf::nftnl_expr_set_str(p, a as u16, c.as_ptr()) };
-        Ok(())
-    };
+fn value(w: &mut Writer<'_>, ty: u16, data: &[u8]) -> io::Result<()> {
+    let n = w.nest(ty);
+    w.put(a::DATA_VALUE, data)?;
+    w.end_nest(n)
+}
+
+fn verdict(w: &mut Writer<'_>, ty: u16, code: i32, chain: Option<&str>) -> io::Result<()> {
+    let outer = w.nest(ty);
+    let inner = w.nest(a::DATA_VERDICT);
+    w.put_u32(a::VERDICT_CODE, code.cast_unsigned())?;
+    if let Some(c) = chain {
+        w.put_strz(a::VERDICT_CHAIN, c)?;
+    }
+    w.end_nest(inner)?;
+    w.end_nest(outer)
+}
+
+fn elem(w: &mut Writer<'_>, e: &LowElem) -> io::Result<()> {
+    if e.flags != 0 {
+        w.put_u32(a::ELEM_FLAGS, e.flags)?;
+    }
+    if let Some(t) = e.timeout_ms {
+        w.put_u64(a::ELEM_TIMEOUT, t)?;
+    }
+    value(w, a::ELEM_KEY, &e.key)?;
+    if let Some(k) = &e.key_end {
+        value(w, a::ELEM_KEY_END, k)?;
+    }
+    if let Some((code, chain)) = &e.verdict {
+        verdict(w, a::ELEM_DATA, *code, chain.as_deref())?;
+    } else if let Some(d) = &e.data {
+        value(w, a::ELEM_DATA, d)?;
+    }
+    Ok(())
+}
+
+fn expr_name(e: &LowExpr) -> &'static str {
+    match e {
+        LowExpr::Payload { .. } => "payload",
+        LowExpr::Meta { .. } | LowExpr::MetaSet { .. } => "meta",
+        LowExpr::Ct { .. } | LowExpr::CtSet { .. } => "ct",
+        LowExpr::Fib { .. } => "fib",
+        LowExpr::Cmp { .. } => "cmp",
+        LowExpr::Range { .. } => "range",
+        LowExpr::Bitwise { .. } => "bitwise",
+        LowExpr::Immediate { .. } | LowExpr::Verdict { .. } => "immediate",
+        LowExpr::Lookup { .. } => "lookup",
+        LowExpr::Dynset { .. } => "dynset",
+        LowExpr::Hash { .. } => "hash",
+        LowExpr::Numgen { .. } => "numgen",
+        LowExpr::Nat { .. } => "nat",
+        LowExpr::Masq { .. } => "masq",
+        LowExpr::Reject { .. } => "reject",
+        LowExpr::Counter => "counter",
+        LowExpr::Log { .. } => "log",
+    }
+}
+
+/// One expression: its name, then its attributes in a data nest.
+fn expr(w: &mut Writer<'_>, e: &LowExpr) -> io::Result<()> {
+    w.put_strz(a::EXPR_NAME, expr_name(e))?;
+    let data: Nest = w.nest(a::EXPR_DATA);
     match e {
         LowExpr::Payload {
             base,
@@ -439,46 +421,46 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             len,
             dreg,
         } => {
-            u32_(nf::NFTNL_EXPR_PAYLOAD_BASE, *base);
-            u32_(nf::NFTNL_EXPR_PAYLOAD_OFFSET, *offset);
-            u32_(nf::NFTNL_EXPR_PAYLOAD_LEN, *len);
-            u32_(nf::NFTNL_EXPR_PAYLOAD_DREG, *dreg);
+            w.put_u32(x::PAYLOAD_DREG, *dreg)?;
+            w.put_u32(x::PAYLOAD_BASE, *base)?;
+            w.put_u32(x::PAYLOAD_OFFSET, *offset)?;
+            w.put_u32(x::PAYLOAD_LEN, *len)?;
         }
         LowExpr::Meta { key, dreg } => {
-            u32_(nf::NFTNL_EXPR_META_KEY, *key);
-            u32_(nf::NFTNL_EXPR_META_DREG, *dreg);
+            w.put_u32(x::META_KEY, *key)?;
+            w.put_u32(x::META_DREG, *dreg)?;
         }
         LowExpr::MetaSet { key, sreg } => {
-            u32_(nf::NFTNL_EXPR_META_KEY, *key);
-            u32_(nf::NFTNL_EXPR_META_SREG, *sreg);
+            w.put_u32(x::META_KEY, *key)?;
+            w.put_u32(x::META_SREG, *sreg)?;
         }
         LowExpr::Ct { key, dreg } => {
-            u32_(nf::NFTNL_EXPR_CT_KEY, *key);
-            u32_(nf::NFTNL_EXPR_CT_DREG, *dreg);
+            w.put_u32(x::CT_KEY, *key)?;
+            w.put_u32(x::CT_DREG, *dreg)?;
         }
         LowExpr::CtSet { key, sreg } => {
-            u32_(nf::NFTNL_EXPR_CT_KEY, *key);
-            u32_(nf::NFTNL_EXPR_CT_SREG, *sreg);
+            w.put_u32(x::CT_KEY, *key)?;
+            w.put_u32(x::CT_SREG, *sreg)?;
         }
         LowExpr::Fib {
             flags,
             result,
             dreg,
         } => {
-            u32_(nf::NFTNL_EXPR_FIB_FLAGS, *flags);
-            u32_(nf::NFTNL_EXPR_FIB_RESULT, *result);
-            u32_(nf::NFTNL_EXPR_FIB_DREG, *dreg);
+            w.put_u32(x::FIB_FLAGS, *flags)?;
+            w.put_u32(x::FIB_RESULT, *result)?;
+            w.put_u32(x::FIB_DREG, *dreg)?;
         }
         LowExpr::Cmp { sreg, op, data } => {
-            u32_(nf::NFTNL_EXPR_CMP_SREG, *sreg);
-            u32_(nf::NFTNL_EXPR_CMP_OP, *op);
-            bytes(nf::NFTNL_EXPR_CMP_DATA, data);
+            w.put_u32(x::CMP_SREG, *sreg)?;
+            w.put_u32(x::CMP_OP, *op)?;
+            value(w, x::CMP_DATA, data)?;
         }
         LowExpr::Range { sreg, op, from, to } => {
-            u32_(nf::NFTNL_EXPR_RANGE_SREG, *sreg);
-            u32_(nf::NFTNL_EXPR_RANGE_OP, *op);
-            bytes(nf::NFTNL_EXPR_RANGE_FROM_DATA, from);
-            bytes(nf::NFTNL_EXPR_RANGE_TO_DATA, to);
+            w.put_u32(x::RANGE_SREG, *sreg)?;
+            w.put_u32(x::RANGE_OP, *op)?;
+            value(w, x::RANGE_FROM, from)?;
+            value(w, x::RANGE_TO, to)?;
         }
         LowExpr::Bitwise {
             sreg,
@@ -486,22 +468,19 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             mask,
             xor,
         } => {
-            u32_(nf::NFTNL_EXPR_BITWISE_SREG, *sreg);
-            u32_(nf::NFTNL_EXPR_BITWISE_DREG, *dreg);
-            u32_(nf::NFTNL_EXPR_BITWISE_LEN, len_u32(mask.len()));
-            bytes(nf::NFTNL_EXPR_BITWISE_MASK, mask);
-            bytes(nf::NFTNL_EXPR_BITWISE_XOR, xor);
+            w.put_u32(x::BITWISE_SREG, *sreg)?;
+            w.put_u32(x::BITWISE_DREG, *dreg)?;
+            w.put_u32(x::BITWISE_LEN, len_u32(mask.len())?)?;
+            value(w, x::BITWISE_MASK, mask)?;
+            value(w, x::BITWISE_XOR, xor)?;
         }
         LowExpr::Immediate { dreg, data } => {
-            u32_(nf::NFTNL_EXPR_IMM_DREG, *dreg);
-            bytes(nf::NFTNL_EXPR_IMM_DATA, data);
+            w.put_u32(x::IMM_DREG, *dreg)?;
+            value(w, x::IMM_DATA, data)?;
         }
         LowExpr::Verdict { code, chain } => {
-            u32_(nf::NFTNL_EXPR_IMM_DREG, uapi::REG_VERDICT);
-            u32_(nf::NFTNL_EXPR_IMM_VERDICT, *code as u32);
-            if let Some(c) = chain {
-                string(nf::NFTNL_EXPR_IMM_CHAIN, c)?;
-            }
+            w.put_u32(x::IMM_DREG, uapi::REG_VERDICT)?;
+            verdict(w, x::IMM_DATA, *code, chain.as_deref())?;
         }
         LowExpr::Lookup {
             sreg,
@@ -510,16 +489,16 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             set_id,
             invert,
         } => {
-            u32_(nf::NFTNL_EXPR_LOOKUP_SREG, *sreg);
+            w.put_u32(x::LOOKUP_SREG, *sreg)?;
             if let Some(d) = dreg {
-                u32_(nf::NFTNL_EXPR_LOOKUP_DREG, *d);
+                w.put_u32(x::LOOKUP_DREG, *d)?;
             }
-            string(nf::NFTNL_EXPR_LOOKUP_SET, set)?;
+            w.put_strz(x::LOOKUP_SET, set)?;
             if let Some(id) = set_id {
-                u32_(nf::NFTNL_EXPR_LOOKUP_SET_ID, *id);
+                w.put_u32(x::LOOKUP_SET_ID, *id)?;
             }
             if *invert {
-                u32_(nf::NFTNL_EXPR_LOOKUP_FLAGS, 1);
+                w.put_u32(x::LOOKUP_FLAGS, 1)?;
             }
         }
         LowExpr::Dynset {
@@ -528,13 +507,12 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             set,
             timeout_ms,
         } => {
-            u32_(nf::NFTNL_EXPR_DYNSET_OP, *op);
-            u32_(nf::NFTNL_EXPR_DYNSET_SREG_KEY, *sreg_key);
-            string(nf::NFTNL_EXPR_DYNSET_SET_NAME, set)?;
+            w.put_u32(x::DYNSET_SREG_KEY, *sreg_key)?;
+            w.put_u32(x::DYNSET_OP, *op)?;
             if let Some(t) = timeout_ms {
-                // SAFETY: as above.
-                unsafe { nf::nftnl_expr_set_u64(p, nf::NFTNL_EXPR_DYNSET_TIMEOUT as u16, *t) };
+                w.put_u64(x::DYNSET_TIMEOUT, *t)?;
             }
+            w.put_strz(x::DYNSET_SET_NAME, set)?;
         }
         LowExpr::Hash {
             sreg,
@@ -544,13 +522,13 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             offset,
             dreg,
         } => {
-            u32_(nf::NFTNL_EXPR_HASH_SREG, *sreg);
-            u32_(nf::NFTNL_EXPR_HASH_LEN, *len);
-            u32_(nf::NFTNL_EXPR_HASH_MODULUS, *modulus);
-            u32_(nf::NFTNL_EXPR_HASH_SEED, *seed);
-            u32_(nf::NFTNL_EXPR_HASH_OFFSET, *offset);
-            u32_(nf::NFTNL_EXPR_HASH_DREG, *dreg);
-            u32_(nf::NFTNL_EXPR_HASH_TYPE, 0);
+            w.put_u32(x::HASH_SREG, *sreg)?;
+            w.put_u32(x::HASH_DREG, *dreg)?;
+            w.put_u32(x::HASH_LEN, *len)?;
+            w.put_u32(x::HASH_MODULUS, *modulus)?;
+            w.put_u32(x::HASH_SEED, *seed)?;
+            w.put_u32(x::HASH_OFFSET, *offset)?;
+            w.put_u32(x::HASH_TYPE, 0)?;
         }
         LowExpr::Numgen {
             dreg,
@@ -558,10 +536,10 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             random,
             offset,
         } => {
-            u32_(nf::NFTNL_EXPR_NG_DREG, *dreg);
-            u32_(nf::NFTNL_EXPR_NG_MODULUS, *modulus);
-            u32_(nf::NFTNL_EXPR_NG_TYPE, u32::from(*random));
-            u32_(nf::NFTNL_EXPR_NG_OFFSET, *offset);
+            w.put_u32(x::NG_DREG, *dreg)?;
+            w.put_u32(x::NG_MODULUS, *modulus)?;
+            w.put_u32(x::NG_TYPE, u32::from(*random))?;
+            w.put_u32(x::NG_OFFSET, *offset)?;
         }
         LowExpr::Nat {
             kind,
@@ -569,29 +547,32 @@ fn expr_obj(e: &LowExpr) -> io::Result<Owned<nf::nftnl_expr>> {
             reg_addr,
             reg_proto,
         } => {
-            u32_(nf::NFTNL_EXPR_NAT_TYPE, *kind);
-            u32_(nf::NFTNL_EXPR_NAT_FAMILY, *family);
-            u32_(nf::NFTNL_EXPR_NAT_REG_ADDR_MIN, *reg_addr);
+            w.put_u32(x::NAT_TYPE, *kind)?;
+            w.put_u32(x::NAT_FAMILY, *family)?;
+            w.put_u32(x::NAT_REG_ADDR_MIN, *reg_addr)?;
             if let Some(r) = reg_proto {
-                u32_(nf::NFTNL_EXPR_NAT_REG_PROTO_MIN, *r);
+                w.put_u32(x::NAT_REG_PROTO_MIN, *r)?;
             }
         }
         LowExpr::Masq { flags } => {
             if *flags != 0 {
-                u32_(nf::NFTNL_EXPR_MASQ_FLAGS, *flags);
+                w.put_u32(x::MASQ_FLAGS, *flags)?;
             }
         }
         LowExpr::Reject { kind, code } => {
-            u32_(nf::NFTNL_EXPR_REJECT_TYPE, *kind);
-            // SAFETY: as above.
-            unsafe { nf::nftnl_expr_set_u8(p, nf::NFTNL_EXPR_REJECT_CODE as u16, *code) };
+            w.put_u32(x::REJECT_TYPE, *kind)?;
+            w.put_u8(x::REJECT_ICMP_CODE, *code)?;
         }
         LowExpr::Counter => {}
         LowExpr::Log { prefix } => {
-            if let Some(pfx) = prefix {
-                string(nf::NFTNL_EXPR_LOG_PREFIX, pfx)?;
+            if let Some(p) = prefix {
+                w.put_strz(x::LOG_PREFIX, p)?;
             }
         }
     }
-    Ok(x)
+    w.end_nest(data)
+}
+
+fn len_u32(n: usize) -> io::Result<u32> {
+    u32::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "data too long"))
 }

@@ -1,178 +1,212 @@
-//! Parsing the kernel's dump messages through libnftnl into plain data.
+//! Parsing the kernel's dump messages into plain data, in safe Rust. As
+//! libnftnl does, a message whose attributes we read is refused (`None`)
+//! when one of them has the wrong size for its type.
 
-use std::ffi::CStr;
-
-use nftnl_sys as nf;
-
-use super::Owned;
+use super::nla::{attrs, be_u32, be_u64, message_attrs, string};
 use crate::lower::LowElem;
 use crate::raise::{RawChain, RawRule, RawSet};
 
-fn header_ptr(msg: &[u8]) -> Option<*const libc::nlmsghdr> {
-    let p = msg.as_ptr().cast::<libc::nlmsghdr>();
-    (msg.len() >= size_of::<libc::nlmsghdr>() && p.is_aligned()).then_some(p)
-}
-
-fn get_str(p: *const libc::c_char) -> String {
-    if p.is_null() {
-        return String::new();
+/// Walks the attributes of `b`, handing each to `f`; `None` as soon as
+/// `f` refuses one.
+fn each<'a>(b: &'a [u8], mut f: impl FnMut(u16, &'a [u8]) -> Option<()>) -> Option<()> {
+    for (ty, p) in attrs(b) {
+        f(ty, p)?;
     }
-    // SAFETY: libnftnl returns NUL-terminated strings it owns, valid while
-    // the object lives (the caller's object outlives this call).
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    Some(())
 }
 
 /// A chain message.
 pub(crate) fn parse_chain(msg: &[u8]) -> Option<RawChain> {
-    let h = header_ptr(msg)?;
-    // SAFETY: as in parse_table; getters are only called for attributes
-    // that are set.
-    unsafe {
-        let c = Owned::new(nf::nftnl_chain_alloc(), nf::nftnl_chain_free).ok()?;
-        let p = c.as_ptr();
-        if nf::nftnl_chain_nlmsg_parse(h, p) < 0 {
-            return None;
+    let (mut table, mut name, mut kind) = (None, None, None);
+    let (mut hooknum, mut prio, mut policy) = (None, None, None);
+    each(message_attrs(msg)?, |ty, p| {
+        match ty {
+            1 => table = Some(string(p)?),
+            3 => name = Some(string(p)?),
+            4 => each(p, |ty, p| {
+                match ty {
+                    1 => hooknum = Some(be_u32(p)?),
+                    2 => prio = Some(be_u32(p)?.cast_signed()),
+                    _ => {}
+                }
+                Some(())
+            })?,
+            5 => policy = Some(be_u32(p)?),
+            7 => kind = Some(string(p)?),
+            _ => {}
         }
-        let is = |a: u32| nf::nftnl_chain_is_set(p, a as u16);
-        let hook = is(nf::NFTNL_CHAIN_HOOKNUM).then(|| {
+        Some(())
+    })?;
+    Some(RawChain {
+        table: table.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        hook: hooknum.map(|n| {
             (
-                nf::nftnl_chain_get_u32(p, nf::NFTNL_CHAIN_HOOKNUM as u16),
-                nf::nftnl_chain_get_s32(p, nf::NFTNL_CHAIN_PRIO as u16),
-                get_str(nf::nftnl_chain_get_str(p, nf::NFTNL_CHAIN_TYPE as u16)),
-                nf::nftnl_chain_get_u32(p, nf::NFTNL_CHAIN_POLICY as u16),
+                n,
+                prio.unwrap_or(0),
+                kind.unwrap_or_default(),
+                policy.unwrap_or(0),
             )
-        });
-        Some(RawChain {
-            table: get_str(nf::nftnl_chain_get_str(p, nf::NFTNL_CHAIN_TABLE as u16)),
-            name: get_str(nf::nftnl_chain_get_str(p, nf::NFTNL_CHAIN_NAME as u16)),
-            hook,
-        })
-    }
+        }),
+    })
 }
 
 /// A set message.
 pub(crate) fn parse_set(msg: &[u8]) -> Option<RawSet> {
-    let h = header_ptr(msg)?;
-    // SAFETY: as in parse_chain.
-    unsafe {
-        let s = Owned::new(nf::nftnl_set_alloc(), nf::nftnl_set_free).ok()?;
-        let p = s.as_ptr();
-        if nf::nftnl_set_nlmsg_parse(h, p) < 0 {
-            return None;
+    let mut s = RawSet {
+        table: String::new(),
+        name: String::new(),
+        flags: 0,
+        key_type: 0,
+        key_len: 0,
+        data_type: None,
+        data_len: 0,
+        timeout_ms: None,
+        size: None,
+    };
+    each(message_attrs(msg)?, |ty, p| {
+        match ty {
+            1 => s.table = string(p)?,
+            2 => s.name = string(p)?,
+            3 => s.flags = be_u32(p)?,
+            4 => s.key_type = be_u32(p)?,
+            5 => s.key_len = be_u32(p)?,
+            6 => s.data_type = Some(be_u32(p)?),
+            7 => s.data_len = be_u32(p)?,
+            9 => each(p, |ty, p| {
+                if ty == 1 {
+                    s.size = Some(be_u32(p)?);
+                }
+                Some(())
+            })?,
+            11 => s.timeout_ms = Some(be_u64(p)?),
+            _ => {}
         }
-        let is = |a: u32| nf::nftnl_set_is_set(p, a as u16);
-        let u32_ = |a: u32| nf::nftnl_set_get_u32(p, a as u16);
-        Some(RawSet {
-            table: get_str(nf::nftnl_set_get_str(p, nf::NFTNL_SET_TABLE as u16)),
-            name: get_str(nf::nftnl_set_get_str(p, nf::NFTNL_SET_NAME as u16)),
-            flags: u32_(nf::NFTNL_SET_FLAGS),
-            key_type: u32_(nf::NFTNL_SET_KEY_TYPE),
-            key_len: u32_(nf::NFTNL_SET_KEY_LEN),
-            data_type: is(nf::NFTNL_SET_DATA_TYPE).then(|| u32_(nf::NFTNL_SET_DATA_TYPE)),
-            data_len: if is(nf::NFTNL_SET_DATA_LEN) {
-                u32_(nf::NFTNL_SET_DATA_LEN)
-            } else {
-                0
-            },
-            timeout_ms: is(nf::NFTNL_SET_TIMEOUT)
-                .then(|| nf::nftnl_set_get_u64(p, nf::NFTNL_SET_TIMEOUT as u16)),
-            size: is(nf::NFTNL_SET_DESC_SIZE).then(|| u32_(nf::NFTNL_SET_DESC_SIZE)),
-        })
-    }
+        Some(())
+    })?;
+    Some(s)
 }
 
-fn elem_bytes(e: *mut nf::nftnl_set_elem, attr: u32) -> Option<Vec<u8>> {
-    // SAFETY: e is a live element of a live set; the returned pointer is
-    // valid for len bytes while the element lives, and copied at once.
-    unsafe {
-        if !nf::nftnl_set_elem_is_set(e, attr as u16) {
-            return None;
-        }
-        let mut len = 0u32;
-        let d = nf::nftnl_set_elem_get(e, attr as u16, &mut len);
-        if d.is_null() {
-            return None;
-        }
-        Some(std::slice::from_raw_parts(d.cast::<u8>(), len as usize).to_vec())
-    }
+/// The bytes of an `NFTA_DATA_VALUE` in a data nest, or the code and
+/// chain of an `NFTA_DATA_VERDICT`.
+enum Data {
+    Value(Vec<u8>),
+    Verdict(i32, Option<String>),
 }
 
-/// The elements of one set-element dump message, appended to `out`.
-pub(crate) fn parse_elems(msg: &[u8], out: &mut Vec<LowElem>) -> Option<()> {
-    let h = header_ptr(msg)?;
-    // SAFETY: as in parse_chain; the iterator is destroyed before the set.
-    unsafe {
-        let s = Owned::new(nf::nftnl_set_alloc(), nf::nftnl_set_free).ok()?;
-        if nf::nftnl_set_elems_nlmsg_parse(h, s.as_ptr()) < 0 {
-            return None;
-        }
-        let it = nf::nftnl_set_elems_iter_create(s.as_ptr());
-        if it.is_null() {
-            return None;
-        }
-        loop {
-            let e = nf::nftnl_set_elems_iter_next(it);
-            if e.is_null() {
-                break;
+const NF_DROP: i32 = 0;
+const NF_ACCEPT: i32 = 1;
+const NF_QUEUE: i32 = 3;
+const NFT_CONTINUE: i32 = -1;
+const NFT_BREAK: i32 = -2;
+const NFT_JUMP: i32 = -3;
+const NFT_GOTO: i32 = -4;
+const NFT_RETURN: i32 = -5;
+
+fn data(nest: &[u8]) -> Option<Data> {
+    let mut out = None;
+    each(nest, |ty, p| {
+        match ty {
+            // libnftnl holds 1 to 64 bytes (`NFT_DATA_VALUE_MAXLEN`).
+            1 if (1..=64).contains(&p.len()) => out = Some(Data::Value(p.to_vec())),
+            1 => return None,
+            2 => {
+                let (mut code, mut chain) = (None, None);
+                each(p, |ty, p| {
+                    match ty {
+                        1 => code = Some(be_u32(p)?.cast_signed()),
+                        2 => chain = Some(string(p)?),
+                        _ => {}
+                    }
+                    Some(())
+                })?;
+                let code = code?;
+                // libnftnl refuses codes it does not know, and a jump or
+                // goto without its chain.
+                match code {
+                    NF_DROP | NF_ACCEPT | NF_QUEUE | NFT_CONTINUE | NFT_BREAK | NFT_RETURN => {}
+                    NFT_JUMP | NFT_GOTO if chain.is_some() => {}
+                    _ => return None,
+                }
+                out = Some(Data::Verdict(code, chain));
             }
-            let is = |a: u32| nf::nftnl_set_elem_is_set(e, a as u16);
-            let verdict = is(nf::NFTNL_SET_ELEM_VERDICT).then(|| {
-                let code = nf::nftnl_set_elem_get_u32(e, nf::NFTNL_SET_ELEM_VERDICT as u16) as i32;
-                let chain = is(nf::NFTNL_SET_ELEM_CHAIN).then(|| {
-                    get_str(nf::nftnl_set_elem_get_str(
-                        e,
-                        nf::NFTNL_SET_ELEM_CHAIN as u16,
-                    ))
-                });
-                (code, chain)
-            });
-            out.push(LowElem {
-                key: elem_bytes(e, nf::NFTNL_SET_ELEM_KEY).unwrap_or_default(),
-                key_end: elem_bytes(e, nf::NFTNL_SET_ELEM_KEY_END),
-                flags: if is(nf::NFTNL_SET_ELEM_FLAGS) {
-                    nf::nftnl_set_elem_get_u32(e, nf::NFTNL_SET_ELEM_FLAGS as u16)
-                } else {
-                    0
-                },
-                data: if verdict.is_some() {
-                    None
-                } else {
-                    elem_bytes(e, nf::NFTNL_SET_ELEM_DATA)
-                },
-                verdict,
-                timeout_ms: is(nf::NFTNL_SET_ELEM_TIMEOUT)
-                    .then(|| nf::nftnl_set_elem_get_u64(e, nf::NFTNL_SET_ELEM_TIMEOUT as u16)),
-            });
+            _ => {}
         }
-        nf::nftnl_set_elems_iter_destroy(it);
+        Some(())
+    })?;
+    out
+}
+
+fn value(nest: &[u8]) -> Option<Vec<u8>> {
+    match data(nest)? {
+        Data::Value(v) => Some(v),
+        Data::Verdict(..) => None,
     }
+}
+
+fn elem(nest: &[u8]) -> Option<LowElem> {
+    let mut e = LowElem::default();
+    each(nest, |ty, p| {
+        match ty {
+            1 => e.key = value(p)?,
+            2 => match data(p)? {
+                Data::Value(v) => e.data = Some(v),
+                Data::Verdict(code, chain) => e.verdict = Some((code, chain)),
+            },
+            3 => e.flags = be_u32(p)?,
+            4 => e.timeout_ms = Some(be_u64(p)?),
+            10 => e.key_end = Some(value(p)?),
+            _ => {}
+        }
+        Some(())
+    })?;
+    if e.verdict.is_some() {
+        e.data = None;
+    }
+    Some(e)
+}
+
+/// The elements of one set-element dump message, appended to `out`
+/// (nothing if the message cannot be read).
+pub(crate) fn parse_elems(msg: &[u8], out: &mut Vec<LowElem>) -> Option<()> {
+    let mut got = Vec::new();
+    each(message_attrs(msg)?, |ty, p| {
+        match ty {
+            1 | 2 => drop(string(p)?),
+            4 => drop(be_u32(p)?),
+            3 => each(p, |ty, p| {
+                // Every element of a list is an `NFTA_LIST_ELEM`.
+                if ty != 1 {
+                    return None;
+                }
+                got.push(elem(p)?);
+                Some(())
+            })?,
+            _ => {}
+        }
+        Some(())
+    })?;
+    out.append(&mut got);
     Some(())
 }
 
 /// A rule message.
 pub(crate) fn parse_rule(msg: &[u8]) -> Option<RawRule> {
-    let h = header_ptr(msg)?;
-    // SAFETY: as in parse_chain; the userdata is copied before the rule is
-    // freed.
-    unsafe {
-        let r = Owned::new(nf::nftnl_rule_alloc(), nf::nftnl_rule_free).ok()?;
-        let p = r.as_ptr();
-        if nf::nftnl_rule_nlmsg_parse(h, p) < 0 {
-            return None;
+    let mut r = RawRule {
+        table: String::new(),
+        chain: String::new(),
+        handle: 0,
+        udata: Vec::new(),
+    };
+    each(message_attrs(msg)?, |ty, p| {
+        match ty {
+            1 => r.table = string(p)?,
+            2 => r.chain = string(p)?,
+            3 => r.handle = be_u64(p)?,
+            7 => r.udata = p.to_vec(),
+            _ => {}
         }
-        let mut udata = Vec::new();
-        if nf::nftnl_rule_is_set(p, nf::NFTNL_RULE_USERDATA as u16) {
-            let mut len = 0u32;
-            let d = nf::nftnl_rule_get_data(p, nf::NFTNL_RULE_USERDATA as u16, &mut len);
-            if !d.is_null() {
-                udata = std::slice::from_raw_parts(d.cast::<u8>(), len as usize).to_vec();
-            }
-        }
-        Some(RawRule {
-            table: get_str(nf::nftnl_rule_get_str(p, nf::NFTNL_RULE_TABLE as u16)),
-            chain: get_str(nf::nftnl_rule_get_str(p, nf::NFTNL_RULE_CHAIN as u16)),
-            handle: nf::nftnl_rule_get_u64(p, nf::NFTNL_RULE_HANDLE as u16),
-            udata,
-        })
-    }
+        Some(())
+    })?;
+    Some(r)
 }
