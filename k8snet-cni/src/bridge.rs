@@ -160,7 +160,9 @@ impl BridgeConf {
 ///
 /// # Errors
 ///
-/// [`Error::Config`] when it is not `aa:bb:cc:dd:ee:ff`.
+/// [`Error::Config`] (code 7) naming the field it came from when it is not
+/// `aa:bb:cc:dd:ee:ff`, or is a multicast or the all-zero address (which
+/// no Ethernet interface may have).
 pub fn requested_mac(conf: &NetConf, env: &Env) -> Result<Option<[u8; 6]>> {
     let mut found: Option<(String, &str)> = env.arg("MAC").map(|m| (m.to_owned(), "CNI_ARGS.MAC"));
     if let Some(m) = conf.cni_arg("mac").and_then(Value::as_str) {
@@ -172,9 +174,23 @@ pub fn requested_mac(conf: &NetConf, env: &Env) -> Result<Option<[u8; 6]>> {
     let Some((text, field)) = found else {
         return Ok(None);
     };
-    parse_mac(&text)
-        .map(Some)
-        .ok_or_else(|| Error::config(field, format!("{text:?} is not a MAC address")))
+    let mac = parse_mac(&text)
+        .ok_or_else(|| Error::config(field, format!("{text:?} is not a MAC address")))?;
+    // The kernel refuses both for an Ethernet device (EADDRNOTAVAIL), and
+    // only once the veth pair is being created.
+    if mac[0] & 1 == 1 {
+        return Err(Error::config(
+            field,
+            format!("{text:?} is a multicast MAC address, not a unicast one"),
+        ));
+    }
+    if mac == [0; 6] {
+        return Err(Error::config(
+            field,
+            format!("{text:?} is the all-zero MAC address, not a usable one"),
+        ));
+    }
+    Ok(Some(mac))
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -201,6 +217,21 @@ pub fn local_unicast_mac(random: &[u8]) -> [u8; 6] {
     }
     out[0] = (out[0] & 0xfe) | 0x02;
     out
+}
+
+/// The interface group (`IFLA_GROUP`) the bridge plugin creates the host
+/// end of a veth pair of network `network` in: nonzero, derived from the
+/// network's name (FNV-1a, folded to 31 bits, lowest bit set; at most
+/// `i32::MAX`, which `ip link ... group` accepts). The request
+/// that puts the host end on the bridge and labels it with its alias sets
+/// the group back to 0 (the default), so only a pair whose ADD has not got
+/// that far, or was killed before, is in it: GC of the network removes
+/// such a leftover, and GC of another network (another name, another
+/// group) or a veth of the reference plugin (group 0) is never taken for
+/// one.
+pub fn veth_group(network: &str) -> u32 {
+    let h = crate::masq::fnv(network);
+    (((h ^ (h >> 32)) as u32) & 0x7fff_ffff) | 1
 }
 
 /// Formats a MAC as Go does (`aa:bb:cc:dd:ee:ff`).
@@ -363,6 +394,90 @@ mod tests {
             Some([10, 0x58, 198, 18, 0, 5])
         );
         assert_eq!(format_mac(&[10, 0x58, 198, 18, 0, 5]), "0a:58:c6:12:00:05");
+    }
+
+    /// The creation group is never the default group 0, fits `ip`'s
+    /// signed group numbers, is the same for
+    /// the same network name, and differs between names.
+    #[test]
+    fn each_network_creates_its_veths_in_its_own_nonzero_group() {
+        let names = ["kt", "other", "rv", "", "a", "b", "cbr0", "k8s-pod-network"];
+        let groups: Vec<u32> = names.iter().map(|n| veth_group(n)).collect();
+        for (n, g) in names.iter().zip(&groups) {
+            assert_ne!(*g, 0, "{n:?}");
+            assert!(i32::try_from(*g).is_ok(), "{n:?}: {g}");
+            assert_eq!(veth_group(n), *g, "{n:?}");
+        }
+        let distinct: std::collections::BTreeSet<u32> = groups.iter().copied().collect();
+        assert_eq!(distinct.len(), names.len(), "{groups:?}");
+        for i in 0..1000 {
+            assert_ne!(veth_group(&format!("net{i}")), 0);
+        }
+    }
+
+    /// A requested MAC from each of its three sources: a unicast one is
+    /// taken; a malformed, multicast or all-zero one is refused up front
+    /// (code 7) naming the field it came from, not by the kernel later.
+    #[test]
+    fn a_requested_mac_must_be_unicast_and_not_zero() {
+        let ask = |source: &str, mac: &str| {
+            let (args, extra) = match source {
+                "CNI_ARGS.MAC" => (format!("IgnoreUnknown=1;MAC={mac}"), String::new()),
+                "args.cni.mac" => (
+                    String::new(),
+                    format!(r#","args":{{"cni":{{"mac":"{mac}"}}}}"#),
+                ),
+                _ => (
+                    String::new(),
+                    format!(r#","runtimeConfig":{{"mac":"{mac}"}}"#),
+                ),
+            };
+            let env = Env::from_lookup(|k| match k {
+                "CNI_COMMAND" => Some("ADD".to_owned()),
+                "CNI_CONTAINERID" => Some("c1".to_owned()),
+                "CNI_NETNS" => Some("/var/run/netns/x".to_owned()),
+                "CNI_IFNAME" => Some("eth0".to_owned()),
+                "CNI_PATH" => Some("/opt/cni/bin".to_owned()),
+                "CNI_ARGS" => Some(args.clone()),
+                _ => None,
+            })
+            .unwrap();
+            let conf = NetConf::from_slice(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bridge"{extra}}}"#).as_bytes(),
+            )
+            .unwrap();
+            requested_mac(&conf, &env)
+        };
+        for source in ["CNI_ARGS.MAC", "args.cni.mac", "runtimeConfig.mac"] {
+            assert_eq!(
+                ask(source, "0a:58:c6:12:00:05").unwrap(),
+                Some([10, 0x58, 198, 18, 0, 5]),
+                "{source}"
+            );
+            // Globally administered unicast is fine too.
+            assert_eq!(
+                ask(source, "00:16:3e:00:00:01").unwrap(),
+                Some([0, 0x16, 0x3e, 0, 0, 1]),
+                "{source}"
+            );
+            for (bad, why) in [
+                ("01:00:5e:00:00:01", "multicast"),
+                ("ff:ff:ff:ff:ff:ff", "multicast"),
+                ("03:00:00:00:00:00", "multicast"),
+                ("00:00:00:00:00:00", "all-zero"),
+                ("0a:58:c6:12:00", "not a MAC address"),
+            ] {
+                let e = ask(source, bad).unwrap_err();
+                assert_eq!(
+                    e.code(),
+                    crate::error::code::INVALID_CONFIG,
+                    "{source} {bad}"
+                );
+                let text = e.to_string();
+                assert!(text.starts_with(&format!("{source}: ")), "{text}");
+                assert!(text.contains(bad) && text.contains(why), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
-use crate::bridge::{BridgeConf, complete_result, local_unicast_mac, requested_mac};
+use crate::bridge::{BridgeConf, complete_result, local_unicast_mac, requested_mac, veth_group};
 use crate::delegate;
 use crate::error::{Error, Result, code};
 use crate::linux::detach;
@@ -68,11 +68,22 @@ fn veth_name(network: &str, container_id: &str, ifname: &str, attempt: u32) -> S
     format!("veth{x:08x}")
 }
 
-/// A host veth end left by an ADD killed between creating the pair and
-/// labelling it: our name shape (`veth` + 8 hex digits), no alias and no
-/// bridge. A veth in use is always on a bridge, so this never matches one
-/// (ours or the reference plugin's) that carries traffic.
-fn orphan_veth(l: &nl::LinkMessage) -> bool {
+/// The interface group of a link, as the kernel reports it.
+fn group(l: &nl::LinkMessage) -> Option<u32> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Group(g) => Some(*g),
+        _ => None,
+    })
+}
+
+/// A host veth end of network `network` left by an ADD killed between
+/// creating the pair and labelling it: our name shape (`veth` + 8 hex
+/// digits), no alias, no bridge, and the network's creation group
+/// ([`veth_group`]). A veth in use is always on a bridge, so this never
+/// matches one (ours or the reference plugin's) that carries traffic; the
+/// group keeps it off another network's ADD in flight (created, not yet
+/// labelled) and the reference plugin's (same name shape, group 0).
+fn orphan_veth(l: &nl::LinkMessage, network: &str) -> bool {
     let named_like_ours = l.attributes.iter().any(|a| match a {
         LinkAttribute::IfName(n) => {
             n.len() == 12 && n.starts_with("veth") && n[4..].bytes().all(|b| b.is_ascii_hexdigit())
@@ -83,6 +94,7 @@ fn orphan_veth(l: &nl::LinkMessage) -> bool {
         && matches!(kind(l), Some(InfoKind::Veth))
         && alias(l).is_none()
         && controller(l).is_none()
+        && group(l) == Some(veth_group(network))
 }
 
 async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage> {
@@ -233,6 +245,14 @@ fn peer_index(l: &nl::LinkMessage) -> Option<u32> {
 /// cannot tell from a pod's (see `orphan_veth`), where an unlabelled one
 /// off the bridge is recognised as ours.
 ///
+/// The host end is created in its network's interface group
+/// ([`veth_group`]; the create path honours `IFLA_GROUP`: `rtnl_create_link`
+/// sets it before the link is registered, so no dump ever shows the link
+/// without it), and that `SETLINK` sets it back to 0 (`do_setlink`). GC of
+/// a network thus removes only its own unlabelled leftovers, never a veth
+/// another network's ADD (or the reference plugin, whose names look like
+/// ours) is still setting up.
+///
 /// Both ends get `IFLA_NUM_TX_QUEUES` and `IFLA_NUM_RX_QUEUES` of 1. The
 /// queues in use are 1 either way; without them the kernel allocates one
 /// queue per possible CPU and then cuts the real count to 1
@@ -277,7 +297,8 @@ async fn create_veth(
             .txqueuelen(0)
             .address(host_mac.to_vec())
             .append_extra_attribute(LinkAttribute::NumTxQueues(1))
-            .append_extra_attribute(LinkAttribute::NumRxQueues(1));
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1))
+            .append_extra_attribute(LinkAttribute::Group(veth_group(&req.conf.name)));
         if conf.mtu > 0 {
             peer = peer.mtu(conf.mtu);
             msg = msg.mtu(conf.mtu);
@@ -371,8 +392,8 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     let (host_name, host_index) = (veth.host.clone(), veth.host_index);
     made.push(Made::HostLink(host_index));
     s.block_on(async {
-        // Bridge, up and alias in one request, after the create (see
-        // `create_veth`).
+        // Bridge, up, alias and the default group in one request, after
+        // the create (see `create_veth`).
         let set = LinkUnspec::new_with_index(host_index)
             .controller(br_index)
             .up()
@@ -381,6 +402,7 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
                 &req.env.container_id,
                 ifname,
             )))
+            .append_extra_attribute(LinkAttribute::Group(0))
             .build();
         s.host
             .link()
@@ -891,8 +913,9 @@ impl Plugin for Bridge {
     }
 
     /// Forwards GC to IPAM, deletes host ends of this network whose
-    /// attachment is not valid (recognised by their alias), and their
-    /// masquerade chains.
+    /// attachment is not valid (recognised by their alias) and its
+    /// unlabelled leftovers of killed ADDs (recognised by their interface
+    /// group, see `orphan_veth`), and their masquerade chains.
     fn gc(&self, req: &GcRequest) -> Result<()> {
         let conf = BridgeConf::from_conf(&req.request.conf)?;
         let network = &req.request.conf.name;
@@ -912,7 +935,7 @@ impl Plugin for Bridge {
         let links = s.block_on(nl::all_links(&s.host))?;
         for l in links {
             let stale = alias(&l).is_some_and(|a| a.starts_with(&prefix) && !valid.contains(a))
-                || orphan_veth(&l);
+                || orphan_veth(&l, network);
             if stale && let Err(e) = s.block_on(nl::delete_link(&s.host, l.header.index)) {
                 errors.push(e);
             }

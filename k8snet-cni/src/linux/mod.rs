@@ -197,12 +197,15 @@ pub(crate) async fn check_routes(
 /// `ipam.ConfigureIface`: a route without a gateway goes via the first
 /// gateway of its family. With `read_back`, the link as it is afterwards.
 ///
-/// All of it is one batch on `sock` (one datagram: link up, each address,
-/// each route, and the read-back); the kernel handles them in that order,
-/// each before the next, exactly as one request after the other. Each one
-/// is answered, so the error reported is that of the first request refused,
-/// with the text it always had; requests after a refused one may have been
-/// applied, which does not matter: a failed ADD deletes the interface.
+/// All of it is one batch on `sock` (link up, each address, each route,
+/// and the read-back; in datagrams of at most [`nl::MAX_BATCH`] requests,
+/// so that any number of routes fits the socket's receive buffer); the
+/// kernel handles them in that order, each before the next, exactly as one
+/// request after the other. Each one is answered, so the error reported is
+/// that of the first request refused, with the text it always had;
+/// requests after a refused one in its datagram may have been applied,
+/// which does not matter: a failed ADD deletes the interface. A failure of
+/// the socket itself names this step.
 pub(crate) fn configure_iface(
     sock: &mut nl::SyncSocket,
     ifname: &str,
@@ -250,7 +253,7 @@ pub(crate) fn configure_iface(
         reqs.push((M::GetLink(get), 0));
         what.push(format!("looking up link {ifname}"));
     }
-    let replies = sock.batch(reqs)?;
+    let replies = sock.batch(&format!("configuring {ifname:?} in the container"), reqs)?;
     for (reply, what) in replies.iter().zip(what) {
         reply.result().map_err(nl_err(what))?;
     }

@@ -2,8 +2,9 @@
 //! connection in the plugin's own namespace (the node's) and, on demand, one
 //! opened inside the container's namespace. The bridge plugin's ADD uses a
 //! plain blocking socket in the container's namespace instead
-//! ([`SyncSandbox`]): everything it does there is one batch of requests in
-//! one datagram ([`SyncSocket::batch`]).
+//! ([`SyncSandbox`]): everything it does there is one batch of requests,
+//! sent in as few datagrams as the socket's receive buffer allows
+//! ([`SyncSocket::batch`]).
 //!
 //! A netlink socket belongs to the namespace of the thread that created it,
 //! so the container's socket is created while the calling thread is
@@ -384,18 +385,63 @@ impl Reply {
     }
 }
 
+/// The most requests [`SyncSocket::batch`] puts in one datagram. Every
+/// answer waits in the socket's receive buffer until it is read, and the
+/// kernel charges each one its buffer's true size (about 0.8 KiB for an
+/// acknowledgement, a few KiB for a link) against that buffer
+/// (`net.core.rmem_default`, 208 KiB by default); an answer that does not
+/// fit is dropped and the socket's next read fails with ENOBUFS. About 256
+/// acknowledgements fill it; 64 leave room for the few links a batch asks
+/// for.
+pub(crate) const MAX_BATCH: usize = 64;
+
 impl SyncSocket {
     /// Sends `requests` (each acknowledged: `NLM_F_REQUEST | NLM_F_ACK`
-    /// plus its own flags; no dumps) in one datagram and collects one
-    /// [`Reply`] per request, in order.
+    /// plus its own flags; no dumps) and collects one [`Reply`] per request,
+    /// in order. They go out in datagrams of at most [`MAX_BATCH`]
+    /// requests, each sent once the answers to the one before are read, so
+    /// the order is kept and the answers always fit the receive buffer.
+    ///
+    /// After a datagram in which the kernel refused a request, the rest are
+    /// not sent: the replies then stop at the end of that datagram (the
+    /// refusal is among them, with its own error).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming `step` when the socket fails (sending or
+    /// reading); [`Error::Kernel`] naming `step` for an answer that does
+    /// not parse.
     pub(crate) fn batch(
         &mut self,
+        step: &str,
+        requests: Vec<(rtnetlink::packet_route::RouteNetlinkMessage, u16)>,
+    ) -> Result<Vec<Reply>> {
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let chunk: Vec<_> = requests.by_ref().take(MAX_BATCH).collect();
+            let answered = self.datagram(step, chunk)?;
+            let refused = answered.iter().any(|r| r.error.is_some());
+            replies.extend(answered);
+            if refused {
+                break;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// One datagram of [`SyncSocket::batch`]: sends `requests` together and
+    /// reads one [`Reply`] per request.
+    fn datagram(
+        &mut self,
+        step: &str,
         requests: Vec<(rtnetlink::packet_route::RouteNetlinkMessage, u16)>,
     ) -> Result<Vec<Reply>> {
         use rtnetlink::packet_core::{
             NLM_F_ACK, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
         };
         let first = self.seq.wrapping_add(1);
+        let count = requests.len();
         let mut out = Vec::new();
         for (payload, flags) in requests {
             self.seq = self.seq.wrapping_add(1);
@@ -407,26 +453,28 @@ impl SyncSocket {
             out.resize(at + msg.buffer_len(), 0);
             msg.serialize(&mut out[at..]);
         }
-        let count = self.seq.wrapping_sub(first).wrapping_add(1) as usize;
         if count == 0 {
             return Ok(Vec::new());
         }
         self.sock
             .send(&out, 0)
-            .map_err(|e| Error::io("sending netlink requests", e))?;
+            .map_err(|e| Error::io(format!("{step}: sending netlink requests"), e))?;
         let mut replies: Vec<Reply> = (0..count).map(|_| Reply::default()).collect();
         let mut done = 0;
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let unparsable = |e: rtnetlink::packet_core::DecodeError| {
+            Error::kernel(format!("{step}: reading netlink answers"), e)
+        };
         while done < count {
             buf.clear();
             let n = self
                 .sock
                 .recv(&mut buf, 0)
-                .map_err(|e| Error::io("reading netlink answers", e))?;
+                .map_err(|e| Error::io(format!("{step}: reading netlink answers"), e))?;
             let mut at = 0;
             while at < n.min(buf.len()) {
                 let len = NetlinkBuffer::new_checked(&buf[at..])
-                    .map_err(|e| Error::kernel("reading netlink answers", e))?
+                    .map_err(unparsable)?
                     .length() as usize;
                 if len == 0 {
                     break;
@@ -436,7 +484,7 @@ impl SyncSocket {
                     NetlinkMessage::<rtnetlink::packet_route::RouteNetlinkMessage>::deserialize(
                         &buf[at..end],
                     )
-                    .map_err(|e| Error::kernel("reading netlink answers", e))?;
+                    .map_err(unparsable)?;
                 // Messages are 4-byte aligned in a datagram.
                 at += (len + 3) & !3;
                 let i = msg.header.sequence_number.wrapping_sub(first) as usize;
@@ -464,10 +512,13 @@ impl SyncSocket {
         let mut get = LinkMessage::default();
         get.attributes.push(LinkAttribute::IfName(name.to_owned()));
         let reply = self
-            .batch(vec![(
-                rtnetlink::packet_route::RouteNetlinkMessage::GetLink(get),
-                0,
-            )])?
+            .batch(
+                &format!("looking up link {name}"),
+                vec![(
+                    rtnetlink::packet_route::RouteNetlinkMessage::GetLink(get),
+                    0,
+                )],
+            )?
             .pop()
             .unwrap_or_default();
         match reply.result() {
@@ -520,7 +571,7 @@ mod tests {
         let mut sb = sync_sandbox(&ns.path()).unwrap();
         let replies = sb
             .sock
-            .batch(vec![get("d0"), get("nosuch0"), up("d0"), get("d0")])
+            .batch("test", vec![get("d0"), get("nosuch0"), up("d0"), get("d0")])
             .unwrap();
         assert_eq!(replies.len(), 4);
         let before = flags_of(&replies[0]).expect("d0 read");
@@ -535,6 +586,44 @@ mod tests {
         // The next batch continues the sequence numbers.
         assert!(sb.sock.link_by_name("d0").unwrap().is_some());
         assert!(sb.sock.link_by_name("nosuch0").unwrap().is_none());
-        assert!(sb.sock.batch(Vec::new()).unwrap().is_empty());
+        assert!(sb.sock.batch("test", Vec::new()).unwrap().is_empty());
+    }
+
+    /// More requests than one datagram's answers fit the receive buffer
+    /// (about 256 acknowledgements; fewer links): all answered, in order,
+    /// in datagrams of [`MAX_BATCH`]. A refused request ends the batch
+    /// after its datagram, and its reply carries its own error.
+    #[test]
+    fn a_large_batch_goes_out_in_datagrams_that_fit() {
+        k8snet_testnet::kernel_test!();
+        let mut tn = Testnet::new("cninlbig").unwrap();
+        let ns = tn.add_netns("p").unwrap();
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+            .unwrap();
+        let mut sb = sync_sandbox(&ns.path()).unwrap();
+        let ups: Vec<_> = (0..600).map(|_| up("d0")).collect();
+        let replies = sb.sock.batch("test", ups).unwrap();
+        assert_eq!(replies.len(), 600);
+        assert!(replies.iter().all(|r| r.error.is_none()));
+        // Links are the largest answers: a full datagram of them fits too.
+        let gets: Vec<_> = (0..300).map(|_| get("d0")).collect();
+        let replies = sb.sock.batch("test", gets).unwrap();
+        assert_eq!(replies.len(), 300);
+        assert!(replies.iter().all(|r| flags_of(r).is_some()));
+
+        let mut mixed: Vec<_> = (0..600).map(|_| up("d0")).collect();
+        let refused = MAX_BATCH * 2 + 5;
+        mixed[refused] = up("nosuch0");
+        let replies = sb.sock.batch("test", mixed).unwrap();
+        assert_eq!(replies.len(), MAX_BATCH * 3);
+        for (i, r) in replies.iter().enumerate() {
+            if i == refused {
+                assert_eq!(errno(&r.result().unwrap_err()), Some(ENODEV));
+            } else {
+                assert!(r.error.is_none(), "{i}: {:?}", r.error);
+            }
+        }
+        // The sequence carries on: the socket is still in step.
+        assert!(sb.sock.link_by_name("d0").unwrap().is_some());
     }
 }
