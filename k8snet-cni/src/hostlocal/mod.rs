@@ -102,7 +102,7 @@ impl Iterator for Walk<'_> {
 /// A-B`), or when a requested address is taken; duplicates; I/O.
 pub fn allocate(cfg: &IpamConfig, container_id: &str, ifname: &str) -> Result<Vec<IpConfig>> {
     let store = Store::open(&cfg.network_dir())?;
-    let held = store.by_id(container_id, ifname);
+    let held = store.by_id(container_id, ifname)?;
     let mut requested: Vec<IpAddr> = cfg.requested.clone();
     let mut got: Vec<IpConfig> = Vec::new();
     let undo = |got: &[IpConfig]| {
@@ -222,7 +222,7 @@ pub fn release(cfg: &IpamConfig, container_id: &str, ifname: &str) -> Result<Vec
 ///
 /// I/O.
 pub fn held(cfg: &IpamConfig, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
-    Ok(Store::open(&cfg.network_dir())?.by_id(container_id, ifname))
+    Store::open(&cfg.network_dir())?.by_id(container_id, ifname)
 }
 
 /// Releases every address whose holder is not a valid attachment (GC). A

@@ -8,7 +8,14 @@
 //! reading every file (2 s per ADD at 60,000 allocations). We keep an index
 //! beside the files: `k8snet-index/<containerID>%<ifname>` lists that
 //! attachment's addresses, so ADD, DEL and CHECK touch a few files whatever
-//! the count. The reference ignores the index (its content never equals a
+//! the count. The spec bounds no container ID's length, and address files
+//! may hold anything, so when that name would be long (over 200 bytes) or
+//! no single safe path component (an ID or ifname from a file that is not
+//! valid, say with a `/`), the entry is named `h-` and a 128-bit hash of
+//! the pair instead, and records the holder itself, which every lookup
+//! checks. An entry that exists but cannot be read (or records another
+//! holder) is an error, never "no addresses"; it also drops the stamp, so
+//! that the retry rebuilds the index. The reference ignores the index (its content never equals a
 //! container ID, and it never parses it as an address). To notice changes
 //! made by the reference (or a crash between a file and its index entry),
 //! `k8snet-index/stamp` records the directory's mtime, ctime and size as
@@ -41,12 +48,13 @@
 //! changes a name or a content on disk; every cache is only ever trusted
 //! under the lock, which every writer (ours and the reference's) takes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
@@ -90,6 +98,9 @@ pub struct Store {
     index_exists: Mutex<BTreeMap<String, bool>>,
     /// The spare directory's listing, once opened.
     spares: Mutex<Option<Spares>>,
+    /// Set when an index entry could not be read: [`Store::seal`] then
+    /// leaves the stamp missing, so that the next call rebuilds.
+    distrusted: AtomicBool,
     // Held for its flock (the reference's too, through go-filemutex);
     // released when dropped or when the process dies. The last field, so
     // dropped last: the descriptors above are closed under the lock.
@@ -216,13 +227,141 @@ impl Holder {
         }
     }
 
+    /// The index entry's name: `<containerID>%<ifname>` (`<containerID>%`
+    /// for a holder without an ifname) when that is a short, safe path
+    /// component, else a name derived from a hash of the pair (see
+    /// [`Holder::plain_name`]).
     fn index_name(&self) -> String {
-        format!(
+        self.plain_name().unwrap_or_else(|| self.hashed_name())
+    }
+
+    /// `<containerID>%<ifname>` if the ID is a valid CNI container ID (so
+    /// it has no `/` and no `%`, and is neither `.` nor `..`), the ifname
+    /// (if any) a valid interface name (no `/`, not `.` or `..`) and the
+    /// whole at most [`PLAIN_NAME_MAX`] bytes: then the name is one path
+    /// component inside the index directory, and names of different
+    /// holders differ. IDs from address files are not checked anywhere
+    /// else (the reference writes what it is given, and anyone may plant
+    /// a file), so this is what keeps a rebuild inside the index.
+    fn plain_name(&self) -> Option<String> {
+        crate::env::validate_id(&self.container_id).ok()?;
+        if let Some(ifname) = &self.ifname {
+            crate::env::validate_ifname(ifname).ok()?;
+        }
+        let name = format!(
             "{}%{}",
             self.container_id,
             self.ifname.as_deref().unwrap_or_default()
+        );
+        (name.len() <= PLAIN_NAME_MAX).then_some(name)
+    }
+
+    /// [`HASHED_PREFIX`] and 32 hex digits of a 128-bit hash of the pair:
+    /// no `%`, so never a plain name, and never [`STAMP`]. The entry
+    /// records the holder itself ([`Holder::entry_lines`]), checked on every
+    /// lookup, so two holders with the same hash can never see each
+    /// other's addresses.
+    fn hashed_name(&self) -> String {
+        let mut key = Vec::with_capacity(self.container_id.len() + 20);
+        key.extend_from_slice(self.container_id.as_bytes());
+        match &self.ifname {
+            Some(ifname) => {
+                key.push(0);
+                key.extend_from_slice(ifname.as_bytes());
+            }
+            None => key.push(1),
+        }
+        format!(
+            "{HASHED_PREFIX}{:016x}{:016x}",
+            fnv1a(&key, 0xcbf2_9ce4_8422_2325),
+            fnv1a(&key, 0x6c62_272e_07bb_0142)
         )
     }
+
+    /// The lines a hashed entry records its holder in, after the header:
+    /// hex-encoded (IDs from files may hold line breaks), with a key word
+    /// and a space, so that no line parses as an address (older readers
+    /// skip them).
+    fn entry_lines(&self) -> String {
+        let mut out = format!("{HOLDER_ID}{}\n", hex(self.container_id.as_bytes()));
+        if let Some(ifname) = &self.ifname {
+            out.push_str(&format!("{HOLDER_IFNAME}{}\n", hex(ifname.as_bytes())));
+        }
+        out
+    }
+}
+
+/// The longest plain index name (NAME_MAX is 255 bytes on Linux
+/// filesystems; a margin for what a future format may append).
+const PLAIN_NAME_MAX: usize = 200;
+/// The prefix of hashed index names.
+const HASHED_PREFIX: &str = "h-";
+/// The line of a hashed entry naming its holder's container ID (hex).
+const HOLDER_ID: &str = "id ";
+/// The line of a hashed entry naming its holder's ifname (hex).
+const HOLDER_IFNAME: &str = "ifname ";
+
+/// 64-bit FNV-1a of `bytes` from the offset basis `basis`.
+fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
+    bytes.iter().fold(basis, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What an index entry says: its addresses, and the holder it records
+/// (hashed entries only).
+#[derive(Debug, Default)]
+struct Entry {
+    ips: Vec<IpAddr>,
+    container_id: Option<String>,
+    ifname: Option<String>,
+}
+
+impl Entry {
+    fn parse(content: &str) -> Self {
+        let unhex = |s: &str| -> Option<String> {
+            let bytes: Option<Vec<u8>> = (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8(bytes?).ok()
+        };
+        let mut entry = Self::default();
+        for line in content.lines().skip(1) {
+            if let Some(id) = line.strip_prefix(HOLDER_ID) {
+                entry.container_id = unhex(id);
+            } else if let Some(ifname) = line.strip_prefix(HOLDER_IFNAME) {
+                entry.ifname = unhex(ifname);
+            } else if let Ok(ip) = line.parse() {
+                entry.ips.push(ip);
+            }
+        }
+        entry
+    }
+
+    /// Whether a hashed entry records `holder` (a plain entry's name says
+    /// whose it is).
+    fn records(&self, holder: &Holder) -> bool {
+        self.container_id.as_deref() == Some(holder.container_id.as_str())
+            && self.ifname == holder.ifname
+    }
+}
+
+/// Checks the container ID and ifname given to a [`Store`] method, as the
+/// runtime checks `CNI_CONTAINERID` and `CNI_IFNAME`.
+fn validate(container_id: &str, ifname: &str) -> Result<()> {
+    crate::env::validate_id(container_id).map_err(|message| Error::Env {
+        var: "CNI_CONTAINERID".into(),
+        message,
+    })?;
+    crate::env::validate_ifname(ifname).map_err(|message| Error::Env {
+        var: "CNI_IFNAME".into(),
+        message,
+    })
 }
 
 /// Replaces the content of the small file at `path` (creating it) without
@@ -284,6 +423,7 @@ impl Store {
             cursors: Mutex::new(BTreeMap::new()),
             index_exists: Mutex::new(BTreeMap::new()),
             spares: Mutex::new(None),
+            distrusted: AtomicBool::new(false),
             _lock: lock,
         };
         if !store.stamp_matches() {
@@ -323,12 +463,17 @@ impl Store {
         self.dir_stamp().is_ok_and(|d| d.as_bytes() == saved)
     }
 
-    /// Records the directory's state after our change (call last).
+    /// Records the directory's state after our change (call last); does
+    /// nothing once an index entry could not be read (the next call then
+    /// rebuilds the index).
     ///
     /// # Errors
     ///
     /// [`Error::Io`].
     pub fn seal(&self) -> Result<()> {
+        if self.distrusted.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let stamp = self.dir_stamp().map_err(io_at("reading", &self.dir))?;
         let path = self.stamp_path();
         let mut held = locked(&self.stamp);
@@ -388,6 +533,7 @@ impl Store {
         // entries exist) dies with it.
         *locked(&self.stamp) = None;
         locked(&self.index_exists).clear();
+        self.distrusted.store(false, Ordering::Relaxed);
         if index.exists() {
             fs::remove_dir_all(&index).map_err(io_at("clearing", &index))?;
         }
@@ -396,8 +542,14 @@ impl Store {
         for (ip, holder) in self.all()? {
             by_holder.entry(holder).or_default().push(ip);
         }
+        let mut names = BTreeSet::new();
         for (holder, ips) in by_holder {
-            self.write_index(&holder, &ips)?;
+            // Two holders whose hashed names agree (a 128-bit collision):
+            // the first keeps the entry; the other's lookups then fail,
+            // naming it, rather than see the first's addresses.
+            if names.insert(holder.index_name()) {
+                self.write_index(&holder, &ips)?;
+            }
         }
         self.seal()
     }
@@ -542,19 +694,62 @@ impl Store {
         Ok(true)
     }
 
-    fn read_index(&self, holder: &Holder) -> Vec<IpAddr> {
-        let exists = match Small::open(&self.index_path(holder), false) {
-            Ok((_, content)) => Ok(content),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(false),
-            // Unknown: the next write looks again.
-            Err(_) => return Vec::new(),
-        };
-        locked(&self.index_exists).insert(holder.index_name(), exists.is_ok());
-        exists
-            .ok()
-            .and_then(|content| String::from_utf8(content).ok())
-            .map(|s| s.lines().skip(1).filter_map(|l| l.parse().ok()).collect())
-            .unwrap_or_default()
+    /// The holder's addresses in the index; none when it has no entry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the entry when it exists but cannot be read
+    /// (EIO, EMFILE, ELOOP, not UTF-8...), or when it is a hashed entry
+    /// that records another holder: never "no addresses", which would
+    /// make a DEL retire the entry while releasing nothing, or an ADD
+    /// skip its duplicate check and drop the attachment's other addresses
+    /// from the entry. The index is then distrusted
+    /// ([`Store::distrust_index`]): this call fails, and the next one
+    /// rebuilds the index from the address files.
+    fn read_index(&self, holder: &Holder) -> Result<Vec<IpAddr>> {
+        let name = holder.index_name();
+        let path = self.dir.join(INDEX_DIR).join(&name);
+        let read = Small::open(&path, false).and_then(|(_, content)| {
+            let content = String::from_utf8(content)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let entry = Entry::parse(&content);
+            if name.starts_with(HASHED_PREFIX) && !entry.records(holder) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the entry does not record container {:?} ifname {:?} (it records {:?} {:?})",
+                        holder.container_id, holder.ifname, entry.container_id, entry.ifname
+                    ),
+                ));
+            }
+            Ok(entry.ips)
+        });
+        match read {
+            Ok(ips) => {
+                locked(&self.index_exists).insert(name, true);
+                Ok(ips)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                locked(&self.index_exists).insert(name, false);
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                self.distrust_index();
+                Err(io_at("reading", &path)(e))
+            }
+        }
+    }
+
+    /// Makes the next [`Store::open`] rebuild the index from the address
+    /// files (which, not the index, say who holds what) by removing the
+    /// stamp, and keeps this value from writing it again. Called when an
+    /// entry cannot be read: the operation fails, and a retry finds the
+    /// index rebuilt instead of the same broken entry. Best effort: if the
+    /// stamp cannot be removed, it stays, and so does the error.
+    fn distrust_index(&self) {
+        self.distrusted.store(true, Ordering::Relaxed);
+        *locked(&self.stamp) = None;
+        let _ = fs::remove_file(self.stamp_path());
     }
 
     fn write_index(&self, holder: &Holder, ips: &[IpAddr]) -> Result<()> {
@@ -572,6 +767,10 @@ impl Store {
             return Ok(());
         }
         let mut text = String::from(INDEX_HEADER);
+        if name.starts_with(HASHED_PREFIX) {
+            text.push('\n');
+            text.push_str(holder.entry_lines().trim_end());
+        }
         for ip in ips {
             text.push('\n');
             text.push_str(&ip.to_string());
@@ -606,14 +805,20 @@ impl Store {
     /// The addresses held by `container_id` on `ifname`: exact matches, or
     /// else those of files that record only the container ID (as the
     /// reference matches them).
-    pub fn by_id(&self, container_id: &str, ifname: &str) -> Vec<IpAddr> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Env`] for an invalid container ID or ifname; [`Error::Io`]
+    /// naming the index entry when it exists but cannot be read.
+    pub fn by_id(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
+        validate(container_id, ifname)?;
         let exact = Holder {
             container_id: container_id.to_owned(),
             ifname: Some(ifname.to_owned()),
         };
-        let found = self.read_index(&exact);
+        let found = self.read_index(&exact)?;
         if !found.is_empty() {
-            return found;
+            return Ok(found);
         }
         self.read_index(&Holder {
             container_id: container_id.to_owned(),
@@ -627,7 +832,7 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`].
+    /// [`Error::Env`] for an invalid container ID or ifname; [`Error::Io`].
     pub fn reserve(
         &self,
         container_id: &str,
@@ -635,6 +840,7 @@ impl Store {
         ip: IpAddr,
         set: usize,
     ) -> Result<bool> {
+        validate(container_id, ifname)?;
         let path = self.dir.join(ip.to_string());
         let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
         if !self
@@ -688,8 +894,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`].
+    /// [`Error::Env`] for an invalid container ID or ifname; [`Error::Io`].
     pub fn record(&self, container_id: &str, ifname: &str, ips: &[IpAddr]) -> Result<()> {
+        validate(container_id, ifname)?;
         self.write_index(
             &Holder {
                 container_id: container_id.to_owned(),
@@ -724,8 +931,11 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`].
+    /// [`Error::Env`] for an invalid container ID or ifname; [`Error::Io`],
+    /// also when the attachment's index entry exists but cannot be read:
+    /// then nothing is released and the entry stays, for a retry.
     pub fn release_by_id(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
+        validate(container_id, ifname)?;
         let exact = Holder {
             container_id: container_id.to_owned(),
             ifname: Some(ifname.to_owned()),
@@ -736,7 +946,7 @@ impl Store {
         };
         let mut released = Vec::new();
         for holder in [&exact, &legacy] {
-            for ip in self.read_index(holder) {
+            for ip in self.read_index(holder)? {
                 if self.release_if(ip, |h| h == holder)? {
                     released.push(ip);
                 }

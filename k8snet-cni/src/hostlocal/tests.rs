@@ -502,3 +502,395 @@ fn a_missing_data_dir_is_created_and_a_blocked_one_is_named() {
     assert!(err.to_string().contains(&net), "{err}");
     assert_eq!(err.code(), code::IO);
 }
+
+/// The names in `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Changes the network directory (a file made and removed) as another
+/// writer would, so that the next call finds the stamp stale and rebuilds
+/// the index.
+fn force_rebuild(net: &std::path::Path) {
+    let f = net.join("touch");
+    fs::write(&f, "").unwrap();
+    fs::remove_file(&f).unwrap();
+}
+
+fn wide(dir: &TempDir) -> IpamConfig {
+    cfg(
+        dir,
+        json!({"type": "host-local", "ranges": [[{"subnet": "198.18.0.0/24"}]]}),
+    )
+}
+
+fn ips(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+/// Replaces c1's index entry with one that cannot be opened (ELOOP,
+/// standing in for EIO, EMFILE and the like: a symlink to itself), without
+/// changing the network directory (the stamp still matches, so no rebuild
+/// hides the fault).
+fn break_entry(entry: &std::path::Path) {
+    fs::remove_file(entry).unwrap();
+    std::os::unix::fs::symlink(entry.file_name().unwrap(), entry).unwrap();
+}
+
+#[test]
+fn an_unreadable_index_entry_is_an_error_and_releases_or_claims_nothing() {
+    let d = TempDir::new();
+    let c = small(&d);
+    let net = d.0.join("net1");
+    let index = net.join(store::INDEX_DIR);
+    let entry = index.join("c1%eth0");
+    allocate(&c, "c1", "eth0").unwrap(); // 198.18.0.2
+    let spares = d.0.join(store::SPARE_DIR);
+
+    // DEL fails naming the entry, and releases and retires nothing; the
+    // stamp is not sealed but dropped, so the retry rebuilds the index
+    // from the address files and releases the address.
+    break_entry(&entry);
+    let err = release(&c, "c1", "eth0").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&entry.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(fs::read(net.join("198.18.0.2")).unwrap(), b"c1\r\neth0");
+    assert!(fs::symlink_metadata(&entry).unwrap().is_symlink());
+    assert!(!spares.exists(), "nothing was retired");
+    assert!(!index.join("stamp").exists());
+    assert_eq!(release(&c, "c1", "eth0").unwrap(), ips(&["198.18.0.2"]));
+    assert!(!net.join("198.18.0.2").exists());
+    assert!(!entry.exists());
+
+    // CHECK fails (not "no address"), naming the entry; a retry passes.
+    allocate(&c, "c1", "eth0").unwrap(); // .3
+    break_entry(&entry);
+    let err = held(&c, "c1", "eth0").unwrap_err();
+    assert!(err.to_string().contains("c1%eth0"), "{err}");
+    assert_eq!(held(&c, "c1", "eth0").unwrap(), ips(&["198.18.0.3"]));
+
+    // A repeated ADD on another range fails before claiming anything (it
+    // would otherwise skip the duplicate check and write an entry without
+    // .3); the retry extends the rebuilt entry.
+    let other = cfg(
+        &d,
+        json!({"type": "host-local", "ranges": [[{"subnet": "198.19.0.0/24"}]]}),
+    );
+    break_entry(&entry);
+    let before = names(&net);
+    let err = allocate(&other, "c1", "eth0").unwrap_err();
+    assert!(err.to_string().contains("c1%eth0"), "{err}");
+    assert_eq!(names(&net), before);
+    assert!(fs::symlink_metadata(&entry).unwrap().is_symlink());
+    allocate(&other, "c1", "eth0").unwrap();
+    assert_eq!(
+        held(&c, "c1", "eth0").unwrap(),
+        ips(&["198.18.0.3", "198.19.0.2"])
+    );
+
+    // Other faults that are not "missing": a directory, bytes that are no
+    // UTF-8. Each is an error naming the entry, and the retry works.
+    fs::remove_file(&entry).unwrap();
+    fs::create_dir(&entry).unwrap();
+    let err = release(&c, "c1", "eth0").unwrap_err();
+    assert!(err.to_string().contains("c1%eth0"), "{err}");
+    assert!(net.join("198.18.0.3").exists());
+    assert_eq!(
+        held(&c, "c1", "eth0").unwrap(),
+        ips(&["198.18.0.3", "198.19.0.2"])
+    );
+    fs::write(&entry, b"k8snet host-local index v1\n\xff\n").unwrap();
+    let err = held(&c, "c1", "eth0").unwrap_err();
+    assert!(err.to_string().contains("c1%eth0"), "{err}");
+    let mut released = release(&c, "c1", "eth0").unwrap();
+    released.sort();
+    assert_eq!(released, ips(&["198.18.0.3", "198.19.0.2"]));
+
+    // A Store that met a broken entry never writes the stamp again, even
+    // when asked to seal: the next Store rebuilds.
+    allocate(&c, "c1", "eth0").unwrap();
+    break_entry(&entry);
+    {
+        let s = Store::open(&net).unwrap();
+        assert!(s.by_id("c1", "eth0").is_err());
+        s.seal().unwrap();
+    }
+    assert!(!index.join("stamp").exists());
+    assert_eq!(release(&c, "c1", "eth0").unwrap().len(), 1);
+
+    // The network still serves everyone.
+    let got = allocate(&c, "c2", "eth0").unwrap()[0].address.addr();
+    assert_eq!(held(&c, "c2", "eth0").unwrap(), vec![got]);
+    assert!(held(&c, "c1", "eth0").unwrap().is_empty());
+}
+
+#[test]
+fn long_container_ids_get_bounded_index_names_and_work_everywhere() {
+    let d = TempDir::new();
+    let c = wide(&d);
+    let net = d.0.join("net1");
+    let index = net.join(store::INDEX_DIR);
+    let id = |len: usize, last: char| {
+        let mut s: String = "0123456789abcdef".repeat(len / 16 + 1)[..len - 1].to_owned();
+        s.push(last);
+        s
+    };
+    // Pairs that differ only in their last character or their ifname.
+    let l300a = id(300, 'x');
+    let l300b = id(300, 'y');
+    let l1000 = id(1000, 'z');
+    allocate(&c, "c1", "eth0").unwrap(); // .2
+    let attachments = [
+        (l300a.as_str(), "eth0", "198.18.0.3"),
+        (l300b.as_str(), "eth0", "198.18.0.4"),
+        (l1000.as_str(), "eth0", "198.18.0.5"),
+        (l1000.as_str(), "eth1", "198.18.0.6"),
+    ];
+    for (id, ifname, ip) in attachments {
+        let got = allocate(&c, id, ifname).unwrap();
+        assert_eq!(got[0].address.addr(), ip.parse::<IpAddr>().unwrap());
+        // The address file is the reference's format, whatever the length.
+        assert_eq!(
+            fs::read_to_string(net.join(ip)).unwrap(),
+            format!("{id}\r\n{ifname}")
+        );
+    }
+    let check = || {
+        assert_eq!(held(&c, "c1", "eth0").unwrap(), ips(&["198.18.0.2"]));
+        for (id, ifname, ip) in attachments {
+            assert_eq!(held(&c, id, ifname).unwrap(), ips(&[ip]), "{ifname}");
+        }
+        assert!(held(&c, &l300a, "eth1").unwrap().is_empty());
+    };
+    check();
+    // Bounded names: the short ID keeps its plain name; the long ones get
+    // hashed names, all distinct.
+    let listing = names(&index);
+    assert_eq!(listing.len(), 6, "{listing:?}");
+    assert!(listing.iter().all(|n| n.len() <= 64), "{listing:?}");
+    assert!(listing.contains(&"c1%eth0".to_owned()));
+    // A repeated ADD is still refused as a duplicate.
+    let err = allocate(&c, &l300a, "eth0").unwrap_err();
+    assert!(err.to_string().contains("duplicate allocation"), "{err}");
+    assert_eq!(names(&index), listing);
+
+    // A rebuild makes the same names and contents as the lookups use.
+    let contents = |listing: &[String]| -> Vec<Vec<u8>> {
+        listing
+            .iter()
+            .filter(|n| *n != "stamp")
+            .map(|n| fs::read(index.join(n)).unwrap())
+            .collect()
+    };
+    let before = contents(&listing);
+    force_rebuild(&net);
+    check();
+    assert_eq!(names(&index), listing);
+    assert_eq!(contents(&listing), before);
+
+    // GC keeps what is valid, releases the rest, and rebuilds.
+    let valid = [
+        Attachment {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        },
+        Attachment {
+            container_id: l1000.clone(),
+            ifname: "eth0".into(),
+        },
+    ];
+    let mut released = gc(&c, &valid).unwrap();
+    released.sort();
+    assert_eq!(released, ips(&["198.18.0.3", "198.18.0.4", "198.18.0.6"]));
+    assert!(held(&c, &l300a, "eth0").unwrap().is_empty());
+    assert!(held(&c, &l1000, "eth1").unwrap().is_empty());
+    assert_eq!(held(&c, &l1000, "eth0").unwrap(), ips(&["198.18.0.5"]));
+
+    // DEL of the long one releases it and leaves c1 alone.
+    assert_eq!(release(&c, &l1000, "eth0").unwrap(), ips(&["198.18.0.5"]));
+    assert!(release(&c, &l1000, "eth0").unwrap().is_empty());
+    assert_eq!(held(&c, "c1", "eth0").unwrap(), ips(&["198.18.0.2"]));
+    assert_eq!(names(&index), ["c1%eth0", "stamp"]);
+    assert_eq!(
+        names(&net),
+        ["198.18.0.2", "k8snet-index", "last_reserved_ip.0", "lock"]
+    );
+}
+
+#[test]
+fn a_long_id_allocated_by_the_reference_does_not_break_the_rebuild() {
+    let d = TempDir::new();
+    let c = small(&d);
+    let net = d.0.join("net1");
+    allocate(&c, "c1", "eth0").unwrap(); // .2
+    // What the reference writes for a 1000-character ID (it names files by
+    // address, so the ID's length does not matter to it); a new file
+    // changes the directory, so the next call rebuilds the index.
+    let long = "f".repeat(1000);
+    fs::write(net.join("198.18.0.3"), format!("{long}\r\neth0")).unwrap();
+    // A legacy (ID-only) file with a long ID too.
+    let legacy = "e".repeat(400);
+    fs::write(net.join("198.18.0.4"), &legacy).unwrap();
+    assert_eq!(
+        allocate(&c, "c3", "eth0").unwrap_err().to_string(),
+        "failed to allocate for range 0: no IP addresses available in range set: 198.18.0.1-198.18.0.4"
+    );
+    assert_eq!(held(&c, &long, "eth0").unwrap(), ips(&["198.18.0.3"]));
+    // The legacy file matches any interface of its container.
+    assert_eq!(held(&c, &legacy, "eth7").unwrap(), ips(&["198.18.0.4"]));
+    assert_eq!(held(&c, "c1", "eth0").unwrap(), ips(&["198.18.0.2"]));
+    assert_eq!(release(&c, &long, "eth0").unwrap(), ips(&["198.18.0.3"]));
+    assert_eq!(release(&c, &legacy, "eth0").unwrap(), ips(&["198.18.0.4"]));
+    assert_eq!(
+        allocate(&c, "c3", "eth0").unwrap()[0].address.to_string(),
+        "198.18.0.3/24"
+    );
+}
+
+#[test]
+fn a_hashed_entry_that_records_another_attachment_is_never_used_for_it() {
+    let d = TempDir::new();
+    let c = wide(&d);
+    let net = d.0.join("net1");
+    let index = net.join(store::INDEX_DIR);
+    let a = "a".repeat(300);
+    let b = "b".repeat(300);
+    allocate(&c, &a, "eth0").unwrap(); // .2
+    allocate(&c, &b, "eth0").unwrap(); // .3
+    // Find each entry by the holder it records (the ID in hex).
+    let hex_a = "61".repeat(300);
+    let (mut entry_a, mut entry_b) = (None, None);
+    for n in names(&index).into_iter().filter(|n| n != "stamp") {
+        let text = fs::read_to_string(index.join(&n)).unwrap();
+        if text.contains(&hex_a) {
+            entry_a = Some((n, text));
+        } else {
+            entry_b = Some(n);
+        }
+    }
+    let (_, text_a) = entry_a.unwrap();
+    let entry_b = index.join(entry_b.unwrap());
+    // A collision: b's name holding a's record (a file write in the index
+    // does not change the network directory: no rebuild repairs it).
+    fs::write(&entry_b, &text_a).unwrap();
+    let err = held(&c, &b, "eth0").unwrap_err();
+    assert!(
+        err.to_string().contains(&entry_b.display().to_string()),
+        "{err}"
+    );
+    // The failure distrusts the index: the next call rebuilds it, which
+    // gives b its own entry back.
+    assert_eq!(held(&c, &b, "eth0").unwrap(), ips(&["198.18.0.3"]));
+    // The same for a DEL and an ADD: they fail, releasing and claiming
+    // nothing; a's address is never reported for b, nor released.
+    let before = names(&net);
+    let unchanged = || {
+        assert_eq!(names(&net), before);
+        assert_eq!(
+            fs::read_to_string(net.join("198.18.0.2")).unwrap(),
+            format!("{a}\r\neth0")
+        );
+        assert_eq!(
+            fs::read_to_string(net.join("198.18.0.3")).unwrap(),
+            format!("{b}\r\neth0")
+        );
+        // (a successful call: the index is rebuilt and sealed again)
+        assert_eq!(held(&c, &a, "eth0").unwrap(), ips(&["198.18.0.2"]));
+    };
+    fs::write(&entry_b, &text_a).unwrap();
+    let err = release(&c, &b, "eth0").unwrap_err();
+    assert!(err.to_string().contains("does not record"), "{err}");
+    unchanged();
+    fs::write(&entry_b, &text_a).unwrap();
+    let err = allocate(&c, &b, "eth0").unwrap_err();
+    assert!(err.to_string().contains("does not record"), "{err}");
+    unchanged();
+    assert_eq!(release(&c, &b, "eth0").unwrap(), ips(&["198.18.0.3"]));
+    assert_eq!(held(&c, &a, "eth0").unwrap(), ips(&["198.18.0.2"]));
+}
+
+#[test]
+fn ids_from_planted_files_never_escape_the_index_dir() {
+    let d = TempDir::new();
+    let c = wide(&d);
+    let net = d.0.join("net1");
+    allocate(&c, "c1", "eth0").unwrap(); // .2
+    let planted = [
+        ("198.18.0.10", "../../escape\r\neth0"),
+        ("198.18.0.11", "a/b\r\neth0"),
+        ("198.18.0.12", ".\r\neth0"),
+        ("198.18.0.13", "..\r\neth0"),
+        ("198.18.0.14", "x\r\n../../up"),
+        ("198.18.0.15", "y\r\n.."),
+        ("198.18.0.16", "../../legacy"),
+        ("198.18.0.17", "z%q\r\neth0"),
+    ];
+    for (ip, content) in planted {
+        fs::write(net.join(ip), content).unwrap();
+    }
+    // The next call rebuilds the index from those contents.
+    assert_eq!(held(&c, "c1", "eth0").unwrap(), ips(&["198.18.0.2"]));
+    allocate(&c, "c2", "eth0").unwrap();
+    // Nothing outside the index: the data dir and the network dir hold
+    // only what they held, and the index is flat (one file per holder).
+    assert_eq!(names(&d.0), ["net1"]);
+    let mut expected: Vec<String> = planted.iter().map(|(ip, _)| (*ip).to_owned()).collect();
+    expected.extend(
+        [
+            "198.18.0.2",
+            "198.18.0.3",
+            "k8snet-index",
+            "last_reserved_ip.0",
+            "lock",
+        ]
+        .map(String::from),
+    );
+    expected.sort();
+    assert_eq!(names(&net), expected);
+    let index = net.join(store::INDEX_DIR);
+    let entries = names(&index);
+    assert_eq!(entries.len(), planted.len() + 3, "{entries:?}");
+    for n in &entries {
+        assert!(
+            fs::symlink_metadata(index.join(n)).unwrap().is_file(),
+            "{n}"
+        );
+    }
+    // GC releases them all through their index-independent files.
+    let valid = [Attachment {
+        container_id: "c1".into(),
+        ifname: "eth0".into(),
+    }];
+    assert_eq!(gc(&c, &valid).unwrap().len(), planted.len() + 1);
+    assert_eq!(names(&index), ["c1%eth0", "stamp"]);
+
+    // The Store's entry points refuse IDs and ifnames that are no valid
+    // CNI values, naming the variable, and create nothing.
+    let s = Store::open(&net).unwrap();
+    let ip: IpAddr = "198.18.0.20".parse().unwrap();
+    let is_env = |r: Result<(), Error>, var: &str| match r {
+        Err(Error::Env { var: v, .. }) => assert_eq!(v, var),
+        other => panic!("{other:?}"),
+    };
+    is_env(s.by_id("../x", "eth0").map(drop), "CNI_CONTAINERID");
+    is_env(s.by_id("c1", "../e").map(drop), "CNI_IFNAME");
+    is_env(s.reserve("a/b", "eth0", ip, 0).map(drop), "CNI_CONTAINERID");
+    is_env(s.reserve("c1", "..", ip, 0).map(drop), "CNI_IFNAME");
+    is_env(s.record(".", "eth0", &[ip]), "CNI_CONTAINERID");
+    is_env(s.record("c1", "a/b", &[ip]), "CNI_IFNAME");
+    is_env(s.release_by_id("..", "eth0").map(drop), "CNI_CONTAINERID");
+    is_env(s.release_by_id("c1", "").map(drop), "CNI_IFNAME");
+    drop(s);
+    assert_eq!(names(&index), ["c1%eth0", "stamp"]);
+    assert!(!net.join("198.18.0.20").exists());
+    // (the spare directory holds what GC released)
+    assert_eq!(names(&d.0), [store::SPARE_DIR, "net1"]);
+}
