@@ -5,13 +5,12 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, State,
 };
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::bridge::{BridgeConf, complete_result, local_unicast_mac, requested_mac, veth_group};
 use crate::delegate;
@@ -97,24 +96,27 @@ fn orphan_veth(l: &nl::LinkMessage, network: &str) -> bool {
         && group(l) == Some(veth_group(network))
 }
 
-async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage> {
+/// The bridge `conf.bridge`, created when missing, up (and promiscuous if
+/// asked), on the node's blocking socket `sock`.
+fn ensure_bridge(sock: &mut nl::SyncSocket, conf: &BridgeConf) -> Result<nl::LinkMessage> {
+    use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
     let name = &conf.bridge;
     // One lookup when the bridge exists (every ADD but a node's first).
-    let br = match link_by_name(h, name).await? {
+    let br = match sock.link_by_name(name)? {
         Some(br) => br,
         None => {
             let mut b = LinkBridge::new(name);
             if conf.mtu > 0 {
                 b = b.mtu(conf.mtu);
             }
-            match h.link().add(b.build()).execute().await {
-                Err(e) if nl::errno(&e) != Some(EEXIST) => {
-                    return Err(nl_err(format!("failed to create bridge {name:?}"))(e));
-                }
+            let step = format!("failed to create bridge {name:?}");
+            let reply = sock.request(&step, M::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL)?;
+            match reply.result() {
+                Err(e) if nl::errno(&e) != Some(EEXIST) => return Err(nl_err(step)(e)),
                 _ => {}
             }
-            link_by_name(h, name)
-                .await?
+            sock.link_by_name(name)?
                 .ok_or_else(|| Error::kernel(format!("bridge {name:?}"), "vanished"))?
         }
     };
@@ -134,71 +136,131 @@ async fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<nl::LinkMessage>
         if conf.promisc_mode {
             set = set.promiscuous(true);
         }
-        h.link()
-            .set(set.build())
-            .execute()
-            .await
-            .map_err(nl_err(format!("setting bridge {name:?} up")))?;
+        let step = format!("setting bridge {name:?} up");
+        sock.request(&step, M::SetLink(set.build()), NLM_F_CREATE | NLM_F_EXCL)?
+            .result()
+            .map_err(nl_err(step))?;
     }
     Ok(br)
 }
 
-/// Adds `addr` to the bridge unless present; another address of the family
+/// The bridge's addresses `wanted`, as the reference's `ensureAddr` for
+/// each in turn: added unless present; another address of the family
 /// (IPv4) or an overlapping one (IPv6) is an error, or is replaced with
-/// `forceAddress`, as the reference's `ensureAddr`.
-async fn ensure_addr(h: &Handle, br: u32, br_name: &str, addr: IpNet, force: bool) -> Result<()> {
-    let current: Vec<AddressMessage> = h
-        .address()
-        .get()
-        .set_link_index_filter(br)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(nl_err(format!("listing addresses of {br_name:?}")))?;
-    for msg in current {
-        let Some(ip) = msg.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(ip) => Some(*ip),
-            _ => None,
-        }) else {
-            continue;
-        };
-        if ip.is_ipv4() != addr.addr().is_ipv4() {
-            continue;
-        }
-        let Ok(have) = IpNet::new(ip, msg.header.prefix_len) else {
-            continue;
-        };
-        if have == addr {
-            return Ok(());
-        }
-        let clash = addr.addr().is_ipv4() || have.contains(&addr.addr()) || addr.contains(&ip);
-        if clash {
-            if !force {
-                return Err(Error::kernel(
-                    "failed to set bridge addr",
-                    format!("{br_name:?} already has an IP address different from {addr}"),
-                ));
+/// `forceAddress`. With `pin`, the bridge's MAC is set to it as well.
+///
+/// The pin and the address dump go out in one datagram, the deletions and
+/// additions in a second. The result of the pin: whether it was made.
+fn ensure_addrs(
+    sock: &mut nl::SyncSocket,
+    br: u32,
+    br_name: &str,
+    wanted: &[IpNet],
+    force: bool,
+    pin: Option<Vec<u8>>,
+) -> (Result<()>, Result<bool>) {
+    use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
+    let pin_step = format!("could not set {br_name:?}'s mac");
+    let list_step = format!("listing addresses of {br_name:?}");
+    let mut reqs = Vec::new();
+    let pinning = pin.is_some();
+    if let Some(m) = pin {
+        reqs.push((
+            M::SetLink(LinkUnspec::new_with_index(br).address(m).build()),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ));
+    }
+    let mut get = AddressMessage::default();
+    get.header.index = br;
+    reqs.push((M::GetAddress(get), NLM_F_DUMP));
+    let mut replies = match sock.batch(&list_step, reqs) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), Ok(false)),
+    };
+    let pinned = if pinning && !replies.is_empty() {
+        let r = replies.remove(0);
+        r.result().map(|()| true).map_err(nl_err(pin_step))
+    } else {
+        Ok(false)
+    };
+    let addrs = (|| {
+        let listed = replies.pop().unwrap_or_default();
+        listed.result().map_err(nl_err(list_step.clone()))?;
+        // The kernel dumps every link's addresses: keep the bridge's.
+        let mut current: Vec<(IpNet, AddressMessage)> = listed
+            .messages
+            .into_iter()
+            .filter_map(|m| match m {
+                M::NewAddress(a) if a.header.index == br => {
+                    let ip = a.attributes.iter().find_map(|x| match x {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    })?;
+                    Some((IpNet::new(ip, a.header.prefix_len).ok()?, a))
+                }
+                _ => None,
+            })
+            .collect();
+        for addr in wanted {
+            let mut present = false;
+            let mut reqs = Vec::new();
+            let mut what = Vec::new();
+            let mut kept = Vec::new();
+            for (have, msg) in current.drain(..) {
+                if have.addr().is_ipv4() != addr.addr().is_ipv4() || present {
+                    kept.push((have, msg));
+                    continue;
+                }
+                if have == *addr {
+                    present = true;
+                    kept.push((have, msg));
+                    continue;
+                }
+                let clash = addr.addr().is_ipv4()
+                    || have.contains(&addr.addr())
+                    || addr.contains(&have.addr());
+                if !clash {
+                    kept.push((have, msg));
+                } else if !force {
+                    return Err(Error::kernel(
+                        "failed to set bridge addr",
+                        format!("{br_name:?} already has an IP address different from {addr}"),
+                    ));
+                } else {
+                    reqs.push((M::DelAddress(msg), 0));
+                    what.push(format!("could not remove IP address from {br_name:?}"));
+                }
             }
-            h.address()
-                .del(msg)
-                .execute()
-                .await
-                .map_err(nl_err(format!(
-                    "could not remove IP address from {br_name:?}"
-                )))?;
+            current = kept;
+            // Clashing addresses listed before it go even when it is
+            // there (the reference deletes them as it meets them).
+            let add_at = (!present).then_some(reqs.len());
+            if !present {
+                reqs.push((
+                    M::NewAddress(crate::linux::address_message(br, *addr)),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                ));
+                what.push(format!("could not add IP address to {br_name:?}"));
+            }
+            if reqs.is_empty() {
+                continue;
+            }
+            let replies = sock.batch(&format!("setting the addresses of {br_name:?}"), reqs)?;
+            for (i, (reply, what)) in replies.iter().zip(what).enumerate() {
+                match reply.result() {
+                    Err(e) if Some(i) == add_at && nl::errno(&e) == Some(EEXIST) => {}
+                    Err(e) => return Err(nl_err(what)(e)),
+                    Ok(()) => {}
+                }
+            }
+            if !present {
+                current.push((*addr, crate::linux::address_message(br, *addr)));
+            }
         }
-    }
-    match h
-        .address()
-        .add(br, addr.addr(), addr.prefix_len())
-        .execute()
-        .await
-    {
-        Err(e) if nl::errno(&e) != Some(EEXIST) => Err(nl_err(format!(
-            "could not add IP address to {br_name:?}"
-        ))(e)),
-        _ => Ok(()),
-    }
+        Ok(())
+    })();
+    (addrs, pinned)
 }
 
 /// The veth pair ADD made: the host end's name and index, and the
@@ -266,17 +328,14 @@ fn peer_index(l: &nl::LinkMessage) -> Option<u32> {
 /// them as set by the user (`addr_assign_type` 3, `NET_ADDR_SET`), so
 /// udev's `MACAddressPolicy` leaves them alone, where it may rewrite a
 /// random one.
-async fn create_veth(
-    h: &Handle,
+fn create_veth(
+    host_sock: &mut nl::SyncSocket,
     sb: &mut SyncSandbox,
     req: &Request,
     conf: &BridgeConf,
     [host_mac, cont_mac]: [[u8; 6]; 2],
 ) -> Result<Veth> {
-    use rtnetlink::packet_core::{
-        NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage,
-        NetlinkPayload,
-    };
+    use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
     use rtnetlink::packet_route::RouteNetlinkMessage;
     let ifname = &req.env.ifname;
     let wanted_alias = alias_for(&req.conf.name, &req.env.container_id, ifname);
@@ -306,25 +365,18 @@ async fn create_veth(
         let msg = msg
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .build();
-        let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewLink(msg));
-        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
-        let outcome = async {
-            let mut answers = h.clone().request(request)?;
-            let mut echoed = None;
-            while let Some(m) = answers.next().await {
-                match m.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                        echoed = Some(l);
-                    }
-                    NetlinkPayload::Error(e) if e.code.is_some() => {
-                        return Err(rtnetlink::Error::NetlinkError(e));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(echoed)
-        }
-        .await;
+        let step = format!("failed to create veth {host}");
+        let reply = host_sock.request(
+            &step,
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )?;
+        let outcome = reply.result().map(|()| {
+            reply.messages.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+        });
         match outcome {
             Ok(echoed) => {
                 let ours = |l: &nl::LinkMessage| {
@@ -334,8 +386,8 @@ async fn create_veth(
                 };
                 let link = match echoed.filter(ours) {
                     Some(l) => l,
-                    None => link_by_name(h, &host)
-                        .await?
+                    None => host_sock
+                        .link_by_name(&host)?
                         .ok_or_else(|| Error::kernel(format!("veth {host}"), "vanished"))?,
                 };
                 return Ok(Veth {
@@ -352,13 +404,13 @@ async fn create_veth(
                     ));
                 }
                 // Our own leftover from a killed ADD of this attachment.
-                if let Some(old) = link_by_name(h, &host).await?
+                if let Some(old) = host_sock.link_by_name(&host)?
                     && alias(&old) == Some(wanted_alias.as_str())
                 {
-                    nl::delete_link(h, old.header.index).await?;
+                    nl::delete_link_sync(host_sock, old.header.index)?;
                 }
             }
-            Err(e) => return Err(nl_err(format!("failed to create veth {host}"))(e)),
+            Err(e) => return Err(nl_err(step)(e)),
         }
     }
     Err(Error::kernel(
@@ -367,13 +419,19 @@ async fn create_veth(
     ))
 }
 
-fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> Result<CniResult> {
+fn add(
+    host_sock: &mut nl::SyncSocket,
+    req: &Request,
+    conf: &BridgeConf,
+    made: &mut Vec<Made>,
+) -> Result<CniResult> {
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
     let mac_wanted = requested_mac(&req.conf, &req.env)?;
     let netns = req.env.netns.as_deref().ok_or_else(|| Error::Env {
         var: "CNI_NETNS".into(),
         message: "required".into(),
     })?;
-    let br = s.block_on(ensure_bridge(&s.host, conf))?;
+    let br = ensure_bridge(host_sock, conf)?;
     let br_index = br.header.index;
     let br = &br;
     let mut sb = nl::sync_sandbox(netns)?;
@@ -382,61 +440,51 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     let cont_mac = mac_wanted.unwrap_or(random_cont);
     // An existing container interface makes the veth request fail with
     // EEXIST, and `create_veth` then reports it (no lookup beforehand).
-    let veth = s.block_on(create_veth(
-        &s.host,
-        &mut sb,
-        req,
-        conf,
-        [host_mac, cont_mac],
-    ))?;
+    let veth = create_veth(host_sock, &mut sb, req, conf, [host_mac, cont_mac])?;
     let (host_name, host_index) = (veth.host.clone(), veth.host_index);
     made.push(Made::HostLink(host_index));
-    s.block_on(async {
-        // Bridge, up, alias and the default group in one request, after
-        // the create (see `create_veth`).
-        let set = LinkUnspec::new_with_index(host_index)
-            .controller(br_index)
-            .up()
-            .append_extra_attribute(LinkAttribute::IfAlias(alias_for(
-                &req.conf.name,
-                &req.env.container_id,
-                ifname,
-            )))
-            .append_extra_attribute(LinkAttribute::Group(0))
-            .build();
-        s.host
-            .link()
-            .set(set)
-            .execute()
-            .await
-            .map_err(nl_err(format!(
-                "failed to connect {host_name:?} to bridge {:?}",
-                conf.bridge
-            )))?;
-        // Both port flags in one request.
-        if conf.hairpin_mode || conf.port_isolation {
-            let mut port = LinkBridgePort::new(host_index);
-            let mut what = Vec::new();
-            if conf.hairpin_mode {
-                port = port.hairpin(true);
-                what.push("hairpin mode");
-            }
-            if conf.port_isolation {
-                port = port.isolated(true);
-                what.push("port isolation");
-            }
-            s.host
-                .link()
-                .set_port(port.build())
-                .execute()
-                .await
-                .map_err(nl_err(format!(
-                    "failed to set {} on {host_name}",
-                    what.join(" and ")
-                )))?;
+    // Bridge, up, alias and the default group in one request, after the
+    // create (see `create_veth`); both port flags in a second, in the same
+    // datagram (the kernel handles them in order).
+    let set = LinkUnspec::new_with_index(host_index)
+        .controller(br_index)
+        .up()
+        .append_extra_attribute(LinkAttribute::IfAlias(alias_for(
+            &req.conf.name,
+            &req.env.container_id,
+            ifname,
+        )))
+        .append_extra_attribute(LinkAttribute::Group(0))
+        .build();
+    let connect = format!(
+        "failed to connect {host_name:?} to bridge {:?}",
+        conf.bridge
+    );
+    let mut reqs = vec![(
+        M::SetLink(set),
+        rtnetlink::packet_core::NLM_F_CREATE | rtnetlink::packet_core::NLM_F_EXCL,
+    )];
+    let mut what = vec![connect.clone()];
+    if conf.hairpin_mode || conf.port_isolation {
+        let mut port = LinkBridgePort::new(host_index);
+        let mut flags = Vec::new();
+        if conf.hairpin_mode {
+            port = port.hairpin(true);
+            flags.push("hairpin mode");
         }
-        Ok::<_, Error>(())
-    })?;
+        if conf.port_isolation {
+            port = port.isolated(true);
+            flags.push("port isolation");
+        }
+        reqs.push((M::NewLink(port.build()), 0));
+        what.push(format!(
+            "failed to set {} on {host_name}",
+            flags.join(" and ")
+        ));
+    }
+    for (reply, what) in host_sock.batch(&connect, reqs)?.iter().zip(what) {
+        reply.result().map_err(nl_err(what))?;
+    }
 
     let mut result = CniResult::new(req.conf.cni_version);
     let mut bridge_addrs = Vec::new();
@@ -492,33 +540,21 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     let mut pinned = false;
     if conf.is_gateway && !bridge_addrs.is_empty() {
         // The bridge's addresses and its MAC pin are independent: both in
-        // flight at once. Pin the bridge's MAC (as it was before this port
-        // joined): otherwise it follows the lowest port's and changes as
-        // pods come and go.
-        let addrs = async {
-            for addr in &bridge_addrs {
-                ensure_addr(&s.host, br_index, &conf.bridge, *addr, conf.force_address).await?;
-            }
-            Ok::<_, Error>(())
-        };
+        // one datagram (see `ensure_addrs`). Pin the bridge's MAC (as it
+        // was before this port joined): otherwise it follows the lowest
+        // port's and changes as pods come and go.
         // A bridge without ports has the MAC 00:00:00:00:00:00 (its last
         // port gone before any ADD pinned it), which the kernel refuses to
         // set: it then takes this port's, and a later ADD pins that.
-        let pin = async {
-            let valid = |m: &Vec<u8>| m.len() == 6 && m[0] & 1 == 0 && m.iter().any(|b| *b != 0);
-            match mac_bytes(br).filter(valid) {
-                Some(m) => s
-                    .host
-                    .link()
-                    .set(LinkUnspec::new_with_index(br_index).address(m).build())
-                    .execute()
-                    .await
-                    .map(|()| true)
-                    .map_err(nl_err(format!("could not set {:?}'s mac", conf.bridge))),
-                None => Ok(false),
-            }
-        };
-        let (addrs, pin) = s.block_on(futures::future::join(addrs, pin));
+        let valid = |m: &Vec<u8>| m.len() == 6 && m[0] & 1 == 0 && m.iter().any(|b| *b != 0);
+        let (addrs, pin) = ensure_addrs(
+            host_sock,
+            br_index,
+            &conf.bridge,
+            &bridge_addrs,
+            conf.force_address,
+            mac_bytes(br).filter(valid),
+        );
         addrs?;
         pinned = pin?;
         if bridge_addrs.iter().any(|a| a.addr().is_ipv4()) {
@@ -530,22 +566,40 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     }
 
     // The host end is usually up by now; subscribe to link events (and
-    // look again, so that no change is missed) only if it is not.
+    // look again, so that no change is missed) only if it is not. The
+    // bridge's MAC follows its ports unless pinned above; read it again
+    // only then (its MTU is reported from 1.1.0 on), in the same datagram.
     let up = |l: &nl::LinkMessage| operstate(l) == Some(State::Up);
-    let host = match s.block_on(link_by_name(&s.host, &host_name))? {
-        Some(l) if up(&l) => l,
-        _ => {
-            let mut events = s.link_events()?;
-            s.block_on(events.wait_for(&s.host, &host_name, PORT_UP_LIMIT, up))?
-        }
+    let reread_bridge = !pinned || req.conf.cni_version >= Version::V1_1_0;
+    let get = |name: &str| {
+        let mut l = nl::LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        (M::GetLink(l), 0)
     };
-    // The bridge's MAC follows its ports unless pinned above; read it
-    // again only then (its MTU is reported from 1.1.0 on).
-    let br_now = if pinned && req.conf.cni_version < Version::V1_1_0 {
-        br.clone()
+    let mut reqs = vec![get(&host_name)];
+    if reread_bridge {
+        reqs.push(get(&conf.bridge));
+    }
+    let mut replies = host_sock
+        .batch(&format!("looking up link {host_name}"), reqs)?
+        .into_iter();
+    let link_of = |r: Option<nl::Reply>| {
+        r.and_then(|r| {
+            r.messages.into_iter().find_map(|m| match m {
+                M::NewLink(l) => Some(l),
+                _ => None,
+            })
+        })
+    };
+    let host_now = link_of(replies.next());
+    let br_now = if reread_bridge {
+        link_of(replies.next()).unwrap_or_else(|| br.clone())
     } else {
-        s.block_on(link_by_name(&s.host, &conf.bridge))?
-            .unwrap_or_else(|| br.clone())
+        br.clone()
+    };
+    let host = match host_now {
+        Some(l) if up(&l) => l,
+        _ => nl::wait_for_link(host_sock, &host_name, PORT_UP_LIMIT, up)?,
     };
     let mtu_of = |l: &nl::LinkMessage| {
         (req.conf.cni_version >= Version::V1_1_0)
@@ -597,10 +651,10 @@ fn add(s: &Session, req: &Request, conf: &BridgeConf, made: &mut Vec<Made>) -> R
     Ok(result)
 }
 
-fn undo(s: &Session, req: &Request, made: &[Made]) {
+fn undo(host_sock: &mut nl::SyncSocket, req: &Request, made: &[Made]) {
     for m in made.iter().rev() {
         let outcome = match m {
-            Made::HostLink(i) => s.block_on(nl::delete_link(&s.host, *i)),
+            Made::HostLink(i) => nl::delete_link_sync(host_sock, *i),
             Made::Ipam => delegate::del(req),
             Made::Masq(chain) => masq_kernel::teardown(|c| c == chain).map(drop),
         };
@@ -768,11 +822,12 @@ fn teardown_masq(req: &Request, conf: &BridgeConf) -> Result<Option<masq_kernel:
 impl Plugin for Bridge {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = BridgeConf::from_conf(&req.conf)?;
-        let s = Session::new()?;
+        // No runtime: blocking sockets only (see `nl`).
+        let mut host_sock = nl::sync_host()?;
         let mut made = Vec::new();
-        let r = add(&s, req, &conf, &mut made);
+        let r = add(&mut host_sock, req, &conf, &mut made);
         if r.is_err() {
-            undo(&s, req, &made);
+            undo(&mut host_sock, req, &made);
         }
         r
     }
@@ -1121,6 +1176,81 @@ mod tests {
         assert!(node_veths(tn.node()).is_empty());
         assert_eq!(pod.links().unwrap(), ["lo"]);
         let _ = std::fs::remove_dir_all(&data);
+    }
+
+    fn br_addrs(node: &Netns, family: &str) -> Vec<String> {
+        node.ip(&[
+            family, "-o", "addr", "show", "dev", "kbr9", "scope", "global",
+        ])
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+    }
+
+    /// The bridge's addresses as the reference's `ensureAddr`, on the
+    /// node's blocking socket: present is kept, another IPv4 address is an
+    /// error (nothing changed) or, with `forceAddress`, replaced; a
+    /// non-overlapping IPv6 one stays, an overlapping one is replaced. The
+    /// MAC pin in the same datagram is made, and reported.
+    #[test]
+    fn bridge_addresses_are_ensured_on_the_blocking_socket() {
+        k8snet_testnet::kernel_test!();
+        let tn = Testnet::new("cnibra").unwrap();
+        let node = tn.node();
+        node.ip(&["link", "add", "kbr9", "type", "bridge"]).unwrap();
+        node.ip(&["addr", "add", "198.18.9.1/24", "dev", "kbr9"])
+            .unwrap();
+        node.ip(&["addr", "add", "fd00:18:9::1/64", "dev", "kbr9", "nodad"])
+            .unwrap();
+        let run = |want: &[&str], force: bool, pin: Option<Vec<u8>>| {
+            let want: Vec<IpNet> = want.iter().map(|a| a.parse().unwrap()).collect();
+            node.run(move || {
+                let mut sock = nl::sync_host().unwrap();
+                let br = sock.link_by_name("kbr9").unwrap().unwrap();
+                let (a, p) = ensure_addrs(&mut sock, br.header.index, "kbr9", &want, force, pin);
+                (a.map_err(|e| e.to_string()), p.map_err(|e| e.to_string()))
+            })
+            .unwrap()
+        };
+        // Present: nothing to do.
+        assert_eq!(run(&["198.18.9.1/24"], false, None), (Ok(()), Ok(false)));
+        // Another IPv4 address, without forceAddress: refused, unchanged.
+        let (a, p) = run(&["198.18.0.1/24"], false, None);
+        let e = a.unwrap_err();
+        assert!(
+            e.contains("already has an IP address different from 198.18.0.1/24"),
+            "{e}"
+        );
+        assert_eq!(p, Ok(false));
+        assert_eq!(br_addrs(node, "-4"), ["198.18.9.1/24"]);
+        // With it: replaced; the pin in the same datagram is made.
+        let mac = vec![0x02, 0, 0, 0, 0x12, 0x34];
+        assert_eq!(run(&["198.18.0.1/24"], true, Some(mac)), (Ok(()), Ok(true)));
+        assert_eq!(br_addrs(node, "-4"), ["198.18.0.1/24"]);
+        let link = node.ip(&["-o", "link", "show", "kbr9"]).unwrap();
+        assert!(link.contains("link/ether 02:00:00:00:12:34"), "{link}");
+        // IPv6: a disjoint address stays, next to the new one.
+        assert_eq!(run(&["fd00:18::1/64"], false, None), (Ok(()), Ok(false)));
+        let mut v6 = br_addrs(node, "-6");
+        v6.sort();
+        assert_eq!(v6, ["fd00:18:9::1/64", "fd00:18::1/64"]);
+        // An overlapping one is replaced (with forceAddress).
+        let (a, _) = run(&["fd00:18::2/48"], false, None);
+        assert!(a.is_err());
+        assert_eq!(run(&["fd00:18::2/48"], true, None), (Ok(()), Ok(false)));
+        let mut v6 = br_addrs(node, "-6");
+        v6.sort();
+        assert_eq!(v6, ["fd00:18:9::1/64", "fd00:18::2/48"]);
+        // A refused pin (multicast MAC) is reported as such; the addresses
+        // are still ensured.
+        let (a, p) = run(
+            &["198.18.0.1/24", "fd00:18::2/48"],
+            false,
+            Some(vec![1, 0, 0, 0, 0, 1]),
+        );
+        assert_eq!(a, Ok(()));
+        assert!(p.unwrap_err().contains("could not set \"kbr9\"'s mac"));
     }
 
     trait Tap {

@@ -213,7 +213,6 @@ pub(crate) fn configure_iface(
     result: &CniResult,
     read_back: bool,
 ) -> Result<Option<nl::LinkMessage>> {
-    use rtnetlink::AddressMessageBuilder;
     use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
     use rtnetlink::packet_route::RouteNetlinkMessage as M;
     let create = NLM_F_CREATE | NLM_F_EXCL;
@@ -226,17 +225,7 @@ pub(crate) fn configure_iface(
     what.push(format!("failed to set {ifname:?} up"));
     let mine = |i: Option<usize>| i.is_none() || i == Some(2) || result.interfaces.is_empty();
     for ip in result.ips.iter().filter(|ip| mine(ip.interface)) {
-        let msg = match ip.address.addr() {
-            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
-                .index(index)
-                .address(a, ip.address.prefix_len())
-                .build(),
-            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
-                .index(index)
-                .address(a, ip.address.prefix_len())
-                .build(),
-        };
-        reqs.push((M::NewAddress(msg), create));
+        reqs.push((M::NewAddress(address_message(index, ip.address)), create));
         what.push(format!(
             "failed to add IP addr {} to {ifname:?}",
             ip.address
@@ -267,6 +256,22 @@ pub(crate) fn configure_iface(
             })
             .flatten()
     }))
+}
+
+/// The message that adds `addr` to link `index` (as `ip addr add`: for
+/// IPv4 with its broadcast address).
+pub(crate) fn address_message(index: u32, addr: IpNet) -> AddressMessage {
+    use rtnetlink::AddressMessageBuilder;
+    match addr.addr() {
+        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(a, addr.prefix_len())
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(a, addr.prefix_len())
+            .build(),
+    }
 }
 
 /// The route message ADD installs for `r` on link `index` via `gw`.

@@ -1,10 +1,11 @@
 //! One netlink session per plugin run: a current-thread tokio runtime, a
 //! connection in the plugin's own namespace (the node's) and, on demand, one
-//! opened inside the container's namespace. The bridge plugin's ADD uses a
-//! plain blocking socket in the container's namespace instead
-//! ([`SyncSandbox`]): everything it does there is one batch of requests,
-//! sent in as few datagrams as the socket's receive buffer allows
-//! ([`SyncSocket::batch`]).
+//! opened inside the container's namespace. The bridge plugin's ADD uses
+//! no runtime: plain blocking sockets in the node's namespace
+//! ([`sync_host`]) and in the container's ([`SyncSandbox`]), on which
+//! requests go out in batches, in as few datagrams as the socket's receive
+//! buffer allows ([`SyncSocket::batch`]), and a blocking subscription to
+//! link events for the one wait ([`wait_for_link`]).
 //!
 //! A netlink socket belongs to the namespace of the thread that created it,
 //! so the container's socket is created while the calling thread is
@@ -14,15 +15,15 @@
 use std::fs::File;
 use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use nix::sched::{CloneFlags, setns};
 pub(crate) use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::link::{
     InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkInfo, State,
 };
-use rtnetlink::{Handle, MulticastGroup, new_connection, new_multicast_connection};
+use rtnetlink::{Handle, new_connection};
 
 use crate::bridge::format_mac;
 use crate::error::{Error, Result};
@@ -141,55 +142,6 @@ impl Session {
     pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
-
-    /// A connection subscribed to link events in the node namespace, for
-    /// waiting on state changes without polling.
-    pub(crate) fn link_events(&self) -> Result<LinkEvents> {
-        let _guard = self.rt.enter();
-        let (conn, _handle, messages) = new_multicast_connection(&[MulticastGroup::Link])
-            .map_err(|e| Error::io("subscribing to link events", e))?;
-        self.rt.spawn(conn);
-        Ok(LinkEvents(messages))
-    }
-}
-
-/// A stream of link notifications.
-pub(crate) struct LinkEvents(
-    futures::channel::mpsc::UnboundedReceiver<(
-        rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
-        rtnetlink::sys::SocketAddr,
-    )>,
-);
-
-impl LinkEvents {
-    /// Waits until `cond` holds for link `name` (checked now, then after
-    /// every link event), at most `limit`.
-    pub(crate) async fn wait_for(
-        &mut self,
-        h: &Handle,
-        name: &str,
-        limit: Duration,
-        cond: impl Fn(&LinkMessage) -> bool,
-    ) -> Result<LinkMessage> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let link = link_by_name(h, name)
-                .await?
-                .ok_or_else(|| Error::kernel(format!("link {name}"), "disappeared"))?;
-            if cond(&link) {
-                return Ok(link);
-            }
-            match tokio::time::timeout_at(deadline, self.0.next()).await {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => {
-                    return Err(Error::kernel(
-                        format!("link {name}"),
-                        format!("still {:?} after {limit:?}", operstate(&link)),
-                    ));
-                }
-            }
-        }
-    }
 }
 
 /// The link called `name`, if any.
@@ -210,6 +162,109 @@ pub(crate) async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>> {
         .try_collect()
         .await
         .map_err(nl_err("listing links"))
+}
+
+/// A blocking netlink route socket in the calling thread's namespace (the
+/// node's, for a plugin). Not bound: the kernel binds it on its first send.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the socket cannot be opened.
+pub(crate) fn sync_host() -> Result<SyncSocket> {
+    let sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
+        .map_err(|e| Error::io("opening a netlink socket", e))?;
+    Ok(SyncSocket { sock, seq: 0 })
+}
+
+/// The multicast group of link notifications (`RTNLGRP_LINK`).
+const RTNLGRP_LINK: u32 = 1;
+
+/// Waits until `cond` holds for link `name` (read on `sock` now, then
+/// after every link event), at most `limit`.
+///
+/// The events come on a blocking socket subscribed to link notifications
+/// before the first read (so no change is missed), whose receive timeout
+/// is set to what is left of `limit` before each read: no sleeps, no
+/// polling. The standard library sets that timeout (`SO_RCVTIMEO`) for
+/// any socket; the subscribed netlink socket is handed to it as a datagram
+/// socket, which it is, and read with `recv` only.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the subscription fails, [`Error::Kernel`] naming the
+/// link when it disappears or `cond` still does not hold after `limit`.
+pub(crate) fn wait_for_link(
+    sock: &mut SyncSocket,
+    name: &str,
+    limit: Duration,
+    cond: impl Fn(&LinkMessage) -> bool,
+) -> Result<LinkMessage> {
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + limit;
+    let subscribe = || {
+        let mut s = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+        s.bind_auto()?;
+        s.add_membership(RTNLGRP_LINK)?;
+        let fd = s.as_fd().try_clone_to_owned()?;
+        Ok::<_, std::io::Error>(std::os::unix::net::UnixDatagram::from(fd))
+    };
+    let events = subscribe().map_err(|e| Error::io("subscribing to link events", e))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let link = sock
+            .link_by_name(name)?
+            .ok_or_else(|| Error::kernel(format!("link {name}"), "disappeared"))?;
+        if cond(&link) {
+            return Ok(link);
+        }
+        let timed_out = || {
+            Error::kernel(
+                format!("link {name}"),
+                format!("still {:?} after {limit:?}", operstate(&link)),
+            )
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        events
+            .set_read_timeout(Some(left))
+            .map_err(|e| Error::io("waiting for link events", e))?;
+        match events.recv(&mut buf) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            // Interrupted, or events lost (ENOBUFS): look again.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::Interrupted
+                    || e.raw_os_error() == Some(ENOBUFS) => {}
+            Err(e) => return Err(Error::io("waiting for link events", e)),
+        }
+    }
+}
+
+/// ENOBUFS: a netlink socket's receive buffer overflowed.
+const ENOBUFS: i32 = 105;
+
+/// Deletes link `index` on `sock`; a missing link is fine.
+pub(crate) fn delete_link_sync(sock: &mut SyncSocket, index: u32) -> Result<()> {
+    let mut link = LinkMessage::default();
+    link.header.index = index;
+    let reply = sock.request(
+        &format!("deleting link {index}"),
+        rtnetlink::packet_route::RouteNetlinkMessage::DelLink(link),
+        0,
+    )?;
+    match reply.result() {
+        Err(e) if errno(&e) != Some(ENODEV) => Err(nl_err(format!("deleting link {index}"))(e)),
+        _ => Ok(()),
+    }
 }
 
 /// The bytes of an `RTM_DELLINK` request for link `index` (acknowledged),
@@ -397,7 +452,9 @@ pub(crate) const MAX_BATCH: usize = 64;
 
 impl SyncSocket {
     /// Sends `requests` (each acknowledged: `NLM_F_REQUEST | NLM_F_ACK`
-    /// plus its own flags; no dumps) and collects one [`Reply`] per request,
+    /// plus its own flags; a dump, `NLM_F_DUMP`, only as the last request:
+    /// the kernel answers it with its messages and a `DONE`, no
+    /// acknowledgement) and collects one [`Reply`] per request,
     /// in order. They go out in datagrams of at most [`MAX_BATCH`]
     /// requests, each sent once the answers to the one before are read, so
     /// the order is kept and the answers always fit the receive buffer.
@@ -507,6 +564,19 @@ impl SyncSocket {
         Ok(replies)
     }
 
+    /// Sends one request (see [`SyncSocket::batch`]) and returns its reply.
+    pub(crate) fn request(
+        &mut self,
+        step: &str,
+        request: rtnetlink::packet_route::RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Reply> {
+        Ok(self
+            .batch(step, vec![(request, flags)])?
+            .pop()
+            .unwrap_or_default())
+    }
+
     /// The link called `name`, if any.
     pub(crate) fn link_by_name(&mut self, name: &str) -> Result<Option<LinkMessage>> {
         let mut get = LinkMessage::default();
@@ -587,6 +657,53 @@ mod tests {
         assert!(sb.sock.link_by_name("d0").unwrap().is_some());
         assert!(sb.sock.link_by_name("nosuch0").unwrap().is_none());
         assert!(sb.sock.batch("test", Vec::new()).unwrap().is_empty());
+    }
+
+    /// The wait for a link's state, driven by link events on a blocking
+    /// subscription: a veth end whose peer comes up (from another thread,
+    /// at any moment) is seen up; one whose peer stays down is reported
+    /// as such once the limit has passed; a missing link is an error.
+    #[test]
+    fn waiting_for_a_link_follows_its_events() {
+        k8snet_testnet::kernel_test!();
+        let mut tn = Testnet::new("cninlw").unwrap();
+        let ns = tn.add_netns("p").unwrap();
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+            .unwrap();
+        ns.ip(&["link", "set", "d0", "up"]).unwrap();
+        let up = |l: &LinkMessage| operstate(l) == Some(State::Up);
+        // d1 stays down: d0 is never operationally up.
+        let e = ns
+            .run(|| {
+                let mut sock = sync_host().unwrap();
+                wait_for_link(&mut sock, "d0", Duration::from_millis(100), up)
+            })
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("link d0") && e.contains("still"), "{e}");
+        let e = ns
+            .run(|| {
+                let mut sock = sync_host().unwrap();
+                wait_for_link(&mut sock, "nosuch0", Duration::from_secs(3), up)
+            })
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("disappeared"), "{e}");
+        // d1 comes up while (or before) the wait runs.
+        let path = ns.path();
+        let waiter = std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap();
+            in_netns(&ns, || {
+                let mut sock = sync_host().unwrap();
+                wait_for_link(&mut sock, "d0", Duration::from_secs(3), up)
+            })
+            .unwrap()
+        });
+        ns.ip(&["link", "set", "d1", "up"]).unwrap();
+        let link = waiter.join().unwrap().unwrap();
+        assert_eq!(operstate(&link), Some(State::Up));
     }
 
     /// More requests than one datagram's answers fit the receive buffer
