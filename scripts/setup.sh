@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config git curl ca-certificates
-  libnftnl-dev libmnl-dev   # the nftables layer (libnftnl through nftnl-sys)
+  libnftnl-dev libmnl-dev   # k8snet-nft's tests only: libnftnl is the reference its netlink encoder is checked against
   nftables                  # `nft -j` to cross-check what we program
   iproute2                  # `ip netns`, veth, bridges in kernel tests
   bind9-dnsutils            # dig, for the DNS server tests

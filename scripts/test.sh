@@ -16,6 +16,22 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== benchmarks, each run once as a test" >&2
 cargo test --workspace --benches --all-features -q
+echo "== CNI plugins as static executables: build, then one short run of benches/compare/cni.sh" >&2
+# Built the way the README installs them (static, crt-static; the debug
+# profile here, to keep CI short). The short bench run drives them (ADD,
+# DEL, masquerade, 60,000 allocations) beside the reference plugins and
+# fails if any call fails; its figures are not used.
+host_triple=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --features linux --target "$host_triple" \
+  --example k8snet-bridge --example k8snet-host-local
+static_dir="${CARGO_TARGET_DIR:-target}/$host_triple/debug/examples"
+for p in k8snet-bridge k8snet-host-local; do
+  # No program interpreter and no shared library: nothing to load at exec.
+  if readelf -lW "$static_dir/$p" | grep -q 'program interpreter' || readelf -dW "$static_dir/$p" | grep -q NEEDED; then
+    echo "$p is not a static executable" >&2; exit 1
+  fi
+done
+CNI_BENCH_OURS="$static_dir" bash benches/compare/cni.sh 2 1 >/dev/null
 echo "== cargo test" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

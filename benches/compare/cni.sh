@@ -37,8 +37,26 @@ cd "$(dirname "$0")/../.."
 REF=/usr/lib/cni
 [ -x $REF/bridge ] || { echo "cni.sh: $REF/bridge missing (scripts/setup.sh installs containernetworking-plugins)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "cni.sh: needs root (network namespaces)" >&2; exit 1; }
-[ -n "${CNI_BENCH_NO_BUILD:-}" ] || cargo build -q --release --features linux --example k8snet-bridge --example k8snet-host-local
-OURS=${CARGO_TARGET_DIR:-target}/release/examples
+# Our plugins are measured as they are installed (README): static
+# executables (glibc linked in with `crt-static`, built for the host's own
+# target triple, given explicitly so that the flag reaches only the
+# plugins, not build scripts or proc macros), with the `cni-plugin` profile
+# (whole-program optimisation). CNI plugins ship static: upstream's are
+# static Go binaries (Debian's build used here as the reference is
+# dynamically linked). CNI_BENCH_DYNAMIC=1 measures the default dynamically
+# linked release build; CNI_BENCH_OURS=DIR takes our plugins from DIR as
+# they are (no build).
+if [ -n "${CNI_BENCH_OURS:-}" ]; then
+  OURS=$CNI_BENCH_OURS
+elif [ -n "${CNI_BENCH_DYNAMIC:-}" ]; then
+  OURS=${CARGO_TARGET_DIR:-target}/release/examples
+  [ -n "${CNI_BENCH_NO_BUILD:-}" ] || cargo build -q --release --features linux --example k8snet-bridge --example k8snet-host-local
+else
+  TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+  OURS=${CARGO_TARGET_DIR:-target}/$TRIPLE/cni-plugin/examples
+  [ -n "${CNI_BENCH_NO_BUILD:-}" ] || RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    cargo build -q --profile cni-plugin --target "$TRIPLE" --features linux --example k8snet-bridge --example k8snet-host-local
+fi
 
 TMP=$(mktemp -d)
 # Each side's worker: request and answer descriptors, pid.
@@ -183,7 +201,9 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 ratio() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN{printf f, a/b}'; }
 mins() { sort -n "$TMP/$1" | head -1 | awk '{printf "%.1f", $1/1000}'; }
 
-echo "k8snet-cni vs reference CNI plugins, $RUNS runs per figure, $ROUNDS rounds, $(nproc) CPUs, calls timed $([ -n "${CNI_BENCH_NSENTER:-}" ] && echo "with nsenter (the old method)" || echo "by a bash inside the node namespace")"
+# How a binary is linked (static or dynamic), for the header line.
+linkage() { if command -v file >/dev/null; then file -b "$1" | grep -o 'static-pie linked\|statically linked\|dynamically linked' || echo "of unknown linkage"; else echo "of unknown linkage"; fi; }
+echo "k8snet-cni vs reference CNI plugins, $RUNS runs per figure, $ROUNDS rounds, $(nproc) CPUs, calls timed $([ -n "${CNI_BENCH_NSENTER:-}" ] && echo "with nsenter (the old method)" || echo "by a bash inside the node namespace"), ours $(linkage "$OURS/k8snet-bridge"), reference $(linkage "$REF/bridge")"
 : > "$TMP/summary"
 for ((round = 1; round <= ROUNDS; round++)); do
   echo

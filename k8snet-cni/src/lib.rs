@@ -25,9 +25,11 @@
 //!   files, plus GC and STATUS.
 //! - **Plugins** (feature `linux`): [`linux::Bridge`], [`linux::Loopback`],
 //!   [`linux::Portmap`]; the examples `k8snet-bridge`, `k8snet-host-local`,
-//!   `k8snet-loopback` and `k8snet-portmap` are these behind [`run`]. The
-//!   pure halves ([`bridge`], [`masq`], [`portmap`]) build configuration
-//!   and nftables data that tests check without root.
+//!   `k8snet-loopback` and `k8snet-portmap` are these behind [`run`]
+//!   (install them as static executables built with the `cni-plugin`
+//!   profile: see the repository's README). The pure halves ([`bridge`],
+//!   [`masq`], [`portmap`]) build configuration and nftables data that
+//!   tests check without root.
 //!
 //! # DEL of the bridge plugin: deferred veth deletion
 //!
@@ -105,9 +107,13 @@
 //!
 //! # Crate features
 //!
-//! - `linux`: the plugins' kernel side: rtnetlink (with the
-//!   netlink-packet-route it re-exports) on a current-thread tokio runtime,
-//!   and k8snet-nft's Linux backend for masquerading and port mappings.
+//! - `linux`: the plugins' kernel side: netlink messages of
+//!   netlink-packet-route (the version rtnetlink re-exports), sent by the
+//!   bridge plugin's ADD on blocking sockets (one request or a batch per
+//!   round trip; a plugin call is one short process, for which an event
+//!   loop only adds system calls) and by the other commands through
+//!   rtnetlink on a current-thread tokio runtime; k8snet-nft's Linux
+//!   backend for masquerading and port mappings.
 
 pub mod bridge;
 mod config;

@@ -88,8 +88,8 @@
 //!
 //! ## Crate features
 //!
-//! - `linux`: [`linux::Proxier`] and [`linux::Conntrack`] (needs libnftnl
-//!   and libmnl to build, CAP_NET_ADMIN to run); includes `health`.
+//! - `linux`: [`linux::Proxier`] and [`linux::Conntrack`] (CAP_NET_ADMIN to
+//!   run; no C library needed); includes `health`.
 //! - `health`: `health::ServiceHealthServer` and `health::ProxyHealthServer`
 //!   (hyper on a one-thread tokio runtime; plain sockets, any OS).
 #![cfg_attr(docsrs, feature(doc_cfg))]
