@@ -94,6 +94,15 @@ fn thirty_two_concurrent_adds_never_share_an_address() {
     assert_eq!(seen.len(), 64);
     assert_eq!(ip_files(&data.0.join("kt")).len(), 64);
     assert_eq!(node_veths(node).len(), 32);
+    // These ADDs raced on creating the bridge too: each reports the MAC the
+    // bridge has (it used to follow the lowest port's until some ADD pinned
+    // whatever it had read, so most results named a MAC it no longer had).
+    let link: Value =
+        serde_json::from_str(&node.ip(&["-j", "link", "show", "dev", "kbr0"]).unwrap()).unwrap();
+    let bridge_mac = link[0]["address"].as_str().unwrap();
+    for r in &results {
+        assert_eq!(r.stdout["interfaces"][0]["mac"], bridge_mac, "{}", r.stdout);
+    }
 }
 
 /// The variable that makes this test binary the plugin process the test

@@ -106,7 +106,15 @@ fn ensure_bridge(sock: &mut nl::SyncSocket, conf: &BridgeConf) -> Result<nl::Lin
     let br = match sock.link_by_name(name)? {
         Some(br) => br,
         None => {
-            let mut b = LinkBridge::new(name);
+            // Created with a MAC of its own (random, locally administered):
+            // the kernel then keeps it (an address set by user space is not
+            // recalculated from the ports), so every ADD, also those racing
+            // on a node's first pods, reads and reports the same bridge MAC.
+            // Without it the MAC follows the lowest port's until an ADD pins
+            // it, and concurrent first ADDs pinned and reported whatever
+            // each had read.
+            let [mac, _] = random_macs()?;
+            let mut b = LinkBridge::new(name).address(mac.to_vec());
             if conf.mtu > 0 {
                 b = b.mtu(conf.mtu);
             }
@@ -250,6 +258,10 @@ fn ensure_addrs(
             for (i, (reply, what)) in replies.iter().zip(what).enumerate() {
                 match reply.result() {
                     Err(e) if Some(i) == add_at && nl::errno(&e) == Some(EEXIST) => {}
+                    // Deleting a primary IPv4 address takes its secondaries
+                    // with it: a secondary deleted next is already gone.
+                    // (The reference fails the ADD here; a retry succeeds.)
+                    Err(e) if Some(i) != add_at && nl::errno(&e) == Some(nl::EADDRNOTAVAIL) => {}
                     Err(e) => return Err(nl_err(what)(e)),
                     Ok(()) => {}
                 }
@@ -1251,6 +1263,13 @@ mod tests {
         );
         assert_eq!(a, Ok(()));
         assert!(p.unwrap_err().contains("could not set \"kbr9\"'s mac"));
+        // A primary with a secondary in the same subnet: deleting the
+        // primary takes the secondary along, whose own deletion then finds
+        // it gone; with forceAddress that is no failure.
+        node.ip(&["addr", "add", "198.18.0.2/24", "dev", "kbr9"])
+            .unwrap();
+        assert_eq!(run(&["198.18.7.1/24"], true, None), (Ok(()), Ok(false)));
+        assert_eq!(br_addrs(node, "-4"), ["198.18.7.1/24"]);
     }
 
     trait Tap {
