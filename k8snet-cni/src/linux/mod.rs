@@ -276,41 +276,40 @@ pub(crate) fn address_message(index: u32, addr: IpNet) -> AddressMessage {
 
 /// The route message ADD installs for `r` on link `index` via `gw`.
 fn route_message(r: &Route, gw: Option<IpAddr>, index: u32) -> RouteMessage {
+    // `proto boot`, as routes added by the reference plugins.
     match r.dst.addr() {
         IpAddr::V4(dst) => {
-            // `proto boot`, as routes added by the reference plugins.
-            let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+            let b = RouteMessageBuilder::<Ipv4Addr>::new()
                 .protocol(RouteProtocol::Boot)
                 .destination_prefix(dst, r.dst.prefix_len())
                 .output_interface(index);
-            if let Some(IpAddr::V4(g)) = gw {
-                b = b.gateway(g);
+            match gw {
+                Some(IpAddr::V4(g)) => route_options(b.gateway(g), r),
+                _ => route_options(b, r),
             }
-            if let Some(p) = r.priority {
-                b = b.priority(p);
-            }
-            if let Some(t) = r.table {
-                b = b.table_id(t);
-            }
-            b.build()
         }
         IpAddr::V6(dst) => {
-            let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+            let b = RouteMessageBuilder::<Ipv6Addr>::new()
                 .protocol(RouteProtocol::Boot)
                 .destination_prefix(dst, r.dst.prefix_len())
                 .output_interface(index);
-            if let Some(IpAddr::V6(g)) = gw {
-                b = b.gateway(g);
+            match gw {
+                Some(IpAddr::V6(g)) => route_options(b.gateway(g), r),
+                _ => route_options(b, r),
             }
-            if let Some(p) = r.priority {
-                b = b.priority(p);
-            }
-            if let Some(t) = r.table {
-                b = b.table_id(t);
-            }
-            b.build()
         }
     }
+}
+
+/// The route's metric and table, when the result names them.
+fn route_options<T>(mut b: RouteMessageBuilder<T>, r: &Route) -> RouteMessage {
+    if let Some(p) = r.priority {
+        b = b.priority(p);
+    }
+    if let Some(t) = r.table {
+        b = b.table_id(t);
+    }
+    b.build()
 }
 
 #[cfg(test)]
