@@ -28,12 +28,14 @@ use rtnetlink::{Handle, new_connection};
 use crate::bridge::format_mac;
 use crate::error::{Error, Result};
 
+// Error numbers as the target's libc defines them (they differ between
+// architectures).
 /// ENODEV: no such device.
-pub(crate) const ENODEV: i32 = 19;
+pub(crate) const ENODEV: i32 = nix::errno::Errno::ENODEV as i32;
 /// EEXIST.
-pub(crate) const EEXIST: i32 = 17;
+pub(crate) const EEXIST: i32 = nix::errno::Errno::EEXIST as i32;
 /// EADDRNOTAVAIL: no such address.
-pub(crate) const EADDRNOTAVAIL: i32 = 99;
+pub(crate) const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
 
 /// The errno of a netlink error, if it is one.
 pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -250,7 +252,57 @@ pub(crate) fn wait_for_link(
 }
 
 /// ENOBUFS: a netlink socket's receive buffer overflowed.
-const ENOBUFS: i32 = 105;
+const ENOBUFS: i32 = nix::errno::Errno::ENOBUFS as i32;
+
+/// Files the answers in one received datagram under the requests they
+/// answer (sequence numbers from `first` on; others are skipped) and
+/// returns how many requests they finished: an acknowledgement or error,
+/// or the end of a dump. A dump the kernel ended with an error (a negative
+/// code in its `NLMSG_DONE`) is that request's error, not a short list.
+fn absorb(
+    datagram: &[u8],
+    first: u32,
+    replies: &mut [Reply],
+) -> std::result::Result<usize, rtnetlink::packet_core::DecodeError> {
+    use rtnetlink::packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
+    let mut done = 0;
+    let mut at = 0;
+    while at < datagram.len() {
+        let len = NetlinkBuffer::new_checked(&datagram[at..])?.length() as usize;
+        if len == 0 {
+            break;
+        }
+        let end = (at + len).min(datagram.len());
+        let msg = NetlinkMessage::<rtnetlink::packet_route::RouteNetlinkMessage>::deserialize(
+            &datagram[at..end],
+        )?;
+        // Messages are 4-byte aligned in a datagram.
+        at += (len + 3) & !3;
+        let i = msg.header.sequence_number.wrapping_sub(first) as usize;
+        let Some(reply) = replies.get_mut(i) else {
+            continue;
+        };
+        match msg.payload {
+            NetlinkPayload::InnerMessage(m) => reply.messages.push(m),
+            NetlinkPayload::Error(e) => {
+                if e.code.is_some() {
+                    reply.error = Some(e);
+                }
+                done += 1;
+            }
+            NetlinkPayload::Done(d) => {
+                if d.code < 0 {
+                    let mut e = rtnetlink::packet_core::ErrorMessage::default();
+                    e.code = std::num::NonZeroI32::new(d.code);
+                    reply.error = Some(e);
+                }
+                done += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(done)
+}
 
 /// Deletes link `index` on `sock`; a missing link is fine.
 pub(crate) fn delete_link_sync(sock: &mut SyncSocket, index: u32) -> Result<()> {
@@ -494,9 +546,7 @@ impl SyncSocket {
         step: &str,
         requests: Vec<(rtnetlink::packet_route::RouteNetlinkMessage, u16)>,
     ) -> Result<Vec<Reply>> {
-        use rtnetlink::packet_core::{
-            NLM_F_ACK, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
-        };
+        use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage};
         let first = self.seq.wrapping_add(1);
         let count = requests.len();
         let mut out = Vec::new();
@@ -528,38 +578,7 @@ impl SyncSocket {
                 .sock
                 .recv(&mut buf, 0)
                 .map_err(|e| Error::io(format!("{step}: reading netlink answers"), e))?;
-            let mut at = 0;
-            while at < n.min(buf.len()) {
-                let len = NetlinkBuffer::new_checked(&buf[at..])
-                    .map_err(unparsable)?
-                    .length() as usize;
-                if len == 0 {
-                    break;
-                }
-                let end = (at + len).min(buf.len());
-                let msg =
-                    NetlinkMessage::<rtnetlink::packet_route::RouteNetlinkMessage>::deserialize(
-                        &buf[at..end],
-                    )
-                    .map_err(unparsable)?;
-                // Messages are 4-byte aligned in a datagram.
-                at += (len + 3) & !3;
-                let i = msg.header.sequence_number.wrapping_sub(first) as usize;
-                let Some(reply) = replies.get_mut(i) else {
-                    continue;
-                };
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(m) => reply.messages.push(m),
-                    NetlinkPayload::Error(e) => {
-                        if e.code.is_some() {
-                            reply.error = Some(e);
-                        }
-                        done += 1;
-                    }
-                    NetlinkPayload::Done(_) => done += 1,
-                    _ => {}
-                }
-            }
+            done += absorb(&buf[..n.min(buf.len())], first, &mut replies).map_err(unparsable)?;
         }
         Ok(replies)
     }
@@ -607,6 +626,61 @@ mod tests {
     use super::*;
     use k8snet_testnet::Testnet;
     use rtnetlink::packet_route::RouteNetlinkMessage as M;
+
+    /// The bytes of one netlink message with sequence number `seq`.
+    fn wire(seq: u32, payload: rtnetlink::packet_core::NetlinkPayload<M>) -> Vec<u8> {
+        use rtnetlink::packet_core::{NetlinkHeader, NetlinkMessage};
+        let mut msg = NetlinkMessage::new(NetlinkHeader::default(), payload);
+        msg.header.sequence_number = seq;
+        msg.finalize();
+        let mut b = vec![0; msg.buffer_len()];
+        msg.serialize(&mut b);
+        b
+    }
+
+    /// A dump's entries, its clean end, an acknowledgement, an error, a
+    /// dump the kernel ended with an error and an answer to some other
+    /// request, in one datagram: each filed under its own request.
+    #[test]
+    fn answers_in_a_datagram_are_filed_by_request() {
+        use rtnetlink::packet_core::{DoneMessage, ErrorMessage, NetlinkPayload};
+        let done = |code| {
+            let mut d = DoneMessage::default();
+            d.code = code;
+            NetlinkPayload::Done(d)
+        };
+        let err = |code| {
+            let mut e = ErrorMessage::default();
+            e.code = std::num::NonZeroI32::new(code);
+            NetlinkPayload::Error(e)
+        };
+        let mut link = LinkMessage::default();
+        link.header.index = 7;
+        let mut datagram = Vec::new();
+        datagram.extend(wire(
+            10,
+            NetlinkPayload::InnerMessage(M::NewLink(link.clone())),
+        ));
+        datagram.extend(wire(10, NetlinkPayload::InnerMessage(M::NewLink(link))));
+        datagram.extend(wire(10, done(0)));
+        datagram.extend(wire(11, err(0)));
+        datagram.extend(wire(12, err(-ENODEV)));
+        datagram.extend(wire(13, done(-(nix::errno::Errno::EINTR as i32))));
+        datagram.extend(wire(99, err(-EEXIST)));
+        let mut replies: Vec<Reply> = (0..4).map(|_| Reply::default()).collect();
+        assert_eq!(absorb(&datagram, 10, &mut replies).unwrap(), 4);
+        assert_eq!(replies[0].messages.len(), 2);
+        assert!(replies[0].result().is_ok());
+        assert!(replies[1].result().is_ok() && replies[1].messages.is_empty());
+        assert_eq!(errno(&replies[2].result().unwrap_err()), Some(ENODEV));
+        // Not a short list that looks complete.
+        assert_eq!(
+            errno(&replies[3].result().unwrap_err()),
+            Some(nix::errno::Errno::EINTR as i32)
+        );
+        // Cut short: an error, not a panic.
+        assert!(absorb(&datagram[..datagram.len() - 30], 10, &mut replies).is_err());
+    }
 
     fn get(name: &str) -> (M, u16) {
         let mut l = LinkMessage::default();
