@@ -55,14 +55,9 @@ fn veth_name(network: &str, container_id: &str, ifname: &str, attempt: u32) -> S
     let seed = format!("{network}/{container_id}/{ifname}/{attempt}");
     let h = crate::masq::fnv(&seed);
     let mut x = (h ^ (h >> 32)) as u32;
-    if attempt > 0 {
-        let mut b = [0u8; 4];
-        if std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-            .is_ok()
-        {
-            x ^= u32::from_ne_bytes(b);
-        }
+    let mut b = [0u8; 4];
+    if attempt > 0 && urandom(&mut b).is_ok() {
+        x ^= u32::from_ne_bytes(b);
     }
     format!("veth{x:08x}")
 }
@@ -113,7 +108,7 @@ fn ensure_bridge(sock: &mut nl::SyncSocket, conf: &BridgeConf) -> Result<nl::Lin
             // Without it the MAC follows the lowest port's until an ADD pins
             // it, and concurrent first ADDs pinned and reported whatever
             // each had read.
-            let [mac, _] = random_macs()?;
+            let [mac] = random_macs("the bridge's MAC")?;
             let mut b = LinkBridge::new(name).address(mac.to_vec());
             if conf.mtu > 0 {
                 b = b.mtu(conf.mtu);
@@ -283,14 +278,19 @@ struct Veth {
     cont_index: Option<u32>,
 }
 
-/// Two MACs for the veth ends, as the kernel would pick them (random,
-/// locally administered, unicast), from one read of `/dev/urandom`.
-fn random_macs() -> Result<[[u8; 6]; 2]> {
-    let mut b = [0u8; 12];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .map_err(|e| Error::io("reading /dev/urandom for the veth MACs", e))?;
-    Ok([local_unicast_mac(&b[..6]), local_unicast_mac(&b[6..])])
+/// Fills `buf` from `/dev/urandom`.
+fn urandom(buf: &mut [u8]) -> std::io::Result<()> {
+    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, buf))
+}
+
+/// `N` MACs as the kernel would pick them (random, locally administered,
+/// unicast), from one read of `/dev/urandom`; `what` names them in an
+/// error.
+fn random_macs<const N: usize>(what: &str) -> Result<[[u8; 6]; N]> {
+    let mut b = [[0u8; 6]; N];
+    urandom(b.as_flattened_mut())
+        .map_err(|e| Error::io(format!("reading /dev/urandom for {what}"), e))?;
+    Ok(b.map(|m| local_unicast_mac(&m)))
 }
 
 /// The link index the kernel reports as a link's peer (`IFLA_LINK`).
@@ -448,7 +448,7 @@ fn add(
     let br = &br;
     let mut sb = nl::sync_sandbox(netns)?;
     let ifname = req.env.ifname.as_str();
-    let [host_mac, random_cont] = random_macs()?;
+    let [host_mac, random_cont] = random_macs("the veth MACs")?;
     let cont_mac = mac_wanted.unwrap_or(random_cont);
     // An existing container interface makes the veth request fail with
     // EEXIST, and `create_veth` then reports it (no lookup beforehand).
