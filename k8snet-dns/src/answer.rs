@@ -247,8 +247,8 @@ fn header(out: &mut [u8], query: &[u8], aa: bool, tc: bool, rcode: u8, counts: [
     }
 }
 
-/// The OPT record of a reply.
-fn opt(out: &mut [u8], payload: u16, ext_rcode: u8, dnssec_ok: bool) {
+/// The OPT record of a reply (11 bytes: `out` must hold them).
+pub(crate) fn opt(out: &mut [u8], payload: u16, ext_rcode: u8, dnssec_ok: bool) {
     out[0] = 0;
     out[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
     out[3..5].copy_from_slice(&payload.to_be_bytes());

@@ -9,7 +9,8 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PodMode {
-    /// No pod records: NXDOMAIN (CoreDNS's default).
+    /// No pod records: NXDOMAIN, `<ns>.pod.<zone>` included (CoreDNS's
+    /// default).
     #[default]
     Disabled,
     /// Any well-formed dashed IP in an existing namespace is echoed back

@@ -345,6 +345,11 @@ fn namespace_creation_matches_a_full_build() {
         let web = WireName::from_text("web.fresh.svc.cluster.local").unwrap();
         assert_eq!(answer(&new, web.as_bytes(), 1)[7], 1, "one A record");
         assert_eq!(answer(&old, web.as_bytes(), 1)[3] & 0x0F, 3);
+        // `fresh.pod` exists (NODATA) only with pod records (NXDOMAIN
+        // with pods disabled, as CoreDNS).
+        let ent = WireName::from_text("fresh.pod.cluster.local").unwrap();
+        let want = if mode == PodMode::Disabled { 3 } else { 0 };
+        assert_eq!(answer(&new, ent.as_bytes(), 1)[3] & 0x0F, want, "{mode:?}");
         // The PTR of 198.18.0.2 now names three endpoints.
         let ptr = answer(
             &new,

@@ -26,7 +26,11 @@
 //! - **PTR**: one per (Service, IP): ClusterIPs point to the Service name,
 //!   ready headless endpoints to their endpoint name.
 //! - **ExternalName**: a CNAME for every query type; a target the zone
-//!   cannot encode is skipped with a warning.
+//!   cannot encode is skipped with a warning, and so is an IP address
+//!   (the API lets IPv4 through as a name of digits; CoreDNS gives it no
+//!   record and the Kubernetes docs say DNS does not resolve it), so the
+//!   name is NXDOMAIN. A recursive server follows the CNAME (see
+//!   `server`): to a name of the zone, with or without an upstream.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -145,6 +149,15 @@ pub(crate) fn service_records(
 
 fn external_name(svc: &Service, name: WireName, ttl: u32) -> ServiceRecords {
     let target = svc.spec.external_name.as_deref().unwrap_or_default();
+    // The API accepts an IPv4 address as a name made of digits; CoreDNS
+    // gives such a Service no record (its `HostType` is not CNAME), and
+    // the Kubernetes docs say DNS does not resolve it. As in Go's
+    // `net.ParseIP`, a trailing dot makes it a name again.
+    if target.parse::<std::net::IpAddr>().is_ok() {
+        tracing::warn!(name = %crate::name::to_text(name.as_bytes()), target,
+            "ExternalName is an IP address, which DNS does not resolve (no record)");
+        return ServiceRecords::default();
+    }
     let Some(target) = WireName::from_text(target).filter(|t| t.label_count() > 0) else {
         tracing::warn!(name = %crate::name::to_text(name.as_bytes()), target,
             "ExternalName target is not a domain name; skipped");

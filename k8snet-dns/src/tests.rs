@@ -216,10 +216,13 @@ fn ptr_records_ipv4_and_full_nibble_ipv6() {
     // A not-ready endpoint has none; an unknown reverse name is not ours.
     let m = ask(&z, "6.0.18.198.in-addr.arpa.", RecordType::PTR);
     assert_eq!(rcode(&m), ResponseCode::Refused);
-    // Another type at a PTR name: NODATA with the reverse zone's SOA.
+    // Another type at a PTR name: NODATA with the reverse zone's SOA,
+    // whose names are under the reverse zone (CoreDNS reverse_test.go).
     let m = ask(&z, "1.0.19.198.in-addr.arpa.", RecordType::A);
-    assert_eq!(rcode(&m), ResponseCode::NoError);
-    assert_eq!(m.authorities[0].name.to_string(), "in-addr.arpa.");
+    assert_negative(&m, false, "in-addr.arpa.", 5);
+    let v6: IpAddr = "fd00:19::1".parse().unwrap();
+    let m = ask(&z, &Name::from(v6).to_string(), RecordType::TXT);
+    assert_negative(&m, false, "ip6.arpa.", 5);
 }
 
 #[test]
@@ -354,7 +357,9 @@ fn schema_version_apex_and_empty_non_terminals() {
         ["198.19.0.10"]
     );
     assert_negative(&ask(&z, "cluster.local.", RecordType::HINFO), false, Z, 5);
-    for n in ["svc", "pod", "testns.svc", "testns.pod", "dns"] {
+    // `testns.pod` exists only with pod records: see
+    // `pod_namespace_names_exist_only_with_pod_records`.
+    for n in ["svc", "pod", "testns.svc", "dns"] {
         assert_negative(
             &ask(&z, &format!("{n}.cluster.local."), RecordType::A),
             false,
@@ -826,4 +831,68 @@ fn records_built_by_hand_match_the_decoded_answer() {
         RData::A("198.19.0.1".parse::<std::net::Ipv4Addr>().unwrap().into()),
     );
     assert_eq!(m.answers, vec![want]);
+}
+
+#[test]
+fn external_name_with_an_ipv4_value_has_no_record() {
+    // The API accepts an IPv4 address as a name of digits; CoreDNS skips
+    // such a Service (`HostType` is A, not CNAME), and the Kubernetes docs
+    // say DNS does not resolve it: NXDOMAIN for every type.
+    let mut m = Manifests::new();
+    m.load_str(
+        "ipext.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: ipext, namespace: testns}\n\
+         spec: {type: ExternalName, externalName: 198.51.100.7}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: digits, namespace: testns}\n\
+         spec: {type: ExternalName, externalName: 198.51.100.7.example}\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    let z = Zone::build(&Cluster::from_manifests(&m), &ZoneConfig::default()).unwrap();
+    for t in [RecordType::A, RecordType::AAAA, RecordType::CNAME] {
+        assert_negative(&ask(&z, "ipext.testns.svc.cluster.local.", t), true, Z, 5);
+    }
+    // A name that merely starts with digits is still a CNAME.
+    assert_eq!(
+        data(&ask(
+            &z,
+            "digits.testns.svc.cluster.local.",
+            RecordType::CNAME
+        )),
+        ["198.51.100.7.example."]
+    );
+}
+
+#[test]
+fn pod_namespace_names_exist_only_with_pod_records() {
+    // CoreDNS `findPods`: with pods disabled every name under `pod.<zone>`
+    // below the namespace level is NXDOMAIN, `<ns>.pod.<zone>` included.
+    assert_negative(
+        &ask(&zone(), "testns.pod.cluster.local.", RecordType::A),
+        true,
+        Z,
+        5,
+    );
+    // `pod.<zone>` itself stays an empty non-terminal.
+    assert_negative(
+        &ask(&zone(), "pod.cluster.local.", RecordType::A),
+        false,
+        Z,
+        5,
+    );
+    for mode in [PodMode::Insecure, PodMode::Verified] {
+        let z = zone_with(ZoneConfig::default().pods(mode));
+        assert_negative(
+            &ask(&z, "testns.pod.cluster.local.", RecordType::A),
+            false,
+            Z,
+            5,
+        );
+        // An unknown namespace is NXDOMAIN in every mode.
+        assert_negative(
+            &ask(&z, "nons.pod.cluster.local.", RecordType::A),
+            true,
+            Z,
+            5,
+        );
+    }
 }

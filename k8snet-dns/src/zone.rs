@@ -215,8 +215,8 @@ impl Zone {
     }
 
     /// A new snapshot in which every name of namespace `namespace`
-    /// reflects `cluster`: its `<ns>.svc` and `<ns>.pod` names (present
-    /// while `cluster` knows the namespace), the names of every Service
+    /// reflects `cluster`: its `<ns>.svc` and (with pod records on)
+    /// `<ns>.pod` names (present while `cluster` knows the namespace), the names of every Service
     /// the zone or `cluster` has in it (with their PTRs), and, with
     /// [`PodMode::Verified`](crate::PodMode::Verified), its pod records.
     /// This is what a Namespace's creation or deletion (with or without
@@ -245,7 +245,7 @@ impl Zone {
 
     /// A new snapshot whose pod records of one namespace reflect
     /// `cluster`: its pod IPs (`pods verified`), and its `<ns>.svc` and
-    /// `<ns>.pod` names (a Pod in a namespace not seen before makes the
+    /// (with pod records on) `<ns>.pod` names (a Pod in a namespace not seen before makes the
     /// namespace exist). What a Pod's change needs, at the cost of that
     /// namespace's pods only.
     pub fn update_pods_in(&self, cluster: &Cluster, namespace: &str) -> Self {
@@ -315,7 +315,7 @@ impl Zone {
         // knows the namespace, as in a full build.
         for &ns in namespaces {
             let wanted = cluster.namespace(ns).is_some();
-            for ent in namespace_names(zone, ns) {
+            for ent in namespace_names(zone, ns, self.meta.config.pod_mode()) {
                 let h = name::hash(ent.as_bytes());
                 match (self.find(h, ent.as_bytes()).is_some(), wanted) {
                     (false, true) => changes.at(h).add.push(pending(&NodeSpec::empty(ent))),
@@ -508,30 +508,50 @@ impl Meta {
     }
 }
 
-/// The SOA records (after the owner) for the zone and the reverse zones.
+/// The SOA records (after the owner) for the zone and the reverse zones
+/// (`in-addr.arpa`, `ip6.arpa`): each names `ns.dns.<zone>` and
+/// `hostmaster.<zone>` under its own zone, as CoreDNS's `kubernetes`
+/// plugin does for every zone it serves (`plugin.SOA`, pinned by its
+/// `reverse_test.go`).
 fn soas(config: &ZoneConfig, zone: &WireName, serial: u32) -> [Vec<u8>; 3] {
     let ttl = config.record_ttl();
-    let mname = zone.prepend("dns").and_then(|n| n.prepend("ns"));
-    let rname = zone.prepend("hostmaster");
-    let mut rdata = Vec::new();
-    for n in [mname, rname] {
-        rdata.extend_from_slice(n.as_ref().map_or(&[0u8][..], WireName::as_bytes));
-    }
-    for v in [serial, SOA_TIMERS[0], SOA_TIMERS[1], SOA_TIMERS[2], ttl] {
-        rdata.extend_from_slice(&v.to_be_bytes());
-    }
-    let mut rr = Vec::new();
-    rr.extend_from_slice(&rtype::SOA.to_be_bytes());
-    rr.extend_from_slice(&1u16.to_be_bytes());
-    rr.extend_from_slice(&ttl.min(300).to_be_bytes());
-    rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    rr.extend_from_slice(&rdata);
-    [rr.clone(), rr.clone(), rr]
+    let soa = |zone: Option<WireName>| {
+        let mname = zone
+            .as_ref()
+            .and_then(|z| z.prepend("dns"))
+            .and_then(|n| n.prepend("ns"));
+        let rname = zone.as_ref().and_then(|z| z.prepend("hostmaster"));
+        let mut rdata = Vec::new();
+        for n in [mname, rname] {
+            rdata.extend_from_slice(n.as_ref().map_or(&[0u8][..], WireName::as_bytes));
+        }
+        for v in [serial, SOA_TIMERS[0], SOA_TIMERS[1], SOA_TIMERS[2], ttl] {
+            rdata.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut rr = Vec::new();
+        rr.extend_from_slice(&rtype::SOA.to_be_bytes());
+        rr.extend_from_slice(&1u16.to_be_bytes());
+        rr.extend_from_slice(&ttl.min(300).to_be_bytes());
+        rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        rr.extend_from_slice(&rdata);
+        rr
+    };
+    [
+        soa(Some(zone.clone())),
+        soa(WireName::from_wire(name::IN_ADDR_ARPA)),
+        soa(WireName::from_wire(name::IP6_ARPA)),
+    ]
 }
 
-/// `<ns>.svc.<zone>` and `<ns>.pod.<zone>`.
-fn namespace_names(zone: &WireName, ns: &str) -> Vec<WireName> {
-    ["svc", "pod"]
+/// `<ns>.svc.<zone>`, and `<ns>.pod.<zone>` when pod records are on:
+/// with pods disabled CoreDNS answers NXDOMAIN for every name below
+/// `pod.<zone>` (`findPods`), the namespace's included.
+fn namespace_names(zone: &WireName, ns: &str, pods: PodMode) -> Vec<WireName> {
+    let kinds: &[&str] = match pods {
+        PodMode::Disabled => &["svc"],
+        _ => &["svc", "pod"],
+    };
+    kinds
         .iter()
         .filter_map(|s| zone.prepend(s)?.prepend(ns))
         .collect()
@@ -556,7 +576,7 @@ fn global_nodes(meta: &Meta, cluster: &Cluster) -> Vec<NodeSpec> {
     }
     for ns in cluster.namespaces() {
         specs.extend(
-            namespace_names(zone, &ns.metadata.name)
+            namespace_names(zone, &ns.metadata.name, meta.config.pod_mode())
                 .into_iter()
                 .map(NodeSpec::empty),
         );

@@ -201,7 +201,9 @@ fn external_names_are_followed_to_the_upstream_or_the_zone() {
         "{}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: out, namespace: testns}}\n\
          spec: {{type: ExternalName, externalName: www.upstream.test}}\n---\n\
          apiVersion: v1\nkind: Service\nmetadata: {{name: in, namespace: testns}}\n\
-         spec: {{type: ExternalName, externalName: svc1.testns.svc.cluster.local}}\n",
+         spec: {{type: ExternalName, externalName: svc1.testns.svc.cluster.local}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: missing, namespace: testns}}\n\
+         spec: {{type: ExternalName, externalName: nosuch.upstream.test}}\n",
         common::FIXTURE
     );
     let zone = Zone::build(&common::cluster(&yaml), &ZoneConfig::default()).unwrap();
@@ -219,5 +221,19 @@ fn external_names_are_followed_to_the_upstream_or_the_zone() {
         // The CNAME itself is answered as is.
         let d = dig(s.v4, "out.testns.svc.cluster.local", "CNAME", opts);
         assert_eq!(d.data(), ["www.upstream.test."], "{}", d.text);
+        // A target the upstream does not know: the CNAME, the upstream's
+        // NXDOMAIN and SOA (RFC 2308, RFC 6604); RA, as we recurse.
+        let d = dig(s.v4, "missing.testns.svc.cluster.local", "A", opts);
+        assert_eq!(d.status, "NXDOMAIN", "{}", d.text);
+        assert_eq!(d.data(), ["nosuch.upstream.test."], "{}", d.text);
+        assert_eq!(d.authority.len(), 1, "{}", d.text);
+        assert!(d.authority[0].starts_with("upstream.test."), "{}", d.text);
+        assert!(d.flags.contains(&"ra".to_string()), "{}", d.text);
+        // NODATA from the zone (svc1 has no AAAA): the CNAME and our SOA.
+        let d = dig(s.v6, "in.testns.svc.cluster.local", "AAAA", opts);
+        assert_eq!(d.status, "NOERROR", "{}", d.text);
+        assert_eq!(d.data(), ["svc1.testns.svc.cluster.local."], "{}", d.text);
+        assert_eq!(d.authority.len(), 1, "{}", d.text);
+        assert!(d.authority[0].starts_with("cluster.local."), "{}", d.text);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::message::{patch_reply, query_key, summarize};
+use super::message::{ReplyOpt, patch_reply, query_key, strip_opt, summarize};
 
 /// Cache limits (CoreDNS `cache` defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,7 @@ const SHARDS: usize = 16;
 #[derive(Debug)]
 pub struct Cache {
     config: CacheConfig,
+    udp_payload: u16,
     shards: Vec<Mutex<HashMap<Box<[u8]>, Entry>>>,
 }
 
@@ -71,12 +72,21 @@ fn shard_of(key: &[u8]) -> usize {
 }
 
 impl Cache {
-    /// An empty cache.
+    /// An empty cache; its hits to queries with EDNS advertise the
+    /// default payload size, [`DEFAULT_UDP_PAYLOAD`](crate::DEFAULT_UDP_PAYLOAD).
     pub fn new(config: CacheConfig) -> Self {
         Self {
             config,
+            udp_payload: crate::DEFAULT_UDP_PAYLOAD,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
+    }
+
+    /// The same cache advertising `payload` (at least 512) in the OPT
+    /// record of its hits to queries with EDNS.
+    pub fn with_udp_payload(mut self, payload: u16) -> Self {
+        self.udp_payload = payload.max(512);
+        self
     }
 
     /// Entries held (expired ones included until they are looked up or
@@ -94,8 +104,10 @@ impl Cache {
     }
 
     /// Writes the cached reply to `query` into `out`, with the query's ID
-    /// and case and TTLs reduced by the entry's age; its length, or `None`
-    /// on a miss (or an expired entry, which is dropped).
+    /// and case and TTLs reduced by the entry's age, and an OPT record
+    /// (our payload size, the query's DO bit) exactly when the query had
+    /// one (RFC 6891 §7); its length, or `None` on a miss (or an expired
+    /// entry, which is dropped) or when it does not fit in `out`.
     pub fn lookup(&self, query: &[u8], now: Instant, out: &mut [u8]) -> Option<usize> {
         let k = query_key(query)?;
         let mut shard = self.shards[shard_of(k.bytes())]
@@ -107,7 +119,8 @@ impl Cache {
             shard.remove(k.bytes());
             return None;
         }
-        let len = patch_reply(query, k.question_end, &e.reply, out)?;
+        let opt = ReplyOpt::for_query(k.edns, self.udp_payload, 0);
+        let len = patch_reply(query, k.question_end, &e.reply, opt, out)?;
         let age = age.as_secs() as u32;
         for &off in e.ttl_offsets.iter() {
             let off = usize::from(off);
@@ -121,12 +134,17 @@ impl Cache {
 
     /// Stores an upstream's `reply` to `query`, if it may be cached:
     /// NOERROR with answers (positive), NXDOMAIN or NODATA with an SOA
-    /// (negative); never truncated replies or other errors.
+    /// (negative); never truncated replies or other errors (extended
+    /// rcodes included). The upstream's OPT record is not kept: EDNS is
+    /// per hop, and [`Cache::lookup`] adds ours.
     pub fn insert(&self, query: &[u8], reply: &[u8], now: Instant) {
-        let (Some(k), Some(s)) = (query_key(query), summarize(reply)) else {
+        let Some((reply, ext_rcode)) = strip_opt(reply) else {
             return;
         };
-        if s.truncated || reply.len() < k.question_end {
+        let (Some(k), Some(s)) = (query_key(query), summarize(&reply)) else {
+            return;
+        };
+        if s.truncated || ext_rcode != 0 || reply.len() < k.question_end {
             return;
         }
         let c = &self.config;
@@ -161,7 +179,7 @@ impl Cache {
         shard.insert(
             k.bytes().into(),
             Entry {
-                reply: reply.into(),
+                reply: reply.into_boxed_slice(),
                 ttl_offsets: s.ttl_offsets.into(),
                 stored: now,
                 lifetime,

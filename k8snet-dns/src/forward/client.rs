@@ -5,8 +5,8 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use super::message::{patch_reply, query_key};
-use super::{Cache, CacheConfig, Upstreams, servfail, truncated_reply};
+use super::message::{ReplyOpt, patch_reply, query_key, servfail_with, strip_opt, truncated_with};
+use super::{Cache, CacheConfig, Upstreams};
 use crate::Error;
 use crate::answer::Transport;
 
@@ -21,7 +21,8 @@ pub struct ForwardConfig {
     pub max_fails: u32,
     /// The cache.
     pub cache: CacheConfig,
-    /// Largest UDP reply sent to an EDNS client.
+    /// Largest UDP reply sent to an EDNS client (at least 512 is used),
+    /// advertised in the OPT record of our replies.
     pub max_udp_payload: u16,
 }
 
@@ -55,7 +56,7 @@ impl Forwarder {
             .map_or(1, |d| d.subsec_nanos() as u16);
         Self {
             upstreams: Upstreams::new(config.upstreams.clone(), config.max_fails),
-            cache: Cache::new(config.cache),
+            cache: Cache::new(config.cache).with_udp_payload(config.max_udp_payload),
             next_id: AtomicU16::new(seed),
             config,
         }
@@ -71,12 +72,17 @@ impl Forwarder {
         &self.upstreams
     }
 
+    /// Our EDNS payload size: `max_udp_payload`, at least 512.
+    fn payload(&self) -> u16 {
+        self.config.max_udp_payload.max(512)
+    }
+
     /// The size limit of a reply to `query` over `transport`.
     pub fn limit(&self, query: &[u8], transport: Transport, out: usize) -> usize {
         let l = match transport {
             Transport::Tcp => 65_535,
-            _ => match query_key(query).and_then(|k| k.edns_payload) {
-                Some(p) => p.clamp(512, self.config.max_udp_payload),
+            _ => match query_key(query).and_then(|k| k.edns) {
+                Some(e) => e.payload.clamp(512, self.payload()),
                 None => 512,
             },
         };
@@ -88,7 +94,7 @@ impl Forwarder {
         let limit = self.limit(query, transport, out.len());
         let len = self.cache.lookup(query, Instant::now(), out)?;
         Some(if len > limit {
-            truncated_reply(query, out)
+            truncated_with(query, self.payload(), out)
         } else {
             len
         })
@@ -97,25 +103,33 @@ impl Forwarder {
     /// Answers `query` from the cache or the upstreams, writing the reply
     /// (with the query's ID and case) into `out`: the upstream's reply, a
     /// TC reply when it is larger than the client may receive, or SERVFAIL
-    /// when no upstream answers. Returns the length.
+    /// when no upstream answers. The reply has an OPT record (ours, not the
+    /// upstream's) exactly when `query` had one. Returns the length.
     pub fn resolve(&self, query: &[u8], transport: Transport, out: &mut [u8]) -> usize {
         if let Some(len) = self.cached(query, transport, out) {
             return len;
         }
         let limit = self.limit(query, transport, out.len());
-        match self.exchange(query) {
-            Ok(reply) => {
-                self.cache.insert(query, &reply, Instant::now());
-                let end = query_key(query).map_or(12, |k| k.question_end);
-                match patch_reply(query, end, &reply, out) {
-                    Some(len) if len <= limit => len,
-                    _ => truncated_reply(query, out),
-                }
-            }
+        let payload = self.payload();
+        let Some(k) = query_key(query) else {
+            return servfail_with(query, payload, out);
+        };
+        let reply = match self.exchange(query) {
+            Ok(reply) => reply,
             Err(e) => {
                 tracing::debug!("forwarding failed: {e}");
-                servfail(query, out)
+                return servfail_with(query, payload, out);
             }
+        };
+        self.cache.insert(query, &reply, Instant::now());
+        let Some((reply, ext_rcode)) = strip_opt(&reply) else {
+            tracing::debug!("malformed upstream reply");
+            return servfail_with(query, payload, out);
+        };
+        let opt = ReplyOpt::for_query(k.edns, payload, ext_rcode);
+        match patch_reply(query, k.question_end, &reply, opt, out) {
+            Some(len) if len <= limit => len,
+            _ => truncated_with(query, payload, out),
         }
     }
 

@@ -12,6 +12,10 @@
 //!   [`Forwarder`]: cache hits are answered by the
 //!   worker, misses by a small pool of forwarding threads (a full queue
 //!   drops the query; the client retries).
+//! - **ExternalName**: the CNAME answered for another type is followed
+//!   (CoreDNS does): a target in the zone always, from the zone's own
+//!   records, with or without forwarder; a target outside it only with a
+//!   forwarder. RA is set only when there is a forwarder.
 //! - **Shutdown**: [`Server::shutdown`] stops accepting and receiving,
 //!   lets open TCP exchanges finish, and joins every thread. [`Signals`]
 //!   waits for SIGTERM/SIGINT (and SIGHUP, for reloads).
@@ -77,7 +81,7 @@ pub(crate) enum Handled {
     /// `out` holds a reply of this length.
     Reply(usize),
     /// `out` holds an ExternalName's CNAME of this length: follow it
-    /// ([`chase`]).
+    /// ([`chase`]), which may ask upstream.
     Chase(usize),
     /// Send it upstream.
     Forward,
@@ -86,7 +90,9 @@ pub(crate) enum Handled {
 }
 
 /// Answers from the zone, or from the forwarder's cache; says when the
-/// query must go upstream.
+/// query must go upstream. Without a forwarder, an ExternalName's CNAME
+/// to a name of the zone is followed here (RA stays clear: we do not
+/// recurse); with one, the caller follows it ([`Handled::Chase`]).
 pub(crate) fn handle(
     zone: &Zone,
     forwarder: Option<&Forwarder>,
@@ -99,10 +105,15 @@ pub(crate) fn handle(
             if forwarder.is_some() && r.len >= 4 {
                 out[3] |= 0x80; // RA: we recurse for names outside the zone
             }
-            if r.alias && forwarder.is_some() {
-                Handled::Chase(r.len)
-            } else {
-                Handled::Reply(r.len)
+            match (r.alias, forwarder) {
+                (false, _) => Handled::Reply(r.len),
+                (true, Some(_)) => Handled::Chase(r.len),
+                (true, None) => {
+                    // Rare: the CNAME is copied out of the buffer it is
+                    // rewritten into.
+                    let reply = out[..r.len].to_vec();
+                    Handled::Reply(chase(zone, None, query, &reply, transport, out))
+                }
             }
         }
         AnswerOutcome::NotAuthoritative(r) => match forwarder {
@@ -116,30 +127,48 @@ pub(crate) fn handle(
     }
 }
 
-/// Follows the CNAME in `zone_reply` (the zone's answer to `query`): the
-/// target's records come from the zone when it is a cluster name, else
-/// from upstream; writes the merged reply into `out`.
+/// The size limit of a reply to `query` over `transport` from a server
+/// without forwarder: as [`Zone::answer_with`] computes it.
+fn zone_limit(zone: &Zone, query: &[u8], transport: Transport, out: usize) -> usize {
+    let limit = match transport {
+        Transport::Tcp => 65_535,
+        _ => match crate::answer::parse(query).ok().and_then(|q| q.edns) {
+            Some(e) => e.payload.clamp(512, zone.config().udp_payload()),
+            None => 512,
+        },
+    };
+    usize::from(limit).min(out)
+}
+
+/// Follows the CNAME chain in `zone_reply` (the zone's answer to `query`):
+/// each target's records come from the zone when it is a cluster name,
+/// else from upstream (with a forwarder; without one the chain ends
+/// there); writes the merged reply into `out`. A target without records
+/// leaves the CNAME and the target's SOA (NODATA or NXDOMAIN).
 pub(crate) fn chase(
     zone: &Zone,
-    forwarder: &Forwarder,
+    forwarder: Option<&Forwarder>,
     query: &[u8],
     zone_reply: &[u8],
     transport: Transport,
     out: &mut [u8],
 ) -> usize {
-    let limit = forwarder.limit(query, transport, out.len());
-    let Some(target) = crate::forward::alias_query(zone_reply) else {
-        let n = zone_reply.len().min(out.len());
-        out[..n].copy_from_slice(&zone_reply[..n]);
-        return n;
+    let limit = match forwarder {
+        Some(f) => f.limit(query, transport, out.len()),
+        None => zone_limit(zone, query, transport, out.len()),
     };
     let mut buf = vec![0u8; 65_535];
-    let len = match zone.answer_with(&target, Transport::Tcp, &mut buf) {
-        AnswerOutcome::Answered(r) => r.len,
-        AnswerOutcome::NotAuthoritative(_) => forwarder.resolve(&target, Transport::Tcp, &mut buf),
-        _ => 0,
+    let resolve = |target: &[u8]| {
+        let len = match zone.answer_with(target, Transport::Tcp, &mut buf) {
+            AnswerOutcome::Answered(r) => r.len,
+            AnswerOutcome::NotAuthoritative(_) => {
+                forwarder?.resolve(target, Transport::Tcp, &mut buf)
+            }
+            AnswerOutcome::Dropped => return None,
+        };
+        Some(buf[..len].to_vec())
     };
-    crate::forward::merge_alias(zone_reply, &buf[..len], limit, out)
+    crate::forward::follow(zone_reply, resolve, limit, out)
 }
 
 /// A running server.

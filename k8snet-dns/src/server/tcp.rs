@@ -104,13 +104,11 @@ impl Connection {
                 &mut out[2..],
             ) {
                 Handled::Reply(l) => l,
-                Handled::Chase(l) => match &self.forwarder {
-                    Some(f) => {
-                        let reply = out[2..2 + l].to_vec();
-                        super::chase(zone, f, q, &reply, Transport::Tcp, &mut out[2..])
-                    }
-                    None => l,
-                },
+                Handled::Chase(l) => {
+                    let reply = out[2..2 + l].to_vec();
+                    let f = self.forwarder.as_deref();
+                    super::chase(zone, f, q, &reply, Transport::Tcp, &mut out[2..])
+                }
                 Handled::Forward => match &self.forwarder {
                     Some(f) => f.resolve(q, Transport::Tcp, &mut out[2..]),
                     None => 0,

@@ -238,7 +238,7 @@ fn forward_loop(f: &Forwarder, mut zone: ZoneReader, rx: &Mutex<Receiver<Job>>, 
         let len = match &job.alias {
             Some(reply) => {
                 let z = zone.current();
-                super::chase(z, f, &job.query, reply, Transport::Udp, &mut out)
+                super::chase(z, Some(f), &job.query, reply, Transport::Udp, &mut out)
             }
             None => f.resolve(&job.query, Transport::Udp, &mut out),
         };
