@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use crate::adminpolicy::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
-use crate::core::{Namespace, Node, Pod, Secret, Service};
+use crate::core::{Namespace, Node, Pod, PodPhase, Secret, Service};
 use crate::defaults::apply_defaults;
 use crate::discovery::EndpointSlice;
 use crate::error::Error;
@@ -121,8 +121,10 @@ pub struct Cluster {
 
     // Objects of one namespace are a contiguous range of their map (keys
     // sort by namespace first), so "by namespace" needs no index of its own.
-    pods_by_ip: HashMap<IpAddr, NsName>,
-    services_by_ip: HashMap<IpAddr, NsName>,
+    // Every object that claims an IP is kept (see `Owners`), so deleting
+    // one of two claimants leaves the other findable.
+    pods_by_ip: HashMap<IpAddr, Owners>,
+    services_by_ip: HashMap<IpAddr, Owners>,
     slices_by_service: HashMap<NsName, BTreeSet<String>>,
     revision: u64,
 }
@@ -277,13 +279,18 @@ impl Cluster {
         );
         let removed: Option<Object> = match r.kind {
             Kind::Namespace => {
+                // An implicit namespace was never stored as an object: there
+                // is nothing to return, but an unused one is forgotten.
+                let implicit = self.implicit_namespaces.remove(&r.name);
                 let ns = self.namespaces.remove(&r.name);
                 // A namespace that still holds objects stays known
                 // (implicitly) so their namespace selectors keep working.
                 if ns.is_some() && self.namespace_in_use(&r.name) {
                     self.ensure_namespace(&r.name);
+                } else if implicit && ns.is_some() {
+                    self.revision += 1;
                 }
-                ns.map(Object::from)
+                ns.filter(|_| !implicit).map(Object::from)
             }
             Kind::Node => self.nodes.remove(&r.name).map(Object::from),
             Kind::Pod => {
@@ -419,8 +426,26 @@ impl Cluster {
     }
 
     /// The (running, pod-network) pod that owns an IP.
+    ///
+    /// Finished (Succeeded or Failed) and host-network pods own no IP.
+    /// When several pods claim one (a pod being replaced and its
+    /// successor, or manifests that reuse an address), the answer is the
+    /// same whatever order they were upserted and deleted in: a pod that is
+    /// not terminating before one that is, then a Running pod before one in
+    /// another phase, then the first by namespace and name.
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Pod> {
-        self.pods_by_ip.get(&ip).and_then(|k| self.pods.get(k))
+        match self.pods_by_ip.get(&ip)?.as_slice() {
+            [only] => self.pods.get(only),
+            many => many
+                .iter()
+                .filter_map(|k| self.pods.get(k))
+                .min_by_key(|p| {
+                    (
+                        p.is_terminating(),
+                        p.status.phase != Some(PodPhase::Running),
+                    )
+                }),
+        }
     }
 
     /// A service.
@@ -433,10 +458,13 @@ impl Cluster {
         self.services.values()
     }
 
-    /// The service that owns a cluster IP.
+    /// The service that owns a cluster IP; when several claim it (which the
+    /// apiserver's allocator never allows), the first by namespace and
+    /// name, whatever order they were upserted and deleted in.
     pub fn service_by_ip(&self, ip: IpAddr) -> Option<&Service> {
         self.services_by_ip
             .get(&ip)
+            .and_then(|owners| owners.first())
             .and_then(|k| self.services.get(k))
     }
 
@@ -580,37 +608,56 @@ fn in_namespace<'a, V>(
         .map(|(_, v)| v)
 }
 
-fn index_pod(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, pod: &Pod) {
+/// The keys of the objects that claim one IP, sorted and without repeats.
+/// Almost always exactly one, so a vector (one small allocation) rather
+/// than a set.
+type Owners = Vec<NsName>;
+
+fn add_owner(by_ip: &mut HashMap<IpAddr, Owners>, ip: IpAddr, key: &NsName) {
+    let owners = by_ip.entry(ip).or_default();
+    if let Err(at) = owners.binary_search(key) {
+        owners.insert(at, key.clone());
+    }
+}
+
+fn remove_owner(by_ip: &mut HashMap<IpAddr, Owners>, ip: IpAddr, key: &NsName) {
+    if let Some(owners) = by_ip.get_mut(&ip) {
+        if let Ok(at) = owners.binary_search(key) {
+            owners.remove(at);
+        }
+        if owners.is_empty() {
+            by_ip.remove(&ip);
+        }
+    }
+}
+
+fn index_pod(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, pod: &Pod) {
     // Finished pods no longer own their IPs (they may be reused).
     if !pod.is_finished() && !pod.spec.host_network {
         for ip in pod.ips() {
-            by_ip.insert(ip, key.clone());
+            add_owner(by_ip, ip, key);
         }
     }
 }
 
-/// Drops the IPs of `old`, the pod stored under `key`, that still map to it.
-fn unindex_pod(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, old: &Pod) {
+/// Drops `key`, under which `old` is stored, from the owners of its IPs.
+fn unindex_pod(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, old: &Pod) {
     for ip in old.ips() {
-        if by_ip.get(&ip) == Some(key) {
-            by_ip.remove(&ip);
-        }
+        remove_owner(by_ip, ip, key);
     }
 }
 
-fn index_service(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, service: &Service) {
+fn index_service(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, service: &Service) {
     for ip in service.cluster_ips() {
-        by_ip.insert(ip, key.clone());
+        add_owner(by_ip, ip, key);
     }
 }
 
-/// Drops the cluster IPs of `old`, the Service stored under `key`, that
-/// still map to it.
-fn unindex_service(by_ip: &mut HashMap<IpAddr, NsName>, key: &NsName, old: &Service) {
+/// Drops `key`, under which `old` is stored, from the owners of its
+/// cluster IPs.
+fn unindex_service(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, old: &Service) {
     for ip in old.cluster_ips() {
-        if by_ip.get(&ip) == Some(key) {
-            by_ip.remove(&ip);
-        }
+        remove_owner(by_ip, ip, key);
     }
 }
 

@@ -623,6 +623,53 @@ impl Service {
         out
     }
 
+    /// The source ranges a cloud load balancer admits for a LoadBalancer
+    /// Service, as cloud providers read them (cloud-provider's
+    /// `GetLoadBalancerSourceRanges`): `spec.loadBalancerSourceRanges` when
+    /// it is non-empty, otherwise the comma-separated CIDRs of the
+    /// [`SOURCE_RANGES_ANNOTATION`] annotation. Values are trimmed and
+    /// truncated to their network (`10.0.0.1/8` is `10.0.0.0/8`); one that
+    /// does not parse is skipped (validation refuses it).
+    ///
+    /// Empty means no restriction (the providers' default admits every
+    /// address), and is what any other Service type gets. kube-proxy, by
+    /// contrast, reads only the field and ignores the annotation.
+    ///
+    /// ```
+    /// use k8snet_model::Service;
+    /// let svc: Service = serde_json::from_value(serde_json::json!({
+    ///     "metadata": {"name": "web", "annotations": {
+    ///         "service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8, 192.168.1.1/24"}},
+    ///     "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    /// }))?;
+    /// let ranges: Vec<String> = svc.load_balancer_source_ranges().iter().map(|n| n.to_string()).collect();
+    /// assert_eq!(ranges, ["10.0.0.0/8", "192.168.1.0/24"]);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn load_balancer_source_ranges(&self) -> Vec<ipnet::IpNet> {
+        if self.service_type() != ServiceType::LoadBalancer {
+            return Vec::new();
+        }
+        let parse = |s: &str| {
+            crate::validate::parse_cidr(s.trim())
+                .ok()
+                .map(|n| n.trunc())
+        };
+        if !self.spec.load_balancer_source_ranges.is_empty() {
+            return self
+                .spec
+                .load_balancer_source_ranges
+                .iter()
+                .filter_map(|s| parse(s))
+                .collect();
+        }
+        self.metadata
+            .annotations
+            .get(SOURCE_RANGES_ANNOTATION)
+            .map(|v| source_range_values(v).filter_map(parse).collect())
+            .unwrap_or_default()
+    }
+
     /// The ClientIP affinity timeout in seconds, when affinity is on.
     pub fn affinity_timeout(&self) -> Option<u32> {
         (self.spec.session_affinity == Some(SessionAffinity::ClientIP)).then(|| {
@@ -635,6 +682,21 @@ impl Service {
                 .max(1) as u32
         })
     }
+}
+
+/// The legacy annotation with a LoadBalancer Service's source ranges, a
+/// comma-separated list of CIDRs, read when `spec.loadBalancerSourceRanges`
+/// is empty (see [`Service::load_balancer_source_ranges`]).
+pub const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
+
+/// The comma-separated values of the [`SOURCE_RANGES_ANNOTATION`]
+/// annotation, trimmed; an empty (or blank) value has none.
+pub(crate) fn source_range_values(value: &str) -> impl Iterator<Item = &str> {
+    let value = value.trim();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(move |_| !value.is_empty())
 }
 
 // ---------------------------------------------------------------- Secret

@@ -16,11 +16,20 @@ use crate::object::{Kind, Object};
 /// - Namespaces get the `kubernetes.io/metadata.name` label;
 /// - protocols default to TCP (container, Service, slice and policy ports);
 /// - Services: type ClusterIP, `targetPort` = `port`, sessionAffinity None
-///   (ClientIP timeout 10800 s), traffic policies Cluster (external only for
-///   NodePort/LoadBalancer), `clusterIP`/`clusterIPs`/`ipFamilies` made
-///   consistent, `ipFamilyPolicy` SingleStack for one family and
-///   PreferDualStack for two (the apiserver allocates; manifests carry both),
+///   for every type, ExternalName included (ClientIP timeout 10800 s),
+///   traffic policies Cluster (external only for NodePort/LoadBalancer),
 ///   `allocateLoadBalancerNodePorts` true for LoadBalancer;
+/// - Service IP fields as the apiserver's strategy and allocator fill them
+///   on create: a lone `clusterIP` is copied into `clusterIPs` (never the
+///   reverse); `ipFamilyPolicy` defaults to SingleStack, or RequireDualStack
+///   for a headless (`clusterIP: None`) Service without a selector, so two
+///   families or cluster IPs without an explicit dual-stack policy are
+///   refused, as by apiserver 1.23 and later; missing `ipFamilies` entries
+///   are inferred from `clusterIPs`; a headless selectorless Service that
+///   is not SingleStack and names one family gets the other one too.
+///   What depends on the cluster's configuration (the default family, the
+///   second family of a dual-stack Service with no IPs given) is left
+///   unset;
 /// - Pods: dnsPolicy ClusterFirst; on the host network, `hostPort` =
 ///   `containerPort`;
 /// - Services also: `targetPort` 0 or `""` means `port`; the affinity config
@@ -140,9 +149,8 @@ fn default_service(svc: &mut crate::core::Service) {
             p.target_port = Some(IntOrString::Int(p.port));
         }
     }
-    if ty == ServiceType::ExternalName {
-        return;
-    }
+    // SetDefaults_Service sets the affinity of every type, ExternalName
+    // included.
     let affinity = *spec.session_affinity.get_or_insert(SessionAffinity::None);
     if affinity == SessionAffinity::None {
         // The apiserver drops the config of an affinity that is off.
@@ -155,6 +163,9 @@ fn default_service(svc: &mut crate::core::Service) {
             .get_or_insert_with(ClientIpConfig::default)
             .timeout_seconds
             .get_or_insert(DEFAULT_AFFINITY_TIMEOUT_SECONDS);
+    }
+    if ty == ServiceType::ExternalName {
+        return;
     }
     spec.internal_traffic_policy
         .get_or_insert(TrafficPolicy::Cluster);
@@ -180,26 +191,62 @@ fn default_service(svc: &mut crate::core::Service) {
             }
         }
     }
-    let spec = &mut svc.spec;
-    // clusterIP and clusterIPs[0] are the same value; fill whichever is missing.
-    match (&spec.cluster_ip, spec.cluster_ips.first()) {
-        (Some(ip), None) => spec.cluster_ips = vec![ip.clone()],
-        (None, Some(first)) => spec.cluster_ip = Some(first.clone()),
-        _ => {}
+    default_ip_families(&mut svc.spec);
+}
+
+/// `clusterIPs`, `ipFamilyPolicy` and `ipFamilies` as the apiserver's
+/// strategy (`NormalizeClusterIPs`) and allocator (`initIPFamilyFields`)
+/// fill them on create, as far as they do not depend on the cluster's
+/// configuration.
+fn default_ip_families(spec: &mut crate::core::ServiceSpec) {
+    // A lone `clusterIP` is copied into `clusterIPs`; never the other way:
+    // `clusterIPs` without `clusterIP` is refused by validation.
+    if let Some(ip) = spec.cluster_ip.as_deref().filter(|s| !s.is_empty())
+        && spec.cluster_ips.is_empty()
+    {
+        spec.cluster_ips = vec![ip.to_string()];
     }
-    if spec.ip_families.is_empty() {
-        spec.ip_families = spec
-            .cluster_ips
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .map(IpFamily::of)
-            .collect();
-    }
-    if spec.ip_family_policy.is_none() && !spec.ip_families.is_empty() {
-        spec.ip_family_policy = Some(if spec.ip_families.len() > 1 {
-            IpFamilyPolicy::PreferDualStack
+    let headless = spec.cluster_ip.as_deref() == Some("None");
+    let selectorless = spec.selector.as_ref().is_none_or(|s| s.is_empty());
+    // No policy means SingleStack, except for headless selectorless
+    // Services, which default to RequireDualStack. Two families or IPs
+    // under SingleStack are then refused by validation (since 1.23 a
+    // dual-stack Service must say so).
+    let policy = *spec
+        .ip_family_policy
+        .get_or_insert(if headless && selectorless {
+            IpFamilyPolicy::RequireDualStack
         } else {
             IpFamilyPolicy::SingleStack
         });
+    // Families not given are inferred from the cluster IPs, position by
+    // position (an address that does not parse, or a third one, is left
+    // to validation).
+    for (i, ip) in spec.cluster_ips.iter().enumerate().take(2) {
+        if ip == "None" {
+            break;
+        }
+        if i < spec.ip_families.len() {
+            continue;
+        }
+        match ip.parse() {
+            Ok(addr) => spec.ip_families.push(IpFamily::of(addr)),
+            Err(_) => break,
+        }
+    }
+    // Headless selectorless Services that are not SingleStack get the
+    // other family too. (With no family at all, the first is the
+    // cluster's default, which a manifest does not tell; so is the second
+    // family of a dual-stack Service with a cluster IP.)
+    if headless
+        && selectorless
+        && policy != IpFamilyPolicy::SingleStack
+        && let [only] = spec.ip_families.as_slice()
+    {
+        let other = match only {
+            IpFamily::IPv4 => IpFamily::IPv6,
+            IpFamily::IPv6 => IpFamily::IPv4,
+        };
+        spec.ip_families.push(other);
     }
 }

@@ -13,7 +13,10 @@
 //!   JSON; `kind: List`. Each object is decoded, [defaulted](apply_defaults)
 //!   and [validated](validate()); every problem is an [`Error`] that names the
 //!   file, line, object and field path. Unknown kinds are skipped with a
-//!   [`Warning`]. Validation is the apiserver's; [`LoadOptions`] can accept
+//!   [`Warning`]. Validation is the apiserver's, with IP addresses and CIDRs
+//!   parsed as under its `StrictIPCIDRValidation` feature (no IPv4 leading
+//!   zeros, no IPv4-mapped IPv6, no CIDR bits beyond the prefix where the
+//!   apiserver checks that); [`LoadOptions`] can accept
 //!   loopback and link-local endpoint addresses with a warning instead
 //!   ([`LocalEndpoints::Warn`]), for serving on a developer's machine.
 //! - **Selectors**: [`LabelSelector`] compiles to a [`Selector`] that matches

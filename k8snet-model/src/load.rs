@@ -28,8 +28,10 @@ pub struct Loaded {
 }
 
 /// Something on load that is not an error: a skipped document (an unknown
-/// kind, a non-TLS Secret), or a loopback or link-local endpoint address
-/// accepted under [`LocalEndpoints::Warn`].
+/// kind, a non-TLS Secret), a field the apiserver accepts although it is
+/// most likely a mistake (a NetworkPolicy's repeated `policyTypes` entry),
+/// or a loopback or link-local endpoint address accepted under
+/// [`LocalEndpoints::Warn`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// Where.
@@ -311,9 +313,9 @@ impl Manifests {
         &self.errors
     }
 
-    /// Every warning, in load order: skipped documents, and the loopback
-    /// or link-local endpoint addresses accepted under
-    /// [`LocalEndpoints::Warn`].
+    /// Every warning, in load order: skipped documents, accepted fields
+    /// that are most likely mistakes, and the loopback or link-local
+    /// endpoint addresses accepted under [`LocalEndpoints::Warn`].
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }

@@ -62,6 +62,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
 spec:
+  clusterIP: 198.19.0.20
   clusterIPs: [198.19.0.20, 'fd00:19::20']
   ipFamilyPolicy: PreferDualStack
   selector: {app: web}
@@ -372,4 +373,162 @@ endpoints: [{addresses: [198.18.0.2]}]
     assert!(c.admin_network_policy("cluster-control").is_none());
     assert!(c.cluster_network_policy("tenant-isolation").is_none());
     assert!(c.endpoint_slice(&shop("web-1")).is_none());
+}
+
+/// A pod in namespace `a` with one IP, in `phase`, terminating or not.
+fn pod_at(name: &str, ip: &str, phase: &str, terminating: bool) -> Object {
+    let mut v = serde_json::json!({
+        "metadata": {"name": name, "namespace": "a"},
+        "spec": {"containers": [{"name": "c"}]},
+        "status": {"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}]}
+    });
+    if terminating {
+        v["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+    }
+    Object::Pod(serde_json::from_value::<Pod>(v).unwrap())
+}
+
+fn pod_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        kind: Kind::Pod,
+        namespace: Some("a".into()),
+        name: name.into(),
+    }
+}
+
+fn owner_of(c: &Cluster, ip: &str) -> Option<String> {
+    c.pod_by_ip(ip.parse().unwrap())
+        .map(|p| p.metadata.name.clone())
+}
+
+#[test]
+fn pod_by_ip_keeps_every_claimant_whatever_the_event_order() {
+    const IP: &str = "198.18.0.5";
+    // Both orders of upsert, then each deletion: the survivor stays found.
+    for (first, second) in [("a", "b"), ("b", "a")] {
+        for gone in ["a", "b"] {
+            let mut c = Cluster::new();
+            c.upsert(pod_at(first, IP, "Running", false)).unwrap();
+            c.upsert(pod_at(second, IP, "Running", false)).unwrap();
+            // Equal standing: the first by name, whoever came last.
+            assert_eq!(owner_of(&c, IP).as_deref(), Some("a"), "{first},{second}");
+            c.delete(&pod_ref(gone)).unwrap();
+            let survivor = if gone == "a" { "b" } else { "a" };
+            assert_eq!(
+                owner_of(&c, IP).as_deref(),
+                Some(survivor),
+                "{first},{second} minus {gone}"
+            );
+            c.delete(&pod_ref(survivor)).unwrap();
+            assert_eq!(owner_of(&c, IP), None);
+        }
+    }
+}
+
+#[test]
+fn pod_by_ip_prefers_a_live_running_pod() {
+    const IP: &str = "198.18.0.6";
+    for reversed in [false, true] {
+        let mut events = vec![
+            pod_at("a", IP, "Running", true),
+            pod_at("b", IP, "Pending", false),
+            pod_at("c", IP, "Running", false),
+        ];
+        if reversed {
+            events.reverse();
+        }
+        let mut c = Cluster::new();
+        for e in events {
+            c.upsert(e).unwrap();
+        }
+        // Not terminating and Running beats the others.
+        assert_eq!(owner_of(&c, IP).as_deref(), Some("c"));
+        // Then not terminating beats Running.
+        c.delete(&pod_ref("c")).unwrap();
+        assert_eq!(owner_of(&c, IP).as_deref(), Some("b"));
+        c.delete(&pod_ref("b")).unwrap();
+        assert_eq!(owner_of(&c, IP).as_deref(), Some("a"));
+    }
+    // A pod that finishes gives the IP up to the other claimant; one that
+    // moves to another IP is found there only.
+    let mut c = Cluster::new();
+    c.upsert(pod_at("a", IP, "Running", false)).unwrap();
+    c.upsert(pod_at("b", IP, "Running", false)).unwrap();
+    c.upsert(pod_at("a", IP, "Succeeded", false)).unwrap();
+    assert_eq!(owner_of(&c, IP).as_deref(), Some("b"));
+    c.upsert(pod_at("b", "198.18.0.7", "Running", false))
+        .unwrap();
+    assert_eq!(owner_of(&c, IP), None);
+    assert_eq!(owner_of(&c, "198.18.0.7").as_deref(), Some("b"));
+}
+
+#[test]
+fn service_by_ip_keeps_every_claimant_whatever_the_event_order() {
+    let svc = |name: &str| {
+        let v = serde_json::json!({
+            "metadata": {"name": name, "namespace": "a"},
+            "spec": {"clusterIP": "198.19.0.9", "ports": [{"port": 80}]}
+        });
+        Object::Service(serde_json::from_value(v).unwrap())
+    };
+    let svc_ref = |name: &str| ObjectRef {
+        kind: Kind::Service,
+        namespace: Some("a".into()),
+        name: name.into(),
+    };
+    let owner = |c: &Cluster| {
+        c.service_by_ip("198.19.0.9".parse().unwrap())
+            .map(|s| s.metadata.name.clone())
+    };
+    for (first, second) in [("x", "y"), ("y", "x")] {
+        for gone in ["x", "y"] {
+            let mut c = Cluster::new();
+            c.upsert(svc(first)).unwrap();
+            c.upsert(svc(second)).unwrap();
+            assert_eq!(owner(&c).as_deref(), Some("x"), "{first},{second}");
+            c.delete(&svc_ref(gone)).unwrap();
+            let survivor = if gone == "x" { "y" } else { "x" };
+            assert_eq!(owner(&c).as_deref(), Some(survivor));
+        }
+    }
+}
+
+#[test]
+fn deleting_a_namespace_leaves_no_stale_implicit_entry() {
+    let ns_ref = ObjectRef {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: "a".into(),
+    };
+    // A namespace implied by a pod, then unused: deleting it forgets it
+    // (it was never stored as an object, so nothing is returned).
+    let mut c = Cluster::new();
+    c.upsert(pod_at("p", "198.18.0.8", "Running", false))
+        .unwrap();
+    assert!(c.is_implicit_namespace("a"));
+    c.delete(&pod_ref("p")).unwrap();
+    let rev = c.revision();
+    assert!(c.delete(&ns_ref).is_none());
+    assert!(c.namespace("a").is_none());
+    assert!(!c.is_implicit_namespace("a"));
+    assert!(c.revision() > rev);
+    // Implied and in use: it stays, implicitly.
+    c.upsert(pod_at("p", "198.18.0.8", "Running", false))
+        .unwrap();
+    assert!(c.delete(&ns_ref).is_none());
+    assert!(c.namespace("a").is_some() && c.is_implicit_namespace("a"));
+    // Explicit and in use: deleted, then known implicitly.
+    let explicit = Object::Namespace(
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "a"}})).unwrap(),
+    );
+    c.upsert(explicit.clone()).unwrap();
+    assert!(!c.is_implicit_namespace("a"));
+    assert!(c.delete(&ns_ref).is_some());
+    assert!(c.namespace("a").is_some() && c.is_implicit_namespace("a"));
+    // Explicit and unused: gone entirely.
+    c.delete(&pod_ref("p")).unwrap();
+    c.upsert(explicit).unwrap();
+    assert!(c.delete(&ns_ref).is_some());
+    assert!(c.namespace("a").is_none());
+    assert!(!c.is_implicit_namespace("a"));
 }

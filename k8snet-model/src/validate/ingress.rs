@@ -10,7 +10,7 @@ use crate::networking::{
     IngressClassParametersReference, PathType, TypedLocalObjectReference,
 };
 
-use super::{Errors, FieldPath};
+use super::{Errors, FieldPath, net};
 
 /// Sequences an Exact or Prefix path may not contain, and endings it may not
 /// have: they would be normalised differently by different proxies.
@@ -57,24 +57,30 @@ pub(super) fn ingress(ing: &Ingress, errs: &mut Errors) {
             errs.check(path.field("secretName"), s, check_dns1123_subdomain);
         }
     }
+    // Set means checked, even when empty: `""` is not a class name.
     if let Some(class) = &spec.ingress_class_name {
         errs.check("spec.ingressClassName", class, check_dns1123_subdomain);
+        // The apiserver prints this path as
+        // `annotations.kubernetes.io/ingress.class`; it is written here as
+        // every other annotation path is.
         if let Some(legacy) = ing.metadata.annotations.get(INGRESS_CLASS_ANNOTATION)
             && legacy != class
         {
+            let annotations = FieldPath::new("metadata.annotations");
             errs.invalid(
-                "metadata.annotations",
+                annotations.key(INGRESS_CLASS_ANNOTATION),
                 format!(
-                    "{INGRESS_CLASS_ANNOTATION} {legacy:?}: must match `ingressClassName` ({class:?}) when both are specified"
+                    "{legacy:?}: must match `ingressClassName` ({class:?}) when both are specified"
                 ),
             );
         }
     }
 }
 
-/// A rule host is a DNS name (not an IP), optionally with one leading `*.`.
+/// A rule host is a DNS name (not an IP, as the apiserver's lenient parser
+/// reads IPs: `010.1.1.1` is one), optionally with one leading `*.`.
 fn host(h: &str, path: FieldPath<'_>, errs: &mut Errors) {
-    if h.parse::<std::net::IpAddr>().is_ok() {
+    if net::is_ip_sloppy(h) {
         errs.invalid(
             path,
             format!("{h:?}: must be a DNS name, not an IP address"),
@@ -129,7 +135,7 @@ fn http_path(p: &HttpIngressPath, path: FieldPath<'_>, errs: &mut Errors) {
 }
 
 /// Exactly one of `service` and `resource`; a service port is a name or a
-/// number, not both.
+/// number, not both (reported at the backend, as the apiserver does).
 fn backend(b: &IngressBackend, path: FieldPath<'_>, errs: &mut Errors) {
     match (&b.service, &b.resource) {
         (Some(_), Some(_)) => {
@@ -149,7 +155,7 @@ fn backend(b: &IngressBackend, path: FieldPath<'_>, errs: &mut Errors) {
             let number = svc.port.number.filter(|&n| n != 0);
             match (name, number) {
                 (Some(name), Some(number)) => errs.invalid(
-                    sp.field("port"),
+                    path,
                     format!(
                         "name {name:?} and number {number}: cannot set both port name & port number"
                     ),
@@ -157,7 +163,7 @@ fn backend(b: &IngressBackend, path: FieldPath<'_>, errs: &mut Errors) {
                 (Some(name), None) => errs.check(sp.field("port.name"), name, check_port_name),
                 (None, Some(number)) => errs.port(sp.field("port.number"), number),
                 (None, None) => errs.required(
-                    sp.field("port"),
+                    path,
                     format!("port name or number is required (service {:?})", svc.name),
                 ),
             }

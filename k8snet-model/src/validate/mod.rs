@@ -41,6 +41,7 @@ use crate::object::Object;
 use self::path::FieldPath;
 
 pub use self::meta::validate_selector;
+pub(crate) use self::net::parse_cidr;
 pub use self::net::{parse_cidr_strict, parse_ip_strict};
 
 /// Validates one (defaulted) object and returns all of its errors, in field
@@ -52,7 +53,8 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
 }
 
 /// What [`validate_with`] found: the errors that refuse the object, and the
-/// problems a lenient mode accepted (with messages that say so).
+/// problems that do not (what the apiserver accepts but is most likely a
+/// mistake, and what a lenient mode accepted), with messages that say so.
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
     pub(crate) errors: Vec<FieldError>,
@@ -107,7 +109,8 @@ pub(crate) struct Errors {
     /// Whether loopback and link-local endpoint addresses are errors
     /// (the default) or accepted.
     pub(crate) local_endpoints: LocalEndpoints,
-    /// The endpoint addresses accepted under [`LocalEndpoints::Warn`].
+    /// Warnings: problems the apiserver accepts, and the endpoint
+    /// addresses accepted under [`LocalEndpoints::Warn`].
     pub(crate) accepted: Vec<FieldError>,
 }
 
@@ -133,6 +136,18 @@ impl Errors {
         let path = path.into().to_string();
         self.accepted
             .push(FieldError::new(FieldErrorKind::Invalid, path, msg));
+    }
+
+    /// Records a problem the apiserver accepts, as a warning (never an
+    /// error: refusing what the apiserver stores would drop the object).
+    pub(crate) fn warn<'p>(
+        &mut self,
+        kind: FieldErrorKind,
+        path: impl Into<FieldPath<'p>>,
+        msg: impl Into<String>,
+    ) {
+        let path = path.into().to_string();
+        self.accepted.push(FieldError::new(kind, path, msg));
     }
 
     /// A required field is missing.

@@ -60,6 +60,48 @@ fn without_leading_zeros(s: &str) -> Option<String> {
     Some(out.join("."))
 }
 
+/// Whether the apiserver's lenient parser (`netutils.ParseIPSloppy`, Go's
+/// parser before 1.17) reads `s` as an IP address: what the strict parser
+/// accepts, plus IPv4 parts with leading zeros (`010.1.1.1` is 10.1.1.1),
+/// also as the tail of an IPv6 address. The apiserver uses it to refuse
+/// IPs where a DNS name is expected (Ingress rule hosts, load balancer
+/// hostnames), so a name like `010.1.1.1` is refused there.
+pub(crate) fn is_ip_sloppy(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() || sloppy_v4(s).is_some() {
+        return true;
+    }
+    // An IPv6 address may end in dotted IPv4 (`::ffff:010.1.1.1`).
+    match s.rsplit_once(':') {
+        Some((head, tail)) if tail.contains('.') => {
+            sloppy_v4(tail).is_some_and(|v4| format!("{head}:{v4}").parse::<Ipv6Addr>().is_ok())
+        }
+        _ => false,
+    }
+}
+
+/// Go's pre-1.17 IPv4 parser: four dot-separated decimal parts, each with
+/// at least one digit and a value up to 255, leading zeros allowed.
+fn sloppy_v4(s: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits = part.trim_start_matches('0');
+        *octet = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
+    }
+    parts
+        .next()
+        .is_none()
+        .then_some(std::net::Ipv4Addr::from(octets))
+}
+
 /// Parses a CIDR strictly: a valid address, a prefix length without leading
 /// zeros, and no bits set beyond the prefix (`10.0.0.1/8` is refused,
 /// naming `10.0.0.0/8`).
@@ -346,6 +388,35 @@ mod tests {
         assert!(e.starts_with("\"nope\": must be a valid IP"), "{e}");
         assert!(parse_ip_strict("").is_err());
         assert!(parse_ip_strict("fe80::1%eth0").is_err());
+    }
+
+    #[test]
+    fn sloppy_ips_are_what_go_before_1_17_parsed() {
+        for ip in [
+            "10.1.1.1",
+            "010.1.1.1",
+            "0000010.001.000.0255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "::ffff:010.1.1.1",
+        ] {
+            assert!(is_ip_sloppy(ip), "{ip}");
+        }
+        for name in [
+            "",
+            "web.example.com",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.256",
+            "1.2.3.0256",
+            "1..2.3",
+            "1.2.3.4.",
+            "+1.2.3.4",
+            "010.1.1.1a",
+            "::ffff:1.2.3",
+        ] {
+            assert!(!is_ip_sloppy(name), "{name}");
+        }
     }
 
     #[test]

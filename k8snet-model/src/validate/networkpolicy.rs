@@ -1,6 +1,7 @@
 //! networking.k8s.io/v1 NetworkPolicy (`ValidateNetworkPolicySpec`).
 
 use crate::core::IntOrString;
+use crate::error::FieldErrorKind;
 use crate::names::check_port_name;
 use crate::networking::{IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 
@@ -33,15 +34,16 @@ pub(super) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
         );
         return;
     }
-    // The apiserver only caps the count; a repeated type is harmless to it
-    // but always a mistake, so it is reported here.
+    // The apiserver only caps the count and stores a repeated type, so the
+    // policy is kept (refusing it would drop a deny-all policy, failing
+    // open) and the repeat is only a warning.
     if let [a, b] = types.as_slice()
         && a == b
     {
-        errs.duplicate(
+        errs.warn(
+            FieldErrorKind::Duplicate,
             "spec.policyTypes[1]",
-            &format!("{b:?}"),
-            "spec.policyTypes[0]",
+            format!("{b:?} duplicates spec.policyTypes[0] (accepted, as the apiserver does)"),
         );
     }
 }

@@ -26,18 +26,20 @@ pub(super) fn pod(pod: &Pod, errs: &mut Errors) {
         .containers
         .iter()
         .enumerate()
-        .map(|(i, c)| (regular.index(i), c))
+        .map(|(i, c)| (regular.index(i), false, c))
         .chain(
             spec.init_containers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (init.index(i), c)),
+                .map(|(i, c)| (init.index(i), true, c)),
         );
     // Container name → the first container with it.
     let mut names = FirstSeen::new();
-    // Host ports across all containers: each binds once per node.
+    // Host ports of the regular containers, which run together: each binds
+    // once per node. Init containers run one at a time, so each is checked
+    // on its own (`checkHostPortConflicts` per init container).
     let mut host_ports = FirstSeen::new();
-    for (path, c) in containers {
+    for (path, is_init, c) in containers {
         let name = path.field("name");
         if c.name.is_empty() {
             errs.required(name, "container name is required");
@@ -47,7 +49,11 @@ pub(super) fn pod(pod: &Pod, errs: &mut Errors) {
                 errs.duplicate(name, &format!("{:?}", c.name), first.field("name"));
             }
         }
-        container_ports(c, path, spec.host_network, &mut host_ports, errs);
+        if is_init {
+            container_ports(c, path, spec.host_network, &mut FirstSeen::new(), errs);
+        } else {
+            container_ports(c, path, spec.host_network, &mut host_ports, errs);
+        }
     }
     if let Some(h) = &spec.hostname {
         errs.check("spec.hostname", h, check_dns1123_label);
@@ -126,9 +132,9 @@ fn status(pod: &Pod, errs: &mut Errors) {
     let pod_ips = FieldPath::new("status.podIPs");
     let mut families = net::Families::default();
     let mut seen = FirstSeen::new();
+    // Entries are reported at `status.podIPs[i]`, as `validatePodIPs` does.
     for (i, ip) in st.pod_ips.iter().map(|p| p.ip.as_str()).enumerate() {
-        let item = pod_ips.index(i);
-        let path = item.field("ip");
+        let path = pod_ips.index(i);
         if let Some(addr) = net::ip(errs, path, ip) {
             families.add(addr);
         }

@@ -4,6 +4,7 @@ use crate::core::{
     IntOrString, IpFamily, IpFamilyPolicy, Service, ServicePort, ServiceType, SessionAffinity,
     TrafficPolicy,
 };
+use crate::core::{SOURCE_RANGES_ANNOTATION, source_range_values};
 use crate::names::{
     check_dns1123_label, check_dns1123_subdomain, check_label_key, check_port_name,
 };
@@ -141,7 +142,9 @@ fn external_name(svc: &Service, errs: &mut Errors) {
 
 fn ports(svc: &Service, ty: ServiceType, errs: &mut Errors) {
     let ports = &svc.spec.ports;
-    let node_ports_allowed = matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer);
+    // Only ClusterIP Services refuse a nodePort; an ExternalName Service
+    // keeps one unallocated and unused (as the apiserver stores it).
+    let node_ports_allowed = ty != ServiceType::ClusterIP;
     let list = FieldPath::new("spec.ports");
     let mut names = FirstSeen::new();
     // (port, protocol) → the first port with it.
@@ -167,9 +170,7 @@ fn ports(svc: &Service, ty: ServiceType, errs: &mut Errors) {
         if !node_ports_allowed {
             errs.forbidden(
                 node_port,
-                format!(
-                    "{np}: may only be used when `type` is NodePort or LoadBalancer, not {ty:?}"
-                ),
+                format!("{np}: may not be used when `type` is ClusterIP"),
             );
         }
         // The allocation range (30000-32767 by default) is an apiserver flag,
@@ -229,16 +230,21 @@ fn target_port(p: &ServicePort, path: FieldPath<'_>, errs: &mut Errors) {
 /// (`ValidateServiceClusterIPsRelatedFields`).
 fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
     let spec = &svc.spec;
+    let errors_before = errs.errors.len();
     let primary = spec.cluster_ip.as_deref().filter(|s| !s.is_empty());
-    // `clusterIP: ""` (allocate) is defaulted into `clusterIPs: [""]`.
-    let ips: &[String] = match spec.cluster_ips.as_slice() {
-        [only] if only.is_empty() => &[],
-        all => all,
-    };
+    let ips = spec.cluster_ips.as_slice();
     if let Some(ip) = primary
         && ip != "None"
     {
         net::ip(errs, "spec.clusterIP", ip);
+    }
+    // Defaulting copies a lone `clusterIP` into `clusterIPs`, never the
+    // reverse (`NormalizeClusterIPs`): a client that sets the list sets both.
+    if primary.is_none() && !ips.is_empty() {
+        errs.invalid(
+            "spec.clusterIPs",
+            format!("{ips:?}: must be empty when `clusterIP` is not specified"),
+        );
     }
     // One entry per clusterIPs entry (None where it is "None" or invalid), so
     // indices line up with ipFamilies.
@@ -287,6 +293,11 @@ fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
     // Families derived (on load) from same-family clusterIPs repeat too;
     // that is one mistake, already reported on clusterIPs.
     ip_families(svc, headless, &parsed, !same_family, errs);
+    // The allocator checks the policy only once the fields above are valid
+    // (`initIPFamilyFields` returns their errors first).
+    if errs.errors.len() == errors_before {
+        single_stack(svc, errs);
+    }
 }
 
 fn ip_families(
@@ -319,15 +330,34 @@ fn ip_families(
             }
         }
     }
-    let families = fams.len().max(parsed.iter().flatten().count());
-    if spec.ip_family_policy == Some(IpFamilyPolicy::SingleStack) && families > 1 {
-        errs.invalid(
-            "spec.ipFamilyPolicy",
-            format!(
-                "\"SingleStack\": allows one IP family, but the Service has {families} (ipFamilies {fams:?}, clusterIPs {:?}); use PreferDualStack or RequireDualStack",
+}
+
+/// The allocator's check (`initIPFamilyFields`): without a policy the
+/// Service was defaulted to SingleStack, so a dual-stack Service must name
+/// PreferDualStack or RequireDualStack. Families inferred from the cluster
+/// IPs repeat the same mistake, so it is reported once.
+fn single_stack(svc: &Service, errs: &mut Errors) {
+    let spec = &svc.spec;
+    let fams = &spec.ip_families;
+    if spec.ip_family_policy == Some(IpFamilyPolicy::SingleStack) {
+        let what = if spec.cluster_ips.len() > 1 {
+            Some(format!(
+                "cluster IPs are specified ({:?})",
                 spec.cluster_ips
-            ),
-        );
+            ))
+        } else if fams.len() > 1 {
+            Some(format!("IP families are specified ({fams:?})"))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            errs.invalid(
+                "spec.ipFamilyPolicy",
+                format!(
+                    "\"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple {what}"
+                ),
+            );
+        }
     }
 }
 
@@ -347,6 +377,23 @@ fn load_balancer(svc: &Service, ty: ServiceType, errs: &mut Errors) {
     for (i, r) in spec.load_balancer_source_ranges.iter().enumerate() {
         // Values may be space-padded (a historical accident the apiserver keeps).
         net::cidr(errs, ranges.index(i), r.trim());
+    }
+    // The legacy annotation is checked only when the field is empty (the
+    // field wins when both are set).
+    if spec.load_balancer_source_ranges.is_empty()
+        && let Some(value) = svc.metadata.annotations.get(SOURCE_RANGES_ANNOTATION)
+    {
+        let annotations = FieldPath::new("metadata.annotations");
+        let path = annotations.key(SOURCE_RANGES_ANNOTATION);
+        if !lb {
+            errs.forbidden(
+                path,
+                format!("{value:?}: may only be used when `type` is LoadBalancer, not {ty:?}"),
+            );
+        }
+        for r in source_range_values(value) {
+            net::cidr(errs, path, r);
+        }
     }
     if let Some(a) = spec.allocate_load_balancer_node_ports
         && !lb
@@ -421,7 +468,7 @@ fn status(svc: &Service, errs: &mut Errors) {
         }
         if let Some(h) = ing.hostname.as_deref().filter(|h| !h.is_empty()) {
             let hostname = path.field("hostname");
-            if h.parse::<std::net::IpAddr>().is_ok() {
+            if net::is_ip_sloppy(h) {
                 errs.invalid(
                     hostname,
                     format!("{h:?}: must be a DNS name, not an IP address"),

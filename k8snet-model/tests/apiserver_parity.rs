@@ -1,0 +1,408 @@
+//! Defaulting and validation cases where this crate once disagreed with the
+//! apiserver. Each test states what the apiserver does, with the upstream
+//! function that does it, and loads manifests as `k8snet validate` does.
+
+use k8snet_model::{IpFamily, IpFamilyPolicy, Kind, Manifests, Object, Service, SessionAffinity};
+
+fn load(text: &str) -> Manifests {
+    let mut m = Manifests::new();
+    m.load_str("t.yaml", text);
+    m
+}
+
+fn errors(m: &Manifests) -> Vec<String> {
+    m.errors().iter().map(|e| e.to_string()).collect()
+}
+
+fn service(m: &Manifests) -> &Service {
+    assert!(m.errors().is_empty(), "{:?}", errors(m));
+    match &m.objects()[0].object {
+        Object::Service(svc) => svc,
+        other => panic!("not a Service: {other:?}"),
+    }
+}
+
+// Port 10250 on LoadBalancer Services: refused until kubernetes/kubernetes
+// PR #129174 ("Remove the limitation on exposing port 10250 externally",
+// merged December 2024, v1.33) dropped the check; ValidateService no longer
+// has it, so any Service type may expose the port.
+#[test]
+fn load_balancer_may_expose_port_10250() {
+    for ty in ["LoadBalancer", "NodePort", "ClusterIP"] {
+        let m = load(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  type: {ty}\n  ports: [{{name: a, port: 80}}, {{name: k, port: 10250}}]\n"
+        ));
+        assert!(m.errors().is_empty(), "{ty}: {:?}", errors(&m));
+        assert_eq!(m.objects().len(), 1, "{ty}");
+    }
+}
+
+// initIPFamilyFields: with no ipFamilyPolicy the allocator defaults
+// SingleStack (RequireDualStack only for headless selectorless Services),
+// then refuses two families or two cluster IPs under SingleStack.
+#[test]
+fn two_families_without_a_policy_are_refused() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ipFamilies: [IPv4, IPv6]\n  ports: [{port: 80}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.ipFamilyPolicy: ")
+            && errs[0].contains("when multiple IP families are specified"),
+        "{errs:#?}"
+    );
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  clusterIP: 198.19.0.5\n  clusterIPs: [198.19.0.5, \"fd00:19::5\"]\n  ports: [{port: 80}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.ipFamilyPolicy: ")
+            && errs[0].contains("when multiple cluster IPs are specified"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn dual_stack_with_an_explicit_policy_is_accepted_and_families_inferred() {
+    for policy in ["PreferDualStack", "RequireDualStack"] {
+        let m = load(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  ipFamilyPolicy: {policy}\n  clusterIP: 198.19.0.5\n  clusterIPs: [198.19.0.5, \"fd00:19::5\"]\n  ports: [{{port: 80}}]\n"
+        ));
+        let svc = service(&m);
+        assert_eq!(svc.spec.ip_families, [IpFamily::IPv4, IpFamily::IPv6]);
+    }
+    // A family given for the first IP only: the second is inferred.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv6]\n  clusterIP: \"fd00:19::5\"\n  clusterIPs: [\"fd00:19::5\", 198.19.0.5]\n  ports: [{port: 80}]\n",
+    );
+    assert_eq!(
+        service(&m).spec.ip_families,
+        [IpFamily::IPv6, IpFamily::IPv4]
+    );
+}
+
+// A single-family Service with no policy is SingleStack, and its family
+// is inferred from its cluster IP.
+#[test]
+fn one_family_without_a_policy_is_single_stack() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 198.19.0.5\n  ports: [{port: 80}]\n",
+    );
+    let svc = service(&m);
+    assert_eq!(svc.spec.ip_family_policy, Some(IpFamilyPolicy::SingleStack));
+    assert_eq!(svc.spec.cluster_ips, ["198.19.0.5"]);
+    assert_eq!(svc.spec.ip_families, [IpFamily::IPv4]);
+    // Without any IP the policy is still SingleStack; the family is the
+    // cluster's default, which a manifest does not tell.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+    );
+    let svc = service(&m);
+    assert_eq!(svc.spec.ip_family_policy, Some(IpFamilyPolicy::SingleStack));
+    assert!(svc.spec.ip_families.is_empty());
+    assert!(svc.spec.cluster_ips.is_empty());
+}
+
+// initIPFamilyFields' special case: a headless Service without a selector
+// defaults to RequireDualStack and gets the other family of the one it
+// names; with a selector it is SingleStack like any other.
+#[test]
+fn headless_selectorless_service_defaults_to_require_dual_stack() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  ipFamilies: [IPv6]\n  ports: [{port: 5432}]\n",
+    );
+    let svc = service(&m);
+    assert_eq!(
+        svc.spec.ip_family_policy,
+        Some(IpFamilyPolicy::RequireDualStack)
+    );
+    assert_eq!(svc.spec.ip_families, [IpFamily::IPv6, IpFamily::IPv4]);
+    // Two families are then fine without a policy.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  ipFamilies: [IPv4, IPv6]\n  ports: [{port: 5432}]\n",
+    );
+    assert_eq!(service(&m).spec.ip_families.len(), 2);
+    // An explicit SingleStack keeps one family.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv4]\n  ports: [{port: 5432}]\n",
+    );
+    assert_eq!(service(&m).spec.ip_families, [IpFamily::IPv4]);
+    // With a selector: SingleStack, and two families are refused.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  selector: {app: db}\n  ipFamilies: [IPv4]\n  ports: [{port: 5432}]\n",
+    );
+    let svc = service(&m);
+    assert_eq!(svc.spec.ip_family_policy, Some(IpFamilyPolicy::SingleStack));
+    assert_eq!(svc.spec.ip_families, [IpFamily::IPv4]);
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  selector: {app: db}\n  ipFamilies: [IPv4, IPv6]\n  ports: [{port: 5432}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.ipFamilyPolicy: "), "{errs:#?}");
+}
+
+// NormalizeClusterIPs never fills clusterIP from clusterIPs; then
+// ValidateServiceClusterIPsRelatedFields refuses clusterIPs without clusterIP.
+#[test]
+fn cluster_ips_without_cluster_ip_are_refused() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIPs: [198.19.0.5]\n  ports: [{port: 80}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.clusterIPs: ")
+            && errs[0].contains("must be empty when `clusterIP` is not specified"),
+        "{errs:#?}"
+    );
+}
+
+// ValidateNetworkPolicySpec only caps policyTypes at two and checks each
+// value; [Ingress, Ingress] is stored. Refusing it would drop a deny-all
+// policy (failing open), so it is kept, with a warning.
+#[test]
+fn repeated_policy_type_is_accepted_with_a_warning() {
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: a}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Ingress]\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    assert_eq!(m.objects().len(), 1);
+    assert_eq!(m.objects()[0].object.kind(), Kind::NetworkPolicy);
+    let warnings: Vec<String> = m.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains(
+            "NetworkPolicy a/deny: spec.policyTypes[1]: Ingress duplicates spec.policyTypes[0]"
+        ),
+        "{warnings:#?}"
+    );
+}
+
+// validateInitContainers checks host ports one init container at a time
+// (they run one by one); validateContainers checks the regular ones together.
+#[test]
+fn init_container_may_reuse_a_regular_container_host_port() {
+    let m = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, ports: [{containerPort: 80, hostPort: 8080}]}]\n  initContainers: [{name: b, ports: [{containerPort: 80, hostPort: 8080}]}, {name: c, ports: [{containerPort: 81, hostPort: 8080}]}]\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    // Two regular containers still conflict.
+    let m = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, ports: [{containerPort: 80, hostPort: 8080}]}, {name: b, ports: [{containerPort: 81, hostPort: 8080}]}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.containers[1].ports[0].hostPort: "),
+        "{errs:#?}"
+    );
+    // So do two ports of one init container.
+    let m = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a}]\n  initContainers: [{name: b, ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 81, hostPort: 8080}]}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.initContainers[0].ports[1].hostPort: "),
+        "{errs:#?}"
+    );
+}
+
+// ValidateIngressSpec checks ingressClassName whenever it is set, so ""
+// is refused (as real clusters report: `spec.ingressClassName: Invalid
+// value: "": a lowercase RFC 1123 subdomain ...`).
+#[test]
+fn empty_ingress_class_name_is_refused() {
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  ingressClassName: \"\"\n  defaultBackend: {service: {name: web, port: {number: 80}}}\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.ingressClassName: "), "{errs:#?}");
+}
+
+// validateIngressRules uses netutils.ParseIPSloppy, which reads 010.1.1.1
+// as an IP, so the apiserver refuses it as a host; so does
+// ValidateLoadBalancerStatus for a hostname.
+#[test]
+fn sloppy_ip_is_not_a_host_name() {
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules: [{host: 010.1.1.1, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.rules[0].host: ")
+            && errs[0].contains("must be a DNS name, not an IP address"),
+        "{errs:#?}"
+    );
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\nstatus:\n  loadBalancer: {ingress: [{hostname: 010.1.1.1}]}\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": status.loadBalancer.ingress[0].hostname: ")
+            && errs[0].contains("must be a DNS name, not an IP address"),
+        "{errs:#?}"
+    );
+}
+
+// ValidateService: with spec.loadBalancerSourceRanges empty, the
+// service.beta.kubernetes.io/load-balancer-source-ranges annotation is
+// checked: Forbidden unless the type is LoadBalancer, and each
+// comma-separated, trimmed value must be a CIDR.
+#[test]
+fn source_ranges_annotation_is_validated() {
+    const PATH: &str =
+        ": metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]: ";
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"10.0.0.0/8, bad\"}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(PATH) && errs[0].contains("\"bad\""),
+        "{errs:#?}"
+    );
+    // On a non-LoadBalancer Service the annotation is Forbidden.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"10.0.0.0/8\"}\nspec:\n  ports: [{port: 80}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(PATH) && errs[0].contains("LoadBalancer"),
+        "{errs:#?}"
+    );
+    // When the field is set, the annotation is not looked at.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"bad\"}\nspec:\n  type: LoadBalancer\n  loadBalancerSourceRanges: [198.19.200.0/24]\n  ports: [{port: 80}]\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    // A blank annotation holds no ranges.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \" \"}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n",
+    );
+    assert!(service(&m).load_balancer_source_ranges().is_empty());
+}
+
+// cloud-provider's GetLoadBalancerSourceRanges: the field when non-empty,
+// otherwise the annotation.
+#[test]
+fn effective_source_ranges_prefer_the_field_then_the_annotation() {
+    let text = |field: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {{service.beta.kubernetes.io/load-balancer-source-ranges: \" 10.0.0.0/8 ,fd00::/8\"}}\nspec:\n  type: LoadBalancer\n{field}  ports: [{{port: 80}}]\n"
+        )
+    };
+    let ranges = |m: &Manifests| -> Vec<String> {
+        service(m)
+            .load_balancer_source_ranges()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    };
+    assert_eq!(ranges(&load(&text(""))), ["10.0.0.0/8", "fd00::/8"]);
+    assert_eq!(
+        ranges(&load(&text(
+            "  loadBalancerSourceRanges: [' 198.19.200.7/24']\n"
+        ))),
+        ["198.19.200.0/24"]
+    );
+}
+
+// SetDefaults_Service sets sessionAffinity None for every type,
+// ExternalName included.
+#[test]
+fn external_name_gets_session_affinity_default() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: ExternalName\n  externalName: foo.example.com\n",
+    );
+    let svc = service(&m);
+    assert_eq!(svc.spec.session_affinity, Some(SessionAffinity::None));
+    // Nothing IP-related is defaulted for ExternalName (it would be refused).
+    assert_eq!(svc.spec.ip_family_policy, None);
+    assert!(svc.spec.ip_families.is_empty());
+}
+
+// ValidateService forbids nodePort only for type ClusterIP; the allocator
+// leaves an ExternalName Service's nodePort alone, so it is stored.
+#[test]
+fn node_port_is_refused_only_for_cluster_ip_services() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: ExternalName\n  externalName: foo.example.com\n  ports: [{port: 80, nodePort: 30080}]\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80, nodePort: 30080}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.ports[0].nodePort: ")
+            && errs[0].contains("may not be used when `type` is ClusterIP"),
+        "{errs:#?}"
+    );
+}
+
+// validatePodIPs reports each bad or repeated address at status.podIPs[i].
+#[test]
+fn pod_ip_error_path_is_the_list_entry() {
+    let m = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a}]\nstatus:\n  podIPs: [{ip: nope}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": status.podIPs[0]: "), "{errs:#?}");
+    let m = load(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a}]\nstatus:\n  podIPs: [{ip: 198.18.0.2}, {ip: 198.18.0.2}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": status.podIPs[1]: "), "{errs:#?}");
+}
+
+// validateIngressBackend reports "cannot set both port name & port number"
+// and "port name or number is required" at the backend itself.
+#[test]
+fn ingress_backend_port_errors_are_reported_at_the_backend() {
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  defaultBackend: {service: {name: web, port: {name: http, number: 80}}}\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.defaultBackend: ")
+            && errs[0].contains("cannot set both port name & port number"),
+        "{errs:#?}"
+    );
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {}}}}]}}]\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.rules[0].http.paths[0].backend: ")
+            && errs[0].contains("port name or number is required"),
+        "{errs:#?}"
+    );
+}
+
+// ValidateIngressCreate: the kubernetes.io/ingress.class annotation must
+// match ingressClassName; the error names the annotation.
+#[test]
+fn ingress_class_annotation_mismatch_names_the_annotation() {
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: i\n  annotations: {kubernetes.io/ingress.class: other}\nspec:\n  ingressClassName: k8snet\n  defaultBackend: {service: {name: web, port: {number: 80}}}\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": metadata.annotations[kubernetes.io/ingress.class]: \"other\""),
+        "{errs:#?}"
+    );
+}
