@@ -28,8 +28,9 @@
 //!   feature `health`, the HTTP servers that answer them, updated in place
 //!   as the plan changes.
 //! - `linux` (feature): [`linux::Proxier`] applies it in one transaction per
-//!   change in the caller's network namespace and deletes UDP conntrack
-//!   entries to endpoints that left. A one-Service update that would take a
+//!   change in the caller's network namespace and deletes stale UDP
+//!   conntrack entries (those not answered by a serving endpoint, as
+//!   kube-proxy does). A one-Service update that would take a
 //!   frontend (cluster IP and port, external or load balancer IP and port,
 //!   node port) another Service owns is refused before anything is sent.
 //!

@@ -38,7 +38,8 @@ pub enum Prediction {
         /// Whether the source is masqueraded on the way.
         masquerade: bool,
     },
-    /// Refused at once (ICMP port unreachable).
+    /// Refused at once: a TCP reset, ICMP port unreachable for other
+    /// protocols (`connect` fails with `ECONNREFUSED` either way).
     Reject,
     /// Dropped.
     Drop,
@@ -115,7 +116,36 @@ pub fn predict(table: &ServiceTable, flow: &Flow) -> Prediction {
             return external(table, p, flow);
         }
     }
+    // Still addressed to a ClusterIP: a port (or protocol) no Service uses
+    // there. `cluster-ips-check` rejects it.
+    if table
+        .ports
+        .iter()
+        .any(|p| p.id.family == family && p.cluster_ip == flow.daddr)
+    {
+        return Prediction::Reject;
+    }
     Prediction::Pass
+}
+
+/// The cluster CIDRs of `ip`'s family: empty when the node knows none of
+/// that family (no way to tell pods from other sources then).
+fn family_cidrs(table: &ServiceTable, ip: IpAddr) -> Vec<IpNet> {
+    table
+        .cluster_cidrs
+        .iter()
+        .copied()
+        .filter(|n| Family::of(n.addr()) == Family::of(ip))
+        .collect()
+}
+
+/// Whether the node itself holds `flow.saddr` (`fib saddr type local`):
+/// one of its IPs, loopback, or the destination itself (only the node
+/// sends from an address to that same address: a VIP it holds, such as a
+/// load balancer IP on `lo`). Other addresses the node holds are unknown
+/// to the plan.
+fn from_node(table: &ServiceTable, flow: &Flow) -> bool {
+    table.node_ips.contains(&flow.saddr) || flow.saddr.is_loopback() || flow.saddr == flow.daddr
 }
 
 fn to_pool(
@@ -144,9 +174,11 @@ fn to_pool(
 }
 
 fn internal(table: &ServiceTable, p: &ServicePort, flow: &Flow) -> Prediction {
+    let cidrs = family_cidrs(table, flow.saddr);
     let masq = p.masquerade_off_cluster
         && !matches!(p.internal, Target::Reject | Target::Drop)
-        && (table.cluster_cidrs.is_empty() || !contains(&table.cluster_cidrs, flow.saddr));
+        && !cidrs.is_empty()
+        && !contains(&cidrs, flow.saddr);
     to_pool(table, p, p.internal, flow, masq)
 }
 
@@ -164,7 +196,7 @@ fn external(table: &ServiceTable, p: &ServicePort, flow: &Flow) -> Prediction {
         if contains(&table.cluster_cidrs, flow.saddr) {
             return to_pool(table, p, Target::ClusterPool, flow, false);
         }
-        if table.node_ips.contains(&flow.saddr) {
+        if from_node(table, flow) {
             return to_pool(table, p, Target::ClusterPool, flow, true);
         }
     }

@@ -68,3 +68,89 @@ fn udp_conntrack_entries_to_removed_endpoints_are_deleted() {
         format!("b{survivor}")
     );
 }
+
+/// `dns` with endpoints b0 (ready) and b1 with `b1` conditions.
+fn yaml_b1(b1: &str) -> String {
+    format!(
+        "{NODE_A}---\napiVersion: v1\nkind: Service\nmetadata: {{name: dns, namespace: default}}\nspec:\n  clusterIP: 198.19.0.10\n  ports: [{{name: dns, port: 53, targetPort: 8080, protocol: UDP}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: dns-ipv4, namespace: default, labels: {{kubernetes.io/service-name: dns}}}}\naddressType: IPv4\nendpoints: [{{addresses: ['{}'], nodeName: node-a, conditions: {{ready: true}}}}, {{addresses: ['{}'], nodeName: node-a, conditions: {b1}}}]\nports: [{{name: dns, port: 8080, protocol: UDP}}]\n",
+        backend_v4(0),
+        backend_v4(1)
+    )
+}
+
+#[test]
+fn udp_flows_to_a_terminating_but_serving_endpoint_are_kept() {
+    kernel_test!();
+    let node = Node::new("lbct2");
+    let (_, ctx, table) = plan_yaml(&yaml_b1("{ready: true}"));
+    let mut px = node.proxier();
+    px.sync(&table).unwrap();
+    let to: SocketAddr = "198.19.0.10:53".parse().unwrap();
+    let wait = Duration::from_secs(2);
+    // A client flow that b1 serves.
+    let from = (47_000..47_100)
+        .map(|p| SocketAddr::new("198.18.0.2".parse().unwrap(), p))
+        .find(|from| ask_udp(node.client.netns(), *from, to, wait).unwrap() == "b1")
+        .expect("some source port reaches b1");
+    // b1 starts terminating but still serves (graceful shutdown): the plan
+    // no longer sends new flows there, but the flow it serves stays.
+    let (cluster, _, _) = plan_yaml(&yaml_b1("{ready: false, serving: true, terminating: true}"));
+    let ports = k8snet_lb::plan_service(&cluster, &ctx, &NsName::new("default", "dns"));
+    let pool = ports[0].cluster_pool.as_ref().unwrap();
+    assert_eq!(pool.endpoints.len(), 1, "b1 left the pool");
+    let st = px.update_service("default", "dns", &ports).unwrap();
+    // kube-proxy (pkg/proxy/conntrack/cleanup.go) keeps entries whose reply
+    // source is a *serving* endpoint, whatever its terminating state.
+    assert_eq!(
+        st.conntrack_deleted, 0,
+        "flow to a serving endpoint was cut"
+    );
+    assert_eq!(ask_udp(node.client.netns(), from, to, wait).unwrap(), "b1");
+    // When b1 stops serving, its flow goes and the client moves on.
+    let (cluster, _, _) = plan_yaml(&yaml_b1(
+        "{ready: false, serving: false, terminating: true}",
+    ));
+    let ports = k8snet_lb::plan_service(&cluster, &ctx, &NsName::new("default", "dns"));
+    let st = px.update_service("default", "dns", &ports).unwrap();
+    assert_eq!(st.conntrack_deleted, 1);
+    assert_eq!(ask_udp(node.client.netns(), from, to, wait).unwrap(), "b0");
+}
+
+/// A UDP flow sent before the Service was programmed has a conntrack entry
+/// without DNAT (here: routed on to the outside namespace, which drops
+/// it). A restarted proxier's first sync deletes it as kube-proxy does on start (every entry to a
+/// frontend not answered by a serving endpoint), so the client's next
+/// datagram reaches an endpoint; the flows endpoints serve are kept.
+#[test]
+fn the_first_sync_deletes_udp_entries_made_before_the_service_existed() {
+    kernel_test!();
+    let node = Node::new("lbct3");
+    // An earlier run programmed no Services (and turned conntrack on).
+    let (_, _, empty) = plan_yaml(NODE_A);
+    node.proxier().sync(&empty).unwrap();
+    let (_, _, table) = plan_yaml(&yaml(&[(0, "node-a")]));
+    let from: SocketAddr = "198.18.0.2:47500".parse().unwrap();
+    let to: SocketAddr = "198.19.0.10:53".parse().unwrap();
+    let short = Duration::from_millis(300);
+    assert!(ask_udp(node.client.netns(), from, to, short).is_err());
+    let not_dnated = || {
+        node.tn
+            .node()
+            .run(|| Conntrack::open().unwrap().list().unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.protocol == 17 && e.orig_dst == to.ip() && e.reply_src == to.ip())
+            .count()
+    };
+    assert_eq!(not_dnated(), 1);
+    let mut px = node.proxier();
+    let st = px.sync(&table).unwrap();
+    assert_eq!(st.conntrack_deleted, 1);
+    assert_eq!(not_dnated(), 0);
+    let wait = Duration::from_secs(2);
+    assert_eq!(ask_udp(node.client.netns(), from, to, wait).unwrap(), "b0");
+    // A proxier restarting on the same table keeps the live flow.
+    let mut again = node.proxier();
+    assert_eq!(again.sync(&table).unwrap().conntrack_deleted, 0);
+    assert_eq!(ask_udp(node.client.netns(), from, to, wait).unwrap(), "b0");
+}

@@ -298,3 +298,188 @@ fn removing_one_backend_moves_only_the_flows_maglev_moves() {
         "{moved_survivors} of 50 flows moved between survivors: {first:?} -> {second:?}"
     );
 }
+
+/// eTP=Local NodePort/LoadBalancer `web` whose endpoints are all on node-b
+/// (reachable over the bridge, but not local to node-a).
+fn remote_only_local_policy() -> String {
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 198.19.0.21\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30081}]\nstatus: {loadBalancer: {ingress: [{ip: 198.19.1.60}]}}\n";
+    let eps = slice(
+        "web",
+        "IPv4",
+        "http",
+        "TCP",
+        &[(1, "node-b"), (2, "node-b")],
+    );
+    format!("{NODE_A}{svc}{eps}")
+}
+
+/// kube-proxy #131765: the no-endpoint checks must run after DNAT, or the
+/// node's own traffic to an eTP=Local NodePort is dropped before the
+/// "short-circuit local traffic" rule can send it to the cluster pool.
+#[test]
+fn node_to_its_own_node_port_short_circuits_without_local_endpoints() {
+    kernel_test!();
+    let node = Node::new("lbnp");
+    let (_, _, table) = plan_yaml(&remote_only_local_policy());
+    node.proxier().sync(&table).unwrap();
+    let from: SocketAddr = "198.19.128.1:48000".parse().unwrap();
+    let to: SocketAddr = "198.19.128.1:30081".parse().unwrap();
+    let flow = Flow {
+        saddr: from.ip(),
+        sport: from.port(),
+        daddr: to.ip(),
+        dport: to.port(),
+        protocol: Protocol::Tcp,
+    };
+    let Prediction::Endpoint {
+        ip,
+        masquerade: true,
+        ..
+    } = predict(&table, &flow)
+    else {
+        panic!("{:?}", predict(&table, &flow))
+    };
+    let got = ask(node.tn.node(), from, to);
+    assert_eq!(
+        got.ok(),
+        Some(name_of(ip)),
+        "node-originated NodePort traffic"
+    );
+}
+
+/// A VIP-style load balancer (kube-vip, ...) puts the VIP on the node; the
+/// node's own traffic to it leaves with the VIP as source, which
+/// `fib saddr type local` (not the node IP set) recognises.
+#[test]
+fn node_to_a_local_load_balancer_ip_short_circuits_without_local_endpoints() {
+    kernel_test!();
+    let node = Node::new("lbvip");
+    node.tn
+        .node()
+        .ip(&["addr", "add", "198.19.1.60/32", "dev", "lo"])
+        .unwrap();
+    let (_, _, table) = plan_yaml(&remote_only_local_policy());
+    node.proxier().sync(&table).unwrap();
+    let from: SocketAddr = "198.19.1.60:48001".parse().unwrap();
+    let to: SocketAddr = "198.19.1.60:80".parse().unwrap();
+    let flow = Flow {
+        saddr: from.ip(),
+        sport: from.port(),
+        daddr: to.ip(),
+        dport: to.port(),
+        protocol: Protocol::Tcp,
+    };
+    let Prediction::Endpoint {
+        ip,
+        masquerade: true,
+        ..
+    } = predict(&table, &flow)
+    else {
+        panic!("{:?}", predict(&table, &flow))
+    };
+    let got = ask(node.tn.node(), from, to);
+    assert_eq!(got.ok(), Some(name_of(ip)), "node-originated VIP traffic");
+    // nft itself lists the rules as k8snet-nft renders them.
+    let listed = node
+        .tn
+        .node()
+        .cmd(&["nft", "list", "table", "inet", "k8snet-lb"])
+        .unwrap();
+    for rule in [
+        "fib saddr type local jump mark-for-masquerade comment \"masquerade local traffic\"",
+        "fib saddr type local goto svc4-",
+    ] {
+        assert!(listed.contains(rule), "{rule} missing in\n{listed}");
+    }
+}
+
+/// kube-proxy masquerades `saddr == endpoint` for every endpoint, so a pod
+/// reaching itself through its Service is answered even when its slice
+/// names no node (the field is optional).
+#[test]
+fn a_pod_reaches_itself_through_its_service_without_node_name() {
+    kernel_test!();
+    let node = Node::new("lbhair");
+    let yaml = format!(
+        "{NODE_A}---\napiVersion: v1\nkind: Service\nmetadata: {{name: self, namespace: default}}\nspec:\n  clusterIP: 198.19.0.24\n  ports: [{{name: http, port: 80, targetPort: 8080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: self-1, namespace: default, labels: {{kubernetes.io/service-name: self}}}}\naddressType: IPv4\nendpoints: [{{addresses: ['{}']}}]\nports: [{{name: http, port: 8080}}]\n",
+        backend_v4(0)
+    );
+    // As the CNI bridge plugin's `hairpinMode: true` does.
+    node.tn
+        .node()
+        .cmd(&[
+            "bridge",
+            "link",
+            "set",
+            "dev",
+            node.backends[0].node_ifname(),
+            "hairpin",
+            "on",
+        ])
+        .unwrap();
+    let (_, _, table) = plan_yaml(&yaml);
+    node.proxier().sync(&table).unwrap();
+    let from = SocketAddr::new(backend_v4(0), 48_100);
+    let to: SocketAddr = "198.19.0.24:80".parse().unwrap();
+    let flow = Flow {
+        saddr: from.ip(),
+        sport: from.port(),
+        daddr: to.ip(),
+        dport: to.port(),
+        protocol: Protocol::Tcp,
+    };
+    assert_eq!(
+        predict(&table, &flow),
+        Prediction::Endpoint {
+            ip: backend_v4(0),
+            port: 8080,
+            masquerade: true
+        }
+    );
+    let got = ask(node.backends[0].netns(), from, to);
+    assert_eq!(
+        got.ok().as_deref(),
+        Some("b0"),
+        "hairpin through the Service"
+    );
+}
+
+/// kube-proxy's `cluster-ips-check`: a new connection to a ClusterIP on a
+/// port no Service uses is rejected, not routed on.
+#[test]
+fn a_cluster_ip_on_a_port_no_service_uses_is_rejected() {
+    kernel_test!();
+    let node = Node::new("lbcip");
+    let yaml = format!(
+        "{NODE_A}{}{}",
+        service("web", "198.19.0.20", ""),
+        slice("web", "IPv4", "http", "TCP", &[(0, "node-a")])
+    );
+    let (_, _, table) = plan_yaml(&yaml);
+    node.proxier().sync(&table).unwrap();
+    let from: SocketAddr = "198.18.0.2:0".parse().unwrap();
+    for (to, proto) in [
+        ("198.19.0.20:81", Protocol::Tcp),
+        ("198.19.0.20:80", Protocol::Udp),
+    ] {
+        let to: SocketAddr = to.parse().unwrap();
+        let flow = Flow {
+            saddr: from.ip(),
+            sport: 48_200,
+            daddr: to.ip(),
+            dport: to.port(),
+            protocol: proto,
+        };
+        assert_eq!(predict(&table, &flow), Prediction::Reject, "{to} {proto:?}");
+    }
+    let e = ask(node.client.netns(), from, "198.19.0.20:81".parse().unwrap()).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    // From the node itself too (filter-output).
+    let e = ask(
+        node.tn.node(),
+        "198.19.128.1:0".parse().unwrap(),
+        "198.19.0.20:81".parse().unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+}

@@ -48,10 +48,13 @@ pub enum Field {
     CtMark,
     /// `fib daddr type`: the route type of the destination (`local`, ...).
     FibDaddrType,
+    /// `fib saddr type`: the route type of the source (`local` when the
+    /// node holds the address).
+    FibSaddrType,
 }
 
 /// Every field, for parsers and tests.
-pub(crate) const ALL_FIELDS: [Field; 17] = [
+pub(crate) const ALL_FIELDS: [Field; 18] = [
     Field::IpSaddr,
     Field::IpDaddr,
     Field::Ip6Saddr,
@@ -69,6 +72,7 @@ pub(crate) const ALL_FIELDS: [Field; 17] = [
     Field::MetaOifname,
     Field::CtMark,
     Field::FibDaddrType,
+    Field::FibSaddrType,
 ];
 
 impl Field {
@@ -87,7 +91,7 @@ impl Field {
             Self::MetaNfproto => DataType::NfProto,
             Self::MetaMark | Self::CtMark => DataType::Mark,
             Self::MetaIifname | Self::MetaOifname => DataType::Ifname,
-            Self::FibDaddrType => DataType::FibAddrType,
+            Self::FibDaddrType | Self::FibSaddrType => DataType::FibAddrType,
         }
     }
 
@@ -111,6 +115,7 @@ impl Field {
             Self::MetaOifname => "meta oifname",
             Self::CtMark => "ct mark",
             Self::FibDaddrType => "fib daddr type",
+            Self::FibSaddrType => "fib saddr type",
         }
     }
 }

@@ -300,3 +300,31 @@ fn ct_status_loads_the_status_word_and_tests_its_bits() {
     let (_, exprs) = lower_rule(&batch, &parse_rule("ct state new").unwrap(), &mut 0);
     assert_eq!(exprs, bits_of(0, 8));
 }
+
+#[test]
+fn fib_saddr_and_daddr_type_load_the_route_type_of_each_address() {
+    let batch = Batch::new(Family::Inet, "k8snet-t");
+    let r = uapi::REG32_00;
+    // NFTA_FIB_F_SADDR is 1, NFTA_FIB_F_DADDR 2; NFT_FIB_RESULT_ADDRTYPE 3;
+    // RTN_LOCAL (2) compared in host order, as nft writes it.
+    for (text, flags) in [("fib saddr type local", 1), ("fib daddr type local", 2)] {
+        let (pre, exprs) = lower_rule(&batch, &parse_rule(text).unwrap(), &mut 0);
+        assert!(pre.is_empty());
+        assert_eq!(
+            exprs,
+            [
+                LowExpr::Fib {
+                    flags,
+                    result: 3,
+                    dreg: r
+                },
+                LowExpr::Cmp {
+                    sreg: r,
+                    op: 0,
+                    data: 2u32.to_ne_bytes().to_vec()
+                },
+            ],
+            "{text}"
+        );
+    }
+}

@@ -598,6 +598,8 @@ mod tests {
             "update @aff { ip saddr . th dport timeout 1h1s } meta mark set 0x00004000",
             "add @seen { ip saddr } ct mark set 0x00000001 log prefix \"a b \" counter",
             "meta iifname \"eth0\" meta nfproto ipv6 fib daddr type local masquerade fully-random",
+            "fib saddr type local goto svc4-x comment \"short-circuit local traffic\"",
+            "fib saddr type != local fib daddr type local accept",
             "ct mark 0x00000002 meta mark != 0x00000003 reject with tcp reset",
             "meta l4proto udp reject with icmpx admin-prohibited",
             "ip saddr @allowed ip daddr != @blocked goto x",

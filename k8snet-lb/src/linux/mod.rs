@@ -2,9 +2,8 @@
 //! network namespace and cleans stale UDP conntrack entries.
 
 mod conntrack;
+mod stale;
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,8 @@ pub use conntrack::{Conntrack, Entry};
 use crate::error::Result;
 use crate::health::ProxyHealth;
 use crate::nftables::{Layout, TABLE};
-use crate::plan::{ServicePort, ServiceTable, Target};
+use crate::plan::{ServicePort, ServiceTable};
+use stale::StaleUdp;
 
 /// What one sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,8 +80,13 @@ impl Proxier {
 
     /// Makes the kernel hold `table`. The first call reads what the kernel
     /// has (a restart keeps learnt affinity) and diffs against it; later
-    /// calls diff only the Service ports that changed. UDP conntrack
-    /// entries to endpoints that went away are deleted afterwards.
+    /// calls diff only the Service ports that changed. Stale UDP conntrack
+    /// entries are deleted afterwards (kube-proxy's `CleanStaleEntries`:
+    /// entries to a frontend not answered by one of its serving
+    /// endpoints): of the changed ports, and of
+    /// every port on the first call and on the resync after a failed
+    /// apply, when conntrack may hold anything. Flows a serving endpoint
+    /// answers are never cut.
     ///
     /// # Errors
     /// [`crate::Error::Nft`] if the kernel refuses (it then holds what it
@@ -103,14 +108,18 @@ impl Proxier {
                 }
             };
             let compute = t0.elapsed();
-            let st = self.apply(&batch, compute)?;
+            let mut st = self.apply(&batch, compute)?;
             self.first = false;
+            // What conntrack holds is unknown (entries from before a
+            // restart or from the failed state): check every port, as
+            // kube-proxy does on every sync.
+            st.conntrack_deleted = self.clean_conntrack(&[], &table.ports, true);
             return Ok(st);
         }
         let batch = self.layout.sync(table)?;
         let compute = t0.elapsed();
         let mut st = self.apply(&batch, compute)?;
-        st.conntrack_deleted = self.clean_conntrack(&before, &table.ports);
+        st.conntrack_deleted = self.clean_conntrack(&before, &table.ports, false);
         Ok(st)
     }
 
@@ -145,7 +154,7 @@ impl Proxier {
         let batch = self.layout.update_service(namespace, name, ports)?;
         let compute = t0.elapsed();
         let mut st = self.apply(&batch, compute)?;
-        st.conntrack_deleted = self.clean_conntrack(&before, ports);
+        st.conntrack_deleted = self.clean_conntrack(&before, ports, false);
         Ok(st)
     }
 
@@ -207,64 +216,22 @@ impl Proxier {
             .collect()
     }
 
-    /// kube-proxy's `CleanStaleEntries` for UDP: entries to a frontend of
-    /// a port whose reply comes from an endpoint no longer serving it are
-    /// deleted (UDP has no end, so they would keep sending there); and when
-    /// a port gets its first endpoints, entries made while it had none
-    /// (not DNATed) go too. Failures are logged: cleanup is best effort.
-    fn clean_conntrack(&mut self, before: &[ServicePort], after: &[ServicePort]) -> usize {
-        let mut stale: Vec<Stale> = Vec::new();
-        for old in before {
-            let new = after.iter().find(|p| p.id == old.id);
-            let eps = |p: &ServicePort| -> BTreeSet<(IpAddr, u16)> {
-                [&p.cluster_pool, &p.local_pool]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|pool| pool.endpoints.iter().map(|e| (e.ip, e.port)))
-                    .collect()
-            };
-            let gone: BTreeSet<(IpAddr, u16)> = match new {
-                Some(n) => eps(old).difference(&eps(n)).copied().collect(),
-                None => eps(old),
-            };
-            let first_endpoints =
-                old.internal == Target::Reject && new.is_some_and(|n| n.internal != Target::Reject);
-            if !gone.is_empty() || first_endpoints {
-                stale.push(Stale {
-                    frontends: frontends(old),
-                    gone,
-                    fresh: first_endpoints,
-                });
-            }
-        }
-        for new in after.iter().filter(|n| n.id.protocol == Protocol::Udp) {
-            if !before.iter().any(|o| o.id == new.id) && new.internal != Target::Reject {
-                stale.push(Stale {
-                    frontends: frontends(new),
-                    gone: BTreeSet::new(),
-                    fresh: true,
-                });
-            }
-        }
+    /// kube-proxy's `CleanStaleEntries` for UDP (see [`StaleUdp`]): UDP
+    /// has no end, so an entry to an endpoint that no longer serves (or
+    /// one made before the port had endpoints, never DNATed) would keep a
+    /// client's datagrams going there. Failures are logged: cleanup is
+    /// best effort.
+    fn clean_conntrack(
+        &mut self,
+        before: &[ServicePort],
+        after: &[ServicePort],
+        all: bool,
+    ) -> usize {
+        let stale = StaleUdp::new(before, after, self.layout.node_ips(), all);
         if stale.is_empty() {
             return 0;
         }
-        let result = self.ct.delete_where(|e| {
-            e.protocol == 17
-                && stale.iter().any(
-                    |Stale {
-                         frontends: dsts,
-                         gone,
-                         fresh,
-                     }| {
-                        dsts.iter().any(|(ip, port)| {
-                            ip.is_none_or(|ip| ip == e.orig_dst) && *port == e.orig_dport
-                        }) && (gone.contains(&(e.reply_src, e.reply_sport))
-                            || (*fresh && e.reply_src == e.orig_dst))
-                    },
-                )
-        });
-        match result {
+        match self.ct.delete_where(|e| stale.is_stale(e)) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("UDP conntrack cleanup failed: {e}");
@@ -272,28 +239,4 @@ impl Proxier {
             }
         }
     }
-}
-
-/// UDP conntrack entries to delete for one port.
-struct Stale {
-    /// Where clients sent them.
-    frontends: Vec<(Option<IpAddr>, u16)>,
-    /// Endpoints that left: entries answered by them go.
-    gone: BTreeSet<(IpAddr, u16)>,
-    /// The port just got endpoints: entries never DNATed go.
-    fresh: bool,
-}
-
-/// Every (address, port) a port answers on; a node port matches any
-/// address (as kube-proxy matches it).
-fn frontends(p: &ServicePort) -> Vec<(Option<IpAddr>, u16)> {
-    let ips = [p.cluster_ip]
-        .into_iter()
-        .chain(p.external_ips.iter().copied());
-    let mut v: Vec<(Option<IpAddr>, u16)> = ips
-        .chain(p.load_balancer_ips.iter().copied())
-        .map(|ip| (Some(ip), p.port))
-        .collect();
-    v.extend(p.node_port.map(|np| (None, np)));
-    v
 }

@@ -5,15 +5,22 @@
 //! # Layout
 //!
 //! kube-proxy's nftables layout (both families in one `inet` table, IPv6
-//! sets suffixed `6`): base chains `filter-*` (before DNAT) and `nat-*`;
-//! `services` dispatches `daddr . l4proto . dport` through the verdict map
-//! `service-ips` (ClusterIPs, external and load balancer IPs) and node
-//! ports through `service-nodeports`; `endpoints-check` rejects or drops
-//! traffic to ports without endpoints (`no-endpoint-*` maps, `reject-chain`
-//! answers ICMP port unreachable at once); `firewall-check` applies
-//! `loadBalancerSourceRanges` (`firewall-ips`); `masquerading` masquerades
-//! marked and hairpin traffic. Per Service port: `svc4-…` (cluster pool),
-//! `local4-…` (local pool), `ext4-…` (external traffic), `fw4-…`.
+//! sets suffixed `6`): base chains `filter-*-pre-dnat` (priority -110,
+//! before DNAT), `nat-*` (-100) and `filter-input`/`-forward`/`-output`
+//! (0, after DNAT); `services` dispatches `daddr . l4proto . dport`
+//! through the verdict map `service-ips` (ClusterIPs, external and load
+//! balancer IPs) and node ports through `service-nodeports`;
+//! `endpoints-check` (after DNAT) rejects or drops traffic to ports
+//! without endpoints (`no-endpoint-*` maps; `reject-chain` answers at
+//! once: a TCP reset, else ICMP port unreachable); `cluster-ips-check`
+//! (forward and output, after DNAT) rejects what is still addressed to
+//! one of the `cluster-ips`, a port no Service uses; `firewall-check`
+//! (before DNAT) applies `loadBalancerSourceRanges` (`firewall-ips`);
+//! `masquerading` masquerades marked and hairpin traffic (`hairpin`: each
+//! endpoint paired with itself). Per Service port: `svc4-…` (cluster
+//! pool), `local4-…` (local pool), `ext4-…` (external traffic; with Local
+//! policy, pods and `fib saddr type local` sources short-circuit to the
+//! cluster pool), `fw4-…`.
 //!
 //! **Endpoint choice.** Instead of kube-proxy's `numgen random`, a pool
 //! chain does `dnat to jhash <saddr> . th sport mod M seed S offset O map
@@ -49,7 +56,7 @@ use crate::frontend::Claims;
 use crate::hash::xxhash64;
 use crate::plan::{Family, PortId, ServicePort, ServiceTable};
 use port::{Context, Fragment, PoolKind, Window, fam, lower_port};
-use skeleton::{hairpin, hairpin_key, ip_value, nodeport_ips, skeleton};
+use skeleton::{cluster_ips, hairpin, hairpin_key, ip_value, nodeport_ips, skeleton};
 
 /// Slot maps per family. Pools are spread over them by a hash of their
 /// name; each holds up to 65,536 windows.
@@ -94,7 +101,9 @@ pub struct Layout {
     /// Slot maps that exist (kept once made, so a partial batch never has
     /// to create or delete a map other ports use).
     maps: BTreeSet<String>,
-    hairpin: BTreeMap<IpAddr, usize>,
+    /// Elements of the shared address sets, counted by the ports that
+    /// need them.
+    refs: BaseRefs,
     /// Who owns each frontend (cluster, external and load balancer IP
     /// ports, node ports).
     claims: Claims,
@@ -374,15 +383,18 @@ impl Layout {
         lower_port(p, &cx)
     }
 
+    /// The node IPs that accept node ports (`nodeport-ips`).
+    pub fn node_ips(&self) -> &[IpAddr] {
+        &self.node_ips
+    }
+
     /// The Service ports the layout programs, by id.
     pub fn ports(&self) -> impl Iterator<Item = &ServicePort> {
         self.ports.values()
     }
 
     fn insert(&mut self, p: &ServicePort, f: Fragment) {
-        for ip in &f.local_ips {
-            *self.hairpin.entry(*ip).or_default() += 1;
-        }
+        self.refs.add(&f);
         self.fragments.insert(p.id.clone(), f);
         self.claims.insert(p);
         self.ports.insert(p.id.clone(), p.clone());
@@ -393,30 +405,64 @@ impl Layout {
             self.claims.remove(&p);
         }
         let f = self.fragments.remove(id)?;
-        for ip in &f.local_ips {
-            if let Some(n) = self.hairpin.get_mut(ip) {
-                *n -= 1;
-                if *n == 0 {
-                    self.hairpin.remove(ip);
-                }
-            }
-        }
+        self.refs.remove(&f);
         Some(f)
     }
 
-    /// Node IPs and hairpin pairs.
+    /// Node IPs, cluster IPs and hairpin pairs.
     fn add_base(&self, t: &mut Table) {
-        for ip in &self.node_ips {
-            if let Some(s) = t.sets.get_mut(&nodeport_ips(fam(Family::of(*ip)))) {
-                s.elements
-                    .insert(Key::one(ip_value(*ip)), Element::default());
-            }
+        add_base(t, &self.node_ips, &self.refs);
+    }
+}
+
+/// How many ports need each element of the shared address sets.
+#[derive(Debug, Clone, Default)]
+struct BaseRefs {
+    /// Endpoint addresses (`hairpin` pairs).
+    hairpin: BTreeMap<IpAddr, usize>,
+    /// ClusterIPs (`cluster-ips`).
+    cluster_ips: BTreeMap<IpAddr, usize>,
+}
+
+impl BaseRefs {
+    fn add(&mut self, f: &Fragment) {
+        for ip in &f.hairpin_ips {
+            *self.hairpin.entry(*ip).or_default() += 1;
         }
-        for ip in self.hairpin.keys() {
-            if let Some(s) = t.sets.get_mut(&hairpin(fam(Family::of(*ip)))) {
-                s.elements.insert(hairpin_key(*ip), Element::default());
+        *self.cluster_ips.entry(f.cluster_ip).or_default() += 1;
+    }
+
+    fn remove(&mut self, f: &Fragment) {
+        let release = |m: &mut BTreeMap<IpAddr, usize>, ip: &IpAddr| {
+            if let Some(n) = m.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(ip);
+                }
             }
+        };
+        for ip in &f.hairpin_ips {
+            release(&mut self.hairpin, ip);
         }
+        release(&mut self.cluster_ips, &f.cluster_ip);
+    }
+}
+
+/// Node IPs, cluster IPs and hairpin pairs into the skeleton's sets.
+fn add_base(t: &mut Table, node_ips: &[IpAddr], refs: &BaseRefs) {
+    let mut put = |set: String, key: Key| {
+        if let Some(s) = t.sets.get_mut(&set) {
+            s.elements.insert(key, Element::default());
+        }
+    };
+    for ip in node_ips {
+        put(nodeport_ips(fam(Family::of(*ip))), Key::one(ip_value(*ip)));
+    }
+    for ip in refs.cluster_ips.keys() {
+        put(cluster_ips(fam(Family::of(*ip))), Key::one(ip_value(*ip)));
+    }
+    for ip in refs.hairpin.keys() {
+        put(hairpin(fam(Family::of(*ip))), hairpin_key(*ip));
     }
 }
 
@@ -543,34 +589,19 @@ impl Change {
             }
             t
         };
-        // The base sets before the change: recompute from the old hairpin
-        // counts is not needed; pairs only change with fragments, so
-        // diffing old fragments' pairs against the new state's is exact.
+        // The base sets' elements only change with fragments, so the old
+        // base is the new one with what the change removed put back and
+        // what it added taken out.
         let mut old = sub(&self.old, &self.maps_before, None);
         let new = sub(&self.new, &l.maps, Some(l));
-        // Old base: the new base with the pairs the change removed put back
-        // and the ones it added taken out.
-        let mut base_before = Layout {
-            node_ips: l.node_ips.clone(),
-            hairpin: l.hairpin.clone(),
-            ..Layout::default()
-        };
+        let mut refs_before = l.refs.clone();
         for f in &self.new {
-            for ip in &f.local_ips {
-                if let Some(n) = base_before.hairpin.get_mut(ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        base_before.hairpin.remove(ip);
-                    }
-                }
-            }
+            refs_before.remove(f);
         }
         for f in &self.old {
-            for ip in &f.local_ips {
-                *base_before.hairpin.entry(*ip).or_default() += 1;
-            }
+            refs_before.add(f);
         }
-        base_before.add_base(&mut old);
+        add_base(&mut old, &l.node_ips, &refs_before);
         Ok(diff(Some(&old), &new)?)
     }
 }

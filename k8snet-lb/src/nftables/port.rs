@@ -13,8 +13,11 @@ use k8snet_nft::{
 
 use super::skeleton::{
     Fam, MARK_MASQ, REJECT, V4, V6, firewall_ips, ip_value, no_endpoint_nodeports,
-    no_endpoint_services, nodeport_ips, service_ips, service_nodeports,
+    no_endpoint_services, service_ips, service_nodeports,
 };
+
+/// The route type `local` (`RTN_LOCAL`).
+const RTN_LOCAL: u32 = 2;
 use crate::hash::xxhash64;
 use crate::plan::{Family, Pool, ServicePort, Target};
 
@@ -34,7 +37,7 @@ pub(crate) struct Window {
 }
 
 /// A port's share of the table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fragment {
     pub(crate) chains: BTreeMap<String, Chain>,
     /// Sets and maps only this port uses (affinity).
@@ -44,8 +47,10 @@ pub(crate) struct Fragment {
     /// Slot-map contents, kept compact (a pool's table may have 65,521
     /// slots): per pool its window and the endpoint of each slot.
     pub(crate) slots: Vec<Slots>,
-    /// Local endpoint IPs (for the hairpin set).
-    pub(crate) local_ips: Vec<IpAddr>,
+    /// The endpoint IPs its pools may pick (for the hairpin set).
+    pub(crate) hairpin_ips: Vec<IpAddr>,
+    /// Its ClusterIP (for the `cluster-ips` set).
+    pub(crate) cluster_ip: IpAddr,
 }
 
 pub(crate) fn fam(f: Family) -> &'static Fam {
@@ -184,7 +189,14 @@ pub(crate) struct Context<'a> {
 
 /// Lowers one port.
 pub(crate) fn lower_port(p: &ServicePort, cx: &Context<'_>) -> Fragment {
-    let mut fr = Fragment::default();
+    let mut fr = Fragment {
+        chains: BTreeMap::new(),
+        sets: BTreeMap::new(),
+        elements: Vec::new(),
+        slots: Vec::new(),
+        hairpin_ips: Vec::new(),
+        cluster_ip: p.cluster_ip,
+    };
     let f = fam(p.id.family);
     let proto = p.id.protocol.ip_proto();
     let cluster_chain = p
@@ -267,7 +279,9 @@ pub(crate) fn lower_port(p: &ServicePort, cx: &Context<'_>) -> Fragment {
                         r(vec![m, Expr::goto(cc)]).with_comment("short-circuit pod traffic"),
                     );
                 }
-                let from_node = || Expr::lookup(KeyExpr::field(f.saddr), &nodeport_ips(f));
+                // Any address the node holds (its IPs, a VIP on `lo`): kube-proxy's
+                // `fib saddr type local`.
+                let from_node = || Expr::eq(Field::FibSaddrType, Value::FibAddrType(RTN_LOCAL));
                 ch = ch
                     .with_rule(
                         r(vec![from_node(), Expr::jump(MARK_MASQ)])
@@ -293,20 +307,27 @@ pub(crate) fn lower_port(p: &ServicePort, cx: &Context<'_>) -> Fragment {
         (PoolKind::Local, &p.local_pool),
     ] {
         let Some(pool) = pool else { continue };
-        fr.local_ips
-            .extend(pool.endpoints.iter().filter(|e| e.local).map(|e| e.ip));
+        // Every endpoint, local or not: a pair only matches when a pod
+        // reached itself (kube-proxy masquerades `saddr == endpoint` for
+        // each endpoint), and endpoints need not name their node.
+        fr.hairpin_ips.extend(pool.endpoints.iter().map(|e| e.ip));
         let name = pool_chain(p, kind);
         let mut ch = Chain::regular();
         let internal_here = target_chain(p.internal).as_deref() == Some(name.as_str());
-        if internal_here && p.masquerade_off_cluster {
-            let mut rule = vec![
+        // Only with cluster CIDRs of the port's family (kube-proxy writes
+        // the rule only when that family's local-traffic detector exists).
+        let off_cluster = saddr_in(p.id.family, cx.cluster_cidrs, true);
+        if internal_here
+            && p.masquerade_off_cluster
+            && let Some(off_cluster) = off_cluster
+        {
+            ch = ch.with_rule(r(vec![
                 Expr::eq(f.daddr, ip_value(p.cluster_ip)),
                 Expr::eq(Field::MetaL4proto, Value::Proto(proto)),
                 Expr::eq(Field::ThDport, Value::Port(p.port)),
-            ];
-            rule.extend(saddr_in(p.id.family, cx.cluster_cidrs, true));
-            rule.push(Expr::jump(MARK_MASQ));
-            ch = ch.with_rule(r(rule));
+                off_cluster,
+                Expr::jump(MARK_MASQ),
+            ]));
         }
         match affinity {
             Some(timeout) => {

@@ -13,6 +13,9 @@ pub const MASQ_MARK: u32 = 0x4000;
 
 pub(crate) const MARK_MASQ: &str = "mark-for-masquerade";
 pub(crate) const REJECT: &str = "reject-chain";
+const ENDPOINTS_CHECK: &str = "endpoints-check";
+const FIREWALL_CHECK: &str = "firewall-check";
+const CLUSTER_IPS_CHECK: &str = "cluster-ips-check";
 
 /// Per family: (suffix, address type, saddr, daddr).
 pub(crate) struct Fam {
@@ -57,6 +60,9 @@ pub(crate) fn nodeport_ips(f: &Fam) -> String {
 pub(crate) fn hairpin(f: &Fam) -> String {
     format!("hairpin{}", f.sfx)
 }
+pub(crate) fn cluster_ips(f: &Fam) -> String {
+    format!("cluster-ips{}", f.sfx)
+}
 
 fn r(exprs: Vec<Expr>) -> Rule {
     Rule::new(exprs)
@@ -95,30 +101,42 @@ fn nodeports(chain: Chain, map: fn(&Fam) -> String) -> Chain {
 
 /// The table with its fixed chains and empty shared sets.
 pub(crate) fn skeleton() -> Table {
-    let filter = |hook| Chain::base(ChainType::Filter, hook, -110, Policy::Accept);
+    // Firewalling sees pre-DNAT addresses, so it runs before dstnat (-100);
+    // the no-endpoint and ClusterIP checks run after it, at filter
+    // priority, so that traffic a Service chain DNATs (the node's own
+    // short-circuited traffic to an eTP=Local node port without local
+    // endpoints) is no longer addressed to the frontend they guard
+    // (kube-proxy #131765).
+    let pre_dnat = |hook| Chain::base(ChainType::Filter, hook, -110, Policy::Accept);
+    let filter = |hook| Chain::base(ChainType::Filter, hook, 0, Policy::Accept);
     let nat = |hook, prio| Chain::base(ChainType::Nat, hook, prio, Policy::Accept);
     let jump = |c: &str| r(vec![Expr::jump(c)]);
     let new_jump = |c: &str| r(vec![new_state(), Expr::jump(c)]);
     let mut t = Table::new(k8snet_nft::Family::Inet, TABLE)
-        // Filtering sees pre-DNAT addresses, so it runs before dstnat.
         .with_chain(
-            "filter-prerouting",
-            filter(Hook::Prerouting).with_rule(new_jump("firewall-check")),
+            "filter-prerouting-pre-dnat",
+            pre_dnat(Hook::Prerouting).with_rule(new_jump(FIREWALL_CHECK)),
+        )
+        .with_chain(
+            "filter-output-pre-dnat",
+            pre_dnat(Hook::Output).with_rule(new_jump(FIREWALL_CHECK)),
         )
         // reject is valid only in input, forward and output.
         .with_chain(
             "filter-input",
-            filter(Hook::Input).with_rule(new_jump("endpoints-check")),
+            filter(Hook::Input).with_rule(new_jump(ENDPOINTS_CHECK)),
         )
         .with_chain(
             "filter-forward",
-            filter(Hook::Forward).with_rule(new_jump("endpoints-check")),
+            filter(Hook::Forward)
+                .with_rule(new_jump(ENDPOINTS_CHECK))
+                .with_rule(new_jump(CLUSTER_IPS_CHECK)),
         )
         .with_chain(
             "filter-output",
             filter(Hook::Output)
-                .with_rule(new_jump("endpoints-check"))
-                .with_rule(new_jump("firewall-check")),
+                .with_rule(new_jump(ENDPOINTS_CHECK))
+                .with_rule(new_jump(CLUSTER_IPS_CHECK)),
         )
         .with_chain(
             "nat-prerouting",
@@ -137,13 +155,27 @@ pub(crate) fn skeleton() -> Table {
             nodeports(dispatch(Chain::regular(), service_ips), service_nodeports),
         )
         .with_chain(
-            "endpoints-check",
+            ENDPOINTS_CHECK,
             nodeports(
                 dispatch(Chain::regular(), no_endpoint_services),
                 no_endpoint_nodeports,
             ),
         )
-        .with_chain("firewall-check", dispatch(Chain::regular(), firewall_ips))
+        .with_chain(FIREWALL_CHECK, dispatch(Chain::regular(), firewall_ips))
+        // Still addressed to a ClusterIP after DNAT: a port no Service
+        // uses (or another protocol). kube-proxy rejects it.
+        .with_chain(
+            CLUSTER_IPS_CHECK,
+            [V4, V6].iter().fold(Chain::regular(), |c, f| {
+                c.with_rule(
+                    r(vec![
+                        Expr::lookup(KeyExpr::field(f.daddr), &cluster_ips(f)),
+                        Expr::goto(REJECT),
+                    ])
+                    .with_comment("reject traffic to invalid ports of ClusterIPs"),
+                )
+            }),
+        )
         .with_chain(
             MARK_MASQ,
             Chain::regular().with_rule(r(vec![Expr::SetMark {
@@ -163,7 +195,9 @@ pub(crate) fn skeleton() -> Table {
 
     // Hairpin: a pod reaching itself through a Service must see another
     // source, or it would answer itself directly. After DNAT, source equals
-    // destination exactly then; the pairs are the local endpoints.
+    // destination exactly then; the pairs are every endpoint a pool may
+    // pick (kube-proxy masquerades `saddr == endpoint` for each one, with
+    // or without a node name).
     let mut masq = Chain::regular();
     for f in [V4, V6] {
         masq = masq.with_rule(r(vec![
@@ -198,6 +232,7 @@ pub(crate) fn skeleton() -> Table {
             .with_set(&service_nodeports(&f), Set::verdict_map(port_key.clone()))
             .with_set(&no_endpoint_nodeports(&f), Set::verdict_map(port_key))
             .with_set(&nodeport_ips(&f), Set::new(vec![a]))
+            .with_set(&cluster_ips(&f), Set::new(vec![a]))
             .with_set(&hairpin(&f), Set::new(vec![a, a]));
     }
     t

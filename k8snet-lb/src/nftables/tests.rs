@@ -28,7 +28,15 @@ fn an_empty_plan_is_kube_proxys_skeleton() {
     let (_, _, text) = lowered(&[]);
     for line in [
         "chain nat-prerouting {\n\t\ttype nat hook prerouting priority -100; policy accept;\n\t\tjump services\n",
-        "chain filter-input {\n\t\ttype filter hook input priority -110; policy accept;\n\t\tct state new jump endpoints-check\n",
+        // Pre-DNAT firewalling; no-endpoint and ClusterIP checks after DNAT
+        // (kube-proxy #131765).
+        "chain filter-prerouting-pre-dnat {\n\t\ttype filter hook prerouting priority -110; policy accept;\n\t\tct state new jump firewall-check\n\t}\n",
+        "chain filter-output-pre-dnat {\n\t\ttype filter hook output priority -110; policy accept;\n\t\tct state new jump firewall-check\n\t}\n",
+        "chain filter-input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tct state new jump endpoints-check\n\t}\n",
+        "chain filter-forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state new jump endpoints-check\n\t\tct state new jump cluster-ips-check\n\t}\n",
+        "chain filter-output {\n\t\ttype filter hook output priority 0; policy accept;\n\t\tct state new jump endpoints-check\n\t\tct state new jump cluster-ips-check\n\t}\n",
+        "\t\tip daddr @cluster-ips goto reject-chain comment \"reject traffic to invalid ports of ClusterIPs\"\n",
+        "\t\tip6 daddr @cluster-ips6 goto reject-chain comment \"reject traffic to invalid ports of ClusterIPs\"\n",
         "\t\tip daddr . meta l4proto . th dport vmap @service-ips\n",
         "\t\tip6 daddr . meta l4proto . th dport vmap @service-ips6\n",
         "\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports\n",
@@ -94,7 +102,7 @@ fn local_policy_without_local_endpoints_lowers_to_drop_and_short_circuits() {
     assert!(text.contains(&format!("ip saddr {{ 198.18.0.0/24, 198.18.1.0/24 }} goto {svc} comment \"short-circuit pod traffic\"")), "{text}");
     assert!(
         text.contains(&format!(
-            "ip saddr @nodeport-ips goto {svc} comment \"short-circuit local traffic\""
+            "fib saddr type local goto {svc} comment \"short-circuit local traffic\""
         )),
         "{text}"
     );
@@ -145,11 +153,17 @@ fn affinity_lowers_to_timeout_sets_and_endpoint_chains() {
 }
 
 #[test]
-fn hairpin_pairs_are_the_local_endpoints() {
-    let (_, l, _) = lowered(&[svc(""), two_eps()]);
+fn hairpin_pairs_are_every_endpoint() {
+    // kube-proxy masquerades `saddr == endpoint` for every endpoint: one
+    // without `nodeName` (optional) may be this node's pod too.
+    let no_node = "{addresses: [198.18.0.3]}";
+    let (_, l, _) = lowered(&[
+        svc(""),
+        slice(&[ep("198.18.1.2", "node-b", READY), no_node.into()]),
+    ]);
     let hp = &l.table().sets["hairpin"];
     let keys: Vec<String> = hp.elements.keys().map(ToString::to_string).collect();
-    assert_eq!(keys, ["198.18.0.2 . 198.18.0.2"]);
+    assert_eq!(keys, ["198.18.0.3 . 198.18.0.3", "198.18.1.2 . 198.18.1.2"]);
 }
 
 #[test]
@@ -184,7 +198,8 @@ fn a_changed_service_touches_only_its_own_chains_and_elements() {
     );
     assert!(text.contains("198.18.1.9 . 8080"), "{text}");
     // Exactly the slots whose endpoint the Maglev table moved change:
-    // each is one deleted and one added element.
+    // each is one deleted and one added element; and the hairpin pairs of
+    // the endpoint that left and the one that came.
     let key_at = |t: &ServiceTable, i: usize| {
         let pool = t
             .ports
@@ -200,7 +215,7 @@ fn a_changed_service_touches_only_its_own_chains_and_elements() {
     let moved = (0..31)
         .filter(|i| key_at(&t1, *i) != key_at(&t2, *i))
         .count();
-    assert_eq!(batch.element_count(), 2 * moved, "{text}");
+    assert_eq!(batch.element_count(), 2 * moved + 2, "{text}");
     // Playing the batch on the old table gives the new full table.
     assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
     // And a full sync of the same plan changes nothing more.
@@ -288,8 +303,24 @@ fn predict_covers_reject_drop_firewall_and_hairpin() {
         predict(&t, &flow("198.19.200.9", "198.19.128.1", 30080)),
         Prediction::Reject
     );
+    // kube-proxy's cluster-ips-check: a ClusterIP's other ports (and
+    // protocols) are refused; addresses that are no ClusterIP pass.
     assert_eq!(
         predict(&t, &flow("198.18.0.9", "198.19.0.20", 81)),
+        Prediction::Reject
+    );
+    assert_eq!(
+        predict(
+            &t,
+            &Flow {
+                protocol: Protocol::Udp,
+                ..flow("198.18.0.9", "198.19.0.20", 80)
+            }
+        ),
+        Prediction::Reject
+    );
+    assert_eq!(
+        predict(&t, &flow("198.18.0.9", "198.19.0.21", 80)),
         Prediction::Pass
     );
 
@@ -535,4 +566,94 @@ fn a_full_sync_of_a_conflicting_table_is_refused_and_changes_nothing() {
     );
     assert_eq!(l.table(), before);
     assert!(l.is_synced());
+}
+
+#[test]
+fn no_cluster_cidr_of_a_family_means_no_off_cluster_masquerade() {
+    // node-a/node-b have IPv4 podCIDRs only: kube-proxy has no IPv6 local
+    // traffic detector, so it writes no off-cluster masquerade rule for
+    // IPv6 ClusterIPs (proxier.go: `else if localDetector.IsImplemented()`).
+    let (t, _, text) = lowered(&[
+        svc(
+            "  clusterIPs: [198.19.0.20, 'fd00:19::20']\n  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n",
+        ),
+        slice(&[ep("198.18.0.2", "node-a", READY)]),
+        slice6(&[ep("fd00:18::2", "node-a", READY)]),
+    ]);
+    let flow = |s: &str, d: &str| Flow {
+        saddr: s.parse().unwrap(),
+        sport: 40_000,
+        daddr: d.parse().unwrap(),
+        dport: 80,
+        protocol: Protocol::Tcp,
+    };
+    assert!(
+        matches!(
+            predict(&t, &flow("fd00:18::9", "fd00:19::20")),
+            Prediction::Endpoint {
+                masquerade: false,
+                ..
+            }
+        ),
+        "{:?}",
+        predict(&t, &flow("fd00:18::9", "fd00:19::20"))
+    );
+    assert!(!text.contains("ip6 daddr fd00:19::20"), "{text}");
+    // IPv4 has its detector: off-cluster sources are masqueraded.
+    assert!(matches!(
+        predict(&t, &flow("198.19.200.9", "198.19.0.20")),
+        Prediction::Endpoint {
+            masquerade: true,
+            ..
+        }
+    ));
+    assert!(
+        text.contains("ip daddr 198.19.0.20 meta l4proto tcp th dport 80 ip saddr != { 198.18.0.0/24, 198.18.1.0/24 } jump mark-for-masquerade"),
+        "{text}"
+    );
+    let v6: Vec<&ServicePort> = t
+        .ports
+        .iter()
+        .filter(|p| p.id.family == Family::IPv6)
+        .collect();
+    assert!(!v6[0].masquerade_off_cluster);
+}
+
+#[test]
+fn cluster_ips_hold_each_cluster_ip_while_a_port_uses_it() {
+    let ips = |l: &Layout| -> Vec<String> {
+        l.table().sets["cluster-ips"]
+            .elements
+            .keys()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let two_ports = svc_p(
+        "[{name: http, port: 80, targetPort: 8080}, {name: https, port: 443, targetPort: 8443}]",
+        "",
+    );
+    let c1 = cluster(&[two_ports, two_eps()]);
+    let ctx = NodeContext::from_cluster(&c1, "node-a").unwrap();
+    let mut l = Layout::new();
+    l.sync(&plan(&c1, &ctx)).unwrap();
+    assert_eq!(ips(&l), ["198.19.0.20"]);
+    // One port goes: the other still uses the address.
+    let c2 = cluster(&[svc(""), two_eps()]);
+    let before = l.table();
+    let ports = plan_service(&c2, &ctx, &NsName::new("shop", "web"));
+    let batch = l.update_service("shop", "web", &ports).unwrap();
+    assert!(!batch.to_string().contains("cluster-ips"), "{batch}");
+    assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
+    assert_eq!(ips(&l), ["198.19.0.20"]);
+    // The Service goes: so does its address.
+    let before = l.table();
+    let batch = l.update_service("shop", "web", &[]).unwrap();
+    assert!(
+        batch
+            .to_string()
+            .contains("delete element inet k8snet-lb cluster-ips { 198.19.0.20 }"),
+        "{batch}"
+    );
+    assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
+    assert!(ips(&l).is_empty());
 }

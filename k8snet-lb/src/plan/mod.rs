@@ -8,7 +8,7 @@ mod text;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use k8snet_model::{Cluster, NsName, Service, ServiceType, TrafficPolicy};
@@ -44,9 +44,10 @@ pub struct NodeContext {
     pub ips: Vec<IpAddr>,
     /// The node's zone (`topology.kubernetes.io/zone`).
     pub zone: Option<String>,
-    /// The cluster (pod) CIDRs: traffic from them is "from a pod". Empty
-    /// means unknown: no off-cluster masquerade and no pod short-circuit,
-    /// as kube-proxy without a local-traffic detector.
+    /// The cluster (pod) CIDRs: traffic from them is "from a pod". None of
+    /// a family means unknown for that family: no off-cluster masquerade
+    /// and no pod short-circuit there, as kube-proxy without that family's
+    /// local-traffic detector.
     pub cluster_cidrs: Vec<IpNet>,
     /// Kernel slots per endpoint: a pool of `n` gets the smallest of
     /// [`SLOT_SIZES`] `>= n · slots_per_endpoint`.
@@ -275,30 +276,34 @@ fn plan_one(
         out
     };
     let external_ips = parse_ips(&svc.spec.external_ips, "spec.externalIPs", warnings);
-    let lb_ips: Vec<IpAddr> = if kind == ServiceType::LoadBalancer {
-        let ingress = svc.status.load_balancer.iter().flat_map(|l| &l.ingress);
-        // `ipMode: Proxy` load balancers send traffic to the node, not to
-        // the VIP: kube-proxy does not capture those IPs.
-        let vips: Vec<String> = ingress
-            .filter(|i| i.ip_mode.as_deref() != Some("Proxy"))
-            .filter_map(|i| i.ip.clone())
-            .collect();
-        parse_ips(&vips, "status.loadBalancer.ingress[].ip", warnings)
-    } else {
-        Vec::new()
-    };
+    // Load balancer IPs and source ranges are read whatever the type, as
+    // kube-proxy's `newBaseServiceInfo` reads them.
+    let ingress = svc.status.load_balancer.iter().flat_map(|l| &l.ingress);
+    // `ipMode: Proxy` load balancers send traffic to the node, not to the
+    // VIP: kube-proxy does not capture those IPs.
+    let vips: Vec<String> = ingress
+        .filter(|i| i.ip_mode.as_deref() != Some("Proxy"))
+        .filter_map(|i| i.ip.clone())
+        .collect();
+    let lb_ips = parse_ips(&vips, "status.loadBalancer.ingress[].ip", warnings);
     let mut ranges: Vec<IpNet> = Vec::new();
-    if kind == ServiceType::LoadBalancer {
-        for (i, r) in svc.spec.load_balancer_source_ranges.iter().enumerate() {
-            match r.trim().parse::<IpNet>() {
-                Ok(n) => ranges.push(n.trunc()),
-                Err(_) => warnings.push(format!(
-                    "{object}: spec.loadBalancerSourceRanges[{i}]: {r:?} is not a CIDR; ignored"
-                )),
-            }
+    for (i, r) in svc.spec.load_balancer_source_ranges.iter().enumerate() {
+        match r.trim().parse::<IpNet>() {
+            Ok(n) => ranges.push(n.trunc()),
+            Err(_) => warnings.push(format!(
+                "{object}: spec.loadBalancerSourceRanges[{i}]: {r:?} is not a CIDR; ignored"
+            )),
         }
     }
-    let etp = policy(svc.spec.external_traffic_policy);
+    // `externalTrafficPolicy` counts only for Services the apiserver calls
+    // externally accessible (kube-proxy's `apiservice.ExternalPolicyLocal`).
+    let accessible = matches!(kind, ServiceType::NodePort | ServiceType::LoadBalancer)
+        || (kind == ServiceType::ClusterIP && !svc.spec.external_ips.is_empty());
+    let etp = if accessible {
+        policy(svc.spec.external_traffic_policy)
+    } else {
+        Policy::Cluster
+    };
     let itp = policy(svc.spec.internal_traffic_policy);
     let slices: Vec<_> = cluster.slices_for_service(key).collect();
 
@@ -343,6 +348,12 @@ fn plan_one(
                 &node.name,
             );
             endpoints::fill_hints(&mut raw, svc.spec.traffic_distribution.as_deref());
+            let mut serving_endpoints: Vec<SocketAddr> = raw
+                .iter()
+                .filter(|e| e.ep.serving)
+                .map(|e| SocketAddr::new(e.ep.ip, e.ep.port))
+                .collect();
+            serving_endpoints.sort();
             local_ready.extend(
                 raw.iter()
                     .filter(|e| e.ep.local && e.ep.ready)
@@ -423,10 +434,17 @@ fn plan_one(
                 affinity_timeout: svc.affinity_timeout(),
                 internal_policy: itp,
                 internal,
-                masquerade_off_cluster: !node.cluster_cidrs.is_empty(),
+                // Per family: without a cluster CIDR of this family there is
+                // no way to tell pods from the rest (kube-proxy writes the
+                // rule only when the family's local-traffic detector exists).
+                masquerade_off_cluster: node
+                    .cluster_cidrs
+                    .iter()
+                    .any(|c| Family::of(c.addr()) == family),
                 external,
                 cluster_pool,
                 local_pool,
+                serving_endpoints,
             });
         }
     }

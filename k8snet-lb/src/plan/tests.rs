@@ -472,3 +472,84 @@ fn an_external_ip_copying_a_cluster_ip_loses_whatever_the_names() {
     // The table lowers: no two ports claim one frontend.
     crate::nftables::Layout::new().sync(&t).unwrap();
 }
+
+#[test]
+fn serving_endpoints_are_every_serving_endpoint_whatever_the_pools() {
+    let t = plan_yaml(&[
+        svc("  trafficDistribution: PreferClose\n"),
+        slice(&[
+            ep("198.18.0.2", "node-a", READY),
+            ep("198.18.1.2", "node-b", READY),
+            ep("198.18.0.3", "node-a", TERMINATING),
+            ep("198.18.0.4", "node-a", NOT_READY),
+            ep("198.18.0.5", "node-a", GONE),
+        ]),
+    ]);
+    let p = one(&t);
+    // New flows: this zone's ready endpoint only.
+    assert_eq!(keys(p.cluster_pool.as_ref()), ["198.18.0.2:8080"]);
+    // Flows already running may stay on any endpoint still serving.
+    let serving: Vec<String> = p
+        .serving_endpoints
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        serving,
+        ["198.18.0.2:8080", "198.18.0.3:8080", "198.18.1.2:8080"]
+    );
+}
+
+#[test]
+fn load_balancer_ips_and_source_ranges_are_read_whatever_the_type() {
+    // kube-proxy's `newBaseServiceInfo` reads status.loadBalancer.ingress
+    // and loadBalancerSourceRanges for every type (here a LoadBalancer
+    // turned ClusterIP whose status was not cleared yet); the external
+    // traffic policy counts only for externally accessible types.
+    let c = cluster(&[
+        lb_svc(
+            "  loadBalancerSourceRanges: [198.19.200.0/25]\n  externalTrafficPolicy: Local\n",
+            "[{ip: 198.19.200.60}]",
+        ),
+        slice(&[ep("198.18.1.2", "node-b", READY)]),
+    ]);
+    let objects = c.objects().into_iter().map(|mut o| {
+        if let k8snet_model::Object::Service(s) = &mut o {
+            s.spec.service_type = Some(k8snet_model::ServiceType::ClusterIP);
+        }
+        o
+    });
+    let c = Cluster::from_objects(objects);
+    let t = plan(&c, &NodeContext::from_cluster(&c, "node-a").unwrap());
+    let p = one(&t);
+    assert_eq!(
+        p.load_balancer_ips,
+        ["198.19.200.60".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        p.source_ranges,
+        ["198.19.200.0/25".parse::<IpNet>().unwrap()]
+    );
+    assert_eq!(p.node_port, None);
+    let ext = p.external.as_ref().unwrap();
+    assert_eq!(ext.policy, Policy::Cluster);
+    assert_eq!(ext.target, Target::ClusterPool);
+}
+
+#[test]
+fn off_cluster_masquerade_is_per_family() {
+    // The nodes have IPv4 pod CIDRs only.
+    let t = plan_yaml(&[
+        svc(
+            "  clusterIPs: [198.19.0.20, 'fd00:19::20']\n  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n",
+        ),
+        slice(&[ep("198.18.0.2", "node-a", READY)]),
+        slice6(&[ep("fd00:18::2", "node-a", READY)]),
+    ]);
+    let masq: Vec<(Family, bool)> = t
+        .ports
+        .iter()
+        .map(|p| (p.id.family, p.masquerade_off_cluster))
+        .collect();
+    assert_eq!(masq, [(Family::IPv4, true), (Family::IPv6, false)]);
+}

@@ -1,7 +1,7 @@
 //! The plan's plain data: what each Service port does on this node.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use k8snet_model::Protocol;
@@ -73,8 +73,8 @@ pub enum Target {
     ClusterPool,
     /// Load-balanced over the local pool.
     LocalPool,
-    /// Rejected at once (ICMP port unreachable): the Service has no usable
-    /// endpoint anywhere.
+    /// Refused at once (a TCP reset, ICMP port unreachable for other
+    /// protocols): the Service has no usable endpoint anywhere.
     Reject,
     /// Dropped: a `Local` policy without a local endpoint (other nodes may
     /// still serve, so the client should not be told "refused").
@@ -192,6 +192,13 @@ pub struct ServicePort {
     /// serving-terminating), when some traffic uses them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_pool: Option<Pool>,
+    /// Every endpoint of the port (this family) that is `serving`, on any
+    /// node, whatever the traffic policies, topology or `terminating` say:
+    /// flows already answered by one of them are kept, and UDP conntrack
+    /// entries answered by anything else are stale (kube-proxy's
+    /// `CleanStaleEntries`). Sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub serving_endpoints: Vec<SocketAddr>,
 }
 
 impl ServicePort {

@@ -28,8 +28,14 @@ fn load(f: Field, dreg: u32) -> LowExpr {
         Field::MetaIifname => meta(6),
         Field::MetaOifname => meta(7),
         Field::CtMark => LowExpr::Ct { key: 3, dreg },
+        // NFTA_FIB_F_DADDR (2) / NFTA_FIB_F_SADDR (1), NFT_FIB_RESULT_ADDRTYPE.
         Field::FibDaddrType => LowExpr::Fib {
             flags: 2,
+            result: 3,
+            dreg,
+        },
+        Field::FibSaddrType => LowExpr::Fib {
+            flags: 1,
             result: 3,
             dreg,
         },

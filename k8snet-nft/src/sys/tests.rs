@@ -385,6 +385,35 @@ fn every_message_and_expression_kind_is_byte_identical_to_libnftnl() {
     }
 }
 
+/// `fib saddr type local` (kube-proxy's "local traffic" match), lowered
+/// from its text in a whole transaction, encodes as libnftnl encodes it.
+#[test]
+fn fib_saddr_type_rules_are_byte_identical_to_libnftnl() {
+    use crate::model::{Chain, ChainType, Family, Hook, Policy, Table};
+    let rule = |t: &str| t.parse::<crate::model::Rule>().unwrap();
+    let table = Table::new(Family::Inet, "k8snet-fib")
+        .with_chain(
+            "nat-output",
+            Chain::base(ChainType::Nat, Hook::Output, -100, Policy::Accept)
+                .with_rule(rule("fib saddr type local jump ext"))
+                .with_rule(rule("fib saddr type != local fib daddr type local accept")),
+        )
+        .with_chain("ext", Chain::regular());
+    let batch = crate::diff(None, &table).unwrap();
+    let msgs = lower(&batch).unwrap();
+    let mut fib = 0;
+    for (i, (_, msg)) in msgs.iter().enumerate() {
+        if let Msg::NewRule { exprs, .. } = msg {
+            fib += exprs
+                .iter()
+                .filter(|e| matches!(e, LowExpr::Fib { flags: 1, .. }))
+                .count();
+        }
+        check_msg(1, &batch.table, msg, u32::try_from(i).unwrap());
+    }
+    assert_eq!(fib, 2, "{msgs:?}");
+}
+
 #[test]
 fn batch_markers_and_requests_are_byte_identical_to_libnftnl() {
     let mut reference = reference::Builder::new();
