@@ -10,13 +10,16 @@ use crate::error::{Error, Object, Result};
 use crate::lower::{LowElem, Msg, lower};
 use crate::model::{Family, Table};
 use crate::raise;
-use crate::sys::{self, Request, Socket};
+use crate::sys::{self, Request, Socket, Truncated};
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLM_F_DUMP_INTR: u16 = 0x10;
 const RECV_BUFFER: usize = 1 << 20;
+/// How often a list interrupted by a concurrent change (`NLM_F_DUMP_INTR`)
+/// is started again before that is an error.
+const DUMP_ATTEMPTS: usize = 4;
 
 /// What an [`Nft::apply`] sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,6 +52,7 @@ impl std::os::fd::AsFd for Nft {
 }
 
 /// One netlink message header, read from bytes.
+#[derive(Debug)]
 struct Header {
     len: usize,
     ty: u16,
@@ -70,19 +74,167 @@ fn header(b: &[u8]) -> Option<Header> {
     })
 }
 
-/// The messages in one datagram.
-fn messages(mut b: &[u8]) -> impl Iterator<Item = (Header, &[u8])> {
-    std::iter::from_fn(move || {
-        let h = header(b)?;
-        if h.len < 16 || h.len > b.len() {
-            return None;
+/// The messages in one datagram, in order.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidData`] when the bytes do not split into whole
+/// messages (a datagram cut short is refused, never read in part).
+fn messages(b: &[u8]) -> io::Result<Vec<(Header, &[u8])>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let rest = &b[at..];
+        let bad = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "malformed netlink datagram: {why} at byte {at} of {}",
+                    b.len()
+                ),
+            )
+        };
+        let h = header(rest).ok_or_else(|| bad("a partial message header"))?;
+        if h.len < 16 {
+            return Err(bad("a message shorter than its header"));
         }
-        let (msg, rest) = b.split_at(h.len);
-        b = rest
-            .get(h.len.next_multiple_of(4) - h.len..)
-            .unwrap_or_default();
-        Some((h, msg))
-    })
+        if h.len > rest.len() {
+            return Err(bad("a message longer than what is left"));
+        }
+        let msg = &rest[..h.len];
+        out.push((h, msg));
+        // Messages start 4-byte aligned; the padding after the last one
+        // may be left out.
+        at = (at + msg.len().next_multiple_of(4)).min(b.len());
+    }
+    Ok(out)
+}
+
+/// The answers to one transaction, whose messages (the batch markers
+/// included) carry the sequence numbers `base .. base + span`.
+#[derive(Debug)]
+struct Answers {
+    base: u32,
+    span: u32,
+    /// Acknowledged messages.
+    acks: usize,
+    /// Refused ones: sequence number, errno and the extended-ack text.
+    errors: Vec<(u32, i32, Option<String>)>,
+}
+
+impl Answers {
+    fn new(base: u32, span: usize) -> Self {
+        Self {
+            base,
+            span: u32::try_from(span).unwrap_or(u32::MAX),
+            acks: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Files the acknowledgements and errors of one datagram. Answers to
+    /// other requests (left queued by an earlier request that stopped
+    /// reading) are skipped.
+    fn absorb(&mut self, datagram: &[u8]) -> io::Result<()> {
+        for (h, msg) in messages(datagram)? {
+            if h.ty != NLMSG_ERROR || h.seq.wrapping_sub(self.base) >= self.span {
+                continue;
+            }
+            match error_of(&h, msg) {
+                (0, _) => self.acks += 1,
+                (errno, text) => self.errors.push((h.seq, errno, text)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the kernel ended a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DumpEnd {
+    /// Complete (`NLMSG_DONE`, or the one answer to a get).
+    Done,
+    /// ENOENT: no such table (or set).
+    Missing,
+    /// Any other error (as an error message, or in the `NLMSG_DONE`).
+    Failed(i32),
+}
+
+/// The answer to one list (or get) request with sequence number `seq`,
+/// gathered datagram by datagram.
+#[derive(Debug)]
+struct DumpAnswer {
+    seq: u32,
+    /// A get: one answer message, no `NLMSG_DONE`.
+    get: bool,
+    /// The kernel flagged a message (or the end) with `NLM_F_DUMP_INTR`:
+    /// the objects changed during the list, which may miss some or repeat
+    /// them.
+    interrupted: bool,
+    messages: Vec<Vec<u8>>,
+    end: Option<DumpEnd>,
+}
+
+impl DumpAnswer {
+    fn new(seq: u32, get: bool) -> Self {
+        Self {
+            seq,
+            get,
+            interrupted: false,
+            messages: Vec::new(),
+            end: None,
+        }
+    }
+
+    /// Files the messages of one datagram that answer this request (others
+    /// are skipped) and returns whether the answer is complete.
+    fn absorb(&mut self, datagram: &[u8]) -> io::Result<bool> {
+        for (h, msg) in messages(datagram)? {
+            if h.seq != self.seq || self.end.is_some() {
+                continue;
+            }
+            if h.flags & NLM_F_DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            self.end = match h.ty {
+                NLMSG_DONE => {
+                    // The list's own error, if it failed part way.
+                    let code = msg
+                        .get(16..20)
+                        .map_or(0, |s| i32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+                    Some(match -code {
+                        e if e <= 0 => DumpEnd::Done,
+                        libc::ENOENT => DumpEnd::Missing,
+                        e => DumpEnd::Failed(e),
+                    })
+                }
+                NLMSG_ERROR => Some(match error_of(&h, msg).0 {
+                    0 => DumpEnd::Done,
+                    libc::ENOENT => DumpEnd::Missing,
+                    errno => DumpEnd::Failed(errno),
+                }),
+                _ => {
+                    self.messages.push(msg.to_vec());
+                    self.get.then_some(DumpEnd::Done)
+                }
+            };
+        }
+        Ok(self.end.is_some())
+    }
+}
+
+/// Runs `once` until it yields a consistent result (`Some`), at most
+/// `attempts` times; `None` if every attempt was interrupted.
+fn until_consistent<T>(
+    attempts: usize,
+    mut once: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    for _ in 0..attempts {
+        if let Some(t) = once()? {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
 }
 
 /// The errno of an error message (0 for an ack) and the extended-ack text.
@@ -184,6 +336,8 @@ impl Nft {
             sys::batch_marker(&mut bytes, end, false)
         };
         built().map_err(build)?;
+        self.clear_stale()
+            .map_err(io_err("clearing stale answers from the netlink socket"))?;
         self.sock
             .set_buffers(bytes.len() + 65536, (msgs.len() + 64) * 2048)
             .map_err(io_err("sizing the netlink socket buffers"))?;
@@ -193,23 +347,18 @@ impl Nft {
 
         // The kernel handles the batch inside the send: every answer is
         // queued by now.
-        let mut acks = 0;
-        let mut errors: Vec<(u32, i32, Option<String>)> = Vec::new();
+        let mut answers = Answers::new(base, msgs.len() + 2);
         while let Some(n) = self
-            .sock
-            .recv(&mut self.buf, false)
+            .recv(false)
             .map_err(io_err("reading the kernel's answers"))?
         {
-            for (h, msg) in messages(&self.buf[..n]) {
-                if h.ty != NLMSG_ERROR {
-                    continue;
-                }
-                match error_of(&h, msg) {
-                    (0, _) => acks += 1,
-                    (errno, text) => errors.push((h.seq, errno, text)),
-                }
-            }
+            answers
+                .absorb(&self.buf[..n])
+                .map_err(io_err("reading the kernel's answers"))?;
         }
+        let Answers {
+            acks, mut errors, ..
+        } = answers;
         let stats = ApplyStats {
             messages: msgs.len(),
             bytes: bytes.len(),
@@ -339,8 +488,42 @@ impl Nft {
         Ok((chains, sets))
     }
 
-    /// Sends a request and hands every answer message to `each`, until the
-    /// dump ends. `Ok(false)` if the kernel answered ENOENT.
+    /// Receives one datagram into the buffer (see [`Socket::recv`]). After a
+    /// datagram that did not fit, the buffer grows to fit the next such (and
+    /// to at least its usual size).
+    fn recv(&mut self, wait: bool) -> io::Result<Option<usize>> {
+        let got = self.sock.recv(&mut self.buf, wait);
+        if let Err(t) = got.as_ref().map_err(Truncated::of)
+            && let Some(t) = t
+        {
+            self.buf
+                .resize(t.len.next_power_of_two().max(RECV_BUFFER), 0);
+        }
+        got
+    }
+
+    /// Reads and drops whatever is queued on the socket: the rest of the
+    /// answers to an earlier request that stopped reading early (on an
+    /// error). A list the kernel was still producing is read to its end,
+    /// so that the next list is not refused (EBUSY).
+    fn clear_stale(&mut self) -> io::Result<()> {
+        loop {
+            match self.recv(false) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
+                // Answers lost to a full buffer, or one too long: nothing
+                // to keep anyway.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ENOBUFS) || Truncated::of(&e).is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends a request and hands every answer message to `each`, once the
+    /// list has ended. A list the kernel flags as interrupted by a change
+    /// (`NLM_F_DUMP_INTR`) is read to its end and started again, up to
+    /// [`DUMP_ATTEMPTS`] times. `Ok(false)` if the kernel answered ENOENT.
     fn dump(
         &mut self,
         what: Request<'_>,
@@ -348,53 +531,56 @@ impl Nft {
         table: &str,
         mut each: impl FnMut(&[u8]),
     ) -> Result<bool> {
+        let answer = until_consistent(DUMP_ATTEMPTS, || {
+            let a = self.dump_once(what, family, table)?;
+            Ok((!a.interrupted).then_some(a))
+        })?
+        .ok_or_else(|| Error::Io {
+            what: format!("listing table {table}"),
+            source: io::Error::other(format!(
+                "the ruleset changed during each of {DUMP_ATTEMPTS} attempts to list it"
+            )),
+        })?;
+        match answer.end {
+            Some(DumpEnd::Missing) => Ok(false),
+            Some(DumpEnd::Failed(errno)) => Err(Error::Io {
+                what: format!("listing table {table}"),
+                source: io::Error::from_raw_os_error(errno),
+            }),
+            Some(DumpEnd::Done) | None => {
+                answer.messages.iter().for_each(|m| each(m));
+                Ok(true)
+            }
+        }
+    }
+
+    /// One list request and its whole answer.
+    fn dump_once(&mut self, what: Request<'_>, family: Family, table: &str) -> Result<DumpAnswer> {
+        self.clear_stale()
+            .map_err(io_err("clearing stale answers from the netlink socket"))?;
         let seq = self.next_seqs(1);
         let req = sys::request(what, family.nfproto(), table, seq)
             .map_err(io_err("building a list request"))?;
         self.sock
             .send(&req)
             .map_err(io_err("sending a list request"))?;
-        let is_get = matches!(what, Request::Table);
+        let mut answer = DumpAnswer::new(seq, matches!(what, Request::Table));
         loop {
             let n = self
-                .sock
-                .recv(&mut self.buf, true)
+                .recv(true)
                 .map_err(io_err("reading a list"))?
                 .unwrap_or(0);
             if n == 0 {
-                return Ok(true);
+                return Err(Error::Io {
+                    what: format!("listing table {table}"),
+                    source: io::Error::other("the list ended without its end message"),
+                });
             }
-            for (h, msg) in messages(&self.buf[..n]) {
-                if h.seq != seq {
-                    continue;
-                }
-                match h.ty {
-                    NLMSG_DONE => return Ok(true),
-                    NLMSG_ERROR => {
-                        return match error_of(&h, msg).0 {
-                            0 => Ok(true),
-                            libc::ENOENT => Ok(false),
-                            errno => Err(Error::Io {
-                                what: format!("listing table {table}"),
-                                source: io::Error::from_raw_os_error(errno),
-                            }),
-                        };
-                    }
-                    _ => {
-                        if h.flags & NLM_F_DUMP_INTR != 0 {
-                            return Err(Error::Io {
-                                what: format!("listing table {table}"),
-                                source: io::Error::other(
-                                    "the ruleset changed during the dump; retry",
-                                ),
-                            });
-                        }
-                        each(msg);
-                        if is_get {
-                            return Ok(true);
-                        }
-                    }
-                }
+            if answer
+                .absorb(&self.buf[..n])
+                .map_err(io_err("reading a list"))?
+            {
+                return Ok(answer);
             }
         }
     }
@@ -464,3 +650,7 @@ impl Nft {
         self.apply(&batch)
     }
 }
+
+#[cfg(test)]
+#[path = "linux_tests.rs"]
+mod tests;

@@ -999,7 +999,7 @@ impl Plugin for Bridge {
             .map(|a| alias_for(network, &a.container_id, &a.ifname))
             .collect();
         let s = Session::new()?;
-        let links = s.block_on(nl::all_links(&s.host))?;
+        let links = nl::sync_host()?.all_links()?;
         for l in links {
             let stale = alias(&l).is_some_and(|a| a.starts_with(&prefix) && !valid.contains(a))
                 || orphan_veth(&l, network);

@@ -156,16 +156,6 @@ pub(crate) async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMe
     }
 }
 
-/// Every link.
-pub(crate) async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>> {
-    h.link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(nl_err("listing links"))
-}
-
 /// A blocking netlink route socket in the calling thread's namespace (the
 /// node's, for a plugin). Not bound: the kernel binds it on its first send.
 ///
@@ -175,7 +165,14 @@ pub(crate) async fn all_links(h: &Handle) -> Result<Vec<LinkMessage>> {
 pub(crate) fn sync_host() -> Result<SyncSocket> {
     let sock = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)
         .map_err(|e| Error::io("opening a netlink socket", e))?;
-    Ok(SyncSocket { sock, seq: 0 })
+    Ok(SyncSocket {
+        sock,
+        seq: 0,
+        stale: false,
+        room: RECV_ROOM,
+        #[cfg(test)]
+        between: None,
+    })
 }
 
 /// The multicast group of link notifications (`RTNLGRP_LINK`).
@@ -258,7 +255,9 @@ const ENOBUFS: i32 = nix::errno::Errno::ENOBUFS as i32;
 /// answer (sequence numbers from `first` on; others are skipped) and
 /// returns how many requests they finished: an acknowledgement or error,
 /// or the end of a dump. A dump the kernel ended with an error (a negative
-/// code in its `NLMSG_DONE`) is that request's error, not a short list.
+/// code in its `NLMSG_DONE`) is that request's error, not a short list; a
+/// dump with a message (or end) flagged `NLM_F_DUMP_INTR` is marked
+/// [`Reply::interrupted`].
 fn absorb(
     datagram: &[u8],
     first: u32,
@@ -282,6 +281,9 @@ fn absorb(
         let Some(reply) = replies.get_mut(i) else {
             continue;
         };
+        if msg.header.flags & rtnetlink::packet_core::NLM_F_DUMP_INTR != 0 {
+            reply.interrupted = true;
+        }
         match msg.payload {
             NetlinkPayload::InnerMessage(m) => reply.messages.push(m),
             NetlinkPayload::Error(e) => {
@@ -459,7 +461,14 @@ pub(crate) fn sync_sandbox(path: &Path) -> Result<SyncSandbox> {
     Ok(SyncSandbox {
         file,
         path: shown,
-        sock: SyncSocket { sock, seq: 0 },
+        sock: SyncSocket {
+            sock,
+            seq: 0,
+            stale: false,
+            room: RECV_ROOM,
+            #[cfg(test)]
+            between: None,
+        },
     })
 }
 
@@ -471,7 +480,20 @@ pub(crate) fn sync_sandbox(path: &Path) -> Result<SyncSandbox> {
 pub(crate) struct SyncSocket {
     sock: rtnetlink::sys::Socket,
     seq: u32,
+    /// A datagram's answers were not all read (its receive failed): they
+    /// are read and dropped before the next send.
+    stale: bool,
+    /// The receive buffer's size: [`RECV_ROOM`] (smaller in tests).
+    room: usize,
+    /// Tests only: runs after each datagram of answers is read (to change
+    /// what a dump lists between its parts).
+    #[cfg(test)]
+    between: Option<Box<dyn FnMut() + Send + Sync>>,
 }
+
+/// The receive buffer of a [`SyncSocket`]: a netlink answer datagram is at
+/// most 32 KiB.
+const RECV_ROOM: usize = 64 * 1024;
 
 /// What the kernel answered to one request of a batch: the messages it
 /// sent back (a link, for a `GETLINK`) and the error, if it refused it.
@@ -479,6 +501,10 @@ pub(crate) struct SyncSocket {
 pub(crate) struct Reply {
     pub(crate) messages: Vec<rtnetlink::packet_route::RouteNetlinkMessage>,
     pub(crate) error: Option<rtnetlink::packet_core::ErrorMessage>,
+    /// A dump the kernel flagged as interrupted by a concurrent change
+    /// (`NLM_F_DUMP_INTR`): its messages may miss objects or repeat them.
+    /// [`SyncSocket::batch`] asks again for such a dump.
+    pub(crate) interrupted: bool,
 }
 
 impl Reply {
@@ -502,6 +528,43 @@ impl Reply {
 /// for.
 pub(crate) const MAX_BATCH: usize = 64;
 
+/// How many times [`SyncSocket::batch`] asks for a dump that a concurrent
+/// change keeps interrupting before that is an error.
+pub(crate) const DUMP_ATTEMPTS: usize = 4;
+
+/// `MSG_TRUNC` (`linux/socket.h`, the same on every architecture): a
+/// receive returns the datagram's real length, also when it did not fit.
+const MSG_TRUNC: i32 = 0x20;
+/// `MSG_DONTWAIT`: a receive that does not wait.
+const MSG_DONTWAIT: i32 = 0x40;
+
+/// Whether the dump answered by `reply` must be asked for again after
+/// `attempts` attempts: it was interrupted by a concurrent change (and not
+/// refused). Interrupted [`DUMP_ATTEMPTS`] times, it is an error naming
+/// `step`.
+fn dump_again(step: &str, reply: &Reply, attempts: usize) -> Result<bool> {
+    if !reply.interrupted || reply.error.is_some() {
+        return Ok(false);
+    }
+    if attempts >= DUMP_ATTEMPTS {
+        return Err(Error::kernel(
+            step.to_owned(),
+            format!("the list changed while being read, {attempts} times in a row"),
+        ));
+    }
+    Ok(true)
+}
+
+/// Runs `op` again for as long as a signal interrupts it (EINTR, only).
+fn retry_eintr<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            done => return done,
+        }
+    }
+}
+
 impl SyncSocket {
     /// Sends `requests` (each acknowledged: `NLM_F_REQUEST | NLM_F_ACK`
     /// plus its own flags; a dump, `NLM_F_DUMP`, only as the last request:
@@ -515,11 +578,17 @@ impl SyncSocket {
     /// not sent: the replies then stop at the end of that datagram (the
     /// refusal is among them, with its own error).
     ///
+    /// A dump the kernel flags as interrupted by a concurrent change
+    /// (`NLM_F_DUMP_INTR`) is sent again on its own, until it is read
+    /// whole, at most [`DUMP_ATTEMPTS`] times in all; its reply is the last
+    /// one's.
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] naming `step` when the socket fails (sending or
-    /// reading); [`Error::Kernel`] naming `step` for an answer that does
-    /// not parse.
+    /// reading, or an answer longer than the receive buffer);
+    /// [`Error::Kernel`] naming `step` for an answer that does not parse,
+    /// or a dump interrupted [`DUMP_ATTEMPTS`] times.
     pub(crate) fn batch(
         &mut self,
         step: &str,
@@ -527,9 +596,27 @@ impl SyncSocket {
     ) -> Result<Vec<Reply>> {
         let mut replies = Vec::with_capacity(requests.len());
         let mut requests = requests.into_iter().peekable();
+        use rtnetlink::packet_core::NLM_F_DUMP;
         while requests.peek().is_some() {
             let chunk: Vec<_> = requests.by_ref().take(MAX_BATCH).collect();
-            let answered = self.datagram(step, chunk)?;
+            // A dump goes last; kept, to be asked for again.
+            let dump = chunk
+                .last()
+                .filter(|(_, flags)| flags & NLM_F_DUMP == NLM_F_DUMP)
+                .cloned();
+            let mut answered = self.datagram(step, chunk)?;
+            if let Some(dump) = dump {
+                let mut attempts = 1;
+                while let Some(last) = answered.last_mut()
+                    && dump_again(step, last, attempts)?
+                {
+                    attempts += 1;
+                    *last = self
+                        .datagram(step, vec![dump.clone()])?
+                        .pop()
+                        .unwrap_or_default();
+                }
+            }
             let refused = answered.iter().any(|r| r.error.is_some());
             replies.extend(answered);
             if refused {
@@ -563,24 +650,71 @@ impl SyncSocket {
         if count == 0 {
             return Ok(Vec::new());
         }
-        self.sock
-            .send(&out, 0)
+        if self.stale {
+            self.drain()
+                .map_err(|e| Error::io(format!("{step}: clearing stale netlink answers"), e))?;
+        }
+        retry_eintr(|| self.sock.send(&out, 0))
             .map_err(|e| Error::io(format!("{step}: sending netlink requests"), e))?;
         let mut replies: Vec<Reply> = (0..count).map(|_| Reply::default()).collect();
         let mut done = 0;
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut buf: Vec<u8> = Vec::with_capacity(self.room);
         let unparsable = |e: rtnetlink::packet_core::DecodeError| {
             Error::kernel(format!("{step}: reading netlink answers"), e)
         };
+        // Until every answer is read, an early return leaves some queued.
+        self.stale = true;
         while done < count {
-            buf.clear();
             let n = self
-                .sock
                 .recv(&mut buf, 0)
                 .map_err(|e| Error::io(format!("{step}: reading netlink answers"), e))?;
-            done += absorb(&buf[..n.min(buf.len())], first, &mut replies).map_err(unparsable)?;
+            done += absorb(&buf[..n], first, &mut replies).map_err(unparsable)?;
+            #[cfg(test)]
+            if let Some(f) = self.between.as_mut() {
+                f();
+            }
         }
+        self.stale = false;
         Ok(replies)
+    }
+
+    /// Receives one datagram into `buf` (emptied first) and returns its
+    /// length. A receive interrupted by a signal is retried; a datagram
+    /// longer than the buffer is an error (it is gone: never read in part).
+    fn recv(&self, buf: &mut Vec<u8>, flags: i32) -> std::io::Result<usize> {
+        buf.clear();
+        let n = retry_eintr(|| self.sock.recv(buf, flags | MSG_TRUNC))?;
+        if n > buf.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a netlink answer of {n} bytes did not fit the {}-byte receive buffer",
+                    buf.len()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Reads and drops whatever is queued: answers to requests whose
+    /// reading stopped early. A dump the kernel was still producing is read
+    /// to its end (the kernel refuses another dump on the socket meanwhile).
+    fn drain(&mut self) -> std::io::Result<()> {
+        let mut buf: Vec<u8> = Vec::with_capacity(RECV_ROOM);
+        loop {
+            match self.recv(&mut buf, MSG_DONTWAIT) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // Answers lost to a full buffer, or one too long: nothing
+                // to keep anyway.
+                Err(e)
+                    if e.raw_os_error() == Some(ENOBUFS)
+                        || e.kind() == std::io::ErrorKind::InvalidData => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.stale = false;
+        Ok(())
     }
 
     /// Sends one request (see [`SyncSocket::batch`]) and returns its reply.
@@ -594,6 +728,25 @@ impl SyncSocket {
             .batch(step, vec![(request, flags)])?
             .pop()
             .unwrap_or_default())
+    }
+
+    /// Every link of the socket's namespace, from one dump read whole (asked
+    /// for again when a concurrent change interrupts it, see
+    /// [`SyncSocket::batch`]).
+    pub(crate) fn all_links(&mut self) -> Result<Vec<LinkMessage>> {
+        use rtnetlink::packet_core::NLM_F_DUMP;
+        use rtnetlink::packet_route::RouteNetlinkMessage as M;
+        let step = "listing links";
+        let reply = self.request(step, M::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
+        reply.result().map_err(nl_err(step))?;
+        Ok(reply
+            .messages
+            .into_iter()
+            .filter_map(|m| match m {
+                M::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The link called `name`, if any.
@@ -680,6 +833,248 @@ mod tests {
         );
         // Cut short: an error, not a panic.
         assert!(absorb(&datagram[..datagram.len() - 30], 10, &mut replies).is_err());
+    }
+
+    /// The bytes of one netlink message with sequence number `seq` and
+    /// header flags `flags`.
+    fn wire_flagged(
+        seq: u32,
+        flags: u16,
+        payload: rtnetlink::packet_core::NetlinkPayload<M>,
+    ) -> Vec<u8> {
+        use rtnetlink::packet_core::{NetlinkHeader, NetlinkMessage};
+        let mut msg = NetlinkMessage::new(NetlinkHeader::default(), payload);
+        msg.header.sequence_number = seq;
+        msg.header.flags = flags;
+        msg.finalize();
+        let mut b = vec![0; msg.buffer_len()];
+        msg.serialize(&mut b);
+        b
+    }
+
+    /// A dump the kernel flags as interrupted by a concurrent change (on an
+    /// entry, or only on its end) is marked so, and asked for again, a few
+    /// times at most; a flag on another request's answer, or on a refused
+    /// dump, does not count.
+    #[test]
+    fn an_interrupted_dump_is_marked_and_asked_for_again() {
+        use rtnetlink::packet_core::{
+            DoneMessage, ErrorMessage, NLM_F_DUMP_INTR, NLM_F_MULTIPART, NetlinkPayload,
+        };
+        let entry = || NetlinkPayload::InnerMessage(M::NewLink(LinkMessage::default()));
+        let done = || NetlinkPayload::Done(DoneMessage::default());
+        let (multi, intr) = (NLM_F_MULTIPART, NLM_F_MULTIPART | NLM_F_DUMP_INTR);
+        let mut datagram = Vec::new();
+        // 20: the flag on an entry; 21: only on the end; 22: none (but the
+        // answer to 99, another request, has it).
+        datagram.extend(wire_flagged(20, multi, entry()));
+        datagram.extend(wire_flagged(20, intr, entry()));
+        datagram.extend(wire_flagged(20, multi, done()));
+        datagram.extend(wire_flagged(21, multi, entry()));
+        datagram.extend(wire_flagged(21, intr, done()));
+        datagram.extend(wire_flagged(99, intr, entry()));
+        datagram.extend(wire_flagged(22, multi, entry()));
+        datagram.extend(wire_flagged(22, multi, done()));
+        let mut replies: Vec<Reply> = (0..3).map(|_| Reply::default()).collect();
+        assert_eq!(absorb(&datagram, 20, &mut replies).unwrap(), 3);
+        let marks: Vec<bool> = replies.iter().map(|r| r.interrupted).collect();
+        assert_eq!(marks, [true, true, false]);
+        assert_eq!(replies[0].messages.len(), 2);
+
+        // Asked for again while interrupted, then an error naming the step.
+        assert!(dump_again("listing", &replies[0], 1).unwrap());
+        assert!(dump_again("listing", &replies[0], DUMP_ATTEMPTS - 1).unwrap());
+        let e = dump_again("listing", &replies[0], DUMP_ATTEMPTS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listing") && e.contains("changed while"), "{e}");
+        assert!(!dump_again("listing", &replies[2], 1).unwrap());
+        // A refused dump is an error of its own, not asked for again.
+        let mut refused = Reply {
+            interrupted: true,
+            ..Reply::default()
+        };
+        let mut err = ErrorMessage::default();
+        err.code = std::num::NonZeroI32::new(-EEXIST);
+        refused.error = Some(err);
+        assert!(!dump_again("listing", &refused, 1).unwrap());
+    }
+
+    /// Sends the bytes of a dump request (`GETADDR`, every link's) with
+    /// sequence number `seq` on the socket, reading nothing.
+    fn send_address_dump(sock: &SyncSocket, seq: u32) {
+        use rtnetlink::packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage};
+        use rtnetlink::packet_route::address::AddressMessage;
+        let mut msg = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            rtnetlink::packet_core::NetlinkPayload::from(M::GetAddress(AddressMessage::default())),
+        );
+        msg.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        msg.header.sequence_number = seq;
+        msg.finalize();
+        let mut b = vec![0; msg.buffer_len()];
+        msg.serialize(&mut b);
+        sock.sock.send(&b, 0).unwrap();
+    }
+
+    /// Against the kernel: an address dump longer than one datagram, with
+    /// an address added while it is read, comes flagged as interrupted
+    /// (what [`SyncSocket::batch`] acts on); a dump left running by a
+    /// batch whose reading failed is read to its end before the next
+    /// request, so the next dump is not refused as busy.
+    #[test]
+    fn dumps_interrupted_or_left_running_by_the_kernel() {
+        use rtnetlink::packet_core::NLM_F_DUMP;
+        use rtnetlink::packet_route::address::AddressMessage;
+        k8snet_testnet::kernel_test!();
+        let mut tn = Testnet::new("cnidump").unwrap();
+        let ns = tn.add_netns("p").unwrap();
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+            .unwrap();
+        let mut sb = sync_sandbox(&ns.path()).unwrap();
+        let d0 = sb.sock.link_by_name("d0").unwrap().unwrap().header.index;
+        // About 80 bytes an address: several datagrams of at most 32 KiB.
+        let adds: Vec<_> = (0..1200u32)
+            .map(|i| {
+                let ip = std::net::Ipv4Addr::from(0xc612_0000 + i);
+                let net = ipnet::IpNet::new(ip.into(), 32).unwrap();
+                (
+                    M::NewAddress(crate::linux::address_message(d0, net)),
+                    rtnetlink::packet_core::NLM_F_CREATE | rtnetlink::packet_core::NLM_F_EXCL,
+                )
+            })
+            .collect();
+        let replies = sb.sock.batch("adding", adds).unwrap();
+        assert!(replies.iter().all(|r| r.error.is_none()));
+
+        // The first datagram, a change, then the rest.
+        let seq = 0x4000_0000;
+        send_address_dump(&sb.sock, seq);
+        let mut replies = vec![Reply::default()];
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let n = sb.sock.recv(&mut buf, 0).unwrap();
+        let mut done = absorb(&buf[..n], seq, &mut replies).unwrap();
+        assert_eq!(done, 0, "the dump fits one datagram");
+        ns.ip(&["addr", "add", "198.18.200.1/32", "dev", "d0"])
+            .unwrap();
+        while done == 0 {
+            let n = sb.sock.recv(&mut buf, 0).unwrap();
+            done = absorb(&buf[..n], seq, &mut replies).unwrap();
+        }
+        assert!(replies[0].interrupted);
+
+        // A dump whose first datagram does not fit the buffer: a clear
+        // error (not a short list), and the dump is left running.
+        let mut get = AddressMessage::default();
+        get.header.index = d0;
+        sb.sock.room = 100;
+        let e = sb
+            .sock
+            .request("listing", M::GetAddress(get.clone()), NLM_F_DUMP)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not fit the 100-byte receive buffer"), "{e}");
+        sb.sock.room = RECV_ROOM;
+        let listed = sb
+            .sock
+            .request("listing", M::GetAddress(get), NLM_F_DUMP)
+            .unwrap();
+        listed.result().expect("a dump after one left running");
+        assert!(!listed.interrupted);
+        let on_d0 = listed
+            .messages
+            .iter()
+            .filter(|m| matches!(m, M::NewAddress(a) if a.header.index == d0))
+            .count();
+        assert_eq!(on_d0, 1201);
+        // And the socket stays in step.
+        assert!(sb.sock.link_by_name("d0").unwrap().is_some());
+    }
+
+    /// A batch whose dump a change interrupts (an address added after the
+    /// dump's first datagram is read) asks for it again and returns the
+    /// whole list; a dump interrupted every time is an error after
+    /// [`DUMP_ATTEMPTS`] attempts, not a list.
+    #[test]
+    fn a_batch_asks_again_for_an_interrupted_dump() {
+        use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+        use rtnetlink::packet_route::address::AddressMessage;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        k8snet_testnet::kernel_test!();
+        let mut tn = Testnet::new("cniredump").unwrap();
+        let ns = tn.add_netns("p").unwrap();
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+            .unwrap();
+        let mut sb = sync_sandbox(&ns.path()).unwrap();
+        let d0 = sb.sock.link_by_name("d0").unwrap().unwrap().header.index;
+        let addr = |ip: std::net::Ipv4Addr| {
+            let net = ipnet::IpNet::new(ip.into(), 32).unwrap();
+            let m = M::NewAddress(crate::linux::address_message(d0, net));
+            (m, NLM_F_CREATE | NLM_F_EXCL)
+        };
+        let adds = (0..1200u32).map(|i| addr(std::net::Ipv4Addr::from(0xc612_0000 + i)));
+        let replies = sb.sock.batch("adding", adds.collect()).unwrap();
+        assert!(replies.iter().all(|r| r.error.is_none()));
+
+        // Adds one address (in 198.18.`third`.0/24) from another process
+        // each time it runs, for the first `changes` times.
+        let hook = |third: u8, changes: usize, runs: Arc<AtomicUsize>| {
+            let name = ns.name().to_owned();
+            Box::new(move || {
+                let i = runs.fetch_add(1, Ordering::SeqCst);
+                if i < changes {
+                    let ip = format!("198.18.{third}.{}/32", i + 1);
+                    let st = std::process::Command::new("ip")
+                        .args(["-n", &name, "addr", "add", &ip, "dev", "d0"])
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                }
+            }) as Box<dyn FnMut() + Send + Sync>
+        };
+        let mut get = AddressMessage::default();
+        get.header.index = d0;
+        let list = |n| (M::GetAddress(get.clone()), n);
+
+        // Interrupted once (behind a request that goes with it).
+        let runs = Arc::new(AtomicUsize::new(0));
+        sb.sock.between = Some(hook(210, 1, runs.clone()));
+        let before = addr(std::net::Ipv4Addr::new(198, 18, 211, 1));
+        let replies = sb
+            .sock
+            .batch("listing", vec![before, list(NLM_F_DUMP)])
+            .unwrap();
+        assert_eq!(replies.len(), 2);
+        replies[0].result().unwrap();
+        let listed = &replies[1];
+        listed.result().unwrap();
+        assert!(!listed.interrupted);
+        let on_d0 = listed
+            .messages
+            .iter()
+            .filter(|m| matches!(m, M::NewAddress(a) if a.header.index == d0))
+            .count();
+        // 1200, the one of the batch, the one added during the first dump.
+        assert_eq!(on_d0, 1202);
+        // The dump took more than one datagram, twice.
+        assert!(runs.load(Ordering::SeqCst) >= 4, "{runs:?}");
+
+        // Interrupted every time.
+        let runs = Arc::new(AtomicUsize::new(0));
+        sb.sock.between = Some(hook(212, usize::MAX, runs.clone()));
+        let e = sb
+            .sock
+            .batch("listing", vec![list(NLM_F_DUMP)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listing") && e.contains("4 times in a row"),
+            "{e}"
+        );
+        sb.sock.between = None;
+        // The socket is still in step.
+        assert!(sb.sock.link_by_name("d0").unwrap().is_some());
     }
 
     fn get(name: &str) -> (M, u16) {
@@ -816,5 +1211,141 @@ mod tests {
         }
         // The sequence carries on: the socket is still in step.
         assert!(sb.sock.link_by_name("d0").unwrap().is_some());
+    }
+
+    const EINTR_CHILD: &str = "K8SNET_CNI_EINTR_CHILD";
+    const EINTR_TEST: &str = "linux::nl::tests::a_receive_interrupted_by_a_signal_is_retried";
+
+    /// How long the polls below wait for a state before they give up (a
+    /// bound against hanging, not a measurement).
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// Polls `cond` until it holds (or fails the test after [`PATIENCE`]).
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < PATIENCE, "waited in vain for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The state letter of a task (`R`, `S`, `T`...), from its `stat` file.
+    fn task_state(stat: &str) -> Option<char> {
+        let text = std::fs::read_to_string(stat).ok()?;
+        text.rsplit_once(") ")?.1.chars().next()
+    }
+
+    /// A blocking receive that a signal interrupts (EINTR: here a stop and
+    /// continue of the process while the socket has a receive timeout, see
+    /// signal(7)) is retried, and returns the answer that comes after.
+    ///
+    /// The stop applies to a whole process, so the receive runs in a child:
+    /// this test binary again, running only this test (in the child's
+    /// role), with its socket in a namespace of its own.
+    #[test]
+    fn a_receive_interrupted_by_a_signal_is_retried() {
+        use std::io::{BufRead, Write};
+        k8snet_testnet::kernel_test!();
+        if std::env::var_os(EINTR_CHILD).is_some() {
+            return eintr_child();
+        }
+        let exe = std::env::current_exe().unwrap();
+        let mut child = std::process::Command::new(exe)
+            .args([EINTR_TEST, "--exact", "--nocapture", "--test-threads=1"])
+            .env(EINTR_CHILD, "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        let tid = loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "the child ended early:\n{seen}"
+            );
+            // The harness writes the test's name before it, on the line.
+            if let Some((_, t)) = line.trim().split_once("k8snet-eintr-ready ") {
+                break t.to_owned();
+            }
+            seen.push_str(&line);
+        };
+        let reader = format!("/proc/{pid}/task/{tid}/stat");
+        let signal = |sig: &str| {
+            let st = std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        // The reader sleeps in its receive: stop the child, wait until the
+        // reader is stopped too, and let it go on.
+        signal("-STOP");
+        wait_until("the reader to stop", || task_state(&reader) == Some('T'));
+        signal("-CONT");
+        wait_until("the reader to go on", || task_state(&reader) != Some('T'));
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the child failed:\n{seen}{rest}");
+    }
+
+    /// The child's role: a reader blocked in [`SyncSocket::recv`] while the
+    /// parent stops and continues this process, then an answer for it.
+    fn eintr_child() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let mut tn = Testnet::new("cnieintr").unwrap();
+        let ns = tn.add_netns("p").unwrap();
+        let sb = sync_sandbox(&ns.path()).unwrap();
+        // The receive timeout (on the shared socket) is what turns the stop
+        // into EINTR.
+        let fd = sb.sock.sock.as_fd().try_clone_to_owned().unwrap();
+        let timeout = std::os::unix::net::UnixDatagram::from(fd);
+        timeout.set_read_timeout(Some(PATIENCE)).unwrap();
+        let sock = &sb.sock;
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let reader = s.spawn(move || {
+                tx.send(std::fs::read_link("/proc/thread-self").unwrap())
+                    .unwrap();
+                let mut buf = Vec::with_capacity(RECV_ROOM);
+                sock.recv(&mut buf, 0).map_err(|e| e.to_string())
+            });
+            // "<pid>/task/<tid>"
+            let task = rx.recv().unwrap();
+            let tid = task.file_name().unwrap().to_string_lossy().into_owned();
+            // Sleeping in the receive system call, not on its way to it.
+            let syscall = format!("/proc/self/task/{tid}/syscall");
+            let recvfrom = libc_recvfrom();
+            wait_until("the reader to block in recvfrom", || {
+                std::fs::read_to_string(&syscall)
+                    .is_ok_and(|s| s.split(' ').next() == Some(recvfrom))
+            });
+            println!("k8snet-eintr-ready {tid}");
+            std::io::stdout().flush().unwrap();
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            assert_eq!(line, "go\n");
+            // A request whose answer (no such link) wakes the reader.
+            sock.sock.send(&del_link_request(999_999), 0).unwrap();
+            let got = reader.join().unwrap();
+            assert!(got.as_ref().is_ok_and(|n| *n > 0), "{got:?}");
+        });
+    }
+
+    /// The number of the `recvfrom` system call, as `/proc/*/syscall`
+    /// shows it.
+    fn libc_recvfrom() -> &'static str {
+        if cfg!(target_arch = "x86_64") {
+            "45"
+        } else if cfg!(target_arch = "aarch64") {
+            "207"
+        } else {
+            "unknown architecture"
+        }
     }
 }

@@ -90,9 +90,10 @@ impl Socket {
         Ok(())
     }
 
-    /// Sends the bytes as one datagram (one transaction).
+    /// Sends the bytes as one datagram (one transaction). A send
+    /// interrupted by a signal (EINTR) is retried.
     pub(crate) fn send(&self, bytes: &[u8]) -> io::Result<()> {
-        let sent = send(self.fd.as_raw_fd(), bytes, MsgFlags::empty())?;
+        let sent = retry_eintr(|| send(self.fd.as_raw_fd(), bytes, MsgFlags::empty()))?;
         if sent == bytes.len() {
             Ok(())
         } else {
@@ -101,17 +102,79 @@ impl Socket {
     }
 
     /// Receives one datagram into `buf`; `Ok(None)` if `wait` is false and
-    /// nothing is queued.
+    /// nothing is queued. A receive interrupted by a signal (EINTR) is
+    /// retried.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error; a datagram longer than `buf` is an error of kind
+    /// [`io::ErrorKind::InvalidData`] carrying a [`Truncated`] (the
+    /// datagram is gone: it is never handed out cut short).
     pub(crate) fn recv(&self, buf: &mut [u8], wait: bool) -> io::Result<Option<usize>> {
+        // MSG_TRUNC: netlink returns the datagram's real length, also when
+        // it did not fit.
         let flags = if wait {
-            MsgFlags::empty()
+            MsgFlags::MSG_TRUNC
         } else {
-            MsgFlags::MSG_DONTWAIT
+            MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT
         };
-        match recv(self.fd.as_raw_fd(), buf, flags) {
+        match retry_eintr(|| recv(self.fd.as_raw_fd(), buf, flags)) {
+            Ok(n) if n > buf.len() => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Truncated {
+                    len: n,
+                    room: buf.len(),
+                },
+            )),
             Ok(n) => Ok(Some(n)),
             Err(nix::errno::Errno::EAGAIN) if !wait => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A socket over an existing descriptor (a datagram socket pair in
+    /// tests).
+    #[cfg(test)]
+    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+}
+
+/// Runs `op` again for as long as a signal interrupts it (EINTR, only).
+fn retry_eintr<T>(mut op: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match op() {
+            Err(nix::errno::Errno::EINTR) => {}
+            done => return done,
+        }
+    }
+}
+
+/// A datagram that did not fit the receive buffer (and was dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Truncated {
+    /// The datagram's length.
+    pub(crate) len: usize,
+    /// The buffer's.
+    pub(crate) room: usize,
+}
+
+impl std::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a netlink datagram of {} bytes did not fit the {}-byte receive buffer",
+            self.len, self.room
+        )
+    }
+}
+
+impl std::error::Error for Truncated {}
+
+impl Truncated {
+    /// The truncation behind an error of [`Socket::recv`], if that is what
+    /// it is.
+    pub(crate) fn of(e: &io::Error) -> Option<Self> {
+        e.get_ref()?.downcast_ref::<Self>().copied()
     }
 }
