@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::config::PodMode;
-use crate::encode::{FLAG_APEX, FLAG_CNAME, FLAG_MISSING_NXDOMAIN, rtype};
+use crate::encode::{FLAG_APEX, FLAG_CNAME, FLAG_CNAME_IN_ZONE, FLAG_MISSING_NXDOMAIN, rtype};
 use crate::name::{self, IN_ADDR_ARPA, IP6_ARPA, MAX_NAME};
 use crate::node::{Rrset, skip_name};
 use crate::zone::Zone;
@@ -101,6 +101,11 @@ pub struct Reply {
     /// a recursive server appends the records of the target (see
     /// [`forward::merge_alias`](crate::forward::merge_alias)).
     pub alias: bool,
+    /// With `alias`: the CNAME's target is a name of this zone, so the
+    /// zone itself answers for it and a server without upstream follows
+    /// it. A target outside the zone needs an upstream (and is the usual
+    /// case: `db` → `db.example.com`). Decided when the zone is built.
+    pub alias_in_zone: bool,
 }
 
 /// What [`Zone::answer`] did.
@@ -269,17 +274,16 @@ fn error_reply(query: &[u8], out: &mut [u8], rcode: Rcode) -> AnswerOutcome {
         truncated: false,
         answers: 0,
         alias: false,
+        alias_in_zone: false,
     })
 }
 
 /// What a reply carries after the question.
 enum Body<'a> {
-    Rrset(Rrset<'a>),
+    /// An rrset; `true` when it is an alias whose target is in the zone.
+    Rrset(Rrset<'a>, bool),
     /// NODATA/NXDOMAIN: the SOA of zone `soa` in the authority section.
-    Negative {
-        soa: usize,
-        nxdomain: bool,
-    },
+    Negative { soa: usize, nxdomain: bool },
     /// The apex SOA as the answer.
     ApexSoa,
     /// One synthesized address record (pod names).
@@ -339,6 +343,7 @@ impl Zone {
                 truncated: false,
                 answers: 0,
                 alias: false,
+                alias_in_zone: false,
             });
         }
         if q.qtype == rtype::OPT {
@@ -383,7 +388,7 @@ impl Zone {
         if flags & FLAG_CNAME != 0
             && let Some(set) = node.rrset(rtype::CNAME)
         {
-            return Body::Rrset(set);
+            return Body::Rrset(set, flags & FLAG_CNAME_IN_ZONE != 0);
         }
         if flags & FLAG_APEX != 0 && q.qtype == rtype::SOA {
             return Body::ApexSoa;
@@ -394,7 +399,7 @@ impl Zone {
             node.rrset(q.qtype)
         };
         match set {
-            Some(set) => Body::Rrset(set),
+            Some(set) => Body::Rrset(set, false),
             None => Body::Negative {
                 soa,
                 nxdomain: flags & FLAG_MISSING_NXDOMAIN != 0,
@@ -474,9 +479,11 @@ impl Zone {
         let avail = limit - head - opt_len;
         let mut pos = head;
         let mut alias = false;
+        let mut alias_in_zone = false;
         let (aa, mut tc, rcode, counts) = match body {
-            Body::Rrset(set) => {
+            Body::Rrset(set, in_zone) => {
                 alias = set.qtype == rtype::CNAME && q.qtype != rtype::CNAME;
+                alias_in_zone = alias && in_zone;
                 let total = usize::from(set.answers)
                     + usize::from(set.authorities)
                     + usize::from(set.additionals);
@@ -574,6 +581,7 @@ impl Zone {
             truncated: tc,
             answers: counts[1],
             alias,
+            alias_in_zone,
         };
         if rcode == Rcode::Refused {
             AnswerOutcome::NotAuthoritative(reply)

@@ -45,6 +45,9 @@ pub(crate) const FLAG_MISSING_NXDOMAIN: u8 = 1;
 pub(crate) const FLAG_CNAME: u8 = 2;
 /// Node flag: the zone apex; SOA queries get the zone's SOA.
 pub(crate) const FLAG_APEX: u8 = 4;
+/// Node flag, with [`FLAG_CNAME`]: the alias's target is a name of the
+/// zone (the zone answers for it without an upstream).
+pub(crate) const FLAG_CNAME_IN_ZONE: u8 = 8;
 
 /// Largest response we ever build (TCP's length prefix), less room for OPT.
 const MAX_MESSAGE: usize = 65_535 - 11;

@@ -139,7 +139,7 @@ pub(crate) fn service_records(
         return ServiceRecords::default();
     };
     if svc.service_type() == ServiceType::ExternalName {
-        return external_name(svc, name, ttl);
+        return external_name(svc, name, zone, ttl);
     }
     if svc.is_headless() {
         return headless(cluster, svc, &key, name, ttl);
@@ -147,7 +147,7 @@ pub(crate) fn service_records(
     cluster_ip(svc, name, ttl)
 }
 
-fn external_name(svc: &Service, name: WireName, ttl: u32) -> ServiceRecords {
+fn external_name(svc: &Service, name: WireName, zone: &WireName, ttl: u32) -> ServiceRecords {
     let target = svc.spec.external_name.as_deref().unwrap_or_default();
     // The API accepts an IPv4 address as a name made of digits; CoreDNS
     // gives such a Service no record (its `HostType` is not CNAME), and
@@ -165,6 +165,11 @@ fn external_name(svc: &Service, name: WireName, ttl: u32) -> ServiceRecords {
     };
     let mut node = NodeSpec::empty(name.clone());
     node.flags = crate::encode::FLAG_CNAME;
+    // A target in the zone is followed even by a server without upstream;
+    // the flag spares the others (most targets) any work.
+    if crate::name::is_subdomain(target.as_bytes(), zone.as_bytes()) {
+        node.flags |= crate::encode::FLAG_CNAME_IN_ZONE;
+    }
     node.push_answer(Rr {
         owner: name,
         ttl,

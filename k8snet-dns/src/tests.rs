@@ -331,6 +331,66 @@ fn external_name_is_a_cname_for_every_type() {
     );
 }
 
+/// `Reply::alias_in_zone`, as the server reads it: which ExternalName
+/// targets the zone answers itself (a server without upstream chases
+/// only those). Decided at build time, kept by an incremental update.
+#[test]
+fn an_alias_says_whether_its_target_is_in_the_zone() {
+    let mut c = cluster();
+    let mut m = Manifests::new();
+    let services = [
+        ("inside", "svc1.testns.svc.cluster.local"),
+        ("apex", "cluster.local"),
+        ("lookalike", "svc1.notcluster.local"),
+        ("suffix", "cluster.local.example"),
+    ];
+    for (name, target) in services {
+        m.load_str(
+            "aliases.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: testns}}\n\
+                 spec: {{type: ExternalName, externalName: \"{target}\"}}\n"
+            ),
+        );
+    }
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    for o in m.into_objects() {
+        c.upsert(o).unwrap();
+    }
+    let want = [
+        ("external", false),
+        ("inside", true),
+        ("apex", true),
+        ("lookalike", false),
+        ("suffix", false),
+    ];
+    let built = Zone::build(&c, &ZoneConfig::default()).unwrap();
+    // The fixture's zone, `inside` then added by an update: it has
+    // `external` and `inside` of the names above.
+    let updated = zone().update_service(&c, &k8snet_model::NsName::new("testns", "inside"));
+    let mut out = vec![0u8; 512];
+    for (z, names) in [(&built, &want[..]), (&updated, &want[..2])] {
+        for &(svc, in_zone) in names {
+            let owner = format!("{svc}.testns.svc.cluster.local.");
+            for (t, alias) in [
+                (RecordType::A, true),
+                (RecordType::TXT, true),
+                (RecordType::CNAME, false),
+            ] {
+                let AnswerOutcome::Answered(r) = z.answer(&query(&owner, t, None), &mut out) else {
+                    panic!("{owner} {t}")
+                };
+                assert_eq!(r.answers, 1, "{owner} {t}");
+                assert_eq!(
+                    (r.alias, r.alias_in_zone),
+                    (alias, alias && in_zone),
+                    "{owner} {t}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn schema_version_apex_and_empty_non_terminals() {
     let z = zone_with(ZoneConfig::default().nameservers(["198.19.0.10".parse().unwrap()]));

@@ -130,6 +130,67 @@ fn tc_and_servfail_replies_carry_opt_exactly_when_the_query_had_it() {
     }
 }
 
+#[test]
+fn a_cached_ad_bit_reaches_only_clients_that_set_ad_or_do() {
+    // RFC 6840 §5.8: AD only for a query with AD or DO. The reply was
+    // stored for a query that set AD; others are answered from it.
+    let mut reply = Message::from_vec(&upstream_reply(false)).unwrap();
+    reply.metadata.authentic_data = true;
+    let reply = reply.to_vec().unwrap();
+    let with_ad = |mut q: Vec<u8>, ad: bool| {
+        if ad {
+            q[3] |= 0x20;
+        }
+        q
+    };
+    for dnssec_ok in [false, true] {
+        let cache = Cache::new(CacheConfig::default());
+        let t0 = Instant::now();
+        let edns = Some((1232, dnssec_ok));
+        cache.insert(
+            &with_ad(query_for(NAME, RecordType::A, 1, edns), true),
+            &reply,
+            t0,
+        );
+        for (ad, edns) in [
+            (false, None),
+            (true, None),
+            (false, Some((1232, false))),
+            (true, Some((1232, false))),
+        ] {
+            // The DO bit is part of the cache key: ask with the stored one.
+            let edns = if dnssec_ok { Some((1232, true)) } else { edns };
+            let q = with_ad(query_for(NAME, RecordType::A, 2, edns), ad);
+            let mut out = [0u8; 1232];
+            let len = cache.lookup(&q, t0, &mut out).expect("a hit");
+            let m = Message::from_vec(&out[..len]).unwrap();
+            assert_eq!(
+                m.metadata.authentic_data,
+                ad || dnssec_ok,
+                "query AD {ad}, EDNS {edns:?}:\n{m}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_upstream_reply_with_opt_in_the_answer_section_is_not_cached() {
+    // An OPT record only belongs in the additional section (RFC 6891
+    // §6.1.1): such a reply is malformed.
+    let mut reply = upstream_reply(false);
+    reply[7] += 1; // ANCOUNT 2
+    reply.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+    let cache = Cache::new(CacheConfig::default());
+    cache.insert(&query(1, false), &reply, Instant::now());
+    assert!(cache.is_empty());
+    // The same OPT where it belongs is cached.
+    let mut reply = upstream_reply(false);
+    reply[11] += 1;
+    reply.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+    cache.insert(&query(1, false), &reply, Instant::now());
+    assert_eq!(cache.len(), 1);
+}
+
 #[cfg(all(feature = "linux", target_os = "linux"))]
 mod forwarder {
     use std::net::{SocketAddr, UdpSocket};
@@ -282,5 +343,87 @@ mod forwarder {
                 assert_eq!(e.max_payload(), 1400);
             }
         }
+    }
+
+    /// The types of a message's records, walked by its counts; `None`
+    /// unless the counts match the bytes exactly. (hickory-proto cannot
+    /// check these replies: it refuses records with empty RDATA.)
+    fn record_types(m: &[u8]) -> Option<Vec<u16>> {
+        let be16 = |at: usize| Some(u16::from_be_bytes([*m.get(at)?, *m.get(at + 1)?]));
+        let skip_name = |mut at: usize| loop {
+            match *m.get(at)? {
+                0 => return Some(at + 1),
+                l if l & 0xC0 == 0xC0 => return Some(at + 2),
+                l => at += 1 + usize::from(l),
+            }
+        };
+        let mut pos = 12;
+        for _ in 0..be16(4)? {
+            pos = skip_name(pos)? + 4;
+        }
+        let mut types = Vec::new();
+        for _ in 0..u32::from(be16(6)?) + u32::from(be16(8)?) + u32::from(be16(10)?) {
+            pos = skip_name(pos)?;
+            types.push(be16(pos)?);
+            pos += 10 + usize::from(be16(pos + 8)?);
+        }
+        (pos == m.len()).then_some(types)
+    }
+
+    /// An upstream answering one query with `<qname> A 192.0.2.1`, its
+    /// OPT record (payload 4096), then a NULL record and a private-use
+    /// one, both with empty RDATA (legal, RFC 3597).
+    fn upstream_with_empty_records_behind_its_opt() -> (SocketAddr, JoinHandle<()>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                return;
+            };
+            let q = &buf[..n];
+            let question_end = 12 + (NAME.len() + 1) + 4;
+            let mut r = q[..question_end].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 3]);
+            r.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+            r.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+            r.extend_from_slice(&[0xC0, 12, 0, 10, 0, 1, 0, 0, 0, 60, 0, 0]);
+            r.extend_from_slice(&[0xC0, 12, 0xFF, 0, 0, 1, 0, 0, 0, 60, 0, 0]);
+            sock.send_to(&r, from).unwrap();
+        });
+        (addr, t)
+    }
+
+    #[test]
+    fn records_with_empty_rdata_behind_the_upstreams_opt_are_relayed_and_cached() {
+        let (addr, upstream) = upstream_with_empty_records_behind_its_opt();
+        let f = forwarder(addr);
+        let mut out = vec![0u8; 65_535];
+        let mut ask = |id: u16, edns: Option<(u16, bool)>| {
+            let q = query_for(NAME, RecordType::A, id, edns);
+            let n = f.resolve(&q, Transport::Udp, &mut out);
+            let r = &out[..n];
+            assert_eq!(&r[..2], &id.to_be_bytes());
+            assert_eq!(r[3] & 0x0F, 0, "NOERROR, not SERVFAIL: {r:?}");
+            let mut want = vec![1, 10, 0xFF00];
+            if edns.is_some() {
+                want.push(41);
+                assert_eq!(
+                    &r[n - 11..n - 6],
+                    &[0, 0, 41, 0x05, 0x78],
+                    "our OPT, payload 1400"
+                );
+            }
+            assert_eq!(record_types(r), Some(want), "{r:?}");
+        };
+        ask(0x51, Some((1232, false)));
+        upstream.join().unwrap();
+        // The upstream is gone: from the cache.
+        ask(0x52, None);
+        assert_eq!(f.cache().len(), 1);
     }
 }

@@ -10,19 +10,25 @@ use hickory_proto::rr::{Name, RData, RecordType};
 /// 8 records too).
 const MAX_CHAIN: usize = 8;
 
-/// The query for `target` with type `qtype` (RD set, EDNS 1232, ID `id`).
-fn target_query(id: u16, target: &Name, qtype: RecordType) -> Option<Vec<u8>> {
-    let mut out = Message::new(id, MessageType::Query, OpCode::Query);
+/// The query for `target` with type `qtype` (RD set, EDNS 1232, ID and
+/// the DO and CD bits of `reply`, the answer being chased: the zone
+/// echoes them from the client's query, so the target's records are
+/// asked for, and cached, as the client asked).
+fn target_query(reply: &Message, target: &Name, qtype: RecordType) -> Option<Vec<u8>> {
+    let mut out = Message::new(reply.metadata.id, MessageType::Query, OpCode::Query);
     out.metadata.recursion_desired = true;
+    out.metadata.checking_disabled = reply.metadata.checking_disabled;
     out.add_query(Query::query(target.clone(), qtype));
     let mut edns = Edns::new();
     edns.set_max_payload(crate::DEFAULT_UDP_PAYLOAD);
+    edns.set_dnssec_ok(reply.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok));
     out.set_edns(edns);
     out.to_vec().ok()
 }
 
 /// The query for the target of the single CNAME in `reply` (same type,
-/// RD set, EDNS 1232); `None` if `reply` is not such an answer.
+/// RD set, EDNS 1232, the DO and CD bits of `reply`); `None` if `reply`
+/// is not such an answer.
 pub fn alias_query(reply: &[u8]) -> Option<Vec<u8>> {
     let m = Message::from_vec(reply).ok()?;
     let q = m.queries.first()?;
@@ -32,7 +38,7 @@ pub fn alias_query(reply: &[u8]) -> Option<Vec<u8>> {
     let RData::CNAME(target) = &answer.data else {
         return None;
     };
-    target_query(m.metadata.id, &target.0, q.query_type)
+    target_query(&m, &target.0, q.query_type)
 }
 
 /// The target of the CNAME that ends the answer section of `m`, unless
@@ -132,7 +138,7 @@ pub(crate) fn follow(
         let Some(qtype) = m.queries.first().map(|q| q.query_type) else {
             break;
         };
-        let Some(query) = target_query(m.metadata.id, &target, qtype) else {
+        let Some(query) = target_query(&m, &target, qtype) else {
             break;
         };
         seen.push(target);
@@ -264,5 +270,34 @@ mod tests {
         let m = Message::from_vec(&out[..n]).unwrap();
         let data: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
         assert_eq!(data, ["target.zone.", "next.zone.", "target.zone."], "{m}");
+    }
+
+    #[test]
+    fn the_target_query_keeps_the_clients_do_and_cd_bits() {
+        // The zone's reply echoes the client's CD and (in its OPT) DO.
+        for (cd, dnssec_ok) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut reply = Message::from_vec(&cname_reply(false, true)).unwrap();
+            reply.metadata.checking_disabled = cd;
+            let mut e = Edns::new();
+            e.set_dnssec_ok(dnssec_ok);
+            reply.set_edns(e);
+            let reply = reply.to_vec().unwrap();
+            let mut asked = Vec::new();
+            let resolve = |q: &[u8]| {
+                asked.push(Message::from_vec(q).unwrap());
+                None
+            };
+            let mut out = vec![0u8; 512];
+            follow(&reply, resolve, 512, &mut out);
+            let [q] = asked.as_slice() else {
+                panic!("one target query: {asked:?}")
+            };
+            assert_eq!(q.queries[0].name(), &name("target.zone."));
+            assert!(q.metadata.recursion_desired);
+            assert_eq!(q.metadata.checking_disabled, cd, "{q}");
+            let e = q.edns.as_ref().expect("EDNS in the target query");
+            assert_eq!(e.flags().dnssec_ok, dnssec_ok, "{q}");
+            assert_eq!(e.max_payload(), crate::DEFAULT_UDP_PAYLOAD);
+        }
     }
 }

@@ -104,10 +104,11 @@ impl Cache {
     }
 
     /// Writes the cached reply to `query` into `out`, with the query's ID
-    /// and case and TTLs reduced by the entry's age, and an OPT record
-    /// (our payload size, the query's DO bit) exactly when the query had
-    /// one (RFC 6891 §7); its length, or `None` on a miss (or an expired
-    /// entry, which is dropped) or when it does not fit in `out`.
+    /// and case and TTLs reduced by the entry's age, AD only if the query
+    /// set AD or DO (RFC 6840 §5.8), and an OPT record (our payload size,
+    /// the query's DO bit) exactly when the query had one (RFC 6891 §7);
+    /// its length, or `None` on a miss (or an expired entry, which is
+    /// dropped) or when it does not fit in `out`.
     pub fn lookup(&self, query: &[u8], now: Instant, out: &mut [u8]) -> Option<usize> {
         let k = query_key(query)?;
         let mut shard = self.shards[shard_of(k.bytes())]
@@ -138,10 +139,15 @@ impl Cache {
     /// rcodes included). The upstream's OPT record is not kept: EDNS is
     /// per hop, and [`Cache::lookup`] adds ours.
     pub fn insert(&self, query: &[u8], reply: &[u8], now: Instant) {
-        let Some((reply, ext_rcode)) = strip_opt(reply) else {
-            return;
-        };
-        let (Some(k), Some(s)) = (query_key(query), summarize(&reply)) else {
+        if let Some((reply, ext_rcode)) = strip_opt(reply) {
+            self.insert_stripped(query, &reply, ext_rcode, now);
+        }
+    }
+
+    /// [`Cache::insert`] of a reply whose OPT record was removed
+    /// (`strip_opt`), which carried the extended rcode bits `ext_rcode`.
+    pub(crate) fn insert_stripped(&self, query: &[u8], reply: &[u8], ext_rcode: u8, now: Instant) {
+        let (Some(k), Some(s)) = (query_key(query), summarize(reply)) else {
             return;
         };
         if s.truncated || ext_rcode != 0 || reply.len() < k.question_end {
@@ -179,7 +185,7 @@ impl Cache {
         shard.insert(
             k.bytes().into(),
             Entry {
-                reply: reply.into_boxed_slice(),
+                reply: reply.into(),
                 ttl_offsets: s.ttl_offsets.into(),
                 stored: now,
                 lifetime,

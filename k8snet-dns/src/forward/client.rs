@@ -121,11 +121,13 @@ impl Forwarder {
                 return servfail_with(query, payload, out);
             }
         };
-        self.cache.insert(query, &reply, Instant::now());
+        // The OPT record is removed once, for the cache and the client.
         let Some((reply, ext_rcode)) = strip_opt(&reply) else {
             tracing::debug!("malformed upstream reply");
             return servfail_with(query, payload, out);
         };
+        self.cache
+            .insert_stripped(query, &reply, ext_rcode, Instant::now());
         let opt = ReplyOpt::for_query(k.edns, payload, ext_rcode);
         match patch_reply(query, k.question_end, &reply, opt, out) {
             Some(len) if len <= limit => len,

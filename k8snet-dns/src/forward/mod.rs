@@ -5,7 +5,10 @@
 //!   DO, CD), case-insensitive; TTLs clamped (success 5 s..=3600 s, denial
 //!   5 s..=1800 s, as CoreDNS's defaults), counted down on every hit; the
 //!   negative TTL is min(SOA TTL, SOA minimum) (RFC 2308). Truncated
-//!   replies and errors other than NXDOMAIN are not cached.
+//!   replies, errors other than NXDOMAIN and malformed replies (an OPT
+//!   outside the additional section among them) are not cached. A reply
+//!   replayed to a query that set neither AD nor DO has AD clear (RFC
+//!   6840 §5.8), whatever query stored it.
 //! - **EDNS** is per hop (RFC 6891 §7): an upstream's OPT record is never
 //!   passed on. Cached and relayed replies, SERVFAIL and TC replies carry
 //!   our OPT record (our payload size, the query's DO bit) exactly when

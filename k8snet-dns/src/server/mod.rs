@@ -15,7 +15,11 @@
 //! - **ExternalName**: the CNAME answered for another type is followed
 //!   (CoreDNS does): a target in the zone always, from the zone's own
 //!   records, with or without forwarder; a target outside it only with a
-//!   forwarder. RA is set only when there is a forwarder.
+//!   forwarder. Without one, such a CNAME (the usual ExternalName) is
+//!   sent as the zone stored it, without allocating: the zone marks at
+//!   build time which targets are its own
+//!   ([`Reply::alias_in_zone`](crate::Reply::alias_in_zone)). RA is set
+//!   only when there is a forwarder.
 //! - **Shutdown**: [`Server::shutdown`] stops accepting and receiving,
 //!   lets open TCP exchanges finish, and joins every thread. [`Signals`]
 //!   waits for SIGTERM/SIGINT (and SIGHUP, for reloads).
@@ -92,7 +96,9 @@ pub(crate) enum Handled {
 /// Answers from the zone, or from the forwarder's cache; says when the
 /// query must go upstream. Without a forwarder, an ExternalName's CNAME
 /// to a name of the zone is followed here (RA stays clear: we do not
-/// recurse); with one, the caller follows it ([`Handled::Chase`]).
+/// recurse), and one to a name outside the zone is the reply as is
+/// (nothing can be chased; no allocation); with a forwarder, the caller
+/// follows it ([`Handled::Chase`]).
 pub(crate) fn handle(
     zone: &Zone,
     forwarder: Option<&Forwarder>,
@@ -108,6 +114,7 @@ pub(crate) fn handle(
             match (r.alias, forwarder) {
                 (false, _) => Handled::Reply(r.len),
                 (true, Some(_)) => Handled::Chase(r.len),
+                (true, None) if !r.alias_in_zone => Handled::Reply(r.len),
                 (true, None) => {
                     // Rare: the CNAME is copied out of the buffer it is
                     // rewritten into.
@@ -157,13 +164,39 @@ pub(crate) fn chase(
         Some(f) => f.limit(query, transport, out.len()),
         None => zone_limit(zone, query, transport, out.len()),
     };
-    let mut buf = vec![0u8; 65_535];
+    TARGET_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => chase_with(&mut buf, zone, forwarder, zone_reply, limit, out),
+        // Not reachable (nothing here calls `chase` again), but a fresh
+        // buffer is a safe answer if it ever were.
+        Err(_) => chase_with(&mut Vec::new(), zone, forwarder, zone_reply, limit, out),
+    })
+}
+
+/// Largest message (TCP): what a target's answer may fill.
+const MAX_MESSAGE: usize = 65_535;
+
+thread_local! {
+    /// The buffer [`chase`] writes each target's answer into: one per
+    /// thread, made on its first chase and reused, rather than 64 KiB
+    /// allocated per query.
+    static TARGET_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn chase_with(
+    buf: &mut Vec<u8>,
+    zone: &Zone,
+    forwarder: Option<&Forwarder>,
+    zone_reply: &[u8],
+    limit: usize,
+    out: &mut [u8],
+) -> usize {
+    if buf.len() < MAX_MESSAGE {
+        buf.resize(MAX_MESSAGE, 0);
+    }
     let resolve = |target: &[u8]| {
-        let len = match zone.answer_with(target, Transport::Tcp, &mut buf) {
+        let len = match zone.answer_with(target, Transport::Tcp, buf) {
             AnswerOutcome::Answered(r) => r.len,
-            AnswerOutcome::NotAuthoritative(_) => {
-                forwarder?.resolve(target, Transport::Tcp, &mut buf)
-            }
+            AnswerOutcome::NotAuthoritative(_) => forwarder?.resolve(target, Transport::Tcp, buf),
             AnswerOutcome::Dropped => return None,
         };
         Some(buf[..len].to_vec())
