@@ -139,13 +139,14 @@ fn family_cidrs(table: &ServiceTable, ip: IpAddr) -> Vec<IpNet> {
         .collect()
 }
 
-/// Whether the node itself holds `flow.saddr` (`fib saddr type local`):
-/// one of its IPs, loopback, or the destination itself (only the node
-/// sends from an address to that same address: a VIP it holds, such as a
-/// load balancer IP on `lo`). Other addresses the node holds are unknown
-/// to the plan.
-fn from_node(table: &ServiceTable, flow: &Flow) -> bool {
-    table.node_ips.contains(&flow.saddr) || flow.saddr.is_loopback() || flow.saddr == flow.daddr
+/// Whether the node holds `ip` as a local address (what `fib saddr type
+/// local` asks the kernel): one of its IPs, another address it holds
+/// ([`ServiceTable::local_addrs`]) or loopback. Addresses the node holds
+/// that the table was not told of are unknown here.
+fn node_holds(table: &ServiceTable, ip: IpAddr) -> bool {
+    ip.is_loopback()
+        || table.node_ips.contains(&ip)
+        || table.local_addrs.iter().any(|n| n.contains(&ip))
 }
 
 fn to_pool(
@@ -162,11 +163,25 @@ fn to_pool(
             .pool(t)
             .and_then(|pool| pick(pool, table.seed, flow, p.affinity_timeout.is_some()))
         {
+            // A loopback source travels only through `lo`: to a frontend
+            // and an endpoint the node holds. Otherwise IPv4 refuses to
+            // route it (before DNAT `connect` fails with EINVAL, after it
+            // the packet is dropped; `route_localnet` is off) and IPv6
+            // drops `::1` arriving on any other link; the masquerade that
+            // would rewrite it comes too late.
+            Some(e)
+                if flow.saddr.is_loopback()
+                    && !(node_holds(table, flow.daddr) && node_holds(table, e.ip)) =>
+            {
+                Prediction::Drop
+            }
             Some(e) => Prediction::Endpoint {
                 ip: e.ip,
                 port: e.port,
-                // Hairpin: a pod sent to itself is masqueraded.
-                masquerade: masq || e.ip == flow.saddr,
+                // Hairpin: a pod of this node reaching itself is
+                // masqueraded (the `hairpin` set holds the endpoints that
+                // may be on this node: local ones and those naming none).
+                masquerade: masq || (e.ip == flow.saddr && (e.local || e.node.is_none())),
             },
             None => Prediction::Drop,
         },
@@ -196,7 +211,7 @@ fn external(table: &ServiceTable, p: &ServicePort, flow: &Flow) -> Prediction {
         if contains(&table.cluster_cidrs, flow.saddr) {
             return to_pool(table, p, Target::ClusterPool, flow, false);
         }
-        if from_node(table, flow) {
+        if node_holds(table, flow.saddr) {
             return to_pool(table, p, Target::ClusterPool, flow, true);
         }
     }

@@ -154,3 +154,72 @@ fn the_first_sync_deletes_udp_entries_made_before_the_service_existed() {
     assert_eq!(again.sync(&table).unwrap().conntrack_deleted, 0);
     assert_eq!(ask_udp(node.client.netns(), from, to, wait).unwrap(), "b0");
 }
+
+/// A restart's first sync keeps live UDP flows to a NodePort (from
+/// outside, at the node IP) that a serving endpoint answers.
+#[test]
+fn first_sync_keeps_live_udp_node_port_flows() {
+    kernel_test!();
+    use std::time::Duration;
+    let node = Node::new("rvctn");
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: default}\nspec:\n  clusterIP: 198.19.0.53\n  type: NodePort\n  ports: [{name: dns, port: 53, targetPort: 8080, protocol: UDP, nodePort: 30053}]\n";
+    let eps = slice(
+        "dns",
+        "IPv4",
+        "dns",
+        "UDP",
+        &[(0, "node-a"), (1, "node-a"), (2, "node-a")],
+    );
+    let (_, _, table) = plan_yaml(&format!("{NODE_A}{svc}{eps}"));
+    node.proxier().sync(&table).unwrap();
+    let wait = Duration::from_secs(2);
+    let to: SocketAddr = "198.19.128.1:30053".parse().unwrap();
+    let mut first = Vec::new();
+    for p in 47_600..47_606u16 {
+        let from = SocketAddr::new("198.19.200.2".parse().unwrap(), p);
+        first.push(ask_udp(node.outside.netns(), from, to, wait).unwrap());
+    }
+    let mut again = node.proxier();
+    let st = node.tn.node().run(|| again.sync(&table)).unwrap().unwrap();
+    assert_eq!(st.conntrack_deleted, 0);
+    for (i, p) in (47_600..47_606u16).enumerate() {
+        let from = SocketAddr::new("198.19.200.2".parse().unwrap(), p);
+        assert_eq!(
+            ask_udp(node.outside.netns(), from, to, wait).unwrap(),
+            first[i]
+        );
+    }
+}
+
+/// The node gains an IP (198.19.128.5, on its outside link): node ports
+/// now answer there. A UDP flow sent to it before (not DNATed, answered by
+/// nobody) is stale once the node IP is programmed, and the sync that
+/// programs it deletes the entry, so the client's next datagram reaches
+/// the endpoint.
+#[test]
+fn a_new_node_ip_cleans_udp_entries_to_its_node_ports() {
+    kernel_test!();
+    let node = Node::new("rvnip");
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: default}\nspec:\n  clusterIP: 198.19.0.53\n  type: NodePort\n  ports: [{name: dns, port: 53, targetPort: 8080, protocol: UDP, nodePort: 30053}]\n";
+    let eps = slice("dns", "IPv4", "dns", "UDP", &[(0, "node-a")]);
+    let (_, _, table) = plan_yaml(&format!("{NODE_A}{svc}{eps}"));
+    let mut px = node.proxier();
+    node.tn.node().run(|| px.sync(&table)).unwrap().unwrap();
+    node.outside
+        .add_node_addr(k8snet_testnet::plan::node_v4(5))
+        .unwrap();
+    let from: SocketAddr = "198.19.200.2:47700".parse().unwrap();
+    let to: SocketAddr = "198.19.128.5:30053".parse().unwrap();
+    let short = Duration::from_millis(300);
+    assert!(ask_udp(node.outside.netns(), from, to, short).is_err());
+    let moved = NODE_A.replace(
+        "{type: InternalIP, address: 198.19.128.1}",
+        "{type: InternalIP, address: 198.19.128.1}, {type: InternalIP, address: 198.19.128.5}",
+    );
+    assert_ne!(moved, NODE_A);
+    let (_, _, table2) = plan_yaml(&format!("{moved}{svc}{eps}"));
+    let st = node.tn.node().run(|| px.sync(&table2)).unwrap().unwrap();
+    assert_eq!(st.conntrack_deleted, 1);
+    let wait = Duration::from_secs(2);
+    assert_eq!(ask_udp(node.outside.netns(), from, to, wait).unwrap(), "b0");
+}

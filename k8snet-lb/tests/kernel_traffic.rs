@@ -358,7 +358,9 @@ fn node_to_a_local_load_balancer_ip_short_circuits_without_local_endpoints() {
         .node()
         .ip(&["addr", "add", "198.19.1.60/32", "dev", "lo"])
         .unwrap();
-    let (_, _, table) = plan_yaml(&remote_only_local_policy());
+    // The VIP is an address the node holds: predict learns it from the
+    // kernel, as `fib saddr type local` does.
+    let (_, _, table) = plan_on(&node, &remote_only_local_policy());
     node.proxier().sync(&table).unwrap();
     let from: SocketAddr = "198.19.1.60:48001".parse().unwrap();
     let to: SocketAddr = "198.19.1.60:80".parse().unwrap();
@@ -481,5 +483,259 @@ fn a_cluster_ip_on_a_port_no_service_uses_is_rejected() {
         "198.19.0.20:81".parse().unwrap(),
     )
     .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+}
+
+/// The first packet of a TCP connection from `from` to `to`.
+fn node_flow(from: SocketAddr, to: SocketAddr) -> Flow {
+    Flow {
+        saddr: from.ip(),
+        sport: from.port(),
+        daddr: to.ip(),
+        dport: to.port(),
+        protocol: Protocol::Tcp,
+    }
+}
+
+/// Whether a prediction and what the kernel did (a name, or a TCP
+/// connection that timed out) agree.
+fn agrees(predicted: &Prediction, kernel: &Result<String, std::io::ErrorKind>) -> bool {
+    match (predicted, kernel) {
+        (Prediction::Endpoint { ip, .. }, Ok(name)) => *name == name_of(*ip),
+        (Prediction::Drop, Err(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+/// As [`remote_only_local_policy`], IPv6 (LB IP fd00:19::60, node port
+/// 30083).
+fn remote_only_local_policy_v6() -> String {
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 'fd00:19::21'\n  clusterIPs: ['fd00:19::21']\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30083}]\nstatus: {loadBalancer: {ingress: [{ip: 'fd00:19::60'}]}}\n";
+    let eps = slice(
+        "web",
+        "IPv6",
+        "http",
+        "TCP",
+        &[(1, "node-b"), (2, "node-b")],
+    );
+    format!("{NODE_A}{svc}{eps}")
+}
+
+/// `fib saddr type local` for IPv6 in the output hook: the node's own
+/// traffic to its eTP=Local NodePort (node IPv6) and to a VIP it holds
+/// is short-circuited to the cluster pool, where predict says.
+#[test]
+fn ipv6_node_traffic_to_local_policy_frontends_short_circuits() {
+    kernel_test!();
+    let node = Node::new("rv6l");
+    node.tn
+        .node()
+        .ip(&["-6", "addr", "add", "fd00:19::60/128", "dev", "lo", "nodad"])
+        .unwrap();
+    let (_, _, table) = plan_on(&node, &remote_only_local_policy_v6());
+    node.proxier().sync(&table).unwrap();
+    let mut bad = Vec::new();
+    for (from, to) in [
+        ("[fd00:19:1::1]:48010", "[fd00:19:1::1]:30083"),
+        ("[fd00:19::60]:48011", "[fd00:19::60]:80"),
+    ] {
+        let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
+        let flow = node_flow(from, to);
+        let Prediction::Endpoint { ip, .. } = predict(&table, &flow) else {
+            panic!("{:?}", predict(&table, &flow))
+        };
+        let got = ask(node.tn.node(), from, to);
+        if got.as_ref().ok() != Some(&name_of(ip)) {
+            bad.push(format!(
+                "{from} -> {to}: {got:?}, predicted {}",
+                name_of(ip)
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// The `kubernetes` Service: its EndpointSlice (written by the apiserver)
+/// names no node; on a control-plane node the endpoint is the node's IP.
+fn apiserver_service() -> String {
+    format!(
+        "{NODE_A}---\napiVersion: v1\nkind: Service\nmetadata: {{name: kubernetes, namespace: default}}\nspec:\n  clusterIP: 198.19.0.1\n  ports: [{{name: https, port: 443, targetPort: 6443}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: kubernetes, namespace: default, labels: {{kubernetes.io/service-name: kubernetes}}}}\naddressType: IPv4\nendpoints: [{{addresses: ['198.19.128.1'], conditions: {{ready: true}}}}]\nports: [{{name: https, port: 6443, protocol: TCP}}]\n"
+    )
+}
+
+/// Node-local traffic that never went through a Service (a process on the
+/// node connecting to the apiserver at the node IP directly) keeps its
+/// source: kube-proxy masquerades `saddr == endpoint` only inside the
+/// endpoint chain, i.e. for DNATed traffic (`ct status dnat`). Through the
+/// ClusterIP the same connection is DNATed and masqueraded.
+#[test]
+fn direct_node_traffic_to_a_host_network_endpoint_keeps_its_source() {
+    kernel_test!();
+    use std::io::Write;
+    let node = Node::new("rvhp");
+    let (_, _, table) = plan_yaml(&apiserver_service());
+    node.proxier().sync(&table).unwrap();
+    let server: SocketAddr = "198.19.128.1:6443".parse().unwrap();
+    let listener = node
+        .tn
+        .node()
+        .run(|| std::net::TcpListener::bind(server).unwrap())
+        .unwrap();
+    // Answers each of two connections with the peer it saw.
+    let h = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut c, peer) = listener.accept().unwrap();
+            let _ = c.write_all(peer.to_string().as_bytes());
+        }
+    });
+    let from: SocketAddr = "198.19.128.1:45123".parse().unwrap();
+    let seen = ask(node.tn.node(), from, server);
+    let cluster_ip: SocketAddr = "198.19.0.1:443".parse().unwrap();
+    let from2: SocketAddr = "198.19.128.1:45124".parse().unwrap();
+    let seen2 = ask(node.tn.node(), from2, cluster_ip);
+    h.join().unwrap();
+    assert_eq!(
+        seen.unwrap(),
+        from.to_string(),
+        "the server saw another peer"
+    );
+    assert_eq!(
+        predict(&table, &node_flow(from2, cluster_ip)),
+        Prediction::Endpoint {
+            ip: server.ip(),
+            port: 6443,
+            masquerade: true
+        }
+    );
+    // Through the ClusterIP it is DNATed, and masqueraded (a source the
+    // kernel picks, a `fully-random` port).
+    let seen2: SocketAddr = seen2.unwrap().parse().unwrap();
+    assert_ne!(seen2, from2, "masqueraded through the ClusterIP");
+}
+
+/// eTP=Local LB 198.19.1.60 (routed towards the outside link) whose
+/// endpoints are all on node-b. The node's own connection, with the
+/// source the kernel picks (198.19.200.1, an address the node holds on
+/// its uplink but not in Node.status.addresses), is short-circuited by
+/// `fib saddr type local`; predict, told the addresses the node holds,
+/// says the same.
+#[test]
+fn predict_agrees_on_node_traffic_from_an_address_not_in_node_ips() {
+    kernel_test!();
+    let node = Node::new("rvfib");
+    let (_, ctx, table) = plan_on(&node, &remote_only_local_policy());
+    assert!(!ctx.ips.contains(&"198.19.200.1".parse().unwrap()));
+    node.proxier().sync(&table).unwrap();
+    let to: SocketAddr = "198.19.1.60:80".parse().unwrap();
+    // The source the kernel picks for this destination (uplink address).
+    let from: SocketAddr = "198.19.200.1:48020".parse().unwrap();
+    let kernel = ask(node.tn.node(), from, to).map_err(|e| e.kind());
+    let predicted = predict(&table, &node_flow(from, to));
+    assert!(
+        agrees(&predicted, &kernel),
+        "predict {predicted:?}, kernel {kernel:?}"
+    );
+    assert!(kernel.is_ok(), "{kernel:?}");
+}
+
+/// A loopback source (127/8, `::1`) to a NodePort: the kernel delivers it
+/// only when the endpoint is reached through `lo` too (an address the node
+/// holds); DNATed to a pod it is dropped (IPv4: a martian source with
+/// `route_localnet` off; IPv6: `::1` arriving on a non-loopback link).
+/// predict says the same in each case.
+#[test]
+fn predict_agrees_on_loopback_sources_to_node_ports() {
+    kernel_test!();
+    use std::io::Write;
+    let node = Node::new("rvlo");
+    // eTP=Local without local endpoints (the node short-circuits to the
+    // pods on node-b), both families; and `host`, whose endpoint is the
+    // node itself (host network, no nodeName).
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 198.19.0.21\n  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30081}]\n";
+    let eps = slice(
+        "web",
+        "IPv4",
+        "http",
+        "TCP",
+        &[(1, "node-b"), (2, "node-b")],
+    );
+    let v6 = remote_only_local_policy_v6()
+        .replacen(NODE_A, "", 1)
+        .replace("name: web,", "name: web6,")
+        .replace("web-ipv6", "web6-ipv6")
+        .replace("service-name: web}", "service-name: web6}");
+    let host = "---\napiVersion: v1\nkind: Service\nmetadata: {name: host, namespace: default}\nspec:\n  clusterIP: 198.19.0.23\n  clusterIPs: [198.19.0.23, 'fd00:19::23']\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  type: NodePort\n  ports: [{name: http, port: 80, targetPort: 6443, nodePort: 30090}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: host-4, namespace: default, labels: {kubernetes.io/service-name: host}}\naddressType: IPv4\nendpoints: [{addresses: ['198.19.128.1']}]\nports: [{name: http, port: 6443}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: host-6, namespace: default, labels: {kubernetes.io/service-name: host}}\naddressType: IPv6\nendpoints: [{addresses: ['fd00:19:1::1']}]\nports: [{name: http, port: 6443}]\n";
+    let (_, _, table) = plan_on(&node, &format!("{NODE_A}{svc}{eps}{v6}{host}"));
+    node.proxier().sync(&table).unwrap();
+    let mut listeners = Vec::new();
+    for a in ["198.19.128.1:6443", "[fd00:19:1::1]:6443"] {
+        let a: SocketAddr = a.parse().unwrap();
+        let l = node
+            .tn
+            .node()
+            .run(|| std::net::TcpListener::bind(a).unwrap())
+            .unwrap();
+        listeners.push(std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let _ = c.write_all(b"host");
+        }));
+    }
+    let mut bad = Vec::new();
+    for (from, to) in [
+        ("127.0.0.1:48030", "198.19.128.1:30081"),
+        ("[::1]:48031", "[fd00:19:1::1]:30083"),
+        ("127.0.0.1:48032", "198.19.128.1:30090"),
+        ("[::1]:48033", "[fd00:19:1::1]:30090"),
+    ] {
+        let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
+        let predicted = predict(&table, &node_flow(from, to));
+        let kernel = ask(node.tn.node(), from, to).map_err(|e| e.kind());
+        let ok = match (&predicted, &kernel) {
+            (Prediction::Endpoint { ip, .. }, Ok(name)) if to.port() == 30090 => {
+                *ip == to.ip() && name == "host"
+            }
+            _ => to.port() != 30090 && predicted == Prediction::Drop && agrees(&predicted, &kernel),
+        };
+        if !ok {
+            bad.push(format!(
+                "{from} -> {to}: predict {predicted:?}, kernel {kernel:?}"
+            ));
+        }
+    }
+    for h in listeners {
+        h.join().unwrap();
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// iTP=Local ClusterIP without a local endpoint keeps its own "drop"
+/// (cluster-ips-check must not turn it into a reject), from a pod and
+/// from the node; IPv6 ClusterIP on an unused port is rejected.
+#[test]
+fn cluster_ips_check_keeps_no_endpoint_drop_and_rejects_ipv6() {
+    kernel_test!();
+    let node = Node::new("rvcip");
+    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 198.19.0.40\n  internalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080}]\n";
+    let eps = slice("web", "IPv4", "http", "TCP", &[(1, "node-b")]);
+    let svc6 = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web6, namespace: default}\nspec:\n  clusterIP: 'fd00:19::40'\n  clusterIPs: ['fd00:19::40']\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]\n  ports: [{name: http, port: 80, targetPort: 8080}]\n";
+    let eps6 = slice("web6", "IPv6", "http", "TCP", &[(0, "node-a")]);
+    let (_, _, table) = plan_yaml(&format!("{NODE_A}{svc}{eps}{svc6}{eps6}"));
+    node.proxier().sync(&table).unwrap();
+    let to: SocketAddr = "198.19.0.40:80".parse().unwrap();
+    for (ns, from) in [
+        (node.client.netns(), "198.18.0.2:48040"),
+        (node.tn.node(), "198.19.128.1:48041"),
+    ] {
+        let from: SocketAddr = from.parse().unwrap();
+        assert_eq!(predict(&table, &node_flow(from, to)), Prediction::Drop);
+        let e = ask(ns, from, to).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{from}: {e}");
+    }
+    let from: SocketAddr = "[fd00:18::2]:48042".parse().unwrap();
+    let to6: SocketAddr = "[fd00:19::40]:81".parse().unwrap();
+    assert_eq!(predict(&table, &node_flow(from, to6)), Prediction::Reject);
+    let e = ask(node.client.netns(), from, to6).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
 }

@@ -18,6 +18,36 @@ use crate::nftables::{Layout, TABLE};
 use crate::plan::{ServicePort, ServiceTable};
 use stale::StaleUdp;
 
+/// Every address the calling thread's network namespace holds on its
+/// interfaces (host prefixes, loopback and link-local included): what
+/// `fib saddr type local` matches, for [`crate::NodeContext::local_addrs`]
+/// so that [`crate::predict`] tells the node's own traffic as the kernel
+/// does. Local routes of whole prefixes (AnyIP, `ip route add local
+/// 198.51.100.0/24 dev lo`) are not addresses and are not listed.
+///
+/// # Errors
+/// [`crate::Error::Io`] if the kernel cannot be asked (getifaddrs).
+pub fn local_addrs() -> Result<Vec<ipnet::IpNet>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| crate::Error::Io {
+        what: "listing the namespace's addresses (getifaddrs)".into(),
+        source: e.into(),
+    })?;
+    let mut out: Vec<ipnet::IpNet> = addrs
+        .filter_map(|a| a.address)
+        .filter_map(|s| {
+            if let Some(v4) = s.as_sockaddr_in() {
+                Some(std::net::IpAddr::V4(v4.ip()))
+            } else {
+                s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+            }
+        })
+        .map(ipnet::IpNet::from)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// What one sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStats {
@@ -113,13 +143,15 @@ impl Proxier {
             // What conntrack holds is unknown (entries from before a
             // restart or from the failed state): check every port, as
             // kube-proxy does on every sync.
-            st.conntrack_deleted = self.clean_conntrack(&[], &table.ports, true);
+            let ips = self.layout.node_ips().to_vec();
+            st.conntrack_deleted = self.clean_conntrack(&[], &ips, &table.ports, true);
             return Ok(st);
         }
+        let ips_before = self.layout.node_ips().to_vec();
         let batch = self.layout.sync(table)?;
         let compute = t0.elapsed();
         let mut st = self.apply(&batch, compute)?;
-        st.conntrack_deleted = self.clean_conntrack(&before, &table.ports, false);
+        st.conntrack_deleted = self.clean_conntrack(&before, &ips_before, &table.ports, false);
         Ok(st)
     }
 
@@ -154,7 +186,8 @@ impl Proxier {
         let batch = self.layout.update_service(namespace, name, ports)?;
         let compute = t0.elapsed();
         let mut st = self.apply(&batch, compute)?;
-        st.conntrack_deleted = self.clean_conntrack(&before, ports, false);
+        let ips = self.layout.node_ips().to_vec();
+        st.conntrack_deleted = self.clean_conntrack(&before, &ips, ports, false);
         Ok(st)
     }
 
@@ -221,13 +254,17 @@ impl Proxier {
     /// one made before the port had endpoints, never DNATed) would keep a
     /// client's datagrams going there. Failures are logged: cleanup is
     /// best effort.
+    ///
+    /// `before` are the UDP ports before the change, `ips_before` the node
+    /// IPs then (a changed node IP moves every node port's frontends).
     fn clean_conntrack(
         &mut self,
         before: &[ServicePort],
+        ips_before: &[std::net::IpAddr],
         after: &[ServicePort],
         all: bool,
     ) -> usize {
-        let stale = StaleUdp::new(before, after, self.layout.node_ips(), all);
+        let stale = StaleUdp::new(before, after, ips_before, self.layout.node_ips(), all);
         if stale.is_empty() {
             return 0;
         }

@@ -62,14 +62,16 @@ fn serving(p: &ServicePort) -> BTreeSet<SocketAddr> {
 
 impl StaleUdp {
     /// The entries a change from `before` to `after` (UDP ports are picked
-    /// out) makes stale. With `all`, every port of `after` is checked, as
-    /// after a start or a resync, when what conntrack holds is unknown;
-    /// otherwise only the ports whose frontends or serving endpoints
-    /// changed.
+    /// out) makes stale; the node IPs (where node ports answer) were
+    /// `ips_before` and are `ips_after`. With `all`, every port of `after`
+    /// is checked, as after a start or a resync, when what conntrack holds
+    /// is unknown; otherwise only the ports whose frontends (a node port at
+    /// a new node IP included) or serving endpoints changed.
     pub(crate) fn new(
         before: &[ServicePort],
         after: &[ServicePort],
-        node_ips: &[IpAddr],
+        ips_before: &[IpAddr],
+        ips_after: &[IpAddr],
         all: bool,
     ) -> Self {
         let udp = |p: &&ServicePort| p.id.protocol == Protocol::Udp;
@@ -79,12 +81,12 @@ impl StaleUdp {
             if s.is_empty() {
                 continue;
             }
-            let fronts = frontends(n, node_ips);
+            let fronts = frontends(n, ips_after);
             let changed = all
                 || before
                     .iter()
                     .find(|o| o.id == n.id)
-                    .is_none_or(|o| serving(o) != s || frontends(o, node_ips) != fronts);
+                    .is_none_or(|o| serving(o) != s || frontends(o, ips_before) != fronts);
             for f in fronts {
                 out.owned.entry(f).or_default().extend(&s);
                 if changed {
@@ -100,7 +102,7 @@ impl StaleUdp {
             if still || o.serving_endpoints.is_empty() {
                 continue;
             }
-            for f in frontends(o, node_ips) {
+            for f in frontends(o, ips_before) {
                 out.gone.entry(f).or_default().extend(serving(o));
             }
         }

@@ -16,11 +16,12 @@
 //! (forward and output, after DNAT) rejects what is still addressed to
 //! one of the `cluster-ips`, a port no Service uses; `firewall-check`
 //! (before DNAT) applies `loadBalancerSourceRanges` (`firewall-ips`);
-//! `masquerading` masquerades marked and hairpin traffic (`hairpin`: each
-//! endpoint paired with itself). Per Service port: `svc4-…` (cluster
-//! pool), `local4-…` (local pool), `ext4-…` (external traffic; with Local
-//! policy, pods and `fib saddr type local` sources short-circuit to the
-//! cluster pool), `fw4-…`.
+//! `masquerading` masquerades marked traffic and DNATed hairpin traffic
+//! (`ct status dnat` and `hairpin`: each endpoint that may be on this
+//! node, local or naming no node, paired with itself). Per Service port:
+//! `svc4-…` (cluster pool), `local4-…` (local pool), `ext4-…` (external
+//! traffic; with Local policy, pods and `fib saddr type local` sources
+//! short-circuit to the cluster pool), `fw4-…`.
 //!
 //! **Endpoint choice.** Instead of kube-proxy's `numgen random`, a pool
 //! chain does `dnat to jhash <saddr> . th sport mod M seed S offset O map

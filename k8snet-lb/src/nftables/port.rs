@@ -47,7 +47,8 @@ pub(crate) struct Fragment {
     /// Slot-map contents, kept compact (a pool's table may have 65,521
     /// slots): per pool its window and the endpoint of each slot.
     pub(crate) slots: Vec<Slots>,
-    /// The endpoint IPs its pools may pick (for the hairpin set).
+    /// The endpoint IPs of its pools that may be on this node: local,
+    /// or naming no node (for the hairpin set).
     pub(crate) hairpin_ips: Vec<IpAddr>,
     /// Its ClusterIP (for the `cluster-ips` set).
     pub(crate) cluster_ip: IpAddr,
@@ -307,10 +308,17 @@ pub(crate) fn lower_port(p: &ServicePort, cx: &Context<'_>) -> Fragment {
         (PoolKind::Local, &p.local_pool),
     ] {
         let Some(pool) = pool else { continue };
-        // Every endpoint, local or not: a pair only matches when a pod
-        // reached itself (kube-proxy masquerades `saddr == endpoint` for
-        // each endpoint), and endpoints need not name their node.
-        fr.hairpin_ips.extend(pool.endpoints.iter().map(|e| e.ip));
+        // The endpoints that can hairpin here: a pair only matches when a
+        // pod of this node reached itself, so local endpoints, and those
+        // naming no node (the field is optional: one may be on this node).
+        // Remote endpoints never match, and leaving them out keeps the set
+        // from growing with the cluster.
+        fr.hairpin_ips.extend(
+            pool.endpoints
+                .iter()
+                .filter(|e| e.local || e.node.is_none())
+                .map(|e| e.ip),
+        );
         let name = pool_chain(p, kind);
         let mut ch = Chain::regular();
         let internal_here = target_chain(p.internal).as_deref() == Some(name.as_str());

@@ -2,8 +2,8 @@
 //! shared maps (kube-proxy's nftables layout, both families in one table).
 
 use k8snet_nft::{
-    Chain, ChainType, CtStates, DataType, Expr, Field, Hook, Key, KeyExpr, MarkTarget, Policy,
-    Reject, Rule, Set, Table, Value, Verdict,
+    Chain, ChainType, CtStates, CtStatus, DataType, Expr, Field, Hook, Key, KeyExpr, MarkTarget,
+    Policy, Reject, Rule, Set, Table, Value, Verdict,
 };
 
 /// The table this crate owns.
@@ -195,12 +195,16 @@ pub(crate) fn skeleton() -> Table {
 
     // Hairpin: a pod reaching itself through a Service must see another
     // source, or it would answer itself directly. After DNAT, source equals
-    // destination exactly then; the pairs are every endpoint a pool may
-    // pick (kube-proxy masquerades `saddr == endpoint` for each one, with
-    // or without a node name).
+    // destination exactly then. kube-proxy masquerades `saddr == endpoint`
+    // inside the endpoint chain, so only DNATed traffic: `ct status dnat`
+    // keeps a direct connection between two addresses the node holds (a
+    // process reaching a host-network endpoint such as the apiserver at the
+    // node IP) from being masqueraded. The pairs are the endpoints that
+    // can be on this node: local ones and those naming no node.
     let mut masq = Chain::regular();
     for f in [V4, V6] {
         masq = masq.with_rule(r(vec![
+            Expr::CtStatus(CtStatus::DNAT),
             Expr::lookup(KeyExpr::Fields(vec![f.saddr, f.daddr]), &hairpin(&f)),
             Expr::jump(MARK_MASQ),
         ]));

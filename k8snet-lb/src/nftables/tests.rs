@@ -42,7 +42,11 @@ fn an_empty_plan_is_kube_proxys_skeleton() {
         "\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports\n",
         "\t\tip daddr . meta l4proto . th dport vmap @no-endpoint-services\n",
         "\t\tip daddr . meta l4proto . th dport vmap @firewall-ips\n",
-        "\t\tip saddr . ip daddr @hairpin jump mark-for-masquerade\n",
+        // Hairpin only after DNAT (kube-proxy masquerades it in the
+        // endpoint chain): a direct node-to-node-IP connection keeps its
+        // source.
+        "\t\tct status dnat ip saddr . ip daddr @hairpin jump mark-for-masquerade\n",
+        "\t\tct status dnat ip6 saddr . ip6 daddr @hairpin6 jump mark-for-masquerade\n",
         "\t\tmeta mark != 0x00004000 return\n",
         "\t\tmasquerade fully-random\n",
         "\t\treject with tcp reset\n\t\treject with icmpx port-unreachable\n",
@@ -153,17 +157,23 @@ fn affinity_lowers_to_timeout_sets_and_endpoint_chains() {
 }
 
 #[test]
-fn hairpin_pairs_are_every_endpoint() {
-    // kube-proxy masquerades `saddr == endpoint` for every endpoint: one
-    // without `nodeName` (optional) may be this node's pod too.
+fn hairpin_pairs_are_the_endpoints_that_may_be_on_this_node() {
+    // A pair matches only a pod of this node that reached itself: local
+    // endpoints, and those without `nodeName` (optional, so one may be
+    // here). Remote endpoints are left out, so the set does not grow with
+    // the cluster.
     let no_node = "{addresses: [198.18.0.3]}";
     let (_, l, _) = lowered(&[
         svc(""),
-        slice(&[ep("198.18.1.2", "node-b", READY), no_node.into()]),
+        slice(&[
+            ep("198.18.1.2", "node-b", READY),
+            ep("198.18.0.2", "node-a", READY),
+            no_node.into(),
+        ]),
     ]);
     let hp = &l.table().sets["hairpin"];
     let keys: Vec<String> = hp.elements.keys().map(ToString::to_string).collect();
-    assert_eq!(keys, ["198.18.0.3 . 198.18.0.3", "198.18.1.2 . 198.18.1.2"]);
+    assert_eq!(keys, ["198.18.0.2 . 198.18.0.2", "198.18.0.3 . 198.18.0.3"]);
 }
 
 #[test]
@@ -198,8 +208,8 @@ fn a_changed_service_touches_only_its_own_chains_and_elements() {
     );
     assert!(text.contains("198.18.1.9 . 8080"), "{text}");
     // Exactly the slots whose endpoint the Maglev table moved change:
-    // each is one deleted and one added element; and the hairpin pairs of
-    // the endpoint that left and the one that came.
+    // each is one deleted and one added element. The endpoint that left
+    // and the one that came are on node-b: no hairpin pairs change.
     let key_at = |t: &ServiceTable, i: usize| {
         let pool = t
             .ports
@@ -215,7 +225,8 @@ fn a_changed_service_touches_only_its_own_chains_and_elements() {
     let moved = (0..31)
         .filter(|i| key_at(&t1, *i) != key_at(&t2, *i))
         .count();
-    assert_eq!(batch.element_count(), 2 * moved + 2, "{text}");
+    assert_eq!(batch.element_count(), 2 * moved, "{text}");
+    assert!(!text.contains("hairpin"), "{text}");
     // Playing the batch on the old table gives the new full table.
     assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
     // And a full sync of the same plan changes nothing more.
@@ -361,6 +372,16 @@ fn predict_covers_reject_drop_firewall_and_hairpin() {
             masquerade: true
         }
     );
+    // A remote endpoint is not in `hairpin`: not masqueraded here.
+    let t2 = plan_yaml(&[svc(""), slice(&[ep("198.18.1.2", "node-b", READY)])]);
+    assert_eq!(
+        predict(&t2, &flow("198.18.1.2", "198.19.0.20", 80)),
+        Prediction::Endpoint {
+            ip: "198.18.1.2".parse().unwrap(),
+            port: 8080,
+            masquerade: false
+        }
+    );
     assert!(
         matches!(
             predict(&t, &flow("198.19.200.9", "198.19.0.20", 80)),
@@ -370,6 +391,92 @@ fn predict_covers_reject_drop_firewall_and_hairpin() {
             }
         ),
         "off-cluster"
+    );
+}
+
+#[test]
+fn predict_asks_the_nodes_addresses_for_fib_saddr_type_local() {
+    let flow = |s: &str, d: &str, port| Flow {
+        saddr: s.parse().unwrap(),
+        sport: 40_000,
+        daddr: d.parse().unwrap(),
+        dport: port,
+        protocol: Protocol::Tcp,
+    };
+    let docs = [
+        lb_svc("  externalTrafficPolicy: Local\n", "[{ip: 198.19.200.60}]"),
+        slice(&[ep("198.18.1.2", "node-b", READY)]),
+    ];
+    // 198.19.200.1: an uplink address, not among the node's IPs. Unknown
+    // to the plan, it is an outside client (no local endpoint: dropped).
+    let mut t = plan_yaml(&docs);
+    let uplink = flow("198.19.200.1", "198.19.128.1", 30080);
+    assert_eq!(predict(&t, &uplink), Prediction::Drop);
+    // Told the node holds it, it is the node's own traffic: short-circuit
+    // to the cluster pool, masqueraded, as `fib saddr type local` does.
+    t.local_addrs = vec!["198.19.200.1/32".parse().unwrap()];
+    assert_eq!(
+        predict(&t, &uplink),
+        Prediction::Endpoint {
+            ip: "198.18.1.2".parse().unwrap(),
+            port: 8080,
+            masquerade: true
+        }
+    );
+    // A VIP as its own source is the node's only if the node holds it.
+    let vip = flow("198.19.200.60", "198.19.200.60", 80);
+    assert_eq!(predict(&t, &vip), Prediction::Drop);
+    t.local_addrs.push("198.19.200.60/32".parse().unwrap());
+    assert!(matches!(
+        predict(&t, &vip),
+        Prediction::Endpoint {
+            masquerade: true,
+            ..
+        }
+    ));
+    // Loopback is local, but cannot leave `lo`: DNATed to a pod it is
+    // dropped, whichever family.
+    assert_eq!(
+        predict(&t, &flow("127.0.0.1", "198.19.128.1", 30080)),
+        Prediction::Drop
+    );
+}
+
+#[test]
+fn predict_lets_loopback_reach_only_endpoints_the_node_holds() {
+    let flow = |s: &str, d: &str, port| Flow {
+        saddr: s.parse().unwrap(),
+        sport: 40_000,
+        daddr: d.parse().unwrap(),
+        dport: port,
+        protocol: Protocol::Tcp,
+    };
+    // A host-network endpoint (the node's IP, no nodeName).
+    let t = plan_yaml(&[
+        node_port_svc(""),
+        slice(&["{addresses: [198.19.128.1]}".to_string()]),
+    ]);
+    assert_eq!(
+        predict(&t, &flow("127.0.0.1", "198.19.128.1", 30080)),
+        Prediction::Endpoint {
+            ip: "198.19.128.1".parse().unwrap(),
+            port: 8080,
+            masquerade: true
+        }
+    );
+    // To the ClusterIP, routed away from `lo`: refused before DNAT.
+    assert_eq!(
+        predict(&t, &flow("127.0.0.1", "198.19.0.20", 80)),
+        Prediction::Drop
+    );
+    // A pod endpoint: dropped.
+    let t = plan_yaml(&[
+        node_port_svc(""),
+        slice(&[ep("198.18.0.2", "node-a", READY)]),
+    ]);
+    assert_eq!(
+        predict(&t, &flow("127.0.0.5", "198.19.128.1", 30080)),
+        Prediction::Drop
     );
 }
 

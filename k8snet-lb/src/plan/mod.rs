@@ -42,6 +42,15 @@ pub struct NodeContext {
     /// The node's IPs: they accept NodePorts; a source range holding one
     /// admits the load balancer IPs as sources too.
     pub ips: Vec<IpAddr>,
+    /// Every other address (or prefix) the node's kernel holds as local:
+    /// uplink addresses missing from `Node.status.addresses`, VIPs on
+    /// `lo`, AnyIP prefixes. The data plane recognises the node's own
+    /// traffic by `fib saddr type local`, which asks the kernel, so the
+    /// table does not depend on this; [`crate::predict`] does, to tell
+    /// what the kernel calls local. Empty by default: the node holds just
+    /// `ips` (and loopback). `linux::local_addrs` reads them from the
+    /// kernel.
+    pub local_addrs: Vec<IpNet>,
     /// The node's zone (`topology.kubernetes.io/zone`).
     pub zone: Option<String>,
     /// The cluster (pod) CIDRs: traffic from them is "from a pod". None of
@@ -69,6 +78,7 @@ impl NodeContext {
         Self {
             name: name.into(),
             ips: Vec::new(),
+            local_addrs: Vec::new(),
             zone: None,
             cluster_cidrs: Vec::new(),
             slots_per_endpoint: 6,
@@ -135,6 +145,7 @@ pub fn plan(cluster: &Cluster, node: &NodeContext) -> ServiceTable {
         seed: node.seed,
         cluster_cidrs: node.cluster_cidrs.clone(),
         node_ips: node.ips.clone(),
+        local_addrs: node.local_addrs.clone(),
         ports: Vec::new(),
         health_checks: Vec::new(),
         warnings: Vec::new(),

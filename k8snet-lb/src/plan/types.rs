@@ -269,6 +269,11 @@ pub struct ServiceTable {
     pub cluster_cidrs: Vec<IpNet>,
     /// The node's IPs (they accept NodePorts).
     pub node_ips: Vec<IpAddr>,
+    /// Other addresses the node holds ([`crate::NodeContext::local_addrs`]):
+    /// with `node_ips` and loopback, what `fib saddr type local` matches,
+    /// for [`crate::predict`]. Not programmed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local_addrs: Vec<IpNet>,
     /// Service ports, by id.
     pub ports: Vec<ServicePort>,
     /// Health check node ports.

@@ -135,6 +135,21 @@ pub fn plan_yaml(yaml: &str) -> (Cluster, NodeContext, ServiceTable) {
     (c, ctx, t)
 }
 
+/// As [`plan_yaml`], with the addresses the node's namespace holds in
+/// `local_addrs` (read from its kernel), so `predict` knows every source
+/// `fib saddr type local` matches there.
+pub fn plan_on(node: &Node, yaml: &str) -> (Cluster, NodeContext, ServiceTable) {
+    let (c, mut ctx, _) = plan_yaml(yaml);
+    ctx.local_addrs = node
+        .tn
+        .node()
+        .run(k8snet_lb::linux::local_addrs)
+        .unwrap()
+        .unwrap();
+    let t = k8snet_lb::plan(&c, &ctx);
+    (c, ctx, t)
+}
+
 pub const NODE_A: &str = "apiVersion: v1
 kind: Node
 metadata: {name: node-a, labels: {topology.kubernetes.io/zone: zone-a}}

@@ -51,7 +51,7 @@ fn flows_to_endpoints_still_serving_are_kept_whatever_their_state() {
     );
     let pool = after[0].cluster_pool.as_ref().unwrap();
     assert_eq!(pool.endpoints.len(), 1, "only .2 takes new flows");
-    let s = StaleUdp::new(&before, &after, &node_ips(), false);
+    let s = StaleUdp::new(&before, &after, &node_ips(), &node_ips(), false);
     assert!(!s.is_stale(&entry("198.19.0.20", 53, "198.18.0.2", 8080)));
     assert!(!s.is_stale(&entry("198.19.0.20", 53, "198.18.0.3", 8080)));
     assert!(s.is_stale(&entry("198.19.0.20", 53, "198.18.0.4", 8080)));
@@ -85,7 +85,7 @@ fn endpoints_topology_or_policy_leave_out_of_the_pool_keep_their_flows() {
     let p = &after[0];
     assert_eq!(keys(p.cluster_pool.as_ref()), ["198.18.0.2:8080"]);
     assert_eq!(keys(p.local_pool.as_ref()), ["198.18.0.2:8080"]);
-    let s = StaleUdp::new(&before, &after, &node_ips(), false);
+    let s = StaleUdp::new(&before, &after, &node_ips(), &node_ips(), false);
     assert!(!s.is_stale(&entry("198.19.0.20", 53, "198.18.1.2", 8080)));
     assert!(!s.is_stale(&entry("198.19.128.1", 30053, "198.18.1.2", 8080)));
 }
@@ -94,11 +94,11 @@ fn endpoints_topology_or_policy_leave_out_of_the_pool_keep_their_flows() {
 fn unchanged_ports_are_checked_only_when_asked_for_all() {
     let ports = udp("", &[ep("198.18.0.2", "node-a", READY)]);
     let stray = entry("198.19.0.20", 53, "198.19.0.20", 53);
-    let s = StaleUdp::new(&ports, &ports, &node_ips(), false);
+    let s = StaleUdp::new(&ports, &ports, &node_ips(), &node_ips(), false);
     assert!(s.is_empty());
     assert!(!s.is_stale(&stray));
     // A start or resync: conntrack may hold anything.
-    let s = StaleUdp::new(&[], &ports, &node_ips(), true);
+    let s = StaleUdp::new(&[], &ports, &node_ips(), &node_ips(), true);
     assert!(s.is_stale(&stray));
     assert!(!s.is_stale(&entry("198.19.0.20", 53, "198.18.0.2", 8080)));
 }
@@ -113,10 +113,24 @@ fn a_port_left_without_serving_endpoints_drops_their_flows_only() {
         ],
     );
     for after in [udp("", &[ep("198.18.0.2", "node-a", GONE)]), Vec::new()] {
-        let s = StaleUdp::new(&before, &after, &node_ips(), false);
+        let s = StaleUdp::new(&before, &after, &node_ips(), &node_ips(), false);
         assert!(s.is_stale(&entry("198.19.0.20", 53, "198.18.0.2", 8080)));
         assert!(s.is_stale(&entry("198.19.128.1", 30053, "198.18.0.3", 8080)));
         // Nothing decides about entries nobody served.
         assert!(!s.is_stale(&entry("198.19.0.20", 53, "198.19.0.20", 53)));
     }
+}
+
+#[test]
+fn a_new_node_ip_checks_every_node_port_there() {
+    // Same ports and endpoints; the node's IP changed. An entry made to the
+    // new IP's node port before it was one (never DNATed) is stale; the
+    // flows the endpoint answers there are kept.
+    let ports = udp("", &[ep("198.18.0.2", "node-a", READY)]);
+    let new_ips: Vec<IpAddr> = vec!["198.19.128.7".parse().unwrap()];
+    let s = StaleUdp::new(&ports, &ports, &node_ips(), &new_ips, false);
+    assert!(s.is_stale(&entry("198.19.128.7", 30053, "198.19.128.7", 30053)));
+    assert!(!s.is_stale(&entry("198.19.128.7", 30053, "198.18.0.2", 8080)));
+    // The same IPs: nothing changed, nothing to check.
+    assert!(StaleUdp::new(&ports, &ports, &new_ips, &new_ips, false).is_empty());
 }
