@@ -55,15 +55,19 @@ pub enum Event {
     Delete(ObjectRef),
 }
 
-/// What an upsert did.
+/// What an event did. Anything but [`Change::Unchanged`] moves
+/// [`Cluster::revision`], and `Unchanged` never does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Change {
-    /// The object is new.
+    /// The object is new (a Namespace known so far only implicitly, because
+    /// objects name it, counts as new when it is upserted).
     Added,
-    /// The object replaced a different version.
+    /// The object replaced a different version, or a delete removed
+    /// something (an object, or an unused implicit namespace).
     Modified,
-    /// The object equals what was stored; nothing changed.
+    /// The object equals what was stored, or a delete found nothing to
+    /// remove; nothing changed.
     Unchanged,
 }
 
@@ -123,8 +127,8 @@ pub struct Cluster {
     // sort by namespace first), so "by namespace" needs no index of its own.
     // Every object that claims an IP is kept (see `Owners`), so deleting
     // one of two claimants leaves the other findable.
-    pods_by_ip: HashMap<IpAddr, Owners>,
-    services_by_ip: HashMap<IpAddr, Owners>,
+    pods_by_ip: HashMap<IpAddr, Owners<(Claim, NsName)>>,
+    services_by_ip: HashMap<IpAddr, Owners<NsName>>,
     slices_by_service: HashMap<NsName, BTreeSet<String>>,
     revision: u64,
 }
@@ -159,17 +163,25 @@ impl Cluster {
         self.revision
     }
 
-    /// Applies a watch event.
+    /// Applies a watch event. The change it reports agrees with the
+    /// revision: [`Change::Unchanged`] exactly when the revision stayed.
     ///
     /// # Errors
     /// As [`Cluster::upsert`].
     pub fn apply(&mut self, event: Event) -> Result<Change, Error> {
         match event {
             Event::Upsert(o) => self.upsert(o),
-            Event::Delete(r) => Ok(match self.delete(&r) {
-                Some(_) => Change::Modified,
-                None => Change::Unchanged,
-            }),
+            Event::Delete(r) => {
+                // A delete may change the snapshot without returning an
+                // object (forgetting an unused implicit namespace).
+                let before = self.revision;
+                self.delete(&r);
+                Ok(if self.revision == before {
+                    Change::Unchanged
+                } else {
+                    Change::Modified
+                })
+            }
         }
     }
 
@@ -197,8 +209,13 @@ impl Cluster {
         }
         let change = match object {
             Object::Namespace(ns) => {
-                self.implicit_namespaces.remove(&ns.metadata.name);
-                put(&mut self.namespaces, ns.metadata.name.clone(), ns)
+                // A namespace known only implicitly becomes an object: new
+                // to `objects()` and to `delete`, whatever its content.
+                let was_implicit = self.implicit_namespaces.remove(&ns.metadata.name);
+                match put(&mut self.namespaces, ns.metadata.name.clone(), ns) {
+                    _ if was_implicit => Change::Added,
+                    change => change,
+                }
             }
             Object::Node(n) => put(&mut self.nodes, n.metadata.name.clone(), n),
             // One map lookup each: the entry decides between added,
@@ -270,6 +287,11 @@ impl Cluster {
     }
 
     /// Removes an object; returns it if it was present.
+    ///
+    /// Deleting a Namespace known only implicitly returns nothing (it was
+    /// never an object) but forgets it when no object is left in it; that
+    /// moves the revision, and [`Cluster::apply`] reports it as
+    /// [`Change::Modified`].
     pub fn delete(&mut self, r: &ObjectRef) -> Option<Object> {
         let key = NsName::new(
             r.namespace
@@ -433,19 +455,13 @@ impl Cluster {
     /// same whatever order they were upserted and deleted in: a pod that is
     /// not terminating before one that is, then a Running pod before one in
     /// another phase, then the first by namespace and name.
+    ///
+    /// The claimants of an IP are kept in that order as pods are upserted
+    /// and deleted, so a lookup costs one hash and one map lookup however
+    /// many pods claim the IP (it suits a per-packet path).
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Pod> {
-        match self.pods_by_ip.get(&ip)?.as_slice() {
-            [only] => self.pods.get(only),
-            many => many
-                .iter()
-                .filter_map(|k| self.pods.get(k))
-                .min_by_key(|p| {
-                    (
-                        p.is_terminating(),
-                        p.status.phase != Some(PodPhase::Running),
-                    )
-                }),
-        }
+        let (_, key) = self.pods_by_ip.get(&ip)?.first()?;
+        self.pods.get(key)
     }
 
     /// A service.
@@ -460,7 +476,8 @@ impl Cluster {
 
     /// The service that owns a cluster IP; when several claim it (which the
     /// apiserver's allocator never allows), the first by namespace and
-    /// name, whatever order they were upserted and deleted in.
+    /// name, whatever order they were upserted and deleted in. The
+    /// claimants are kept in that order, so a lookup never scans them.
     pub fn service_by_ip(&self, ip: IpAddr) -> Option<&Service> {
         self.services_by_ip
             .get(&ip)
@@ -608,21 +625,40 @@ fn in_namespace<'a, V>(
         .map(|(_, v)| v)
 }
 
-/// The keys of the objects that claim one IP, sorted and without repeats.
-/// Almost always exactly one, so a vector (one small allocation) rather
-/// than a set.
-type Owners = Vec<NsName>;
+/// The objects that claim one IP, sorted (the owner first) and without
+/// repeats. Almost always exactly one, so a vector (one small allocation)
+/// rather than a set.
+type Owners<T> = Vec<T>;
 
-fn add_owner(by_ip: &mut HashMap<IpAddr, Owners>, ip: IpAddr, key: &NsName) {
-    let owners = by_ip.entry(ip).or_default();
-    if let Err(at) = owners.binary_search(key) {
-        owners.insert(at, key.clone());
+/// How strongly a pod claims its IPs; the lesser claim wins, and equal
+/// claims go to the first pod by namespace and name (the `NsName` beside
+/// it in [`Owners`]). Derived from the stored pod alone, so unindexing
+/// finds the entry that indexing made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Claim {
+    terminating: bool,
+    not_running: bool,
+}
+
+impl Claim {
+    fn of(pod: &Pod) -> Self {
+        Self {
+            terminating: pod.is_terminating(),
+            not_running: pod.status.phase != Some(PodPhase::Running),
+        }
     }
 }
 
-fn remove_owner(by_ip: &mut HashMap<IpAddr, Owners>, ip: IpAddr, key: &NsName) {
+fn add_owner<T: Ord>(by_ip: &mut HashMap<IpAddr, Owners<T>>, ip: IpAddr, owner: T) {
+    let owners = by_ip.entry(ip).or_default();
+    if let Err(at) = owners.binary_search(&owner) {
+        owners.insert(at, owner);
+    }
+}
+
+fn remove_owner<T: Ord>(by_ip: &mut HashMap<IpAddr, Owners<T>>, ip: IpAddr, owner: &T) {
     if let Some(owners) = by_ip.get_mut(&ip) {
-        if let Ok(at) = owners.binary_search(key) {
+        if let Ok(at) = owners.binary_search(owner) {
             owners.remove(at);
         }
         if owners.is_empty() {
@@ -631,31 +667,37 @@ fn remove_owner(by_ip: &mut HashMap<IpAddr, Owners>, ip: IpAddr, key: &NsName) {
     }
 }
 
-fn index_pod(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, pod: &Pod) {
+fn index_pod(by_ip: &mut HashMap<IpAddr, Owners<(Claim, NsName)>>, key: &NsName, pod: &Pod) {
     // Finished pods no longer own their IPs (they may be reused).
     if !pod.is_finished() && !pod.spec.host_network {
+        let claim = Claim::of(pod);
         for ip in pod.ips() {
-            add_owner(by_ip, ip, key);
+            add_owner(by_ip, ip, (claim, key.clone()));
         }
     }
 }
 
 /// Drops `key`, under which `old` is stored, from the owners of its IPs.
-fn unindex_pod(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, old: &Pod) {
-    for ip in old.ips() {
-        remove_owner(by_ip, ip, key);
+fn unindex_pod(by_ip: &mut HashMap<IpAddr, Owners<(Claim, NsName)>>, key: &NsName, old: &Pod) {
+    let ips = old.ips();
+    if ips.is_empty() {
+        return;
+    }
+    let owner = (Claim::of(old), key.clone());
+    for ip in ips {
+        remove_owner(by_ip, ip, &owner);
     }
 }
 
-fn index_service(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, service: &Service) {
+fn index_service(by_ip: &mut HashMap<IpAddr, Owners<NsName>>, key: &NsName, service: &Service) {
     for ip in service.cluster_ips() {
-        add_owner(by_ip, ip, key);
+        add_owner(by_ip, ip, key.clone());
     }
 }
 
 /// Drops `key`, under which `old` is stored, from the owners of its
 /// cluster IPs.
-fn unindex_service(by_ip: &mut HashMap<IpAddr, Owners>, key: &NsName, old: &Service) {
+fn unindex_service(by_ip: &mut HashMap<IpAddr, Owners<NsName>>, key: &NsName, old: &Service) {
     for ip in old.cluster_ips() {
         remove_owner(by_ip, ip, key);
     }

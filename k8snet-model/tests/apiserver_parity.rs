@@ -329,6 +329,33 @@ fn external_name_gets_session_affinity_default() {
     assert!(svc.spec.ip_families.is_empty());
 }
 
+// ValidateService refuses any non-empty clusterIPs on an ExternalName
+// Service (`len(service.Spec.ClusterIPs) > 0`), a list holding only an
+// empty string included; an empty list, or none, is fine.
+#[test]
+fn external_name_refuses_any_cluster_ips_list() {
+    let text = |extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  type: ExternalName\n  externalName: foo.example.com\n{extra}"
+        )
+    };
+    for list in ["[\"\"]", "[\"\", \"\"]", "[198.19.0.9]"] {
+        let m = load(&text(&format!("  clusterIPs: {list}\n")));
+        let errs = errors(&m);
+        assert_eq!(errs.len(), 1, "{list}: {errs:#?}");
+        assert!(
+            errs[0].contains(": spec.clusterIPs: ")
+                && errs[0].contains("may not be set for ExternalName Services"),
+            "{list}: {errs:#?}"
+        );
+        assert!(m.objects().is_empty(), "{list}");
+    }
+    for ok in ["  clusterIPs: []\n", "  clusterIP: \"\"\n", ""] {
+        let m = load(&text(ok));
+        assert!(m.errors().is_empty(), "{ok}: {:?}", errors(&m));
+    }
+}
+
 // ValidateService forbids nodePort only for type ClusterIP; the allocator
 // leaves an ExternalName Service's nodePort alone, so it is stored.
 #[test]

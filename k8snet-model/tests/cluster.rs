@@ -532,3 +532,62 @@ fn deleting_a_namespace_leaves_no_stale_implicit_entry() {
     assert!(c.namespace("a").is_none());
     assert!(!c.is_implicit_namespace("a"));
 }
+
+fn namespace_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: name.into(),
+    }
+}
+
+/// Forgetting an unused implicit namespace changes the snapshot (the
+/// namespace is gone, the revision moves), so `apply` reports a change.
+#[test]
+fn apply_reports_forgetting_an_implicit_namespace() {
+    let mut c = Cluster::new();
+    c.upsert(pod_at("p", "198.18.0.8", "Running", false))
+        .unwrap();
+    c.delete(&pod_ref("p")).unwrap();
+    assert!(c.namespace("a").is_some());
+    let rev = c.revision();
+    let change = c.apply(Event::Delete(namespace_ref("a"))).unwrap();
+    assert!(c.namespace("a").is_none());
+    assert_ne!(c.revision(), rev);
+    assert_eq!(change, Change::Modified);
+    // Nothing left to forget: no change, and the revision stays.
+    let rev = c.revision();
+    let change = c.apply(Event::Delete(namespace_ref("a"))).unwrap();
+    assert_eq!((change, c.revision()), (Change::Unchanged, rev));
+    // An implicit namespace still in use stays: no change either.
+    c.upsert(pod_at("p", "198.18.0.8", "Running", false))
+        .unwrap();
+    let rev = c.revision();
+    let change = c.apply(Event::Delete(namespace_ref("a"))).unwrap();
+    assert_eq!((change, c.revision()), (Change::Unchanged, rev));
+    assert!(c.is_implicit_namespace("a"));
+}
+
+/// Upserting a Namespace known so far only implicitly makes it an object
+/// (it now appears in `objects()`): a change, with the revision moved,
+/// even when its content equals the implied one.
+#[test]
+fn upserting_an_implicitly_known_namespace_is_a_change() {
+    let explicit = Object::Namespace(
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "a"}})).unwrap(),
+    );
+    let mut c = Cluster::new();
+    c.upsert(pod_at("p", "198.18.0.8", "Running", false))
+        .unwrap();
+    assert!(c.is_implicit_namespace("a"));
+    let before = c.objects().len();
+    let rev = c.revision();
+    let change = c.apply(Event::Upsert(explicit.clone())).unwrap();
+    assert!(!c.is_implicit_namespace("a"));
+    assert_eq!(c.objects().len(), before + 1);
+    assert_eq!(change, Change::Added);
+    assert_eq!(c.revision(), rev + 1);
+    // Upserting it again changes nothing.
+    assert_eq!(c.upsert(explicit).unwrap(), Change::Unchanged);
+    assert_eq!(c.revision(), rev + 1);
+}

@@ -487,6 +487,8 @@ fn service_external_name() {
             ("externalName required", json!({"spec": {"externalName": null}}), Required, "spec.externalName", "required"),
             ("externalName syntax", json!({"spec": {"externalName": "db_main.example.com"}}), Invalid, "spec.externalName", "\"db_main.example.com\""),
             ("no clusterIP", json!({"spec": {"clusterIP": "198.19.0.9"}}), Forbidden, "spec.clusterIP", "\"198.19.0.9\""),
+            ("no clusterIPs", json!({"spec": {"clusterIPs": ["198.19.0.9"]}}), Forbidden, "spec.clusterIPs", "\"198.19.0.9\""),
+            ("no clusterIPs, even empty", json!({"spec": {"clusterIPs": [""]}}), Forbidden, "spec.clusterIPs", "[\"\"]"),
             ("no ipFamilies", json!({"spec": {"ipFamilies": ["IPv4"]}}), Forbidden, "spec.ipFamilies", "IPv4"),
             ("no ipFamilyPolicy", json!({"spec": {"ipFamilyPolicy": "SingleStack"}}), Forbidden, "spec.ipFamilyPolicy", "SingleStack"),
         ],

@@ -43,8 +43,9 @@ fn ip_reason(s: &str) -> Result<IpAddr, String> {
     }
 }
 
-/// `010.001.0.1` → `10.1.0.1`: what Go's sloppy parser read, so the message
-/// can name the intended address.
+/// `010.001.0.1` → `10.1.0.1`: what the apiserver's sloppy parser
+/// (`netutils.ParseIPSloppy`) reads, so the message can name the intended
+/// address.
 fn without_leading_zeros(s: &str) -> Option<String> {
     let parts: Vec<&str> = s.split('.').collect();
     if parts.len() != 4 {
@@ -60,12 +61,16 @@ fn without_leading_zeros(s: &str) -> Option<String> {
     Some(out.join("."))
 }
 
-/// Whether the apiserver's lenient parser (`netutils.ParseIPSloppy`, Go's
-/// parser before 1.17) reads `s` as an IP address: what the strict parser
-/// accepts, plus IPv4 parts with leading zeros (`010.1.1.1` is 10.1.1.1),
-/// also as the tail of an IPv6 address. The apiserver uses it to refuse
-/// IPs where a DNS name is expected (Ingress rule hosts, load balancer
-/// hostnames), so a name like `010.1.1.1` is refused there.
+/// Whether the apiserver's lenient parser reads `s` as an IP address.
+/// That parser is today's `ParseIPSloppy` of k8s.io/utils/net: the strict
+/// parser first, then, when that fails, the strict parser again after
+/// leading zeros are stripped from the parts of a trailing dotted quad
+/// (the whole string, or what follows its last `:`). So it accepts what
+/// the strict parser accepts, plus IPv4 parts with leading zeros
+/// (`010.1.1.1` is 10.1.1.1), also as the tail of an IPv6 address
+/// (`::ffff:010.1.1.1`). The apiserver uses it to refuse IPs where a DNS
+/// name is expected (Ingress rule hosts, load balancer hostnames), so a
+/// name like `010.1.1.1` is refused there.
 pub(crate) fn is_ip_sloppy(s: &str) -> bool {
     if s.parse::<IpAddr>().is_ok() || sloppy_v4(s).is_some() {
         return true;
@@ -79,8 +84,9 @@ pub(crate) fn is_ip_sloppy(s: &str) -> bool {
     }
 }
 
-/// Go's pre-1.17 IPv4 parser: four dot-separated decimal parts, each with
-/// at least one digit and a value up to 255, leading zeros allowed.
+/// A dotted quad with leading zeros stripped, then parsed strictly: four
+/// dot-separated decimal parts, each with at least one digit and a value
+/// up to 255 once its leading zeros are gone (`0256` is 256, refused).
 fn sloppy_v4(s: &str) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut parts = s.split('.');
@@ -391,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn sloppy_ips_are_what_go_before_1_17_parsed() {
+    fn sloppy_ips_are_what_parse_ip_sloppy_reads() {
         for ip in [
             "10.1.1.1",
             "010.1.1.1",
@@ -399,6 +405,8 @@ mod tests {
             "2001:db8::1",
             "::ffff:1.2.3.4",
             "::ffff:010.1.1.1",
+            "1::0255.01.1.1",
+            "0000::1",
         ] {
             assert!(is_ip_sloppy(ip), "{ip}");
         }
@@ -414,6 +422,15 @@ mod tests {
             "+1.2.3.4",
             "010.1.1.1a",
             "::ffff:1.2.3",
+            "1::0256.1.1.1",
+            // A prefix is stripped of zeros too, but an address with one
+            // is still no IP.
+            "1.2.3.4/24",
+            "001.2.3.4/024",
+            // Zeros are stripped only in a dotted quad, never in IPv6
+            // groups beyond what the strict parser allows (4 digits).
+            "00001::1",
+            "fe80::1%eth0",
         ] {
             assert!(!is_ip_sloppy(name), "{name}");
         }

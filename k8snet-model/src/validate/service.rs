@@ -103,7 +103,9 @@ fn external_name(svc: &Service, errs: &mut Errors) {
             "spec.clusterIP",
             format!("{ip:?}: may not be set for ExternalName Services"),
         );
-    } else if spec.cluster_ips.iter().any(|s| !s.is_empty()) {
+    } else if !spec.cluster_ips.is_empty() {
+        // Any list at all, even `[""]`: ValidateService refuses a
+        // non-empty clusterIPs on ExternalName Services.
         errs.forbidden(
             "spec.clusterIPs",
             format!(

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use k8snet_model::{Cluster, NsName, Pod, StringMap};
+use k8snet_model::{Cluster, NsName, Pod, PodPhase, StringMap};
 
 use crate::flow::proto;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -49,10 +49,31 @@ pub(crate) fn resolve_named(ports: &[NamedPort], name: u32, proto: u8) -> Option
         .map(|p| p.port)
 }
 
+/// How strongly a pod claims its addresses when several pods claim one:
+/// the lesser claim owns it, as in [`Cluster::pod_by_ip`] (a pod that is
+/// not terminating before one that is, then a Running pod before one in
+/// another phase; equal claims go to the first by namespace and name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Claim {
+    terminating: bool,
+    not_running: bool,
+}
+
+impl Claim {
+    fn of(pod: &Pod) -> Self {
+        Self {
+            terminating: pod.is_terminating(),
+            not_running: pod.status.phase != Some(PodPhase::Running),
+        }
+    }
+}
+
 /// A pod that takes part in policy.
 #[derive(Debug, Clone)]
 pub(crate) struct PodSlot {
     pub(crate) key: NsName,
+    /// Its standing among pods that claim one of its addresses.
+    pub(crate) claim: Claim,
     pub(crate) identity: IdentityId,
     pub(crate) ips: Vec<IpAddr>,
     pub(crate) node: Option<String>,
@@ -170,7 +191,13 @@ pub(crate) struct World {
     pub(crate) slots: Vec<Option<PodSlot>>,
     free_slots: Vec<SlotId>,
     pub(crate) by_key: HashMap<NsName, SlotId>,
+    /// The owner of each pod address (see [`Claim`]): what the verdict
+    /// path reads.
     pub(crate) by_ip: ByIp,
+    /// The addresses two or more pods claim, with every claimant, owner
+    /// first (sorted by claim, then key), so that removing the owner hands
+    /// the address to the next claimant instead of dropping it.
+    contested: FxHashMap<IpAddr, Vec<SlotId>>,
     /// Every address of every pod slot (with a count, for pods sharing
     /// one), sorted: which address blocks contain pods.
     pod_addrs: BTreeMap<(bool, u128), u32>,
@@ -323,15 +350,81 @@ impl World {
         self.free_identities.push(id);
     }
 
+    /// The standing of a live slot among the claimants of an address.
+    fn rank(slots: &[Option<PodSlot>], id: SlotId) -> Option<(Claim, &NsName)> {
+        let slot = slots.get(id as usize)?.as_ref()?;
+        Some((slot.claim, &slot.key))
+    }
+
+    /// Records that the pod in `slot_id` (already stored) claims `ip`.
+    fn claim_ip(&mut self, ip: IpAddr, slot_id: SlotId) {
+        let Some(identity) = self.slot(slot_id).map(|s| s.identity) else {
+            return;
+        };
+        let current = match self.by_ip.get(ip) {
+            None => {
+                let r = PodRef {
+                    slot: slot_id,
+                    identity,
+                };
+                self.by_ip.insert(ip, r);
+                return;
+            }
+            Some(r) if r.slot == slot_id => return,
+            Some(r) => r.slot,
+        };
+        let slots = &self.slots;
+        let claimants = self.contested.entry(ip).or_insert_with(|| vec![current]);
+        let me = Self::rank(slots, slot_id);
+        if let Err(at) = claimants.binary_search_by(|&s| Self::rank(slots, s).cmp(&me)) {
+            claimants.insert(at, slot_id);
+        }
+        self.settle(ip);
+    }
+
+    /// Drops the claim of the pod in `slot_id` (still stored) on `ip`.
+    fn unclaim_ip(&mut self, ip: IpAddr, slot_id: SlotId) {
+        let slots = &self.slots;
+        if let Some(claimants) = self.contested.get_mut(&ip) {
+            let me = Self::rank(slots, slot_id);
+            if let Ok(at) = claimants.binary_search_by(|&s| Self::rank(slots, s).cmp(&me)) {
+                claimants.remove(at);
+            }
+            let uncontested = claimants.len() < 2;
+            self.settle(ip);
+            if uncontested {
+                self.contested.remove(&ip);
+            }
+        } else if self.by_ip.get(ip).is_some_and(|r| r.slot == slot_id) {
+            self.by_ip.remove(ip);
+        }
+    }
+
+    /// Points the address index of a contested `ip` at its first claimant.
+    fn settle(&mut self, ip: IpAddr) {
+        let owner = self
+            .contested
+            .get(&ip)
+            .and_then(|c| c.first())
+            .and_then(|&s| Some((s, self.slot(s)?.identity)));
+        match owner {
+            Some((slot, identity)) => self.by_ip.insert(ip, PodRef { slot, identity }),
+            None => self.by_ip.remove(ip),
+        }
+    }
+
     /// Removes a pod; returns its identity if it had one.
     pub(crate) fn remove_pod(&mut self, key: &NsName) -> Option<IdentityId> {
         self.hosts.remove(key);
         let slot_id = self.by_key.remove(key)?;
+        // Unclaim the addresses while the slot is still stored: the other
+        // claimants are ordered against it.
+        let ips = std::mem::take(&mut self.slots.get_mut(slot_id as usize)?.as_mut()?.ips);
+        for &ip in &ips {
+            self.unclaim_ip(ip, slot_id);
+        }
         let slot = self.slots.get_mut(slot_id as usize)?.take()?;
-        for &ip in &slot.ips {
-            if self.by_ip.get(ip).is_some_and(|r| r.slot == slot_id) {
-                self.by_ip.remove(ip);
-            }
+        for &ip in &ips {
             let a = Addr::from(ip);
             if let Some(n) = self.pod_addrs.get_mut(&(a.v6, a.bits)) {
                 *n -= 1;
@@ -395,6 +488,7 @@ impl World {
         }
         let slot = PodSlot {
             key: key.clone(),
+            claim: Claim::of(pod),
             identity,
             ips: ips.clone(),
             node,
@@ -413,11 +507,7 @@ impl World {
         // Host-network pods share the node's address: never attribute it.
         if !pod.spec.host_network {
             for ip in ips {
-                let r = PodRef {
-                    slot: slot_id,
-                    identity,
-                };
-                self.by_ip.insert(ip, r);
+                self.claim_ip(ip, slot_id);
             }
         }
         self.by_key.insert(key, slot_id);
@@ -431,7 +521,9 @@ impl World {
             .any(|(&(v6, bits), _)| test(Addr { v6, bits }))
     }
 
-    /// The pod that owns an address (host-network pods never do).
+    /// The pod that owns an address (host-network pods never do). When
+    /// several pods claim it, the one [`Cluster::pod_by_ip`] names, whatever
+    /// order they were added and removed in.
     #[inline]
     pub(crate) fn pod_by_ip(&self, ip: IpAddr) -> Option<PodRef> {
         self.by_ip.get(ip)
@@ -473,5 +565,236 @@ mod hash_tests {
             .collect();
         // 1024 addresses over 1024 buckets: a good hash fills most of them.
         assert!(low_bits.len() > 550, "{} distinct buckets", low_bits.len());
+    }
+}
+
+/// Pods that share an address: the World names the same owner as
+/// `Cluster::pod_by_ip`, incrementally and on a fresh compile.
+#[cfg(test)]
+mod shared_ips {
+    use std::net::IpAddr;
+
+    use k8snet_model::{Cluster, Kind, NsName, Object, ObjectRef, Pod, Protocol};
+    use proptest::prelude::*;
+
+    use crate::{Endpoint, Flow, HostNetwork, Options, PolicySet};
+
+    const IPS: [&str; 3] = ["198.18.0.5", "198.18.0.6", "fd00:18::5"];
+
+    /// A pod in namespace `x` with the given addresses.
+    fn pod(name: &str, ips: &[&str], phase: &str, terminating: bool, host: bool) -> Object {
+        let mut status = serde_json::json!({"phase": phase});
+        if let Some(first) = ips.first() {
+            status["podIP"] = (*first).into();
+            status["podIPs"] = ips.iter().map(|ip| serde_json::json!({"ip": ip})).collect();
+        }
+        let mut v = serde_json::json!({
+            "metadata": {"name": name, "namespace": "x", "labels": {"app": name}},
+            "spec": {"containers": [{"name": "c"}], "hostNetwork": host},
+            "status": status,
+        });
+        if terminating {
+            v["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+        }
+        Object::Pod(serde_json::from_value::<Pod>(v).unwrap())
+    }
+
+    fn pod_ref(name: &str) -> ObjectRef {
+        ObjectRef {
+            kind: Kind::Pod,
+            namespace: Some("x".into()),
+            name: name.into(),
+        }
+    }
+
+    /// The pod the set takes `ip` for.
+    fn owner(set: &PolicySet, ip: &str) -> Option<NsName> {
+        let ip: IpAddr = ip.parse().unwrap();
+        let flow = Flow::new(
+            Endpoint::Ip(ip),
+            Endpoint::Ip("203.0.113.1".parse().unwrap()),
+            Protocol::Tcp,
+            80,
+        );
+        set.explain(&flow).src_pod
+    }
+
+    fn cluster_owner(c: &Cluster, ip: &str) -> Option<NsName> {
+        c.pod_by_ip(ip.parse().unwrap())
+            .map(|p| NsName::new(p.metadata.namespace_or_default(), p.metadata.name.clone()))
+    }
+
+    fn upsert(c: &mut Cluster, set: &mut PolicySet, o: Object) {
+        let r = o.reference();
+        c.upsert(o).unwrap();
+        set.apply(c, &r);
+    }
+
+    fn delete(c: &mut Cluster, set: &mut PolicySet, name: &str) {
+        c.delete(&pod_ref(name));
+        set.apply(c, &pod_ref(name));
+    }
+
+    /// The set agrees with the cluster on every address, and so does a
+    /// fresh compile.
+    fn agree(c: &Cluster, set: &PolicySet) -> Result<(), String> {
+        let fresh = PolicySet::compile(c, set.options());
+        for ip in IPS {
+            let want = cluster_owner(c, ip);
+            let (got, fresh) = (owner(set, ip), owner(&fresh, ip));
+            if got != want || fresh != want {
+                return Err(format!(
+                    "{ip}: cluster {want:?}, incremental {got:?}, fresh {fresh:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn deleting_one_of_two_pods_on_an_ip_keeps_the_other() {
+        const IP: &str = "198.18.0.5";
+        for (first, second) in [("a", "b"), ("b", "a")] {
+            for gone in ["a", "b"] {
+                let mut c = Cluster::new();
+                let mut set = PolicySet::compile(&c, &Options::default());
+                upsert(&mut c, &mut set, pod(first, &[IP], "Running", false, false));
+                upsert(
+                    &mut c,
+                    &mut set,
+                    pod(second, &[IP], "Running", false, false),
+                );
+                // Equal standing: the first by name, whoever came last.
+                assert_eq!(
+                    owner(&set, IP),
+                    Some(NsName::new("x", "a")),
+                    "{first},{second}"
+                );
+                delete(&mut c, &mut set, gone);
+                let survivor = if gone == "a" { "b" } else { "a" };
+                assert_eq!(
+                    owner(&set, IP),
+                    Some(NsName::new("x", survivor)),
+                    "{first},{second} minus {gone}"
+                );
+                agree(&c, &set).unwrap();
+                delete(&mut c, &mut set, survivor);
+                assert_eq!(owner(&set, IP), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_live_running_pod_owns_a_shared_ip() {
+        const IP: &str = "198.18.0.5";
+        for reversed in [false, true] {
+            let mut events = vec![
+                pod("a", &[IP], "Running", true, false),
+                pod("b", &[IP], "Pending", false, false),
+                pod("c", &[IP], "Running", false, false),
+            ];
+            if reversed {
+                events.reverse();
+            }
+            let mut c = Cluster::new();
+            let mut set = PolicySet::compile(&c, &Options::default());
+            for e in events {
+                upsert(&mut c, &mut set, e);
+            }
+            // Not terminating and Running first, then not terminating.
+            assert_eq!(owner(&set, IP), Some(NsName::new("x", "c")));
+            agree(&c, &set).unwrap();
+            delete(&mut c, &mut set, "c");
+            assert_eq!(owner(&set, IP), Some(NsName::new("x", "b")));
+            delete(&mut c, &mut set, "b");
+            assert_eq!(owner(&set, IP), Some(NsName::new("x", "a")));
+        }
+        // A pod that finishes, or starts terminating, hands the IP over.
+        let mut c = Cluster::new();
+        let mut set = PolicySet::compile(&c, &Options::default());
+        upsert(&mut c, &mut set, pod("a", &[IP], "Running", false, false));
+        upsert(&mut c, &mut set, pod("b", &[IP], "Running", false, false));
+        upsert(&mut c, &mut set, pod("a", &[IP], "Running", true, false));
+        assert_eq!(owner(&set, IP), Some(NsName::new("x", "b")));
+        upsert(&mut c, &mut set, pod("b", &[IP], "Succeeded", false, false));
+        assert_eq!(owner(&set, IP), Some(NsName::new("x", "a")));
+        agree(&c, &set).unwrap();
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Upsert {
+            name: usize,
+            /// Indexes into `IPS`: at most one IPv4 address (0 or 1) and
+            /// the IPv6 one (2), in either order.
+            ips: Vec<usize>,
+            phase: usize,
+            terminating: bool,
+            host: bool,
+        },
+        Delete(usize),
+    }
+
+    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+    const PHASES: [&str; 4] = ["Running", "Pending", "Succeeded", "Unknown"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (
+                0..NAMES.len(),
+                proptest::option::of(0..2usize),
+                any::<bool>(),
+                any::<bool>(),
+                0..PHASES.len(),
+                any::<bool>(),
+                proptest::bool::weighted(0.15),
+            )
+                .prop_map(|(name, v4, v6, v6_first, phase, terminating, host)| {
+                    // At most one address per family, as validation requires.
+                    let mut ips: Vec<usize> = v4.into_iter().chain(v6.then_some(2)).collect();
+                    if v6_first {
+                        ips.reverse();
+                    }
+                    Op::Upsert {
+                        name,
+                        ips,
+                        phase,
+                        terminating,
+                        host,
+                    }
+                }),
+            1 => (0..NAMES.len()).prop_map(Op::Delete),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Any sequence of pod events, under either host-network mode.
+        #[test]
+        fn the_owner_of_an_ip_is_the_clusters(
+            ops in proptest::collection::vec(op(), 1..24),
+            as_node in any::<bool>(),
+        ) {
+            let options = Options {
+                host_network: if as_node { HostNetwork::AsNode } else { HostNetwork::AsPod },
+                ..Options::default()
+            };
+            let mut c = Cluster::new();
+            let mut set = PolicySet::compile(&c, &options);
+            for op in &ops {
+                match op {
+                    Op::Upsert { name, ips, phase, terminating, host } => {
+                        let ips: Vec<&str> = ips.iter().map(|&i| IPS[i]).collect();
+                        let o = pod(NAMES[*name], &ips, PHASES[*phase], *terminating, *host);
+                        upsert(&mut c, &mut set, o);
+                    }
+                    Op::Delete(name) => delete(&mut c, &mut set, NAMES[*name]),
+                }
+                if let Err(e) = agree(&c, &set) {
+                    return Err(TestCaseError::fail(format!("after {op:?}: {e}")));
+                }
+            }
+        }
     }
 }
