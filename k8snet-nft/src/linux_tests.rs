@@ -3,11 +3,10 @@
 //! socket's handling of truncation and EINTR, and, in a namespace of its
 //! own, requests that follow one abandoned half way.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use k8snet_testnet::interrupt;
 
 use super::*;
 use crate::lower::Msg;
@@ -248,72 +247,16 @@ fn a_datagram_longer_than_the_buffer_is_an_error() {
 const EINTR_CHILD: &str = "K8SNET_NFT_EINTR_CHILD";
 const EINTR_TEST: &str = "linux::tests::a_receive_interrupted_by_a_signal_is_retried";
 
-/// How long the polls below wait for a state before they give up (a
-/// bound against hanging, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Polls `cond` until it holds (or fails the test after [`PATIENCE`]).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < PATIENCE, "waited in vain for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The state letter of a task (`R`, `S`, `T`...), from its `stat` file.
-fn task_state(stat: &str) -> Option<char> {
-    let text = std::fs::read_to_string(stat).ok()?;
-    text.rsplit_once(") ")?.1.chars().next()
-}
-
 /// A blocking receive on a socket with a receive timeout (as the netfilter
 /// socket has) fails with EINTR when its process is stopped and continued
 /// (signal(7)); the socket retries it and returns the datagram sent after.
-///
-/// The stop applies to a whole process, so the receive runs in a child:
-/// this test binary again, running only this test (in the child's role).
+/// The receive runs in a child process (see `k8snet_testnet::interrupt`).
 #[test]
 fn a_receive_interrupted_by_a_signal_is_retried() {
     if std::env::var_os(EINTR_CHILD).is_some() {
         return eintr_child();
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([EINTR_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(EINTR_CHILD, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let tid = loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the child ended early:\n{seen}"
-        );
-        // The harness writes the test's name before it, on the same line.
-        if let Some((_, t)) = line.trim().split_once("k8snet-eintr-ready ") {
-            break t.to_owned();
-        }
-        seen.push_str(&line);
-    };
-    let target = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
-    let reader = format!("/proc/{pid}/task/{tid}/stat");
-    // The reader sleeps in its receive; stop the child and wait until the
-    // reader is stopped too, then let it go on.
-    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    wait_until("the reader to stop", || task_state(&reader) == Some('T'));
-    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
-    wait_until("the reader to go on", || task_state(&reader) != Some('T'));
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "the child failed:\n{seen}{rest}");
+    interrupt::stop_and_continue_child(EINTR_TEST, EINTR_CHILD);
 }
 
 /// The child's role: a reader blocked in [`Socket::recv`] while the parent
@@ -321,28 +264,16 @@ fn a_receive_interrupted_by_a_signal_is_retried() {
 fn eintr_child() {
     let (a, b) = UnixDatagram::pair().unwrap();
     // The receive timeout is what turns the stop into EINTR.
-    b.set_read_timeout(Some(PATIENCE)).unwrap();
+    b.set_read_timeout(Some(interrupt::PATIENCE)).unwrap();
     let sock = Socket::from_fd(OwnedFd::from(b));
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        tx.send(nix::unistd::gettid()).unwrap();
+        tx.send(interrupt::thread_id()).unwrap();
         let mut buf = [0u8; 64];
         sock.recv(&mut buf, true)
             .map(|n| n.map(|n| buf[..n].to_vec()))
     });
-    let tid = rx.recv().unwrap();
-    // Sleeping in the receive system call, not on its way to it.
-    let syscall = format!("/proc/self/task/{tid}/syscall");
-    let recvfrom = libc::SYS_recvfrom.to_string();
-    wait_until("the reader to block in recvfrom", || {
-        std::fs::read_to_string(&syscall)
-            .is_ok_and(|s| s.split(' ').next() == Some(recvfrom.as_str()))
-    });
-    println!("k8snet-eintr-ready {tid}");
-    std::io::stdout().flush().unwrap();
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).unwrap();
-    assert_eq!(line, "go\n");
+    interrupt::reader_blocked(&rx.recv().unwrap());
     a.send(b"after the stop").unwrap();
     let got = reader.join().unwrap().map_err(|e| e.to_string());
     assert_eq!(got, Ok(Some(b"after the stop".to_vec())));

@@ -58,6 +58,7 @@ mod cleanup;
 mod cmd;
 mod error;
 mod gate;
+pub mod interrupt;
 mod netns;
 pub mod plan;
 mod testnet;

@@ -777,7 +777,7 @@ impl SyncSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8snet_testnet::Testnet;
+    use k8snet_testnet::{Testnet, interrupt};
     use rtnetlink::packet_route::RouteNetlinkMessage as M;
 
     /// The bytes of one netlink message with sequence number `seq`.
@@ -1216,87 +1216,23 @@ mod tests {
     const EINTR_CHILD: &str = "K8SNET_CNI_EINTR_CHILD";
     const EINTR_TEST: &str = "linux::nl::tests::a_receive_interrupted_by_a_signal_is_retried";
 
-    /// How long the polls below wait for a state before they give up (a
-    /// bound against hanging, not a measurement).
-    const PATIENCE: Duration = Duration::from_secs(30);
-
-    /// Polls `cond` until it holds (or fails the test after [`PATIENCE`]).
-    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !cond() {
-            assert!(start.elapsed() < PATIENCE, "waited in vain for {what}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// The state letter of a task (`R`, `S`, `T`...), from its `stat` file.
-    fn task_state(stat: &str) -> Option<char> {
-        let text = std::fs::read_to_string(stat).ok()?;
-        text.rsplit_once(") ")?.1.chars().next()
-    }
-
     /// A blocking receive that a signal interrupts (EINTR: here a stop and
     /// continue of the process while the socket has a receive timeout, see
-    /// signal(7)) is retried, and returns the answer that comes after.
-    ///
-    /// The stop applies to a whole process, so the receive runs in a child:
-    /// this test binary again, running only this test (in the child's
-    /// role), with its socket in a namespace of its own.
+    /// signal(7)) is retried, and returns the answer that comes after. The
+    /// receive runs in a child process (see `k8snet_testnet::interrupt`),
+    /// with its socket in a namespace of its own.
     #[test]
     fn a_receive_interrupted_by_a_signal_is_retried() {
-        use std::io::{BufRead, Write};
         k8snet_testnet::kernel_test!();
         if std::env::var_os(EINTR_CHILD).is_some() {
             return eintr_child();
         }
-        let exe = std::env::current_exe().unwrap();
-        let mut child = std::process::Command::new(exe)
-            .args([EINTR_TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env(EINTR_CHILD, "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id().to_string();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut seen = String::new();
-        let tid = loop {
-            let mut line = String::new();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "the child ended early:\n{seen}"
-            );
-            // The harness writes the test's name before it, on the line.
-            if let Some((_, t)) = line.trim().split_once("k8snet-eintr-ready ") {
-                break t.to_owned();
-            }
-            seen.push_str(&line);
-        };
-        let reader = format!("/proc/{pid}/task/{tid}/stat");
-        let signal = |sig: &str| {
-            let st = std::process::Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap();
-            assert!(st.success());
-        };
-        // The reader sleeps in its receive: stop the child, wait until the
-        // reader is stopped too, and let it go on.
-        signal("-STOP");
-        wait_until("the reader to stop", || task_state(&reader) == Some('T'));
-        signal("-CONT");
-        wait_until("the reader to go on", || task_state(&reader) != Some('T'));
-        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "the child failed:\n{seen}{rest}");
+        interrupt::stop_and_continue_child(EINTR_TEST, EINTR_CHILD);
     }
 
     /// The child's role: a reader blocked in [`SyncSocket::recv`] while the
     /// parent stops and continues this process, then an answer for it.
     fn eintr_child() {
-        use std::io::Write;
         use std::os::fd::AsFd;
         let mut tn = Testnet::new("cnieintr").unwrap();
         let ns = tn.add_netns("p").unwrap();
@@ -1305,47 +1241,20 @@ mod tests {
         // into EINTR.
         let fd = sb.sock.sock.as_fd().try_clone_to_owned().unwrap();
         let timeout = std::os::unix::net::UnixDatagram::from(fd);
-        timeout.set_read_timeout(Some(PATIENCE)).unwrap();
+        timeout.set_read_timeout(Some(interrupt::PATIENCE)).unwrap();
         let sock = &sb.sock;
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel();
             let reader = s.spawn(move || {
-                tx.send(std::fs::read_link("/proc/thread-self").unwrap())
-                    .unwrap();
+                tx.send(interrupt::thread_id()).unwrap();
                 let mut buf = Vec::with_capacity(RECV_ROOM);
                 sock.recv(&mut buf, 0).map_err(|e| e.to_string())
             });
-            // "<pid>/task/<tid>"
-            let task = rx.recv().unwrap();
-            let tid = task.file_name().unwrap().to_string_lossy().into_owned();
-            // Sleeping in the receive system call, not on its way to it.
-            let syscall = format!("/proc/self/task/{tid}/syscall");
-            let recvfrom = libc_recvfrom();
-            wait_until("the reader to block in recvfrom", || {
-                std::fs::read_to_string(&syscall)
-                    .is_ok_and(|s| s.split(' ').next() == Some(recvfrom))
-            });
-            println!("k8snet-eintr-ready {tid}");
-            std::io::stdout().flush().unwrap();
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).unwrap();
-            assert_eq!(line, "go\n");
+            interrupt::reader_blocked(&rx.recv().unwrap());
             // A request whose answer (no such link) wakes the reader.
             sock.sock.send(&del_link_request(999_999), 0).unwrap();
             let got = reader.join().unwrap();
             assert!(got.as_ref().is_ok_and(|n| *n > 0), "{got:?}");
         });
-    }
-
-    /// The number of the `recvfrom` system call, as `/proc/*/syscall`
-    /// shows it.
-    fn libc_recvfrom() -> &'static str {
-        if cfg!(target_arch = "x86_64") {
-            "45"
-        } else if cfg!(target_arch = "aarch64") {
-            "207"
-        } else {
-            "unknown architecture"
-        }
     }
 }
