@@ -299,20 +299,6 @@ fn removing_one_backend_moves_only_the_flows_maglev_moves() {
     );
 }
 
-/// eTP=Local NodePort/LoadBalancer `web` whose endpoints are all on node-b
-/// (reachable over the bridge, but not local to node-a).
-fn remote_only_local_policy() -> String {
-    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 198.19.0.21\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30081}]\nstatus: {loadBalancer: {ingress: [{ip: 198.19.1.60}]}}\n";
-    let eps = slice(
-        "web",
-        "IPv4",
-        "http",
-        "TCP",
-        &[(1, "node-b"), (2, "node-b")],
-    );
-    format!("{NODE_A}{svc}{eps}")
-}
-
 /// kube-proxy #131765: the no-endpoint checks must run after DNAT, or the
 /// node's own traffic to an eTP=Local NodePort is dropped before the
 /// "short-circuit local traffic" rule can send it to the cluster pool.
@@ -509,20 +495,6 @@ fn agrees(predicted: &Prediction, kernel: &Result<String, std::io::ErrorKind>) -
     }
 }
 
-/// As [`remote_only_local_policy`], IPv6 (LB IP fd00:19::60, node port
-/// 30083).
-fn remote_only_local_policy_v6() -> String {
-    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 'fd00:19::21'\n  clusterIPs: ['fd00:19::21']\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30083}]\nstatus: {loadBalancer: {ingress: [{ip: 'fd00:19::60'}]}}\n";
-    let eps = slice(
-        "web",
-        "IPv6",
-        "http",
-        "TCP",
-        &[(1, "node-b"), (2, "node-b")],
-    );
-    format!("{NODE_A}{svc}{eps}")
-}
-
 /// `fib saddr type local` for IPv6 in the output hook: the node's own
 /// traffic to its eTP=Local NodePort (node IPv6) and to a VIP it holds
 /// is short-circuited to the cluster pool, where predict says.
@@ -661,11 +633,7 @@ fn predict_agrees_on_loopback_sources_to_node_ports() {
         "TCP",
         &[(1, "node-b"), (2, "node-b")],
     );
-    let v6 = remote_only_local_policy_v6()
-        .replacen(NODE_A, "", 1)
-        .replace("name: web,", "name: web6,")
-        .replace("web-ipv6", "web6-ipv6")
-        .replace("service-name: web}", "service-name: web6}");
+    let v6 = local_policy_lb("web6", "IPv6", &[(1, "node-b"), (2, "node-b")]);
     let host = "---\napiVersion: v1\nkind: Service\nmetadata: {name: host, namespace: default}\nspec:\n  clusterIP: 198.19.0.23\n  clusterIPs: [198.19.0.23, 'fd00:19::23']\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  type: NodePort\n  ports: [{name: http, port: 80, targetPort: 6443, nodePort: 30090}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: host-4, namespace: default, labels: {kubernetes.io/service-name: host}}\naddressType: IPv4\nendpoints: [{addresses: ['198.19.128.1']}]\nports: [{name: http, port: 6443}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: host-6, namespace: default, labels: {kubernetes.io/service-name: host}}\naddressType: IPv6\nendpoints: [{addresses: ['fd00:19:1::1']}]\nports: [{name: http, port: 6443}]\n";
     let (_, _, table) = plan_on(&node, &format!("{NODE_A}{svc}{eps}{v6}{host}"));
     node.proxier().sync(&table).unwrap();

@@ -279,41 +279,15 @@ fn update_service_keeps_cluster_ips_counts() {
     assert!(cluster_ips(&l.table()).is_empty());
 }
 
-/// As kernel_traffic's remote_only_local_policy, IPv6.
-fn remote_only_local_policy_v6() -> String {
-    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 'fd00:19::21'\n  clusterIPs: ['fd00:19::21']\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30083}]\nstatus: {loadBalancer: {ingress: [{ip: 'fd00:19::60'}]}}\n";
-    let eps = slice(
-        "web",
-        "IPv6",
-        "http",
-        "TCP",
-        &[(1, "node-b"), (2, "node-b")],
-    );
-    format!("{NODE_A}{svc}{eps}")
-}
-
 /// What the kernel holds reads back equal to the layout (fib rules,
 /// cluster-ips, hairpin pairs): a restart sends no changes.
 #[test]
 fn the_new_rules_read_back_equal() {
     kernel_test!();
     let node = Node::new("rvrb");
-    let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 198.19.0.21\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30081}]\nstatus: {loadBalancer: {ingress: [{ip: 198.19.1.60}]}}\n";
-    let eps = slice(
-        "web",
-        "IPv4",
-        "http",
-        "TCP",
-        &[(0, "node-a"), (2, "node-b")],
-    );
-    let (_, _, table) = plan_yaml(&format!(
-        "{NODE_A}{svc}{eps}{}",
-        remote_only_local_policy_v6()
-            .replacen(NODE_A, "", 1)
-            .replace("name: web,", "name: web6,")
-            .replace("web-ipv6", "web6-ipv6")
-            .replace("service-name: web}", "service-name: web6}")
-    ));
+    let web = local_policy_lb("web", "IPv4", &[(0, "node-a"), (2, "node-b")]);
+    let web6 = local_policy_lb("web6", "IPv6", &[(1, "node-b"), (2, "node-b")]);
+    let (_, _, table) = plan_yaml(&format!("{NODE_A}{web}{web6}"));
     let mut p = node.proxier();
     node.tn.node().run(|| p.sync(&table).unwrap()).unwrap();
     let kernel = node

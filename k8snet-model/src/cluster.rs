@@ -127,7 +127,7 @@ pub struct Cluster {
     // sort by namespace first), so "by namespace" needs no index of its own.
     // Every object that claims an IP is kept (see `Owners`), so deleting
     // one of two claimants leaves the other findable.
-    pods_by_ip: HashMap<IpAddr, Owners<(Claim, NsName)>>,
+    pods_by_ip: HashMap<IpAddr, Owners<(IpClaim, NsName)>>,
     services_by_ip: HashMap<IpAddr, Owners<NsName>>,
     slices_by_service: HashMap<NsName, BTreeSet<String>>,
     revision: u64,
@@ -630,18 +630,24 @@ fn in_namespace<'a, V>(
 /// rather than a set.
 type Owners<T> = Vec<T>;
 
-/// How strongly a pod claims its IPs; the lesser claim wins, and equal
-/// claims go to the first pod by namespace and name (the `NsName` beside
-/// it in [`Owners`]). Derived from the stored pod alone, so unindexing
-/// finds the entry that indexing made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Claim {
+/// How strongly a pod claims its IPs when several pods claim one: the
+/// lesser claim owns it (a pod that is not terminating before one that
+/// is, then a Running pod before one in another phase); equal claims go to
+/// the first pod by namespace and name. This is the rule of
+/// [`Cluster::pod_by_ip`]; other indexes of pods by IP (k8snet-policy's)
+/// use it too, so that every crate names the same owner.
+///
+/// Derived from the pod alone, so an index can find the entry it made for
+/// a pod from the same pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IpClaim {
     terminating: bool,
     not_running: bool,
 }
 
-impl Claim {
-    fn of(pod: &Pod) -> Self {
+impl IpClaim {
+    /// The claim `pod` makes on its IPs.
+    pub fn of(pod: &Pod) -> Self {
         Self {
             terminating: pod.is_terminating(),
             not_running: pod.status.phase != Some(PodPhase::Running),
@@ -667,10 +673,10 @@ fn remove_owner<T: Ord>(by_ip: &mut HashMap<IpAddr, Owners<T>>, ip: IpAddr, owne
     }
 }
 
-fn index_pod(by_ip: &mut HashMap<IpAddr, Owners<(Claim, NsName)>>, key: &NsName, pod: &Pod) {
+fn index_pod(by_ip: &mut HashMap<IpAddr, Owners<(IpClaim, NsName)>>, key: &NsName, pod: &Pod) {
     // Finished pods no longer own their IPs (they may be reused).
     if !pod.is_finished() && !pod.spec.host_network {
-        let claim = Claim::of(pod);
+        let claim = IpClaim::of(pod);
         for ip in pod.ips() {
             add_owner(by_ip, ip, (claim, key.clone()));
         }
@@ -678,12 +684,12 @@ fn index_pod(by_ip: &mut HashMap<IpAddr, Owners<(Claim, NsName)>>, key: &NsName,
 }
 
 /// Drops `key`, under which `old` is stored, from the owners of its IPs.
-fn unindex_pod(by_ip: &mut HashMap<IpAddr, Owners<(Claim, NsName)>>, key: &NsName, old: &Pod) {
+fn unindex_pod(by_ip: &mut HashMap<IpAddr, Owners<(IpClaim, NsName)>>, key: &NsName, old: &Pod) {
     let ips = old.ips();
     if ips.is_empty() {
         return;
     }
-    let owner = (Claim::of(old), key.clone());
+    let owner = (IpClaim::of(old), key.clone());
     for ip in ips {
         remove_owner(by_ip, ip, &owner);
     }

@@ -88,7 +88,7 @@ pub mod validate;
 mod yaml;
 
 pub use crate::adminpolicy::*;
-pub use crate::cluster::{Change, Cluster, Event, NsName};
+pub use crate::cluster::{Change, Cluster, Event, IpClaim, NsName};
 pub use crate::core::*;
 pub use crate::defaults::apply_defaults;
 pub use crate::discovery::*;

@@ -782,13 +782,7 @@ mod tests {
 
     /// The bytes of one netlink message with sequence number `seq`.
     fn wire(seq: u32, payload: rtnetlink::packet_core::NetlinkPayload<M>) -> Vec<u8> {
-        use rtnetlink::packet_core::{NetlinkHeader, NetlinkMessage};
-        let mut msg = NetlinkMessage::new(NetlinkHeader::default(), payload);
-        msg.header.sequence_number = seq;
-        msg.finalize();
-        let mut b = vec![0; msg.buffer_len()];
-        msg.serialize(&mut b);
-        b
+        wire_flagged(seq, 0, payload)
     }
 
     /// A dump's entries, its clean end, an acknowledgement, an error, a

@@ -157,6 +157,41 @@ spec: {podCIDRs: [198.18.0.0/24, 'fd00:18::/64']}
 status: {addresses: [{type: InternalIP, address: 198.19.128.1}, {type: InternalIP, address: 'fd00:19:1::1'}]}
 ";
 
+/// An eTP=Local LoadBalancer Service `name` of one family and its slice
+/// of backends `eps` (`(index, node)`): IPv4 ClusterIP 198.19.0.21, LB IP
+/// 198.19.1.60, node port 30081; IPv6 fd00:19::21, fd00:19::60, node port
+/// 30083. Without a Node: prepend [`NODE_A`].
+pub fn local_policy_lb(name: &str, family: &str, eps: &[(u8, &str)]) -> String {
+    let (ips, lb_ip, node_port) = if family == "IPv4" {
+        ("clusterIP: 198.19.0.21", "198.19.1.60", 30081)
+    } else {
+        (
+            "clusterIP: 'fd00:19::21'\n  clusterIPs: ['fd00:19::21']\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]",
+            "'fd00:19::60'",
+            30083,
+        )
+    };
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  {ips}\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{{name: http, port: 80, targetPort: 8080, nodePort: {node_port}}}]\nstatus: {{loadBalancer: {{ingress: [{{ip: {lb_ip}}}]}}}}\n{}",
+        slice(name, family, "http", "TCP", eps)
+    )
+}
+
+/// Node-a and an eTP=Local LoadBalancer `web` (see [`local_policy_lb`])
+/// whose endpoints are all on node-b: reachable over the bridge, but not
+/// local to node-a.
+pub fn remote_only_local_policy() -> String {
+    let svc = local_policy_lb("web", "IPv4", &[(1, "node-b"), (2, "node-b")]);
+    format!("{NODE_A}{svc}")
+}
+
+/// As [`remote_only_local_policy`], IPv6 (LB IP fd00:19::60, node port
+/// 30083).
+pub fn remote_only_local_policy_v6() -> String {
+    let svc = local_policy_lb("web", "IPv6", &[(1, "node-b"), (2, "node-b")]);
+    format!("{NODE_A}{svc}")
+}
+
 /// An EndpointSlice of `service` with backends `(index, node)`, port 8080
 /// named `http` (or unnamed when `port_name` is empty).
 pub fn slice(

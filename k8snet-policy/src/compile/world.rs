@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use k8snet_model::{Cluster, NsName, Pod, PodPhase, StringMap};
+use k8snet_model::{Cluster, IpClaim, NsName, Pod, StringMap};
 
 use crate::flow::proto;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -49,31 +49,12 @@ pub(crate) fn resolve_named(ports: &[NamedPort], name: u32, proto: u8) -> Option
         .map(|p| p.port)
 }
 
-/// How strongly a pod claims its addresses when several pods claim one:
-/// the lesser claim owns it, as in [`Cluster::pod_by_ip`] (a pod that is
-/// not terminating before one that is, then a Running pod before one in
-/// another phase; equal claims go to the first by namespace and name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Claim {
-    terminating: bool,
-    not_running: bool,
-}
-
-impl Claim {
-    fn of(pod: &Pod) -> Self {
-        Self {
-            terminating: pod.is_terminating(),
-            not_running: pod.status.phase != Some(PodPhase::Running),
-        }
-    }
-}
-
 /// A pod that takes part in policy.
 #[derive(Debug, Clone)]
 pub(crate) struct PodSlot {
     pub(crate) key: NsName,
     /// Its standing among pods that claim one of its addresses.
-    pub(crate) claim: Claim,
+    pub(crate) claim: IpClaim,
     pub(crate) identity: IdentityId,
     pub(crate) ips: Vec<IpAddr>,
     pub(crate) node: Option<String>,
@@ -191,7 +172,7 @@ pub(crate) struct World {
     pub(crate) slots: Vec<Option<PodSlot>>,
     free_slots: Vec<SlotId>,
     pub(crate) by_key: HashMap<NsName, SlotId>,
-    /// The owner of each pod address (see [`Claim`]): what the verdict
+    /// The owner of each pod address (see [`IpClaim`]): what the verdict
     /// path reads.
     pub(crate) by_ip: ByIp,
     /// The addresses two or more pods claim, with every claimant, owner
@@ -351,7 +332,7 @@ impl World {
     }
 
     /// The standing of a live slot among the claimants of an address.
-    fn rank(slots: &[Option<PodSlot>], id: SlotId) -> Option<(Claim, &NsName)> {
+    fn rank(slots: &[Option<PodSlot>], id: SlotId) -> Option<(IpClaim, &NsName)> {
         let slot = slots.get(id as usize)?.as_ref()?;
         Some((slot.claim, &slot.key))
     }
@@ -488,7 +469,7 @@ impl World {
         }
         let slot = PodSlot {
             key: key.clone(),
-            claim: Claim::of(pod),
+            claim: IpClaim::of(pod),
             identity,
             ips: ips.clone(),
             node,
