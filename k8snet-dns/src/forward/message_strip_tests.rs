@@ -1,0 +1,319 @@
+//! `strip_opt` against hickory-proto's reading of the same bytes: random
+//! well-formed replies (17 record kinds, names compressed in RDATA, an OPT
+//! at a random place in the additional section) mean the same after the
+//! cut, and crafted pointer chains (through non-name bytes, into the
+//! header, forward past the cut) are refused rather than changed.
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::{
+    ANAME, CNAME, HINFO, HTTPS, MX, NAPTR, NS, NULL, PTR, SOA, SRV, SVCB, TXT,
+};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use proptest::prelude::*;
+
+use super::strip_opt;
+
+const NAMES: [&str; 7] = [
+    "a.test.",
+    "ns.a.test.",
+    "X.ns.A.test.",
+    "b.example.",
+    "mail.b.example.",
+    "deep.sub.mail.b.example.",
+    ".",
+];
+
+fn name(i: usize) -> Name {
+    Name::from_ascii(NAMES[i % NAMES.len()]).unwrap()
+}
+
+fn rdata(kind: u8, n: usize, x: u32) -> RData {
+    let t = name(n);
+    match kind % 17 {
+        0 => RData::A(Ipv4Addr::from(x).into()),
+        1 => RData::AAAA(Ipv6Addr::from(u128::from(x)).into()),
+        2 => RData::NS(NS(t)),
+        3 => RData::CNAME(CNAME(t)),
+        4 => RData::PTR(PTR(t)),
+        5 => RData::MX(MX::new(x as u16, t)),
+        6 => RData::SOA(SOA::new(t, name(n + 1), x, 1, 2, 3, 4)),
+        7 => RData::SRV(SRV::new(1, 2, x as u16, t)),
+        8 => RData::TXT(TXT::new(vec![format!("t{x}")])),
+        9 => RData::NAPTR(NAPTR::new(
+            1,
+            2,
+            b"u".to_vec().into(),
+            b"E2U+sip".to_vec().into(),
+            b"".to_vec().into(),
+            t,
+        )),
+        10 => RData::HINFO(HINFO::new("cpu".into(), "os".into())),
+        11 => RData::NULL(NULL::with(vec![0xC0, 12, x as u8])),
+        12 => RData::SVCB(SVCB::new(1, t, vec![])),
+        13 => RData::HTTPS(HTTPS(SVCB::new(1, t, vec![]))),
+        14 => RData::ANAME(ANAME(t)),
+        15 => RData::Unknown {
+            code: RecordType::Unknown(65280),
+            rdata: NULL::with(vec![0xC0, 12, 1, 2]),
+        },
+        _ => RData::Unknown {
+            code: RecordType::Unknown(65281),
+            rdata: NULL::with(x.to_be_bytes().to_vec()),
+        },
+    }
+}
+
+type Spec = (usize, u8, usize, u32);
+
+fn rec((o, k, n, x): Spec) -> Record {
+    Record::from_rdata(name(o), 60, rdata(k, n, x))
+}
+
+fn records(m: &Message) -> String {
+    format!("{:?}\n{:?}\n{:?}", m.answers, m.authorities, m.additionals)
+}
+
+/// Original (OPT at `opt_at` in the additional section) and the same
+/// message built without it.
+fn build(q: usize, an: &[Spec], ns: &[Spec], ar: &[Spec], opt_at: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+    m.add_query(Query::query(name(q), RecordType::A));
+    for s in an {
+        m.add_answer(rec(*s));
+    }
+    for s in ns {
+        m.add_authority(rec(*s));
+    }
+    let mut without = m.clone();
+    for s in ar {
+        without.add_additional(rec(*s));
+    }
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    let mut with = m;
+    for (i, s) in ar.iter().enumerate() {
+        if i == opt_at {
+            with.add_additional(Record::from(&edns));
+        }
+        with.add_additional(rec(*s));
+    }
+    if opt_at >= ar.len() {
+        with.add_additional(Record::from(&edns));
+    }
+    (with.to_vec().unwrap(), without.to_vec().unwrap())
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (0usize..7, any::<u8>(), 0usize..7, any::<u32>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Differential: hickory decodes the stripped output to the records
+    /// the original carried (OPT aside), and the bytes equal those of the
+    /// same message built without the OPT.
+    #[test]
+    fn stripping_keeps_the_meaning(
+        q in 0usize..7,
+        an in prop::collection::vec(spec(), 0..4),
+        ns in prop::collection::vec(spec(), 0..3),
+        ar in prop::collection::vec(spec(), 0..6),
+        opt_at in 0usize..7,
+    ) {
+        let (with, without) = build(q, &an, &ns, &ar, opt_at);
+        let original = Message::from_vec(&with).unwrap();
+        prop_assert!(original.edns.is_some());
+        let (stripped, ext) = strip_opt(&with).expect("a well-formed reply strips");
+        prop_assert_eq!(ext, 0);
+        let after = Message::from_vec(&stripped).unwrap();
+        prop_assert!(after.edns.is_none());
+        prop_assert_eq!(records(&original), records(&after));
+        prop_assert_eq!(&stripped, &without);
+    }
+
+    /// Random mutations: no panic; whatever comes out has no OPT, counts
+    /// that match and, where hickory decodes both, the same records.
+    #[test]
+    fn mutations_never_panic_or_change_meaning(
+        q in 0usize..7,
+        an in prop::collection::vec(spec(), 0..3),
+        ar in prop::collection::vec(spec(), 0..4),
+        opt_at in 0usize..5,
+        muts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+        do_cut in any::<bool>(),
+    ) {
+        let (mut with, _) = build(q, &an, &[], &ar, opt_at);
+        for (i, v) in muts {
+            let i = i.index(with.len());
+            with[i] = v;
+        }
+        if do_cut {
+            with.truncate(cut.index(with.len() + 1));
+        }
+        let Some((s, _)) = strip_opt(&with) else { return Ok(()); };
+        prop_assert!(s.len() >= 12);
+        if let (Ok(before), Ok(after)) = (Message::from_vec(&with), Message::from_vec(&s)) {
+            prop_assert!(after.edns.is_none(), "OPT left");
+            prop_assert_eq!(records(&before), records(&after), "\n{:02x?}\n{:02x?}", with, s);
+        }
+    }
+}
+
+/// Wire helpers (as in message.rs's tests).
+fn head(an: u16, ns: u16, ar: u16, qname: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1];
+    for c in [an, ns, ar] {
+        m.extend_from_slice(&c.to_be_bytes());
+    }
+    m.extend_from_slice(qname);
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    m
+}
+
+fn rr(m: &mut Vec<u8>, owner: &[u8], t: u16, rdata: &[u8]) {
+    m.extend_from_slice(owner);
+    m.extend_from_slice(&t.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(rdata);
+}
+
+fn opt(m: &mut Vec<u8>) {
+    m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+fn ptr(at: usize) -> [u8; 2] {
+    (0xC000 | at as u16).to_be_bytes()
+}
+
+const A_TEST: &[u8] = &[1, b'a', 4, b't', b'e', b's', b't', 0];
+
+/// Finding 1: a name behind the cut whose pointer chain passes through
+/// bytes that are not a name (here an A record's address, which starts
+/// with 192 = 0xC0) gets those bytes rewritten: the A record's address
+/// changes. hickory decodes input and output; the records differ.
+#[test]
+fn a_chain_through_non_name_bytes_changes_no_record() {
+    let mut m = head(0, 0, 4, A_TEST);
+    opt(&mut m); // additional 1: OPT at 24..35
+    let n = m.len(); // 35: `ns.a.test.`
+    let mut owner = vec![2, b'n', b's'];
+    owner.extend_from_slice(&ptr(12));
+    rr(&mut m, &owner, 1, &[192, 0, 2, 53]); // additional 2
+    let a2 = m.len();
+    // additional 3: an A whose address is the bytes C0 <n> 0 1
+    rr(&mut m, &ptr(12), 1, &[0xC0, n as u8, 0, 1]);
+    let addr = a2 + 2 + 10;
+    // additional 4: a CNAME-less record owned by a pointer into that address
+    rr(&mut m, &ptr(addr), 1, &[198, 51, 100, 1]);
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    let a = |m: &Message| {
+        m.additionals
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect::<Vec<_>>()
+    };
+    // Refusing (SERVFAIL) is fine; a changed address is not.
+    if let Some((s, _)) = strip_opt(&m) {
+        let after = Message::from_vec(&s).expect("hickory decodes the output");
+        assert_eq!(a(&before), a(&after));
+    }
+}
+
+/// Finding 2a: names before the cut are never checked: a pointer in the
+/// question/answer into the header reads ARCOUNT, which the strip lowers,
+/// so the owner name changes (hickory accepts both).
+#[test]
+fn a_name_before_the_cut_pointing_at_arcount_keeps_its_meaning() {
+    // question name: \001.\001. (bytes 01 01 01 01 00)
+    let mut m = head(1, 0, 2, &[1, 1, 1, 1, 0]);
+    rr(&mut m, &ptr(11), 1, &[192, 0, 2, 1]); // answer owned by "ARCOUNT low byte..."
+    opt(&mut m);
+    rr(&mut m, &ptr(12), 1, &[192, 0, 2, 2]);
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    match strip_opt(&m) {
+        None => {} // refused: fine
+        Some((s, _)) => {
+            let after = Message::from_vec(&s).expect("hickory decodes the output");
+            assert_eq!(
+                before.answers[0].name.to_string(),
+                after.answers[0].name.to_string(),
+                "the answer's owner changed meaning"
+            );
+        }
+    }
+}
+
+/// Finding 2b: a forward pointer before the cut (accepted by glibc's
+/// ns_name_unpack and musl's dn_expand, which only bound the offset) to a
+/// name behind the cut is passed on unmoved: it now names other bytes.
+/// The doc says such a reply is malformed (`None`).
+#[test]
+fn a_forward_pointer_before_the_cut_is_refused() {
+    let mut m = head(1, 0, 2, A_TEST);
+    let ans = m.len();
+    // answer: CNAME whose target points forward, to the owner of the
+    // last record (`ns.a.test.`), patched below.
+    rr(&mut m, &ptr(12), 5, &[0, 0]);
+    opt(&mut m);
+    let ns = m.len();
+    let mut owner = vec![2, b'n', b's'];
+    owner.extend_from_slice(&ptr(12));
+    rr(&mut m, &owner, 1, &[192, 0, 2, 53]);
+    m[ans + 12..ans + 14].copy_from_slice(&ptr(ns));
+    assert_eq!(
+        strip_opt(&m),
+        None,
+        "a forward pointer past the cut is passed on unmoved"
+    );
+}
+
+/// Exhaustive: every 2-byte position of a few hickory-built replies
+/// (OPT not last, compressed names behind it) set to a pointer to every
+/// offset; where strip_opt accepts and hickory decodes both, the records
+/// must be the same. Prints the failure classes.
+#[test]
+fn every_pointer_retarget_keeps_meaning_or_is_refused() {
+    let cases: [(&[Spec], &[Spec], usize); 3] = [
+        (
+            &[(0, 3, 1, 0)],
+            &[(1, 0, 0, 0xC0_23_00_01), (2, 5, 1, 0), (4, 6, 5, 9)],
+            0,
+        ),
+        (&[(0, 0, 0, 1)], &[(3, 2, 4, 0), (4, 0, 0, 2)], 1),
+        (&[], &[(5, 7, 2, 0), (1, 11, 0, 3)], 0),
+    ];
+    let mut classes = std::collections::BTreeMap::<String, usize>::new();
+    let mut examples = std::collections::BTreeMap::<String, String>::new();
+    for (an, ar, opt_at) in cases {
+        let (base, _) = build(0, an, &[], ar, opt_at);
+        for i in 12..base.len() - 1 {
+            for t in 0..base.len() {
+                let mut m = base.clone();
+                m[i..i + 2].copy_from_slice(&ptr(t));
+                let Some((s, _)) = strip_opt(&m) else {
+                    continue;
+                };
+                let (Ok(b), Ok(a)) = (Message::from_vec(&m), Message::from_vec(&s)) else {
+                    continue;
+                };
+                if records(&b) != records(&a) {
+                    let class = if t < 12 {
+                        "target in header"
+                    } else {
+                        "target >= 12"
+                    };
+                    *classes.entry(class.into()).or_default() += 1;
+                    examples
+                        .entry(class.into())
+                        .or_insert(format!("i={i} t={t}\n{b}\n{a}"));
+                }
+            }
+        }
+    }
+    assert!(classes.is_empty(), "{classes:?}\n{examples:#?}");
+}
