@@ -138,6 +138,11 @@ impl Forwarder {
     /// Sends `query` upstream (with a fresh ID) and returns the reply,
     /// trying each upstream in turn: UDP, then TCP on TC.
     ///
+    /// The reply is the upstream's, as it came: its ID, its OPT record and
+    /// its AD bit. [`Forwarder::resolve`] is what answers a client (the
+    /// query's ID and question, an OPT exactly when the query had one, AD
+    /// cleared unless the client asked for it).
+    ///
     /// # Errors
     /// [`Error::Upstream`] when no upstream gave a matching reply.
     pub fn exchange(&self, query: &[u8]) -> Result<Vec<u8>, Error> {
