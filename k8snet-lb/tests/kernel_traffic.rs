@@ -310,13 +310,7 @@ fn node_to_its_own_node_port_short_circuits_without_local_endpoints() {
     node.proxier().sync(&table).unwrap();
     let from: SocketAddr = "198.19.128.1:48000".parse().unwrap();
     let to: SocketAddr = "198.19.128.1:30081".parse().unwrap();
-    let flow = Flow {
-        saddr: from.ip(),
-        sport: from.port(),
-        daddr: to.ip(),
-        dport: to.port(),
-        protocol: Protocol::Tcp,
-    };
+    let flow = tcp_flow(from, to);
     let Prediction::Endpoint {
         ip,
         masquerade: true,
@@ -350,13 +344,7 @@ fn node_to_a_local_load_balancer_ip_short_circuits_without_local_endpoints() {
     node.proxier().sync(&table).unwrap();
     let from: SocketAddr = "198.19.1.60:48001".parse().unwrap();
     let to: SocketAddr = "198.19.1.60:80".parse().unwrap();
-    let flow = Flow {
-        saddr: from.ip(),
-        sport: from.port(),
-        daddr: to.ip(),
-        dport: to.port(),
-        protocol: Protocol::Tcp,
-    };
+    let flow = tcp_flow(from, to);
     let Prediction::Endpoint {
         ip,
         masquerade: true,
@@ -409,13 +397,7 @@ fn a_pod_reaches_itself_through_its_service_without_node_name() {
     node.proxier().sync(&table).unwrap();
     let from = SocketAddr::new(backend_v4(0), 48_100);
     let to: SocketAddr = "198.19.0.24:80".parse().unwrap();
-    let flow = Flow {
-        saddr: from.ip(),
-        sport: from.port(),
-        daddr: to.ip(),
-        dport: to.port(),
-        protocol: Protocol::Tcp,
-    };
+    let flow = tcp_flow(from, to);
     assert_eq!(
         predict(&table, &flow),
         Prediction::Endpoint {
@@ -473,7 +455,7 @@ fn a_cluster_ip_on_a_port_no_service_uses_is_rejected() {
 }
 
 /// The first packet of a TCP connection from `from` to `to`.
-fn node_flow(from: SocketAddr, to: SocketAddr) -> Flow {
+fn tcp_flow(from: SocketAddr, to: SocketAddr) -> Flow {
     Flow {
         saddr: from.ip(),
         sport: from.port(),
@@ -514,7 +496,7 @@ fn ipv6_node_traffic_to_local_policy_frontends_short_circuits() {
         ("[fd00:19::60]:48011", "[fd00:19::60]:80"),
     ] {
         let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
-        let flow = node_flow(from, to);
+        let flow = tcp_flow(from, to);
         let Prediction::Endpoint { ip, .. } = predict(&table, &flow) else {
             panic!("{:?}", predict(&table, &flow))
         };
@@ -574,7 +556,7 @@ fn direct_node_traffic_to_a_host_network_endpoint_keeps_its_source() {
         "the server saw another peer"
     );
     assert_eq!(
-        predict(&table, &node_flow(from2, cluster_ip)),
+        predict(&table, &tcp_flow(from2, cluster_ip)),
         Prediction::Endpoint {
             ip: server.ip(),
             port: 6443,
@@ -604,7 +586,7 @@ fn predict_agrees_on_node_traffic_from_an_address_not_in_node_ips() {
     // The source the kernel picks for this destination (uplink address).
     let from: SocketAddr = "198.19.200.1:48020".parse().unwrap();
     let kernel = ask(node.tn.node(), from, to).map_err(|e| e.kind());
-    let predicted = predict(&table, &node_flow(from, to));
+    let predicted = predict(&table, &tcp_flow(from, to));
     assert!(
         agrees(&predicted, &kernel),
         "predict {predicted:?}, kernel {kernel:?}"
@@ -658,7 +640,7 @@ fn predict_agrees_on_loopback_sources_to_node_ports() {
         ("[::1]:48033", "[fd00:19:1::1]:30090"),
     ] {
         let (from, to): (SocketAddr, SocketAddr) = (from.parse().unwrap(), to.parse().unwrap());
-        let predicted = predict(&table, &node_flow(from, to));
+        let predicted = predict(&table, &tcp_flow(from, to));
         let kernel = ask(node.tn.node(), from, to).map_err(|e| e.kind());
         let ok = match (&predicted, &kernel) {
             (Prediction::Endpoint { ip, .. }, Ok(name)) if to.port() == 30090 => {
@@ -697,13 +679,13 @@ fn cluster_ips_check_keeps_no_endpoint_drop_and_rejects_ipv6() {
         (node.tn.node(), "198.19.128.1:48041"),
     ] {
         let from: SocketAddr = from.parse().unwrap();
-        assert_eq!(predict(&table, &node_flow(from, to)), Prediction::Drop);
+        assert_eq!(predict(&table, &tcp_flow(from, to)), Prediction::Drop);
         let e = ask(ns, from, to).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{from}: {e}");
     }
     let from: SocketAddr = "[fd00:18::2]:48042".parse().unwrap();
     let to6: SocketAddr = "[fd00:19::40]:81".parse().unwrap();
-    assert_eq!(predict(&table, &node_flow(from, to6)), Prediction::Reject);
+    assert_eq!(predict(&table, &tcp_flow(from, to6)), Prediction::Reject);
     let e = ask(node.client.netns(), from, to6).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
 }
