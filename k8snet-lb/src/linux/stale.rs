@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use k8snet_model::Protocol;
 
 use super::conntrack::Entry;
-use crate::plan::{Family, ServicePort};
+use crate::plan::{Family, PortId, ServicePort};
 
 /// An address and port a Service port answers on.
 type Frontend = (IpAddr, u16);
@@ -56,6 +56,15 @@ fn frontends(p: &ServicePort, node_ips: &[IpAddr]) -> Vec<Frontend> {
     v
 }
 
+/// The UDP ports of `ports`, by id.
+fn udp_by_id(ports: &[ServicePort]) -> HashMap<&PortId, &ServicePort> {
+    ports
+        .iter()
+        .filter(|p| p.id.protocol == Protocol::Udp)
+        .map(|p| (&p.id, p))
+        .collect()
+}
+
 fn serving(p: &ServicePort) -> BTreeSet<SocketAddr> {
     p.serving_endpoints.iter().copied().collect()
 }
@@ -74,18 +83,18 @@ impl StaleUdp {
         ips_after: &[IpAddr],
         all: bool,
     ) -> Self {
-        let udp = |p: &&ServicePort| p.id.protocol == Protocol::Udp;
+        // By id, so a full sync of many UDP ports is not quadratic.
+        let (old_ports, new_ports) = (udp_by_id(before), udp_by_id(after));
         let mut out = Self::default();
-        for n in after.iter().filter(udp) {
+        for n in new_ports.values() {
             let s = serving(n);
             if s.is_empty() {
                 continue;
             }
             let fronts = frontends(n, ips_after);
             let changed = all
-                || before
-                    .iter()
-                    .find(|o| o.id == n.id)
+                || old_ports
+                    .get(&n.id)
                     .is_none_or(|o| serving(o) != s || frontends(o, ips_before) != fronts);
             for f in fronts {
                 out.owned.entry(f).or_default().extend(&s);
@@ -94,10 +103,9 @@ impl StaleUdp {
                 }
             }
         }
-        for o in before.iter().filter(udp) {
-            let still = after
-                .iter()
-                .find(|n| n.id == o.id)
+        for o in old_ports.values() {
+            let still = new_ports
+                .get(&o.id)
                 .is_some_and(|n| !n.serving_endpoints.is_empty());
             if still || o.serving_endpoints.is_empty() {
                 continue;
