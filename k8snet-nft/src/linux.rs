@@ -202,7 +202,7 @@ impl DumpAnswer {
                     let code = msg
                         .get(16..20)
                         .map_or(0, |s| i32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
-                    Some(match -code {
+                    Some(match errno_of(code) {
                         e if e <= 0 => DumpEnd::Done,
                         libc::ENOENT => DumpEnd::Missing,
                         e => DumpEnd::Failed(e),
@@ -260,7 +260,14 @@ fn error_of(h: &Header, msg: &[u8]) -> (i32, Option<String>) {
             tlvs = tlvs.get(len.next_multiple_of(4)..).unwrap_or_default();
         }
     }
-    (-errno, text)
+    (errno_of(errno), text)
+}
+
+/// The errno a netlink code carries (a negative errno; 0 for success).
+/// `i32::MIN` has no negation: a malformed answer, taken as EINVAL, never
+/// as success.
+fn errno_of(code: i32) -> i32 {
+    code.checked_neg().unwrap_or(libc::EINVAL)
 }
 
 fn check_owned(table: &str) -> Result<()> {

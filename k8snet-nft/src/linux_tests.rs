@@ -244,6 +244,24 @@ fn a_datagram_longer_than_the_buffer_is_an_error() {
     assert_eq!(buf[..10], [8; 10]);
 }
 
+/// A code with no negation (`i32::MIN`, never sent by the kernel) is a
+/// malformed answer: a failure, not a panic (overflow) nor a clean end.
+#[test]
+fn a_code_of_i32_min_is_a_failure_not_a_panic() {
+    let mut d = DumpAnswer::new(3, false);
+    assert!(d.absorb(&done(3, 0, i32::MIN)).unwrap());
+    assert!(
+        matches!(d.end, Some(DumpEnd::Failed(libc::EINVAL))),
+        "{:?}",
+        d.end
+    );
+    let mut p = i32::MIN.to_ne_bytes().to_vec();
+    p.extend(msg(NEWCHAIN, 0, 101, &[]));
+    let mut a = Answers::new(100, 3);
+    a.absorb(&msg(NLMSG_ERROR, CAPPED, 101, &p)).unwrap();
+    assert_eq!(a.errors.len(), 1);
+}
+
 const EINTR_CHILD: &str = "K8SNET_NFT_EINTR_CHILD";
 const EINTR_TEST: &str = "linux::tests::a_receive_interrupted_by_a_signal_is_retried";
 

@@ -40,7 +40,12 @@ pub(crate) const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
 /// The errno of a netlink error, if it is one.
 pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
-        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        // `i32::MIN` has no absolute value: a malformed answer, EINVAL.
+        rtnetlink::Error::NetlinkError(m) => Some(
+            m.raw_code()
+                .checked_abs()
+                .unwrap_or(nix::errno::Errno::EINVAL as i32),
+        ),
         _ => None,
     }
 }
@@ -1205,6 +1210,20 @@ mod tests {
         }
         // The sequence carries on: the socket is still in step.
         assert!(sb.sock.link_by_name("d0").unwrap().is_some());
+    }
+
+    /// A code with no absolute value (`i32::MIN`, never sent by the
+    /// kernel) ends a dump with an error, EINVAL, and does not panic.
+    #[test]
+    fn a_dump_ending_with_code_i32_min_is_einval() {
+        use rtnetlink::packet_core::{DoneMessage, NLM_F_MULTIPART, NetlinkPayload};
+        let mut d = DoneMessage::default();
+        d.code = i32::MIN;
+        let datagram = wire_flagged(5, NLM_F_MULTIPART, NetlinkPayload::Done(d));
+        let mut replies = vec![Reply::default()];
+        assert_eq!(absorb(&datagram, 5, &mut replies).unwrap(), 1);
+        let e = replies[0].result().unwrap_err();
+        assert_eq!(errno(&e), Some(nix::errno::Errno::EINVAL as i32));
     }
 
     const EINTR_CHILD: &str = "K8SNET_CNI_EINTR_CHILD";
