@@ -133,24 +133,24 @@ pub(crate) fn summarize(r: &[u8]) -> Option<Summary> {
 const OPT_LEN: usize = 11;
 
 /// `reply` without its OPT record (ARCOUNT lowered), and the extended
-/// rcode bits that OPT carried (0 without one); `None` if it is malformed:
-/// records overrunning the message, two OPT records (RFC 6891 §6.1.1), an
-/// OPT outside the additional section, or a name behind the OPT pointing
-/// into it.
+/// rcode bits that OPT carried (0 without one); `None` if it is malformed
+/// or its meaning could change: records overrunning the message, two OPT
+/// records (RFC 6891 §6.1.1), an OPT outside the additional section, a
+/// name breaking the pointer rule of [`walk_name`] or reading the OPT's
+/// bytes.
 ///
 /// The OPT's bytes are cut out of a copy; nothing is decoded, so any
 /// legal record (empty RDATA, unknown types, RFC 3597) passes as it is.
 /// The OPT is normally the last record, and cutting it off is all. When
 /// records follow it (a TSIG, or a server that writes OPT first), the
-/// compression pointers of their names that point behind the cut are
-/// moved back by its length: the names of owners and those in the RDATA
-/// of the types whose RDATA may be compressed (RFC 1035's, and RP, AFSDB,
-/// RT, SIG, PX, NXT, NAPTR, SRV, RFC 3597 §4), and the few later types
-/// with names at known places, lest a sender compress them against the
-/// rules (TSIG's algorithm name is uncompressed, RFC 8945 §4.2). The
-/// OPT's own name is the root and its RDATA has no names, so nothing
-/// legal points into it; any other type must not compress its RDATA (RFC
-/// 3597 §4).
+/// compression pointers that end their names and point behind the cut
+/// are moved back by its length: those of owners and of the names in the
+/// RDATA of the types every reader decompresses ([`may_compress`]). A
+/// pointer behind the cut to behind the cut anywhere else is refused:
+/// in the RDATA of other types (readers differ on whether it is one, and
+/// TSIG's and the DNSSEC types' names must not be compressed, RFC 8945
+/// §4.2, RFC 4034), in the middle of a chain that is not another name's
+/// moved end, or inside the text of a label that is read.
 pub(crate) fn strip_opt(r: &[u8]) -> Option<(Vec<u8>, u8)> {
     let qd = be16(r, 4)?;
     let an = be16(r, 6)?;
@@ -200,6 +200,7 @@ pub(crate) fn strip_opt(r: &[u8]) -> Option<(Vec<u8>, u8)> {
             start,
             end,
             own: Vec::new(),
+            labels: Vec::new(),
         };
         let mut at = end;
         while at < pos {
@@ -208,7 +209,7 @@ pub(crate) fn strip_opt(r: &[u8]) -> Option<(Vec<u8>, u8)> {
             let t = be16(r, at)?;
             let rdata = at + 10;
             let rdata_end = rdata + usize::from(be16(r, at + 8)?);
-            cut.relink(r, owner, &mut out)?;
+            cut.relink(r, owner, &mut out, true)?;
             let mut names = [0usize; 2];
             let mut n = 0;
             for_each_rdata_name(r, t, rdata, rdata_end, |name| {
@@ -217,32 +218,79 @@ pub(crate) fn strip_opt(r: &[u8]) -> Option<(Vec<u8>, u8)> {
                 Some(())
             })?;
             for &name in &names[..n] {
-                cut.relink(r, name, &mut out)?;
+                cut.relink(r, name, &mut out, may_compress(t))?;
             }
             at = rdata_end;
         }
+        cut.check_labels()?;
     }
     Some((out, ext_rcode))
 }
 
-/// Checks that every pointer of the name at `at` points back, before
-/// the start of the labels it ends, and past the header.
+/// Checks the pointer rule (see [`walk_name`]) for the name at `at`.
 fn check_name(r: &[u8], at: usize) -> Option<()> {
+    walk_name(r, at, 0..0, |_| Some(()))
+}
+
+/// One read of [`walk_name`].
+enum Step {
+    /// The bytes `from..to` read as a label (length and text) or as the
+    /// root that ends the name.
+    Label { from: usize, to: usize },
+    /// The pointer at `pos`, to `target`; `first`: it ends the name's own
+    /// labels.
+    Pointer {
+        pos: usize,
+        target: usize,
+        first: bool,
+    },
+}
+
+/// Reads the name at `at`, calling `on` for each label and pointer;
+/// `None` unless every pointer points back, past the header, to an
+/// earlier name, and no byte read lies in `cut`. An earlier name ends
+/// before the name that points to it, so the labels read at a pointer's
+/// target must end before the labels holding that pointer began: a
+/// target whose labels run on past them (through the pointing name, a
+/// record's fixed fields, the cut) reads other bytes once the cut is made.
+fn walk_name(
+    r: &[u8],
+    at: usize,
+    cut: std::ops::Range<usize>,
+    mut on: impl FnMut(Step) -> Option<()>,
+) -> Option<()> {
     let mut pos = at;
     let mut segment = at;
+    // The name's own labels were bounded by the record that holds them.
+    let mut limit = usize::MAX;
+    let read = |from: usize, len: usize, limit: usize| {
+        let to = from + len;
+        (to <= limit && (to <= cut.start || from >= cut.end)).then_some(to)
+    };
     for _ in 0..=2 * 127 + 1 {
         let len = *r.get(pos)?;
         match len {
-            0 => return Some(()),
+            0 => {
+                let to = read(pos, 1, limit)?;
+                return on(Step::Label { from: pos, to });
+            }
             l if l & 0xC0 == 0xC0 => {
+                read(pos, 2, limit)?;
                 let target = usize::from(u16::from_be_bytes([l & 0x3F, *r.get(pos + 1)?]));
                 if target < 12 || target >= segment {
                     return None;
                 }
+                let first = segment == at;
+                on(Step::Pointer { pos, target, first })?;
+                limit = segment;
                 pos = target;
                 segment = target;
             }
-            l if l <= 63 => pos += 1 + usize::from(l),
+            l if l <= 63 => {
+                let to = read(pos, 1 + usize::from(l), limit)?;
+                on(Step::Label { from: pos, to })?;
+                pos = to;
+            }
             _ => return None,
         }
     }
@@ -250,55 +298,75 @@ fn check_name(r: &[u8], at: usize) -> Option<()> {
 }
 
 /// The bytes `start..end` of a message cut out of it; `own`: where the
-/// pointers of the names behind the cut already moved are.
+/// pointers of the names behind the cut already moved are (ascending);
+/// `labels`: the bytes behind the cut read as labels.
 struct Cut {
     start: usize,
     end: usize,
     own: Vec<usize>,
+    labels: Vec<(usize, usize)>,
 }
 
 impl Cut {
     /// Moves back the pointer that ends the name at `at` (behind the cut)
-    /// when it points behind the cut; `None` if a pointer of its chain
-    /// does not point back past the header, points into the cut, or is
-    /// a pointer behind the cut, to behind the cut, that is not the end
-    /// of a name already moved (bytes of another field: moving them would
-    /// change that field).
-    fn relink(&mut self, r: &[u8], at: usize, out: &mut [u8]) -> Option<()> {
-        let shift = self.end - self.start;
-        let mut pos = at;
-        let mut segment = at;
-        for _ in 0..=2 * 127 + 1 {
-            let len = *r.get(pos)?;
-            match len {
-                0 => return Some(()),
-                l if l & 0xC0 == 0xC0 => {
-                    let target = usize::from(u16::from_be_bytes([l & 0x3F, *r.get(pos + 1)?]));
-                    if target < 12 || target >= segment {
-                        return None;
-                    }
-                    if target >= self.start {
-                        if target < self.end {
-                            return None;
-                        }
-                        if segment == at {
-                            let moved = (0xC000 | (target - shift) as u16).to_be_bytes();
-                            out.get_mut(pos - shift..pos - shift + 2)?
-                                .copy_from_slice(&moved);
-                            self.own.push(pos);
-                        } else if self.own.binary_search(&pos).is_err() {
-                            return None;
-                        }
-                    }
-                    pos = target;
-                    segment = target;
+    /// when it points behind the cut; `None` if the name breaks the
+    /// pointer rule of [`walk_name`], reads a byte of the cut, or holds a
+    /// pointer behind the cut, to behind the cut, that is not the end of a
+    /// name already moved (bytes of another field: moving them would
+    /// change that field). A name that must not be compressed
+    /// (`compressed: false`) and ends in a pointer behind the cut is
+    /// refused too: readers differ on whether it is a pointer, and moving
+    /// it changes what the others read.
+    fn relink(&mut self, r: &[u8], at: usize, out: &mut [u8], compressed: bool) -> Option<()> {
+        let (start, end) = (self.start, self.end);
+        let shift = end - start;
+        let (own, labels) = (&mut self.own, &mut self.labels);
+        walk_name(r, at, start..end, |step| match step {
+            Step::Label { from, to } => {
+                if from >= end {
+                    labels.push((from, to));
                 }
-                l if l <= 63 => pos += 1 + usize::from(l),
-                _ => return None,
+                Some(())
             }
-        }
-        None
+            Step::Pointer { target, .. } if target < start => Some(()),
+            Step::Pointer { target, .. } if target < end || !compressed => None,
+            Step::Pointer {
+                pos,
+                target,
+                first: true,
+            } => {
+                let moved = (0xC000 | (target - shift) as u16).to_be_bytes();
+                out.get_mut(pos - shift..pos - shift + 2)?
+                    .copy_from_slice(&moved);
+                own.push(pos);
+                Some(())
+            }
+            Step::Pointer { pos, .. } => own.binary_search(&pos).ok().map(|_| ()),
+        })
     }
+
+    /// `None` if a byte read as a label is also a byte of a moved pointer
+    /// (a label whose text holds another name's pointer: the move would
+    /// change that text).
+    fn check_labels(&self) -> Option<()> {
+        self.labels.iter().try_for_each(|&(from, to)| {
+            let first = self.own.partition_point(|&p| p + 1 < from);
+            match self.own.get(first) {
+                Some(&p) if p < to => None,
+                _ => Some(()),
+            }
+        })
+    }
+}
+
+/// Whether every reader decompresses the names in the RDATA of type `t`,
+/// so a pointer there may be moved: NS, CNAME, SOA, PTR, MX, SRV, NAPTR.
+/// For the other types with names readers differ: RFC 1035's rarer types
+/// (MD, MF, MB, MG, MR, MINFO) and RFC 3597 §4's (RP, AFSDB, RT, SIG, PX,
+/// NXT) are read as plain bytes by hickory-proto, and the later types'
+/// names must not be compressed at all.
+fn may_compress(t: u16) -> bool {
+    matches!(t, 2 | 5 | 6 | 12 | 15 | 33 | 35)
 }
 
 /// Calls `f` with the offset of each domain name in the RDATA

@@ -317,3 +317,97 @@ fn every_pointer_retarget_keeps_meaning_or_is_refused() {
     }
     assert!(classes.is_empty(), "{classes:?}\n{examples:#?}");
 }
+
+/// Found by the proptest in CI: a name behind the cut points back to
+/// bytes before it (the last labels of a record's RDATA) whose labels run
+/// on into the OPT and end at its owner (the root). Without the OPT they
+/// run on into the next record instead: `os.` became `os.z.`.
+#[test]
+fn a_name_whose_labels_run_into_the_opt_keeps_its_meaning_or_is_refused() {
+    let mut m = head(0, 0, 4, A_TEST);
+    let a = m.len();
+    // additional 1: an A record whose address ends with the label `os`.
+    rr(&mut m, &ptr(12), 1, &[192, 2, b'o', b's']);
+    opt(&mut m); // additional 2
+    rr(&mut m, &[1, b'z', 0], 1, &[192, 0, 2, 1]); // additional 3: `z.`
+    let label = a + 2 + 10 + 1;
+    rr(&mut m, &ptr(label), 1, &[198, 51, 100, 1]); // additional 4: `os.`
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    assert_eq!(before.additionals[2].name.to_string(), "os.");
+    if let Some((s, _)) = strip_opt(&m) {
+        let after = Message::from_vec(&s).expect("hickory decodes the output");
+        assert_eq!(records(&before), records(&after));
+    }
+}
+
+/// The same run-on from a name before the cut: its pointer targets a
+/// label (here an unknown record's one-byte RDATA, 16) that spans the
+/// pointing record itself and ends where the OPT's owner ends the name.
+/// A compressed name's suffix is an earlier name: it ends before the
+/// name that points to it.
+#[test]
+fn a_name_before_the_cut_whose_labels_run_into_the_opt_is_refused() {
+    let mut m = head(0, 0, 4, A_TEST);
+    let unknown = m.len();
+    rr(&mut m, &ptr(12), 65281, &[16]); // additional 1
+    let label = unknown + 2 + 10;
+    rr(&mut m, &ptr(label), 1, &[192, 0, 2, 1]); // additional 2, 16 bytes
+    opt(&mut m); // additional 3
+    rr(&mut m, &[1, b'z', 0], 1, &[192, 0, 2, 2]); // additional 4
+    // hickory refuses the binary label, but glibc's ns_name_unpack reads
+    // it, and after the cut it would end in `z.`: refused.
+    assert_eq!(strip_opt(&m), None);
+}
+
+/// Found by the proptest: an NSEC (whose next name must not be
+/// compressed, RFC 4034 §4.1.1) behind the cut holding a pointer to a
+/// name behind the cut. hickory without DNSSEC reads its RDATA as bytes,
+/// so moving the pointer changed them; a reader that follows it would
+/// see another name if it were not moved. Refused; likewise for the
+/// obsolete MD (3), which hickory also reads as bytes.
+#[test]
+fn a_pointer_behind_the_cut_in_a_name_that_must_not_be_compressed_is_refused() {
+    let mut m = head(0, 0, 3, A_TEST);
+    opt(&mut m);
+    let owner = m.len();
+    rr(&mut m, &[1, b'b', 0], 1, &[192, 0, 2, 1]);
+    let cases = [
+        (47, false),
+        (39, false),
+        (64, false),
+        (3, false),
+        (2, true),
+        (33, true),
+    ];
+    for (t, may) in cases {
+        let mut m = m.clone();
+        let rdata: Vec<u8> = match t {
+            64 => [&[0, 1][..], &ptr(owner)].concat(),
+            33 => [&[0, 1, 0, 2, 0, 53][..], &ptr(owner)].concat(),
+            _ => ptr(owner).to_vec(),
+        };
+        rr(&mut m, &ptr(12), t, &rdata);
+        assert_eq!(strip_opt(&m).is_some(), may, "type {t}");
+    }
+}
+
+/// Found by the proptest: a name behind the cut points to a label (behind
+/// the cut) whose text holds the pointer that ends another name behind
+/// the cut. Moving that pointer changed the label's text. Refused.
+#[test]
+fn a_label_holding_a_moved_pointer_is_refused() {
+    let mut m = head(0, 0, 4, A_TEST);
+    opt(&mut m);
+    let b = m.len();
+    // additional 2: `b.`, whose address ends in a 2-byte label's length.
+    rr(&mut m, &[1, b'b', 0], 1, &[192, 0, 2, 2]);
+    let label = m.len() - 1;
+    // additional 3: owned by a pointer to `b.`, moved by the cut; the
+    // label's text is that pointer, and the type's first byte (0) ends it.
+    rr(&mut m, &ptr(b), 1, &[192, 0, 2, 3]);
+    // additional 4: owned by that label.
+    rr(&mut m, &ptr(label), 1, &[192, 0, 2, 4]);
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    assert_eq!(before.additionals[2].name.num_labels(), 1);
+    assert_eq!(strip_opt(&m), None);
+}
