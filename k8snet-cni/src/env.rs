@@ -106,7 +106,8 @@ impl Env {
 
     /// Reads the variables through `lookup` and validates them: every
     /// variable the command needs is present and not empty, the container ID
-    /// and interface name are well formed, and `CNI_ARGS` is `K=V;...`.
+    /// and interface name are well formed, and, for ADD and CHECK,
+    /// `CNI_ARGS` is `K=V;...` (other commands keep its well-formed pairs).
     ///
     /// # Errors
     ///
@@ -145,7 +146,16 @@ impl Env {
                 message: m,
             })?;
         }
-        let args = parse_args(&get("CNI_ARGS").unwrap_or_default())?;
+        // The Go skeleton never checks CNI_ARGS; plugins that read their
+        // arguments reject a malformed one when they parse it. Our plugins
+        // read them on ADD and CHECK (`IP`, `MAC`), so only those fail on
+        // it; DEL (best effort), GC, STATUS and VERSION keep the
+        // well-formed pairs and go on.
+        let raw_args = get("CNI_ARGS").unwrap_or_default();
+        let args = match command {
+            Command::Add | Command::Check => parse_args(&raw_args)?,
+            _ => parse_args_lenient(&raw_args),
+        };
         let path = get("CNI_PATH")
             .map(|p| {
                 std::env::split_paths(&p)
@@ -186,6 +196,16 @@ pub fn parse_args(s: &str) -> Result<Vec<(String, String)>> {
                 var: "CNI_ARGS".into(),
                 message: format!("invalid pair {pair:?} (want KEY=VALUE)"),
             }),
+        })
+        .collect()
+}
+
+/// The well-formed pairs of `CNI_ARGS`, skipping the others.
+fn parse_args_lenient(s: &str) -> Vec<(String, String)> {
+    s.split(';')
+        .filter_map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Some((k.to_owned(), v.to_owned())),
+            _ => None,
         })
         .collect()
 }

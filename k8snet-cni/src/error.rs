@@ -40,8 +40,15 @@ pub mod code {
 /// is where libcni reads it) and parsed by a runtime.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CniError {
-    /// The version of the configuration the plugin was called with.
-    #[serde(rename = "cniVersion", default)]
+    /// The version of the configuration the plugin was called with; empty
+    /// (and then not printed, as the Go skeleton never prints it) when it
+    /// is not known.
+    #[serde(
+        rename = "cniVersion",
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub cni_version: String,
     /// The error code (see [`code`]).
     pub code: u32,
@@ -51,6 +58,10 @@ pub struct CniError {
     /// Longer details, if any.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub details: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl std::fmt::Display for CniError {

@@ -151,6 +151,11 @@ fn dispatch<P: Plugin + ?Sized>(
         return Ok(version_info(stdin, supported));
     }
     let conf = NetConf::from_slice(stdin)?;
+    // The Go skeleton's validateConfig, for every command but VERSION: a
+    // network name is needed (host-local keeps its state under it).
+    if conf.name.is_empty() {
+        return Err(Error::config("name", "missing network name"));
+    }
     if !supported.contains(&conf.cni_version) {
         return Err(Error::IncompatibleVersion {
             config: conf.cni_version.to_string(),
@@ -186,7 +191,9 @@ fn dispatch<P: Plugin + ?Sized>(
     match req.env.command {
         Command::Add => {
             let result = plugin.add(&req)?;
-            let mut out = result.to_json_string(req.conf.cni_version).into_bytes();
+            let mut out = result
+                .try_to_json_string(req.conf.cni_version)?
+                .into_bytes();
             out.push(b'\n');
             Ok(out)
         }

@@ -202,16 +202,22 @@ pub fn mappings(req: &Request) -> Result<Vec<Mapping>> {
         .collect()
 }
 
-/// The container's first IPv4 and first IPv6 address in `prev` (those of an
-/// interface inside a sandbox, or any when interfaces are not given).
-pub fn container_ips(prev: &CniResult) -> Vec<IpAddr> {
-    container_nets(prev).iter().map(IpNet::addr).collect()
+/// The container's first IPv4 and first IPv6 address in `prev`, as the
+/// reference's parseConfig picks them: an address whose `interface` names a
+/// listed interface counts only if that interface is `ifname` (CNI_IFNAME)
+/// and has a sandbox; an address without `interface`, or whose index is
+/// beyond the list, counts as the container's.
+pub fn container_ips(prev: &CniResult, ifname: &str) -> Vec<IpAddr> {
+    container_nets(prev, ifname)
+        .iter()
+        .map(IpNet::addr)
+        .collect()
 }
 
 /// The same addresses with their prefix (the pod's subnet).
-pub fn container_nets(prev: &CniResult) -> Vec<IpNet> {
-    let in_sandbox = |i: Option<usize>| match i {
-        Some(i) => prev.interfaces.get(i).is_some_and(|x| x.sandbox.is_some()),
+pub fn container_nets(prev: &CniResult, ifname: &str) -> Vec<IpNet> {
+    let in_sandbox = |i: Option<usize>| match i.and_then(|i| prev.interfaces.get(i)) {
+        Some(x) => x.name == ifname && x.sandbox.as_deref().is_some_and(|s| !s.is_empty()),
         None => true,
     };
     let mut out = Vec::new();

@@ -8,12 +8,24 @@
 //! - 1.x → 0.3.x/0.4.0 adds `ips[].version` and drops interface `mtu`,
 //!   `socketPath` and `pciID`; 0.x → 1.x drops `version`;
 //! - → 0.1.0/0.2.0 keeps the first IPv4 and first IPv6 address as `ip4` and
-//!   `ip6`, splits routes between them by family and drops interfaces.
+//!   `ip6`, splits routes between them by family (only `dst` and `gw`: a
+//!   0.2.0 route has no other field) and drops interfaces; a result with no
+//!   address cannot be written at these versions
+//!   ([`CniResult::try_to_json`]).
+//!
+//! Reading is as lenient as Go's `encoding/json`, which every Go runtime
+//! and plugin uses: `null` for a list (`interfaces`, `ips`, `routes`,
+//! `dns.nameservers`, ...) is an empty list, `null` for `dns` is no DNS, an
+//! empty string for an address (`gateway`, `gw`) or for an interface's
+//! `mac`, `sandbox`, `socketPath` or `pciID` (and `dns.domain`) is absent,
+//! and `ips[].interface` is not checked against `interfaces` (consumers
+//! look it up with `get`). What is written is unchanged: absent fields are
+//! omitted.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -26,24 +38,75 @@ pub struct Interface {
     /// The interface name (`eth0`, `cni0`, `veth1a2b3c4d`).
     pub name: String,
     /// The hardware address, if any (`aa:bb:cc:dd:ee:ff`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mac: Option<String>,
     /// The MTU (1.1.0; dropped below 1.0.0).
     #[serde(default, skip_serializing_if = "is_none_or_zero")]
     pub mtu: Option<u32>,
-    /// The container's netns path for interfaces inside it; absent on the host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The container's netns path for interfaces inside it; absent (or
+    /// empty) on the host.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sandbox: Option<String>,
     /// A vhost-user socket path (1.1.0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub socket_path: Option<String>,
     /// A PCI address (1.1.0).
-    #[serde(default, rename = "pciID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "pciID",
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pci_id: Option<String>,
 }
 
 fn is_none_or_zero(v: &Option<u32>) -> bool {
     matches!(v, None | Some(0))
+}
+
+/// `null` (or absent, with `default`) as the type's default, as Go reads
+/// `null` into a slice or struct.
+fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `""` as absent, as Go prints an empty string field with `omitempty`.
+fn empty_as_none<'de, D>(d: D) -> std::result::Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// An optional address where `""` is none, as Go's `net.IP` reads it.
+fn empty_as_no_ip<'de, D>(d: D) -> std::result::Result<Option<IpAddr>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address"))),
+    }
 }
 
 /// One address given to an interface.
@@ -62,8 +125,13 @@ pub struct IpConfig {
 pub struct Route {
     /// The destination (`0.0.0.0/0`).
     pub dst: IpNet,
-    /// The next hop; absent means the default gateway of the interface.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The next hop; absent (or `""`) means the default gateway of the
+    /// interface.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_no_ip",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gw: Option<IpAddr>,
     /// Route MTU.
     #[serde(default, skip_serializing_if = "is_none_or_zero")]
@@ -101,16 +169,32 @@ impl Route {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dns {
     /// Name servers, in priority order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub nameservers: Vec<String>,
-    /// The local domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The local domain (`""` reads as none).
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domain: Option<String>,
     /// Search domains.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub search: Vec<String>,
     /// Resolver options.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub options: Vec<String>,
 }
 
@@ -141,15 +225,31 @@ pub struct CniResult {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireCurrent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     cni_version: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     interfaces: Vec<Interface>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     ips: Vec<WireIp>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     routes: Vec<Route>,
-    #[serde(default, skip_serializing_if = "Dns::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Dns::is_empty"
+    )]
     dns: Dns,
 }
 
@@ -160,7 +260,11 @@ struct WireIp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     interface: Option<usize>,
     address: IpNet,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_no_ip",
+        skip_serializing_if = "Option::is_none"
+    )]
     gateway: Option<IpAddr>,
 }
 
@@ -191,22 +295,34 @@ struct Wire040<'a> {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Wire020 {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     cni_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ip4: Option<Wire020Ip>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ip6: Option<Wire020Ip>,
-    #[serde(default, skip_serializing_if = "Dns::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Dns::is_empty"
+    )]
     dns: Dns,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Wire020Ip {
     ip: IpNet,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_no_ip",
+        skip_serializing_if = "Option::is_none"
+    )]
     gateway: Option<IpAddr>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     routes: Vec<Route>,
 }
 
@@ -291,17 +407,10 @@ impl CniResult {
             r.dns = w.dns;
             return Ok(r);
         }
+        // `ips[].interface` is not checked against `interfaces`: Go never
+        // does (IPAM plugins print indexes with no interfaces), and every
+        // consumer here looks it up with `get`.
         let w: WireCurrent = decode(v, prefix)?;
-        for (i, ip) in w.ips.iter().enumerate() {
-            if let Some(idx) = ip.interface
-                && idx >= w.interfaces.len()
-            {
-                return Err(Error::Decode {
-                    field: format!("{prefix}ips[{i}].interface"),
-                    message: format!("index {idx} but only {} interfaces", w.interfaces.len()),
-                });
-            }
-        }
         Ok(Self {
             cni_version: version,
             interfaces: w.interfaces,
@@ -333,15 +442,51 @@ impl CniResult {
     }
 
     /// The result written at `version` (converting as the module docs say).
+    /// At 0.1.0/0.2.0 a result without addresses is written as one with
+    /// neither `ip4` nor `ip6`; [`CniResult::try_to_json`] refuses it, as
+    /// the Go conversion does.
     pub fn to_json(&self, version: Version) -> Value {
         // Serializing these plain structs cannot fail.
         serde_json::to_value(self.wire(version)).unwrap_or(Value::Null)
     }
 
     /// The result as JSON text at `version`, keys in the spec's order (as
-    /// the Go plugins print them).
+    /// the Go plugins print them); see [`CniResult::to_json`].
     pub fn to_json_string(&self, version: Version) -> String {
         serde_json::to_string(&self.wire(version)).unwrap_or_default()
+    }
+
+    /// As [`CniResult::to_json`], failing where Go's conversion fails: to
+    /// 0.1.0 or 0.2.0 when there is no address to put in `ip4` or `ip6`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] (code 999, as Go's plain error becomes) "cannot
+    /// convert: no valid IP addresses".
+    pub fn try_to_json(&self, version: Version) -> Result<Value> {
+        self.check_convertible(version)?;
+        Ok(self.to_json(version))
+    }
+
+    /// As [`CniResult::to_json_string`], failing as
+    /// [`CniResult::try_to_json`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`CniResult::try_to_json`].
+    pub fn try_to_json_string(&self, version: Version) -> Result<String> {
+        self.check_convertible(version)?;
+        Ok(self.to_json_string(version))
+    }
+
+    fn check_convertible(&self, version: Version) -> Result<()> {
+        if version.is_legacy_result() && self.ips.is_empty() {
+            return Err(Error::other(
+                crate::error::code::INTERNAL,
+                "cannot convert: no valid IP addresses",
+            ));
+        }
+        Ok(())
     }
 
     fn wire(&self, version: Version) -> WireOut<'_> {
@@ -354,11 +499,12 @@ impl CniResult {
                     .map(|ip| Wire020Ip {
                         ip: ip.address,
                         gateway: ip.gateway,
+                        // A 0.2.0 route is only `dst` and `gw`.
                         routes: self
                             .routes
                             .iter()
                             .filter(|r| r.dst.addr().is_ipv4() == v4)
-                            .cloned()
+                            .map(|r| Route::new(r.dst, r.gw))
                             .collect(),
                     })
             };

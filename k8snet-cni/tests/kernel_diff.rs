@@ -344,3 +344,52 @@ impl TapSet for Value {
         self
     }
 }
+
+/// The reference bridge uses the configuration's `dns` when any of
+/// nameservers, search, options *or domain* is set (bridge.go dnsConfSet).
+/// A configuration with only `domain` must give that DNS in the result.
+#[test]
+fn bridge_result_takes_a_configured_dns_domain() {
+    k8snet_testnet::kernel_test!();
+    let mut tn = Testnet::new("cnidns").unwrap();
+    let pod = tn.add_netns("p0").unwrap();
+    let data = TempDir::new("dns");
+    let conf = |ours: bool| {
+        json!({"cniVersion": "1.0.0", "name": "kdns",
+               "type": if ours { "k8snet-bridge" } else { "bridge" },
+               "bridge": "kbr0", "isGateway": true,
+               "dns": {"domain": "cluster.test"},
+               "ipam": {"type": if ours { "k8snet-host-local" } else { "host-local" },
+                        "dataDir": data.0.join(if ours { "o" } else { "r" }),
+                        "ranges": [[{"subnet": "198.18.0.0/24"}]]}})
+    };
+    let ours = run_ours(
+        tn.node(),
+        &Bridge,
+        &env("ADD", "c1", Some(&pod.path()), "/nonexistent"),
+        &conf(true),
+    );
+    assert!(ours.ok(), "{ours:?}");
+    if reference_available() {
+        // The reference, in its own namespaces, as a cross-check.
+        let mut tr = Testnet::new("cnidnsr").unwrap();
+        let rpod = tr.add_netns("p0").unwrap();
+        let r = run_ref(
+            tr.node(),
+            "bridge",
+            &env("ADD", "c1", Some(&rpod.path()), REF_DIR),
+            &conf(false),
+        );
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(
+            r.stdout["dns"],
+            json!({"domain": "cluster.test"}),
+            "reference"
+        );
+    }
+    assert_eq!(
+        ours.stdout["dns"],
+        json!({"domain": "cluster.test"}),
+        "ours"
+    );
+}

@@ -343,3 +343,118 @@ fn version_info_asks_the_plugin() {
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(w.runtime().version_info("v").unwrap(), ["0.4.0", "1.0.0"]);
 }
+
+/// SPEC (Section 3, "Deriving execution configuration from plugin
+/// configuration"): the runtime must remove `capabilities` from what it
+/// sends; only `runtimeConfig` carries the (declared) capability arguments.
+/// (libcni's injectRuntimeConfig leaves the key in; we follow the spec.)
+#[test]
+fn capabilities_are_not_sent_to_the_plugin() {
+    let w = World::new(&plugins());
+    let rt = w.runtime();
+    let l = list("1.1.0", json!({}));
+    rt.add_list(&l, &rt_conf("ctr1")).unwrap();
+    let b_in = w.stdin("b", "ADD");
+    assert!(b_in.get("runtimeConfig").is_some());
+    assert!(b_in.get("capabilities").is_none(), "{b_in}");
+    rt.check_list(&l, &rt_conf("ctr1")).unwrap();
+    assert!(w.stdin("b", "CHECK").get("capabilities").is_none());
+    rt.del_list(&l, &rt_conf("ctr1")).unwrap();
+    assert!(w.stdin("b", "DEL").get("capabilities").is_none());
+    rt.gc_list(&l, &[]).unwrap();
+    assert!(w.stdin("b", "GC").get("capabilities").is_none());
+    rt.status_list(&l).unwrap();
+    assert!(w.stdin("b", "STATUS").get("capabilities").is_none());
+    // The cache keeps the list as written, capabilities included.
+    assert!(String::from_utf8_lossy(l.bytes()).contains("capabilities"));
+}
+
+/// libcni's ValidateContainerID: an empty container ID is "missing
+/// containerID", code 3 (unknown container: nothing to clean up); no
+/// plugin runs.
+#[test]
+fn an_empty_container_id_is_an_unknown_container() {
+    let w = World::new(&plugins());
+    let rt = w.runtime();
+    let l = list("1.1.0", json!({}));
+    for e in [
+        rt.add_list(&l, &rt_conf("")).unwrap_err(),
+        rt.del_list(&l, &rt_conf("")).unwrap_err(),
+        rt.check_list(&l, &rt_conf("")).unwrap_err(),
+    ] {
+        assert_eq!(e.code(), 3, "{e}");
+        assert!(e.to_string().contains("missing containerID"), "{e}");
+    }
+    assert!(w.log().is_empty(), "{:?}", w.log());
+    // A malformed one is still a bad variable (code 4).
+    assert_eq!(rt.add_list(&l, &rt_conf("bad id")).unwrap_err().code(), 4);
+}
+
+/// libcni's GCNetworkList returns nil when it cannot list its cache: no
+/// DEL and no GC are sent. (Run as root, a mode cannot hide the directory,
+/// so the cache's `results` is made a file, which cannot be listed.)
+#[test]
+fn gc_with_an_unreadable_cache_does_nothing() {
+    let w = World::new(&plugins());
+    let rt = w.runtime();
+    fs::create_dir_all(rt.cache_dir()).unwrap();
+    fs::write(rt.cache_dir().join("results"), "not a directory").unwrap();
+    rt.gc_list(&list("1.1.0", json!({})), &[]).unwrap();
+    assert!(w.log().is_empty(), "{:?}", w.log());
+    // With no cache at all, GC still reaches the plugins.
+    let w = World::new(&plugins());
+    w.runtime().gc_list(&list("1.1.0", json!({})), &[]).unwrap();
+    assert_eq!(w.log(), ["a GC - - - -", "b GC - - - -"]);
+}
+
+/// The cache's temporary file is named after the whole file name: two
+/// attachments whose names share the part before a dot (network `net.a`
+/// and `net.b`) do not share it, and a stray file where the old scheme put
+/// its temporary (`net.tmp<pid>`) is no obstacle.
+#[test]
+fn cache_writes_use_a_temporary_of_their_own() {
+    let w = World::new(&[]);
+    let dir = w.dir.join("cache");
+    let entry = |net: &str| cache::CacheEntry {
+        kind: cache::CACHE_KIND.into(),
+        container_id: "c1".into(),
+        config: b"{}".to_vec(),
+        if_name: "eth0".into(),
+        network_name: net.into(),
+        netns: String::new(),
+        cni_args: Vec::new(),
+        capability_args: serde_json::Map::new(),
+        result: None,
+    };
+    let results = dir.join("results");
+    fs::create_dir_all(results.join(format!("net.tmp{}", std::process::id()))).unwrap();
+    std::thread::scope(|s| {
+        for net in ["net.a", "net.b"] {
+            let (dir, e) = (&dir, entry(net));
+            s.spawn(move || {
+                for _ in 0..50 {
+                    cache::write(dir, &e).unwrap();
+                }
+            });
+        }
+    });
+    for net in ["net.a", "net.b"] {
+        let got = cache::read(&cache::cache_path(&dir, net, "c1", "eth0"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, entry(net));
+    }
+    let mut names: Vec<String> = fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "net.a-c1-eth0".to_owned(),
+            "net.b-c1-eth0".to_owned(),
+            format!("net.tmp{}", std::process::id())
+        ]
+    );
+}

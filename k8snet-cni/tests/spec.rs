@@ -284,3 +284,155 @@ fn host_local_error_matches_the_golden_error() {
     assert_eq!((out.status, got), (1, want));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn host_local(command: &str, cni_args: Option<&str>, stdin: &Value) -> (u8, Value) {
+    let mut env: HashMap<&str, String> = [
+        ("CNI_COMMAND", command.to_owned()),
+        ("CNI_CONTAINERID", "ctr1".to_owned()),
+        ("CNI_NETNS", "/run/netns/p".to_owned()),
+        ("CNI_IFNAME", "eth0".to_owned()),
+        ("CNI_PATH", "/nonexistent".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    if let Some(a) = cni_args {
+        env.insert("CNI_ARGS", a.to_owned());
+    }
+    let out = run_with(
+        &k8snet_cni::hostlocal::HostLocal,
+        |k| env.get(k).cloned(),
+        stdin.to_string().as_bytes(),
+    );
+    let v = if out.stdout.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    (out.status, v)
+}
+
+fn data_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("k8snet-cni-spec-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A configuration without `name`: the Go skeleton refuses it before the
+/// plugin runs, for every command but VERSION (validateConfig: "missing
+/// network name", code 7). host-local used to accept it and allocate in
+/// `dataDir` itself, not in a network's subdirectory.
+#[test]
+fn a_configuration_without_name_is_refused_with_code_7() {
+    let dir = data_dir("noname");
+    let stdin = serde_json::json!({"cniVersion": "1.1.0", "type": "k8snet-host-local",
+        "ipam": {"type": "k8snet-host-local", "dataDir": dir,
+                 "ranges": [[{"subnet": "198.18.0.0/24"}]]}});
+    let (status, v) = host_local("ADD", None, &stdin);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(left.is_empty(), "wrote into the dataDir: {left:?}");
+    assert_eq!(
+        (status, v),
+        (
+            1,
+            serde_json::json!({"cniVersion": "1.1.0", "code": 7, "msg": "name: missing network name"})
+        )
+    );
+    for command in ["DEL", "CHECK", "GC", "STATUS"] {
+        let (status, v) = invoke(command, r#"{"cniVersion":"1.1.0","type":"fake"}"#);
+        assert_eq!((status, v["code"].as_u64()), (1, Some(7)), "{command}: {v}");
+        let (_, v) = invoke(command, r#"{"cniVersion":"1.1.0","name":"","type":"fake"}"#);
+        assert_eq!(v["code"], 7, "{command}: {v}");
+    }
+    let (status, _) = invoke("VERSION", r#"{"cniVersion":"1.1.0"}"#);
+    assert_eq!(status, 0);
+}
+
+/// The Go skeleton prints no `cniVersion` in its errors; ours prints the
+/// configuration's version when it is known (the spec's error object) and
+/// leaves the key out, rather than printing `""`, when it is not.
+#[test]
+fn an_error_without_a_known_version_has_no_cni_version_key() {
+    let (status, v) = invoke("ADD", "{not json");
+    assert_eq!(status, 1);
+    assert!(v.get("cniVersion").is_none(), "{v}");
+    let (_, v) = invoke("ADD", r#"{"name":"n","type":"fake","cniVersion":7}"#);
+    assert!(v.get("cniVersion").is_none(), "{v}");
+    let (_, v) = invoke(
+        "CHECK",
+        r#"{"cniVersion":"0.4.0","name":"n","type":"fake"}"#,
+    );
+    assert_eq!(v["cniVersion"], "0.4.0");
+    // What a runtime reads back: no key is an empty version.
+    let e: k8snet_cni::CniError = serde_json::from_str(r#"{"code":7,"msg":"m"}"#).unwrap();
+    assert_eq!((e.cni_version.as_str(), e.code), ("", 7));
+    let e: k8snet_cni::CniError =
+        serde_json::from_str(r#"{"cniVersion":null,"code":7,"msg":"m"}"#).unwrap();
+    assert_eq!(e.cni_version, "");
+}
+
+/// The Go skeleton never looks at CNI_ARGS: a malformed one fails only the
+/// plugins that parse it. VERSION, DEL, GC and STATUS go on; ADD and CHECK
+/// (where our plugins read `IP` and `MAC`) fail with code 4 naming it.
+#[test]
+fn malformed_cni_args_fail_only_add_and_check() {
+    let run = |command: &str, stdin: &str| {
+        let env: HashMap<&str, String> = [
+            ("CNI_COMMAND", command.to_owned()),
+            ("CNI_CONTAINERID", "ctr-1".to_owned()),
+            ("CNI_IFNAME", "eth0".to_owned()),
+            ("CNI_PATH", "/nonexistent".to_owned()),
+            ("CNI_NETNS", "/run/netns/p".to_owned()),
+            ("CNI_ARGS", "novalue;IP=198.18.0.9".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        run_with(&Fake, |k| env.get(k).cloned(), stdin.as_bytes())
+    };
+    let out = run("VERSION", r#"{"cniVersion":"1.1.0"}"#);
+    assert_eq!(out.status, 0);
+    let out = run("DEL", r#"{"cniVersion":"1.0.0","name":"n","type":"fake"}"#);
+    assert_eq!((out.status, out.stdout), (0, Vec::new()));
+    for command in ["ADD", "CHECK"] {
+        let out = run(
+            command,
+            r#"{"cniVersion":"1.0.0","name":"n","type":"fake"}"#,
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((out.status, v["code"].as_u64()), (1, Some(4)), "{command}");
+        assert!(v["msg"].as_str().unwrap().starts_with("CNI_ARGS: "), "{v}");
+    }
+    // DEL still sees the well-formed pairs.
+    let env = k8snet_cni::Env::from_lookup(|k| match k {
+        "CNI_COMMAND" => Some("DEL".into()),
+        "CNI_CONTAINERID" => Some("c".into()),
+        "CNI_IFNAME" => Some("eth0".into()),
+        "CNI_PATH" => Some("/x".into()),
+        "CNI_ARGS" => Some("=x;novalue;IP=198.18.0.9".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(env.args, vec![("IP".to_owned(), "198.18.0.9".to_owned())]);
+}
+
+/// host-local: the same address requested twice (CNI_ARGS `IP` and the
+/// `ips` capability, with and without a prefix) is one request in the
+/// reference (main.go keeps the requested IPs in a map keyed by the
+/// address), so ADD succeeds with that address.
+#[test]
+fn host_local_same_ip_requested_twice_is_one_request() {
+    let dir = data_dir("dup");
+    let stdin = serde_json::json!({"cniVersion": "1.0.0", "name": "net1", "type": "k8snet-host-local",
+        "runtimeConfig": {"ips": ["198.18.0.7/24", "198.18.0.7"]},
+        "args": {"cni": {"ips": ["198.18.0.7"]}},
+        "ipam": {"type": "k8snet-host-local", "dataDir": dir,
+                 "ranges": [[{"subnet": "198.18.0.0/24"}]]}});
+    let (status, v) = host_local("ADD", Some("IP=198.18.0.7"), &stdin);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status, 0, "{v}");
+    assert_eq!(
+        v["ips"],
+        serde_json::json!([{"address": "198.18.0.7/24", "gateway": "198.18.0.1"}])
+    );
+}

@@ -373,6 +373,10 @@ impl IpamConfig {
                 requested.push(parse_requested(s, &format!("runtimeConfig.ips[{i}]"))?);
             }
         }
+        // One request per address, however many sources name it (the
+        // reference keeps them in a map keyed by the address).
+        let mut seen = std::collections::HashSet::new();
+        requested.retain(|ip| seen.insert(*ip));
         Ok(Self {
             network: conf.name.clone(),
             cni_version: conf.cni_version,

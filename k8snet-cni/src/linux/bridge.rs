@@ -647,9 +647,10 @@ fn add(
             ..Interface::default()
         },
     ];
-    // Configured DNS wins over what IPAM returned.
+    // Configured DNS wins over what IPAM returned when any of it is set,
+    // the domain included (bridge.go dnsConfSet).
     if let Some(dns) = &req.conf.dns
-        && (!dns.nameservers.is_empty() || !dns.search.is_empty() || !dns.options.is_empty())
+        && !dns.is_empty()
     {
         result.dns = dns.clone();
     }

@@ -141,7 +141,7 @@ impl Plugin for Portmap {
         if maps.is_empty() {
             return Ok(prev.clone());
         }
-        let nets = container_nets(prev);
+        let nets = container_nets(prev, &req.env.ifname);
         let ips: Vec<IpAddr> = nets.iter().map(IpNet::addr).collect();
         let mut elems = elements(&maps, &ips);
         let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
@@ -194,7 +194,7 @@ impl Plugin for Portmap {
             return Ok(());
         };
         let ips = match &req.conf.prev_result {
-            Some(prev) => container_ips(prev),
+            Some(prev) => container_ips(prev, &req.env.ifname),
             None => targets_of(&table, &mappings(req)?),
         };
         if let Some(b) = teardown_batch(&table, |n, k, e| of_pod(n, k, e, &ips)) {
@@ -215,7 +215,7 @@ impl Plugin for Portmap {
         let mut nft = Nft::new().map_err(nft_err("opening nftables"))?;
         let table =
             read(&mut nft)?.ok_or_else(|| Error::other(code::INTERNAL, "portmap table missing"))?;
-        let nets = container_nets(prev);
+        let nets = container_nets(prev, &req.env.ifname);
         let ips: Vec<IpAddr> = nets.iter().map(IpNet::addr).collect();
         let mut elems = elements(&maps, &ips);
         let mut localnet = None;

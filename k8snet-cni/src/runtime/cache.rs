@@ -9,6 +9,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -74,7 +75,18 @@ pub fn write(cache_dir: &Path, entry: &CacheEntry) -> Result<()> {
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let bytes =
         serde_json::to_vec(entry).map_err(|e| Error::io("encoding cache entry", e.into()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // A name of its own for each write: appended to the whole file name
+    // (network names and container IDs may hold dots, which
+    // `with_extension` would cut at), with the process ID and a counter
+    // for writers in one process.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(
+        ".tmp{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = path.with_file_name(tmp_name);
     let written = (|| -> io::Result<()> {
         let mut f = fs::OpenOptions::new()
             .write(true)

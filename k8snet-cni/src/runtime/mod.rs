@@ -145,8 +145,10 @@ impl Runtime {
         Ok(())
     }
 
-    /// GC: skipped under `disableGC`. First a DEL (at any version) for every
-    /// cached attachment of this network that is not in `valid`, then, from
+    /// GC: skipped under `disableGC`, and (as libcni) a no-op when the
+    /// cache directory exists but cannot be listed. First a DEL (at any
+    /// version) for every cached attachment of this network that is not in
+    /// `valid`, then, from
     /// 1.1.0, GC to every plugin with `cni.dev/valid-attachments` (and
     /// `cni.dev/attachments`, the key of the spec text at v1.1.0). Carries
     /// on after errors and reports them all.
@@ -158,8 +160,14 @@ impl Runtime {
         if list.disable_gc {
             return Ok(());
         }
+        // libcni returns nil, without DEL or GC, when it cannot list its
+        // cache (a missing directory is an empty cache here, so GC still
+        // reaches the plugins).
+        let Ok(entries) = cache::list(&self.cache_dir) else {
+            return Ok(());
+        };
         let mut errors = Vec::new();
-        for entry in cache::list(&self.cache_dir)? {
+        for entry in entries {
             let att = Attachment {
                 container_id: entry.container_id.clone(),
                 ifname: entry.if_name.clone(),
@@ -281,7 +289,9 @@ impl Runtime {
 
     /// The stdin of plugin `i`: its configuration with `name`, `cniVersion`,
     /// `prevResult` (when given) and `runtimeConfig` (the capability
-    /// arguments it declares, when any) injected.
+    /// arguments it declares, when any) injected, and `capabilities`
+    /// removed (SPEC "Deriving execution configuration from plugin
+    /// configuration"; libcni leaves it in, but no plugin may rely on it).
     fn plugin_config_map(
         &self,
         list: &NetConfList,
@@ -295,6 +305,7 @@ impl Runtime {
             .cloned()
             .ok_or_else(|| Error::config(format!("plugins[{i}]"), "missing"))?;
         let version = list.version();
+        conf.remove("capabilities");
         conf.insert("name".into(), Value::String(list.name.clone()));
         conf.insert("cniVersion".into(), Value::String(version.to_string()));
         if let Some(prev) = prev {
@@ -344,6 +355,14 @@ fn path_string(p: Option<&Path>) -> String {
 
 /// libcni's checks before running plugins.
 fn validate_args(list: &NetConfList, rt: &RuntimeConf, need_netns: bool) -> Result<()> {
+    // libcni's ValidateContainerID: no container ID is an unknown
+    // container (code 3), nothing to clean up.
+    if rt.container_id.is_empty() {
+        return Err(Error::other(
+            crate::error::code::UNKNOWN_CONTAINER,
+            "CNI_CONTAINERID: missing containerID",
+        ));
+    }
     validate_id(&rt.container_id).map_err(|m| Error::Env {
         var: "CNI_CONTAINERID".into(),
         message: m,
