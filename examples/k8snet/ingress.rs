@@ -160,12 +160,35 @@ fn report_router(router: &Router) {
 /// a first local run points at local backends (design.md §3); `validate`
 /// still reports them as errors.
 fn serving_cluster(inputs: &Inputs) -> Cluster {
+    let m = serving_manifests(inputs);
+    report_manifests(&m);
+    Cluster::from_manifests(&m)
+}
+
+/// The manifests as `serve` and `route` load them (see [`serving_cluster`]).
+fn serving_manifests(inputs: &Inputs) -> Manifests {
     let mut m = Manifests::with_options(LoadOptions::new().local_endpoints(LocalEndpoints::Warn));
     for f in &inputs.files {
         m.load_path(f);
     }
-    report_manifests(&m);
-    Cluster::from_manifests(&m)
+    m
+}
+
+/// `serve`'s load, at start and at each reload (SIGHUP): the files are
+/// read again and applied onto what is served ([`Served::reload`]). An
+/// object that an edit made invalid keeps its previous version, as the
+/// apiserver would refuse the update and keep the stored object; objects
+/// gone from the files are deleted. Warnings and errors go to stderr.
+#[cfg(feature = "linux")]
+fn reload(served: &mut k8snet::ingress::Served, inputs: &Inputs) -> Cluster {
+    let m = serving_manifests(inputs);
+    for w in m.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for e in served.reload(&m) {
+        eprintln!("error: {e}");
+    }
+    served.cluster()
 }
 
 #[cfg(feature = "linux")]
@@ -175,8 +198,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
     // Before any thread starts, so that every thread inherits the mask.
     let signals = Signals::block()?;
-    let build = || {
-        let cluster = serving_cluster(&args.class.inputs);
+    let mut served = k8snet::ingress::Served::new();
+    let mut build = || {
+        let cluster = reload(&mut served, &args.class.inputs);
         let router = Router::compile(&cluster, &args.class.selector());
         report_router(&router);
         let upstreams = Upstreams::build(&cluster, &router);

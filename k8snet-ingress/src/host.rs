@@ -101,12 +101,13 @@ pub(crate) fn strip_port(raw: &str) -> &str {
 }
 
 /// The parent of a host (its first label removed), the key its wildcard
-/// rules are stored under; `None` for a single label.
+/// rules are stored under; `None` for a single label, or an empty first
+/// label (`.foo.com` is no name `*.foo.com` covers).
 #[inline]
 pub(crate) fn parent(host: &str) -> Option<&str> {
     // A byte scan: host names are short, and `split_once` costs a
     // searcher set-up and a `memchr` call on the request path.
-    let dot = host.bytes().position(|c| c == b'.')?;
+    let dot = host.bytes().position(|c| c == b'.').filter(|&d| d > 0)?;
     host.get(dot + 1..).filter(|r| !r.is_empty())
 }
 
@@ -145,5 +146,6 @@ mod tests {
         assert_eq!(parent("bar.foo.com"), Some("foo.com"));
         assert_eq!(parent("baz.bar.foo.com"), Some("bar.foo.com"));
         assert_eq!(parent("localhost"), None);
+        assert_eq!(parent(".foo.com"), None, "an empty first label");
     }
 }

@@ -47,8 +47,9 @@
 //!
 //! - **Hosts**: the request's `Host` (or `:authority`) without its port, a
 //!   trailing dot or case. An exact rule host is tried first, then a
-//!   wildcard `*.foo.com` (exactly one label: it matches `bar.foo.com`,
-//!   not `foo.com` nor `baz.bar.foo.com`), then host-less rules. When the
+//!   wildcard `*.foo.com` (exactly one, non-empty label: it matches
+//!   `bar.foo.com`, not `foo.com`, `.foo.com` nor `baz.bar.foo.com`), then
+//!   host-less rules. When the
 //!   host's rules match no path, its `defaultBackend` (below) answers,
 //!   else the less specific hosts are tried — the order Gateway API gives
 //!   hostnames. (ingress-nginx would answer 404 there instead.)
@@ -62,9 +63,13 @@
 //!   except under `use-regex` or `rewrite-target`, where it is a regex as
 //!   in ingress-nginx (see below).
 //! - **Request paths are normalized first** ([`normalize_path`]):
-//!   percent-encoded unreserved characters decoded, `.`/`..` resolved,
-//!   slashes merged, as nginx does, so `/%61dmin` cannot slip past a rule
-//!   for `/admin`. The proxy forwards the normalized path.
+//!   percent-encoded unreserved characters decoded, `%2F` (and `%5C`)
+//!   taken as separators, `.`/`..` resolved, slashes merged — as nginx
+//!   decodes escapes before it resolves dot segments — so neither
+//!   `/%61dmin` nor `/public/..%2Fadmin` slips past a rule for `/admin`.
+//!   Other escapes are compared as written (nginx would decode them). The
+//!   proxy forwards the path with the same dot segments resolved, each
+//!   remaining `%2F` kept as the client wrote it.
 //! - **Several Ingresses for one host** are merged. When two define the
 //!   same host, path and path type, the older one (`creationTimestamp`,
 //!   then namespace/name; objects without a timestamp count as newest)
@@ -94,9 +99,13 @@
 //! (or its newer name `allowlist-source-range`). Differences from
 //! ingress-nginx, on purpose:
 //! - a regex path (ImplementationSpecific under `use-regex` or
-//!   `rewrite-target`) is `(?i)^path`, as ingress-nginx's `~*` location,
-//!   tried after exact paths and before prefixes, longest pattern first;
-//!   but it changes only that Ingress's ImplementationSpecific paths, where
+//!   `rewrite-target`) is `(?i)^path`, as ingress-nginx's `~*` location.
+//!   After exact paths, regexes and prefixes compete by the length of
+//!   their written path, as ingress-nginx orders a host's locations by
+//!   descending path length: a regex match is taken only when its written
+//!   path is longer than the longest matching Prefix path (the prefix wins
+//!   a tie), regexes tried longest first, the first match winning. But a
+//!   regex changes only that Ingress's ImplementationSpecific paths, where
 //!   ingress-nginx turns *every* path of the host into a case-insensitive
 //!   string-prefix regex;
 //! - `affinity-mode: balanced` behaves as `persistent`: a client stays on
@@ -123,6 +132,7 @@ mod path;
 mod report;
 mod route;
 mod router;
+mod served;
 mod sharded;
 mod table;
 mod tls;
@@ -142,4 +152,5 @@ pub use crate::path::{MatchKind, normalize_path};
 pub use crate::report::{Report, ReportKind};
 pub use crate::route::Route;
 pub use crate::router::{Router, RouterStats};
+pub use crate::served::{ReloadError, Served};
 pub use crate::tls::Certificate;

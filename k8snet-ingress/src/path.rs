@@ -101,9 +101,10 @@ pub(crate) struct PathTable {
     filter: u64,
     /// The Prefix rule without elements (`/`).
     root: Option<(Rank, u32)>,
-    /// Longest pattern first; first match wins (ingress-nginx sorts its
-    /// regex locations by length, and nginx takes the first that matches).
-    regex: Vec<(Regex, u32)>,
+    /// Longest written path first, with that length; first match wins
+    /// (ingress-nginx sorts its regex locations by length, and nginx takes
+    /// the first that matches).
+    regex: Vec<(Regex, u32, usize)>,
 }
 
 /// Why a rule was not added.
@@ -138,10 +139,8 @@ impl PathTable {
                 let re = Regex::new(&format!("(?i)^{path}"))
                     .map_err(|e| Rejected::BadRegex(e.to_string()))?;
                 // Stable: among equal lengths the older rule stays first.
-                let at = self
-                    .regex
-                    .partition_point(|(r, _)| r.as_str().len() >= re.as_str().len());
-                self.regex.insert(at, (re, rule));
+                let at = self.regex.partition_point(|(_, _, n)| *n >= path.len());
+                self.regex.insert(at, (re, rule, path.len()));
                 Ok(())
             }
             MatchKind::Prefix | MatchKind::ImplementationSpecific => {
@@ -174,13 +173,21 @@ impl PathTable {
         }
     }
 
-    /// The rule matching a (normalized) path: an exact path, else the first
-    /// regex, else the deepest prefix.
+    /// The rule matching a (normalized) path: an exact path, else the
+    /// longest of the matching prefix and regex rules by written length
+    /// (`written` gives a rule's written path length), the prefix on a tie.
     ///
     /// An exact match always matches the whole request path, so no prefix
     /// rule can be longer; taking it first is "longest wins, Exact on ties".
+    /// Regexes are tried longest pattern first and only while longer than
+    /// the prefix found, as ingress-nginx orders a host's locations by
+    /// descending path length and nginx takes the first regex that matches.
     #[inline]
-    pub(crate) fn lookup(&self, path: &str) -> Option<(u32, Option<&Regex>)> {
+    pub(crate) fn lookup(
+        &self,
+        path: &str,
+        written: impl Fn(u32) -> usize,
+    ) -> Option<(u32, Option<&Regex>)> {
         if self.exact != 0 {
             let h = hash::bytes(hash::SEED_EXACT_PATH, path.as_bytes());
             if self.filter & filter_bit(h) != 0
@@ -189,12 +196,19 @@ impl PathTable {
                 return Some((self.slots[i].rule, None));
             }
         }
-        for (re, r) in &self.regex {
-            if re.is_match(path) {
-                return Some((*r, Some(re)));
+        let prefix = self.longest_prefix(path);
+        if !self.regex.is_empty() {
+            let floor = prefix.map_or(0, &written);
+            for (re, r, len) in &self.regex {
+                if *len <= floor {
+                    break;
+                }
+                if re.is_match(path) {
+                    return Some((*r, Some(re)));
+                }
             }
         }
-        self.longest_prefix(path).map(|r| (r, None))
+        prefix.map(|r| (r, None))
     }
 
     /// The rule of the deepest Prefix key the path's elements start with.
@@ -410,43 +424,133 @@ impl Iterator for Bounds<'_> {
     }
 }
 
-/// Normalizes a request path the way nginx does before it matches
-/// locations, so that a rule cannot be bypassed by spelling its path
-/// differently: percent-encoded unreserved characters are decoded (`%61`
-/// → `a`; other escapes keep their meaning, with upper-case hex), `.` and
-/// `..` segments are resolved, and repeated slashes merged. The proxy
-/// routes *and forwards* the normalized path, so the backend sees the path
-/// that was matched.
+/// The path a request is matched by, normalized as nginx normalizes a
+/// request path before it matches locations, so that a rule cannot be
+/// bypassed by spelling its path differently:
+///
+/// - percent-encoded unreserved characters are decoded (`%61` → `a`,
+///   `%2e` → `.`);
+/// - an encoded slash `%2F` — and an encoded backslash `%5C` — separates
+///   elements, as `/` does: nginx decodes every escape *before* it
+///   resolves dot segments, so `/public/..%2Fadmin` is `/admin`, not an
+///   element of `/public` (a backslash is a separator for nginx on
+///   Windows and for many backends; counting it as one here is the
+///   stricter choice);
+/// - `.` and `..` segments are resolved, and repeated slashes merged.
+///
+/// Other escapes (non-ASCII bytes, reserved characters) stay encoded, with
+/// upper-case hex, and are compared as written: this is where matching
+/// differs from nginx, which would decode them too (a rule path such as
+/// `/caf%C3%A9` matches the request `/caf%c3%a9`; the apiserver refuses
+/// `%2F` in Exact and Prefix rule paths).
+///
+/// The proxy forwards the request path with the same dot segments resolved
+/// but each remaining separator spelled as the client spelled it, so that
+/// a backend that decodes `%2F` before it resolves dots sees the path that
+/// was matched, and one that keeps `%2F` inside an element
+/// (`/api/projects/group%2Fname`) still gets it.
 ///
 /// Borrows when there is nothing to do, the common case.
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
-    let b = path.as_bytes();
-    let suspicious = b.contains(&b'%') || b.windows(2).any(|w| w == b"//" || w == b"/.");
-    if !suspicious || !path.starts_with('/') {
+    if !needs_normalizing(path) {
         return Cow::Borrowed(path);
     }
-    let decoded = decode_unreserved(path);
-    let mut out: Vec<&str> = Vec::new();
+    Cow::Owned(resolve(path, false))
+}
+
+/// The path the proxy forwards for a request path that
+/// [`normalize_path`] changes: the same elements, dot segments resolved
+/// across `/`, `%2F` and `%5C` alike, unreserved escapes decoded, but each
+/// remaining separator spelled as the client wrote it (`%2F` stays `%2F`).
+pub(crate) fn forward_path(path: &str) -> Cow<'_, str> {
+    if !needs_normalizing(path) {
+        return Cow::Borrowed(path);
+    }
+    Cow::Owned(resolve(path, true))
+}
+
+/// Whether [`normalize_path`] may change a path: it holds an escape, a
+/// doubled slash or a segment starting with a dot.
+#[inline]
+fn needs_normalizing(path: &str) -> bool {
+    let b = path.as_bytes();
+    path.starts_with('/') && (b.contains(&b'%') || b.windows(2).any(|w| w == b"//" || w == b"/."))
+}
+
+/// Splits a path into (separator, element) pairs on `/`, `%2F` and `%5C`
+/// (any case), decodes the unreserved escapes of each element, resolves
+/// `.` and `..`, drops empty elements, and joins the rest with `/`, or
+/// with each element's own separator when `keep_separators`.
+fn resolve(path: &str, keep_separators: bool) -> String {
+    let b = path.as_bytes();
+    // (separator as written, element start, element end) over `path`.
+    let mut parts: Vec<(&str, usize, usize)> = Vec::new();
+    let mut i = 0;
+    let mut sep: &str = "";
+    let mut start = 0;
+    while i <= b.len() {
+        let sep_len = match b.get(i) {
+            None => 0,
+            Some(b'/') => 1,
+            Some(b'%')
+                if matches!(
+                    (b.get(i + 1), b.get(i + 2)),
+                    (Some(b'2'), Some(b'f' | b'F')) | (Some(b'5'), Some(b'c' | b'C'))
+                ) =>
+            {
+                3
+            }
+            Some(_) => {
+                i += 1;
+                continue;
+            }
+        };
+        if i > 0 || sep_len == 0 {
+            parts.push((sep, start, i));
+        }
+        if sep_len == 0 {
+            break;
+        }
+        sep = &path[i..i + sep_len];
+        i += sep_len;
+        start = i;
+    }
+    let mut out: Vec<(&str, String)> = Vec::new();
     let mut trailing = false;
-    for seg in decoded.split('/').skip(1) {
-        trailing = matches!(seg, "" | "." | "..");
-        match seg {
+    for (sep, s, e) in parts.into_iter().filter(|(sep, _, _)| !sep.is_empty()) {
+        let element = decode_unreserved(&path[s..e]);
+        trailing = matches!(element.as_str(), "" | "." | "..");
+        match element.as_str() {
             "" | "." => {}
             ".." => {
                 out.pop();
             }
-            s => out.push(s),
+            _ => out.push((sep, element)),
         }
     }
-    let mut s = String::with_capacity(decoded.len());
-    for seg in &out {
-        s.push('/');
-        s.push_str(seg);
+    let mut s = String::with_capacity(path.len());
+    for (k, (sep, element)) in out.iter().enumerate() {
+        // The first separator is always a plain slash: a path starts with one.
+        if keep_separators && k > 0 {
+            push_separator(&mut s, sep);
+        } else {
+            s.push('/');
+        }
+        s.push_str(element);
     }
     if trailing || out.is_empty() {
         s.push('/');
     }
-    Cow::Owned(s)
+    s
+}
+
+/// A separator as the client wrote it, escapes in upper case.
+fn push_separator(s: &mut String, sep: &str) {
+    match sep.as_bytes() {
+        [b'%', b'2', _] => s.push_str("%2F"),
+        [b'%', b'5', _] => s.push_str("%5C"),
+        _ => s.push('/'),
+    }
 }
 
 fn decode_unreserved(path: &str) -> String {
@@ -492,6 +596,14 @@ fn hex(c: &u8) -> Option<u8> {
 mod tests {
     use super::*;
 
+    impl PathTable {
+        /// A lookup where a rule's written length is its index (for
+        /// tables whose tests do not depend on it).
+        fn get(&self, path: &str) -> Option<(u32, Option<&Regex>)> {
+            self.lookup(path, |r| r as usize)
+        }
+    }
+
     #[test]
     fn normalization_resolves_dots_slashes_and_unreserved_escapes() {
         for (input, want) in [
@@ -502,7 +614,14 @@ mod tests {
             ("/../../etc", "/etc"),
             ("/%61dmin", "/admin"),
             ("/a/%2e%2E/b", "/b"),
-            ("/a%2fb", "/a%2Fb"),
+            ("/a%2fb", "/a/b"),
+            ("/a%5cb", "/a/b"),
+            ("/public/..%2Fadmin", "/admin"),
+            ("/public/%2e%2e%2fadmin", "/admin"),
+            ("/public%2F..%2F..%2Fadmin", "/admin"),
+            ("/public/..%5Cadmin", "/admin"),
+            ("/a/%252F/b", "/a/%252F/b"),
+            ("/a%20b", "/a%20b"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/foo/..", "/"),
             ("/foo/bar/.", "/foo/bar/"),
@@ -512,6 +631,54 @@ mod tests {
             assert_eq!(normalize_path(input), want, "{input}");
         }
         assert!(matches!(normalize_path("/plain/path"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_forwarded_path_resolves_the_same_dots_but_keeps_encoded_separators() {
+        for (input, want) in [
+            ("/plain", "/plain"),
+            // Dot segments go across any separator, as in the matched path.
+            ("/public/..%2Fadmin", "/admin"),
+            ("/public%2F..%2F..%2Fadmin", "/admin"),
+            ("/admin/..%5cpublic", "/public"),
+            ("/a/%2e%2e/b", "/b"),
+            // Without dots, an encoded slash stays inside its element.
+            ("/api/projects/group%2fname", "/api/projects/group%2Fname"),
+            ("/api/x%5Cy/./z", "/api/x%5Cy/z"),
+            ("/%61dmin//x", "/admin/x"),
+            ("/%2Fa", "/a"),
+        ] {
+            assert_eq!(forward_path(input), want, "{input}");
+            // The matched path is the forwarded one with every separator a slash.
+            assert_eq!(
+                normalize_path(input),
+                forward_path(input).replace("%2F", "/").replace("%5C", "/"),
+                "{input}"
+            );
+        }
+        assert!(matches!(forward_path("/plain/path"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_regex_wins_only_when_its_written_path_is_longer_than_the_prefix() {
+        // Rule index = written length, as `get` assumes: "/api" is 4 long,
+        // "/api/v1" 7, "/api/v1/x.+" 11, "/" 1.
+        let mut t = PathTable::default();
+        assert_eq!(t.insert("/api", MatchKind::Regex, 4), Ok(()));
+        assert_eq!(t.insert("/api/v1", MatchKind::Prefix, 7), Ok(()));
+        assert_eq!(t.insert("/", MatchKind::Prefix, 1), Ok(()));
+        assert_eq!(t.insert("/api/v1/x.+", MatchKind::Regex, 11), Ok(()));
+        assert_eq!(t.get("/api/other").map(|r| r.0), Some(4));
+        assert_eq!(t.get("/API/other").map(|r| r.0), Some(4));
+        assert_eq!(t.get("/api/v1/users").map(|r| r.0), Some(7));
+        assert_eq!(t.get("/api/v1/xyz").map(|r| r.0), Some(11));
+        assert_eq!(t.get("/other").map(|r| r.0), Some(1));
+        // A tie goes to the prefix.
+        let mut t = PathTable::default();
+        assert_eq!(t.insert("/abc", MatchKind::Regex, 4), Ok(()));
+        assert_eq!(t.insert("/abc", MatchKind::Prefix, 4 + 100), Ok(()));
+        assert_eq!(t.lookup("/abc/d", |_| 4).map(|r| r.0), Some(104));
+        assert!(t.lookup("/abc/d", |_| 4).unwrap().1.is_none());
     }
 
     #[test]
@@ -544,11 +711,11 @@ mod tests {
         assert!(t.slots.len() >= 2 * t.keys as usize);
         for i in 0..200u32 {
             let want = if i == 3 { 99 } else { i };
-            assert_eq!(t.lookup(&format!("/p{i}/x/y")).map(|r| r.0), Some(want));
-            assert_eq!(t.lookup(&format!("/p{i}//x")).map(|r| r.0), Some(want));
-            assert_eq!(t.lookup(&format!("/p{i}")).map(|r| r.0), Some(1000 + i));
-            assert!(t.lookup(&format!("/p{i}/xy")).is_none());
-            assert!(t.lookup(&format!("/p{i}/")).is_none());
+            assert_eq!(t.get(&format!("/p{i}/x/y")).map(|r| r.0), Some(want));
+            assert_eq!(t.get(&format!("/p{i}//x")).map(|r| r.0), Some(want));
+            assert_eq!(t.get(&format!("/p{i}")).map(|r| r.0), Some(1000 + i));
+            assert!(t.get(&format!("/p{i}/xy")).is_none());
+            assert!(t.get(&format!("/p{i}/")).is_none());
         }
     }
 
@@ -559,16 +726,16 @@ mod tests {
         assert_eq!(t.insert("/s0", MatchKind::Prefix, 1), Ok(()));
         assert_eq!(t.insert(&deep(DEPTHS), MatchKind::Prefix, 2), Ok(()));
         // Within the remembered depths: probed longest first.
-        assert_eq!(t.lookup(&deep(DEPTHS + 3)).map(|r| r.0), Some(2));
-        assert_eq!(t.lookup(&deep(DEPTHS - 1)).map(|r| r.0), Some(1));
+        assert_eq!(t.get(&deep(DEPTHS + 3)).map(|r| r.0), Some(2));
+        assert_eq!(t.get(&deep(DEPTHS - 1)).map(|r| r.0), Some(1));
         // Deeper than that (and than the 32 depth bits): shortest first.
         assert_eq!(t.insert(&deep(40), MatchKind::Prefix, 3), Ok(()));
-        assert_eq!(t.lookup(&deep(45)).map(|r| r.0), Some(3));
-        assert_eq!(t.lookup(&deep(39)).map(|r| r.0), Some(2));
-        assert_eq!(t.lookup(&deep(DEPTHS - 1)).map(|r| r.0), Some(1));
-        assert!(t.lookup("/x").is_none());
+        assert_eq!(t.get(&deep(45)).map(|r| r.0), Some(3));
+        assert_eq!(t.get(&deep(39)).map(|r| r.0), Some(2));
+        assert_eq!(t.get(&deep(DEPTHS - 1)).map(|r| r.0), Some(1));
+        assert!(t.get("/x").is_none());
         assert_eq!(t.insert("/", MatchKind::Prefix, 4), Ok(()));
-        assert_eq!(t.lookup("/x").map(|r| r.0), Some(4));
+        assert_eq!(t.get("/x").map(|r| r.0), Some(4));
     }
 
     #[test]
@@ -584,14 +751,14 @@ mod tests {
             t.insert("/foo", MatchKind::ImplementationSpecific, 3),
             Ok(())
         );
-        assert_eq!(t.lookup("/foo").map(|r| r.0), Some(2));
+        assert_eq!(t.get("/foo").map(|r| r.0), Some(2));
         assert_eq!(t.insert("/foo", MatchKind::Exact, 4), Ok(()));
         assert_eq!(
             t.insert("/foo", MatchKind::Exact, 5),
             Err(Rejected::Duplicate(4))
         );
-        assert_eq!(t.lookup("/foo").map(|r| r.0), Some(4));
-        assert_eq!(t.lookup("/foo/x").map(|r| r.0), Some(2));
+        assert_eq!(t.get("/foo").map(|r| r.0), Some(4));
+        assert_eq!(t.get("/foo/x").map(|r| r.0), Some(2));
         assert!(matches!(
             t.insert("/(", MatchKind::Regex, 6),
             Err(Rejected::BadRegex(_))

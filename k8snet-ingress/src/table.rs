@@ -102,7 +102,13 @@ impl HostTable {
     /// The entry for a path: a rule, else this host's `defaultBackend`.
     #[inline]
     pub(crate) fn lookup(&self, path: &str) -> Option<(&Entry, Option<&Regex>)> {
-        match self.paths.lookup(path) {
+        let written = |i: u32| {
+            self.entries
+                .get(i as usize)
+                .and_then(|e| e.path.as_ref())
+                .map_or(0, |(p, _)| p.len())
+        };
+        match self.paths.lookup(path, written) {
             Some((i, re)) => self.entries.get(i as usize).map(|e| (e, re)),
             None => self
                 .default

@@ -406,3 +406,93 @@ fn sni_selects_the_certificate_and_host_selects_the_route() {
         missing[0]
     );
 }
+
+/// nginx decodes every %XX of the request path before it resolves dot
+/// segments and matches locations (`ngx_http_parse_complex_uri`: a decoded
+/// character is re-read in the state it interrupted, so `%2F` separates
+/// and `..%2F` steps up). A backend that decodes `%2F` before resolving
+/// dots (Go's FileServer, Python's http.server) sees `/admin` too, so the
+/// request must not stay under the `/public` rule.
+#[test]
+fn an_encoded_slash_cannot_step_out_of_a_prefix() {
+    let y = ingress(
+        "default",
+        "private",
+        None,
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/", "Prefix", "private")])
+        ),
+    ) + &ingress(
+        "default",
+        "public",
+        None,
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/public", "Prefix", "public")])
+        ),
+    );
+    let r = router(&y);
+    for raw in [
+        "/public/..%2Fadmin",
+        "/public/%2e%2e%2fadmin",
+        "/public%2F..%2F..%2Fadmin",
+        "/public/..%5Cadmin",
+    ] {
+        let p = k8snet_ingress::normalize_path(raw);
+        assert_eq!(
+            dest(&r, "shop.com", &p),
+            "default/private:80",
+            "{raw} → {p}"
+        );
+    }
+    // Without dots, an encoded slash separates elements as `/` does.
+    for raw in ["/public%2Fx", "/public/a%2Fb"] {
+        let p = k8snet_ingress::normalize_path(raw);
+        assert_eq!(dest(&r, "shop.com", &p), "default/public:80", "{raw} → {p}");
+    }
+}
+
+/// "precedence will be given first to the longest matching path" (Ingress
+/// docs, "Multiple matches"); ingress-nginx sorts a host's locations by
+/// descending path length (internal/ingress/controller/controller.go,
+/// `len(Locations[i].Path) > len(Locations[j].Path)`) and, under
+/// use-regex, tests the `~*` locations in that order: a shorter regex path
+/// does not beat a longer Prefix path, and a longer one does.
+#[test]
+fn regex_and_prefix_paths_compete_by_written_length() {
+    let one = format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: r, namespace: default, annotations: {{nginx.ingress.kubernetes.io/use-regex: \"true\"}}}}\nspec:\n  rules:\n{}",
+        rules(
+            Some("shop.com"),
+            &[
+                ("/api", "ImplementationSpecific", "api"),
+                ("/api/v1", "Prefix", "v1"),
+                ("/api/v1/items/[0-9]+", "ImplementationSpecific", "item"),
+                ("/", "Prefix", "root"),
+            ]
+        )
+    );
+    let r = router(&one);
+    assert_eq!(dest(&r, "shop.com", "/api/x"), "default/api:80");
+    assert_eq!(dest(&r, "shop.com", "/API/x"), "default/api:80");
+    assert_eq!(dest(&r, "shop.com", "/api/v1/users"), "default/v1:80");
+    assert_eq!(dest(&r, "shop.com", "/api/v1/items/42"), "default/item:80");
+    assert_eq!(dest(&r, "shop.com", "/api/v1/items/x"), "default/v1:80");
+    assert_eq!(dest(&r, "shop.com", "/other"), "default/root:80");
+}
+
+/// A wildcard covers one non-empty label: `.foo.com` (an empty first
+/// label) is not `x.foo.com`.
+#[test]
+fn a_host_with_an_empty_first_label_is_not_under_a_wildcard() {
+    let spec = format!(
+        "  rules:\n{}{}",
+        rules(Some("*.foo.com"), &[("/", "Prefix", "wild")]),
+        rules(None, &[("/", "Prefix", "any")]),
+    );
+    let r = router(&ingress("default", "w", None, &spec));
+    assert_eq!(dest(&r, "x.foo.com", "/"), "default/wild:80");
+    assert_eq!(dest(&r, ".foo.com", "/"), "default/any:80");
+    assert_eq!(dest(&r, ".foo.com:80", "/"), "default/any:80");
+}

@@ -57,7 +57,8 @@ const CONNECTION_BIT: u16 = 1 << 0;
 const TE_BIT: u16 = 1 << 5;
 const UPGRADE_BIT: u16 = 1 << 8;
 
-fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool, request: bool) {
+/// `te_trailers`: keep a `TE: trailers` (requests to HTTP/2 backends).
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool, te_trailers: bool) {
     let found = hop_by_hop_present(h);
     if found == 0 {
         return;
@@ -97,8 +98,10 @@ fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool, request: bool) {
         }
     }
     // gRPC needs `te: trailers` end to end; it is the one TE allowed in
-    // HTTP/2, and only in requests.
-    let trailers = request
+    // HTTP/2, and only in requests. An HTTP/1.1 backend gets no TE, as
+    // nginx sends none: there it would have to be named in Connection
+    // too (RFC 9110 §10.1.4), and the proxy does not pass trailers on.
+    let trailers = te_trailers
         && found & TE_BIT != 0
         && h.get_all(header::TE)
             .iter()
@@ -121,10 +124,16 @@ fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool, request: bool) {
 }
 
 /// Prepares the client's headers for the backend: hop-by-hop headers
-/// dropped, `X-Forwarded-For` extended with the client, `X-Forwarded-Proto`,
-/// `-Host`, `-Port` and `X-Real-IP` set (a client cannot forge them), and
-/// the Host kept as the client sent it (HTTP/2 backends get it as
-/// `:authority` instead).
+/// dropped; `X-Forwarded-For` and `X-Real-IP` set to the client's address,
+/// `X-Forwarded-Proto`, `-Host` and `-Port` to what the proxy saw, the
+/// client's own values replaced (as ingress-nginx does by default,
+/// `use-forwarded-headers: false`: a client cannot forge them); the
+/// client's `X-Forwarded-For`, if any, passed on as
+/// `X-Original-Forwarded-For`, as ingress-nginx does; the Host kept as the
+/// client sent it (HTTP/2 backends get it as `:authority` instead). An
+/// HTTP/1.0 request without Host (`host` empty) goes on with an empty
+/// Host and no `X-Forwarded-Host` (RFC 9112 §3.2: the empty value is what
+/// a request without an authority carries).
 pub(crate) fn request_headers(
     h: &mut HeaderMap,
     ctx: &ConnCtx,
@@ -132,11 +141,11 @@ pub(crate) fn request_headers(
     upgrade: bool,
     h2: bool,
 ) {
-    strip_hop_by_hop(h, upgrade, true);
-    // Room for the (up to) five headers added below, in one growth.
-    h.reserve(5);
+    strip_hop_by_hop(h, upgrade, h2);
+    // Room for the (up to) six headers added below, in one growth.
+    h.reserve(6);
     let client_value = ctx.client_value.clone();
-    let xff = if h.contains_key(X_FORWARDED_FOR) {
+    let original = if h.contains_key(X_FORWARDED_FOR) {
         let all: Vec<&str> = h
             .get_all(X_FORWARDED_FOR)
             .iter()
@@ -144,16 +153,15 @@ pub(crate) fn request_headers(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .collect();
-        if all.is_empty() {
-            client_value.clone()
-        } else {
-            HeaderValue::from_str(&format!("{}, {}", all.join(", "), ctx.client.ip()))
-                .unwrap_or_else(|_| client_value.clone())
-        }
+        HeaderValue::from_str(&all.join(", ")).ok()
     } else {
-        client_value.clone()
+        None
     };
-    h.insert(X_FORWARDED_FOR, xff);
+    match original.filter(|v| !v.is_empty()) {
+        Some(v) => h.insert(X_ORIGINAL_FORWARDED_FOR, v),
+        None => h.remove(X_ORIGINAL_FORWARDED_FOR),
+    };
+    h.insert(X_FORWARDED_FOR, client_value.clone());
     h.insert(X_REAL_IP, client_value);
     h.insert(
         X_FORWARDED_PROTO,
@@ -167,6 +175,10 @@ pub(crate) fn request_headers(
     // The port the client connected to, as ingress-nginx sends it.
     h.insert(X_FORWARDED_PORT, ctx.local_port.clone());
     match host_value {
+        Some(v) if v.is_empty() => {
+            h.insert(header::HOST, v);
+            h.remove(X_FORWARDED_HOST);
+        }
         Some(v) if !h2 => {
             h.insert(X_FORWARDED_HOST, v.clone());
             h.insert(header::HOST, v);
@@ -181,9 +193,58 @@ pub(crate) fn request_headers(
     }
 }
 
-/// Prepares a backend's response for the client.
+/// Joins the `Cookie` header lines into one, separated by `"; "`: an
+/// HTTP/2 client may split its cookies into crumbs, one line each, which
+/// must be one header for an HTTP/1.1 backend (RFC 9113 §8.2.3, as nginx
+/// does). One line or none is left alone.
+pub(crate) fn join_cookies(h: &mut HeaderMap) {
+    let mut crumbs = h.get_all(header::COOKIE).iter();
+    if crumbs.next().is_none() || crumbs.next().is_none() {
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::new();
+    for v in h.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // The crumbs were valid values, and "; " is too.
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(header::COOKIE, v);
+    }
+}
+
+/// Prepares a backend's response for the client. Transfer codings besides
+/// `chunked` (`Transfer-Encoding: gzip, chunked`) still apply to the body
+/// hyper passes on: they are kept, and hyper's server adds `chunked` after
+/// them (an HTTP/2 client cannot be told of them: there hyper drops the
+/// header, as HTTP/2 has no transfer codings).
 pub(crate) fn response_headers(h: &mut HeaderMap) {
+    let codings = h
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|_| other_codings(h));
     strip_hop_by_hop(h, false, false);
+    if let Some(v) = codings {
+        h.insert(header::TRANSFER_ENCODING, v);
+    }
+}
+
+/// The transfer codings of a message other than `chunked`, joined; `None`
+/// when there are none (the usual `Transfer-Encoding: chunked`).
+fn other_codings(h: &HeaderMap) -> Option<HeaderValue> {
+    let codings: Vec<&str> = h
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("chunked"))
+        .collect();
+    if codings.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&codings.join(", ")).ok()
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -191,6 +252,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_ORIGINAL_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-original-forwarded-for");
 
 /// Why sending failed.
 #[allow(clippy::large_enum_variant)] // returned once per exchange, never stored
@@ -311,6 +373,21 @@ mod tests {
     }
 
     #[test]
+    fn cookie_crumbs_become_one_header() {
+        let mut h = HeaderMap::new();
+        for c in ["a=1", "b=2", "c=3"] {
+            h.append(header::COOKIE, HeaderValue::from_static(c));
+        }
+        join_cookies(&mut h);
+        let all: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(all, ["a=1; b=2; c=3"]);
+        let mut one = HeaderMap::new();
+        one.insert(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
+        join_cookies(&mut one);
+        assert_eq!(one[header::COOKIE], "a=1; b=2");
+    }
+
+    #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
         let mut h = HeaderMap::new();
         for (k, v) in [
@@ -340,6 +417,10 @@ mod tests {
         };
         assert_eq!(names(&req), ["close", "te", "x-other"]);
         assert_eq!(req[header::TE], "trailers");
+        // To an HTTP/1.1 backend, no TE at all.
+        let mut h1 = h.clone();
+        strip_hop_by_hop(&mut h1, false, false);
+        assert_eq!(names(&h1), ["close", "x-other"]);
         // A response keeps no TE; an upgrade keeps Upgrade and says so in
         // Connection.
         let mut resp = h.clone();

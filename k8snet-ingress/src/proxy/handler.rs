@@ -19,7 +19,7 @@ use super::upstreams::{PickKey, Upstream};
 use super::{Shared, State, affinity, forward};
 use crate::annotations::BackendProtocol;
 use crate::backend::Backend;
-use crate::path::normalize_path;
+use crate::path::{forward_path, normalize_path};
 use crate::route::Route;
 
 /// The connection a request came on.
@@ -158,11 +158,9 @@ async fn proxy(
     // Work on the parts: the host and path borrow from them while the
     // request is rebuilt for the backend, without copying either.
     let (mut parts, body) = req.into_parts();
-    let Some(host) = HostValue::of(&parts) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the request names no host (Host header or :authority)",
-        );
+    let host = match HostValue::of(&parts) {
+        Ok(h) => h,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let host = host.as_str();
     if !parts.uri.path().starts_with('/') {
@@ -195,6 +193,12 @@ async fn proxy(
     if !ctx.tls
         && (settings.force_ssl_redirect || (settings.ssl_redirect && state.router.has_tls(host)))
     {
+        if host.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "a request without a Host cannot be redirected to HTTPS (force-ssl-redirect)",
+            );
+        }
         let port = ctx
             .shared
             .https_port
@@ -242,6 +246,12 @@ async fn proxy(
         _ if upstream.h2c() && !upgrade => Proto::H2c,
         _ => Proto::H1,
     };
+    if host.is_empty() && proto.is_h2() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a request without a Host cannot go to an HTTP/2 backend (no :authority to send)",
+        );
+    }
     if upgrade && proto.is_h2() {
         return error(
             StatusCode::BAD_GATEWAY,
@@ -267,7 +277,10 @@ async fn proxy(
     let target = if keep_uri {
         None
     } else {
-        match target_uri(&route, &path, &parts.uri, host, proto) {
+        // The matched path, with each separator spelled as the client
+        // spelled it (`%2F` kept; see `normalize_path`).
+        let forwarded = forward_path(parts.uri.path());
+        match target_uri(&route, &path, &forwarded, &parts.uri, host, proto) {
             Ok(u) => Some(u),
             Err(why) => return error(StatusCode::BAD_REQUEST, why),
         }
@@ -275,6 +288,11 @@ async fn proxy(
     drop(path);
     if let Some(t) = target {
         parts.uri = t;
+    }
+    // RFC 9113 §8.2.3: an HTTP/2 client's cookie crumbs are one header
+    // for an HTTP/1.1 backend.
+    if parts.version == Version::HTTP_2 && !proto.is_h2() {
+        forward::join_cookies(&mut parts.headers);
     }
     forward::request_headers(&mut parts.headers, ctx, host, upgrade, proto.is_h2());
     parts.version = if proto.is_h2() {
@@ -451,19 +469,39 @@ fn base64(data: &[u8]) -> String {
 }
 
 /// The request's host, held without copying: the authority of an
-/// absolute or HTTP/2 target, else the Host header.
+/// absolute or HTTP/2 target, else the Host header; empty for an HTTP/1.0
+/// request without one.
 enum HostValue {
     Authority(http::uri::Authority),
     Header(HeaderValue),
+    None,
 }
 
 impl HostValue {
-    fn of(parts: &http::request::Parts) -> Option<Self> {
-        let h = match parts.uri.authority() {
-            Some(a) => Self::Authority(a.clone()),
-            None => Self::Header(parts.headers.get(header::HOST)?.clone()),
+    /// The host, or why the request is refused (400).
+    ///
+    /// RFC 9112 §3.2: more than one Host header line, or an HTTP/1.1
+    /// request without Host, is a 400 (nginx: "client sent duplicate host
+    /// header"). An HTTP/1.0 request may lack one (health checkers send
+    /// such requests): it is routed with an empty host, so host-less rules
+    /// and the catch-all defaultBackend answer it, as nginx's default
+    /// server does. An empty Host value is refused, as nginx does.
+    fn of(parts: &http::request::Parts) -> Result<Self, &'static str> {
+        let mut lines = parts.headers.get_all(header::HOST).iter();
+        let header = lines.next();
+        if lines.next().is_some() {
+            return Err("the request has more than one Host header");
+        }
+        let h = match (parts.uri.authority(), header) {
+            (Some(a), _) => Self::Authority(a.clone()),
+            (None, Some(h)) => Self::Header(h.clone()),
+            (None, None) if parts.version < Version::HTTP_11 => return Ok(Self::None),
+            (None, None) => return Err("the request names no host (Host header or :authority)"),
         };
-        (!h.as_str().is_empty()).then_some(h)
+        if h.as_str().is_empty() {
+            return Err("the request's Host is empty or not visible ASCII");
+        }
+        Ok(h)
     }
 
     fn as_str(&self) -> &str {
@@ -471,6 +509,7 @@ impl HostValue {
             Self::Authority(a) => a.as_str(),
             // A Host that is not visible ASCII cannot name a rule host.
             Self::Header(h) => h.to_str().unwrap_or_default(),
+            Self::None => "",
         }
     }
 }
@@ -615,14 +654,17 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
 
 /// The URI sent to the backend: the (rewritten) path and the query;
 /// absolute for HTTP/2, where it carries `:scheme` and `:authority`.
+/// The rewrite (if any) works on the matched path `path`, as its regex
+/// captures do; otherwise `forwarded` is sent.
 fn target_uri(
     route: &Route<'_>,
     path: &str,
+    forwarded: &str,
     orig: &Uri,
     host: &str,
     proto: Proto,
 ) -> Result<Uri, String> {
-    let path = route.rewrite(path).unwrap_or_else(|| path.to_string());
+    let path = route.rewrite(path).unwrap_or_else(|| forwarded.to_string());
     let pq = match orig.query() {
         Some(q) if path.contains('?') => format!("{path}&{q}"),
         Some(q) => format!("{path}?{q}"),

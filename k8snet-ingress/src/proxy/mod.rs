@@ -19,8 +19,18 @@
 //!   reached, or the exchange failed), 503 (no ready endpoints, unknown
 //!   Service or port, resource backend), 504 (proxy-read-timeout): a
 //!   plain-text body names the rule, Service or endpoint concerned.
-//! - **Headers**: hop-by-hop headers dropped both ways; `X-Forwarded-For`
-//!   extended, `X-Forwarded-Proto`, `-Host`, `-Port` and `X-Real-IP` set.
+//! - **Headers**: hop-by-hop headers dropped both ways (`TE: trailers`
+//!   goes to HTTP/2 backends only); `X-Forwarded-For`, `X-Real-IP`,
+//!   `X-Forwarded-Proto`, `-Host` and `-Port` set from what the proxy saw,
+//!   the client's values replaced and its `X-Forwarded-For` passed on as
+//!   `X-Original-Forwarded-For` (ingress-nginx's default,
+//!   `use-forwarded-headers: false`); an HTTP/2 client's cookie crumbs
+//!   joined into one `Cookie` for HTTP/1.1 backends (RFC 9113 §8.2.3).
+//! - **Host**: a request with two Host header lines, or an HTTP/1.1
+//!   request without one, gets 400 (RFC 9112 §3.2); an HTTP/1.0 request
+//!   without Host is routed with an empty host (host-less rules, then the
+//!   catch-all defaultBackend, as nginx's default server answers it) and
+//!   forwarded with an empty Host.
 //! - **Limits**: request head size ([`ProxyConfig::max_header_size`], 431
 //!   beyond), the time to send a request head and to start the next one on
 //!   a kept-alive connection ([`ProxyConfig::header_read_timeout`]), the
@@ -143,7 +153,6 @@ mod server;
 mod tls;
 mod upstreams;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -184,7 +193,8 @@ pub(crate) struct Shared {
 
 /// The certificate the TLS listeners serve when no Ingress TLS Secret
 /// matches the client's SNI name, or the client sends none (and when the
-/// matching Secret's certificate cannot be used).
+/// matching Secret has never held a usable certificate: one that had keeps
+/// its last good certificate).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub enum DefaultCertificate {
@@ -415,12 +425,16 @@ impl Proxy {
     /// Serves a new router and its upstreams from the next request on.
     /// Open connections and tunnels stay up; requests in flight finish on
     /// the old tables.
+    ///
+    /// A Secret whose new certificate cannot be used keeps serving its
+    /// last good one (the error is logged here), as ingress-nginx does.
     pub fn update(&self, router: Router, upstreams: Upstreams) {
-        let in_use: HashSet<u64> = router.certificates().map(|c| c.fingerprint()).collect();
         self.shared
-            .state
-            .store(Arc::new(State { router, upstreams }));
-        self.shared.certs.retain(&in_use);
+            .certs
+            .prepare(&self.shared.state.load().router, &router);
+        let next = Arc::new(State { router, upstreams });
+        self.shared.state.store(next.clone());
+        self.shared.certs.retain(&next.router);
     }
 
     /// The plain-HTTP addresses (with the ports the OS chose for port 0).

@@ -1,7 +1,10 @@
 //! TLS: the server side picks certificates through the live router; the
 //! client side (to HTTPS and GRPCS backends) does not verify them.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+
+use k8snet_model::NsName;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -13,6 +16,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme}
 
 use super::Shared;
 use crate::error::Error;
+use crate::router::Router;
 use crate::tls::Certificate;
 use rustc_hash::FxHashMap;
 
@@ -54,32 +58,111 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
-/// Parsed certificates by [`Certificate::fingerprint`]: each is parsed
-/// once, on its first handshake; a broken one is logged once.
+/// Parsed certificates by [`Certificate::fingerprint`], each parsed once
+/// (on its first handshake, or when a Secret's content changes), and the
+/// last certificate of each Secret that parsed.
+///
+/// A Secret whose new content cannot be used (a key that does not match
+/// its certificate, a broken PEM: the apiserver accepts both) keeps being
+/// served with its last good certificate, as ingress-nginx keeps the last
+/// good one (`store/backend_ssl.go`, `syncSecret`); the error is logged
+/// once, when the change arrives. Only a Secret that never had a usable
+/// certificate falls back to the default certificate.
 #[derive(Debug, Default)]
 pub(crate) struct CertCache {
-    parsed: Mutex<FxHashMap<u64, Option<Arc<CertifiedKey>>>>,
+    inner: Mutex<CertCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CertCacheInner {
+    parsed: FxHashMap<u64, Option<Arc<CertifiedKey>>>,
+    /// Per Secret: the fingerprint and parsed form of the latest of its
+    /// certificates that parsed.
+    last_good: FxHashMap<NsName, (u64, Arc<CertifiedKey>)>,
 }
 
 impl CertCache {
     fn get(&self, cert: &Certificate) -> Option<Arc<CertifiedKey>> {
-        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
-        parsed
-            .entry(cert.fingerprint())
-            .or_insert_with(|| match parse(cert) {
-                Ok(k) => Some(Arc::new(k)),
-                Err(e) => {
-                    tracing::warn!(secret = %cert.secret(), "unusable certificate: {e}");
-                    None
-                }
-            })
-            .clone()
+        self.lock().resolve(cert)
     }
 
-    /// Forgets certificates no longer in use.
-    pub(crate) fn retain(&self, in_use: &std::collections::HashSet<u64>) {
-        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
-        parsed.retain(|k, _| in_use.contains(k));
+    fn lock(&self) -> std::sync::MutexGuard<'_, CertCacheInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Before `next` is served in place of `current`: parses the
+    /// certificates of the Secrets whose content changed (the old one
+    /// first, if it never served a handshake), so that a broken update is
+    /// reported now and its Secret's last good certificate is known.
+    pub(crate) fn prepare(&self, current: &Router, next: &Router) {
+        let before: FxHashMap<&NsName, &Certificate> =
+            current.certificates().map(|c| (c.secret(), &**c)).collect();
+        let mut inner = self.lock();
+        for cert in next.certificates() {
+            let Some(old) = before.get(cert.secret()) else {
+                continue; // a new Secret: parsed on its first handshake
+            };
+            if old.fingerprint() == cert.fingerprint()
+                || inner.parsed.contains_key(&cert.fingerprint())
+            {
+                continue;
+            }
+            if !inner.last_good.contains_key(cert.secret()) {
+                inner.resolve(old);
+            }
+            inner.resolve(cert);
+        }
+    }
+
+    /// Forgets certificates no longer in use, and the last good
+    /// certificates of Secrets no longer in use.
+    pub(crate) fn retain(&self, router: &Router) {
+        let fingerprints: HashSet<u64> = router.certificates().map(|c| c.fingerprint()).collect();
+        let secrets: HashSet<&NsName> = router.certificates().map(|c| c.secret()).collect();
+        let mut inner = self.lock();
+        inner.parsed.retain(|k, _| fingerprints.contains(k));
+        inner.last_good.retain(|k, _| secrets.contains(k));
+    }
+}
+
+impl CertCacheInner {
+    /// The certificate to serve for `cert`: its parsed form, else the last
+    /// good certificate of its Secret.
+    fn resolve(&mut self, cert: &Certificate) -> Option<Arc<CertifiedKey>> {
+        let fp = cert.fingerprint();
+        let parsed = match self.parsed.get(&fp) {
+            Some(p) => p.clone(),
+            None => {
+                let p = match parse(cert) {
+                    Ok(k) => Some(Arc::new(k)),
+                    Err(e) => {
+                        let fallback = if self.last_good.contains_key(cert.secret()) {
+                            "its last good certificate is served instead"
+                        } else {
+                            "the proxy's default certificate (if any) is served instead"
+                        };
+                        tracing::warn!(secret = %cert.secret(), "unusable certificate: {e}; {fallback}");
+                        None
+                    }
+                };
+                self.parsed.insert(fp, p.clone());
+                p
+            }
+        };
+        match parsed {
+            Some(k) => {
+                if self
+                    .last_good
+                    .get(cert.secret())
+                    .is_none_or(|(f, _)| *f != fp)
+                {
+                    self.last_good
+                        .insert(cert.secret().clone(), (fp, k.clone()));
+                }
+                Some(k)
+            }
+            None => self.last_good.get(cert.secret()).map(|(_, k)| k.clone()),
+        }
     }
 }
 

@@ -70,6 +70,7 @@ const REQUEST_HOSTS: &[&str] = &[
     "other.org",
     "",
     "bücher.x.io",
+    ".x.io",
     "long-host-name-beyond-the-inline-limit-of-the-index.x.io",
     "LONG-host-name-beyond-the-inline-limit-of-the-index.x.io:80",
     "q.long-host-name-beyond-the-inline-limit-of-the-index.x.io",
@@ -184,7 +185,10 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
     let mut keys = Vec::new();
     if !host.is_empty() && host.is_ascii() {
         let host = host.to_ascii_lowercase();
-        if let Some((_, parent)) = host.split_once('.').filter(|(_, p)| !p.is_empty()) {
+        if let Some((_, parent)) = host
+            .split_once('.')
+            .filter(|(first, p)| !first.is_empty() && !p.is_empty())
+        {
             keys.push(HostKey::Wildcard(parent.into()));
         }
         keys.insert(0, HostKey::Exact(host.into()));

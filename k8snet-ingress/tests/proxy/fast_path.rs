@@ -135,6 +135,19 @@ fn respond(w: &mut TcpStream, path: &str, echo: &str) -> bool {
             )
         }
         "/until-close" => (format!("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n{echo}"), false),
+        // A transfer coding before chunked (the proxy passes the coded
+        // body on as it is), and one delimited by the close.
+        "/gzip-chunked" => (
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n{:x}\r\n{echo}\r\n0\r\n\r\n",
+                echo.len()
+            ),
+            true,
+        ),
+        "/gzip-close" => (
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{echo}"),
+            false,
+        ),
         "/204" => (
             "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n".to_string(),
             true,
@@ -388,7 +401,8 @@ fn plain_requests_take_the_fast_path_and_answer_as_the_hyper_path() {
     assert!(slow.contains("\r\nx-case: slow-0\r\n"), "{slow}");
     // The forwarding headers, as the hyper path sets them.
     for h in [
-        "x-forwarded-for: 10.0.0.1, 127.0.0.1\r\n",
+        "x-forwarded-for: 127.0.0.1\r\n",
+        "x-original-forwarded-for: 10.0.0.1\r\n",
         "x-real-ip: 127.0.0.1\r\n",
         "x-forwarded-proto: http\r\n",
         "x-forwarded-host: shop.com\r\n",
@@ -418,6 +432,8 @@ fn heads_and_bodies_agree_between_the_paths() {
         "GET /hop HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: secret\r\n\r\n",
         "GET /early HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
         "GET /until-close HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
+        "GET /gzip-chunked HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
+        "GET /gzip-close HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
         "GET /conn-close HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
         "GET /big HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
         "GET /big-chunked HTTP/1.1\r\nHost: shop.com\r\nX-Case: {m}\r\n\r\n",
@@ -821,6 +837,28 @@ fn an_error_answer_to_a_client_still_sending_is_read_in_full() {
                 c.w.shutdown(std::net::Shutdown::Write).unwrap();
                 assert_eq!(c.r.read_to_end(&mut rest).unwrap(), 0, "{m}");
             }
+        }
+    }
+}
+
+/// A response's transfer codings besides chunked still describe its body,
+/// which the proxy passes on coded: both paths keep them, chunked last
+/// (dropping them would hand the client gzip bytes it takes for text).
+#[test]
+fn transfer_codings_before_chunked_are_kept() {
+    let p = pair();
+    for proxy in [&p.fast, &p.slow] {
+        for path in ["/gzip-chunked", "/gzip-close"] {
+            let mut c = Client::connect(proxy);
+            let a = c.exchange(&format!(
+                "GET {path} HTTP/1.1\r\nHost: shop.com\r\nX-Case: te\r\n\r\n"
+            ));
+            assert!(
+                a.headers
+                    .contains(&("transfer-encoding".into(), "gzip, chunked".into())),
+                "{path}: {a:?}"
+            );
+            assert!(a.body.contains("x-case: te"), "{path}: {a:?}");
         }
     }
 }

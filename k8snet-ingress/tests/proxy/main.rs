@@ -7,6 +7,7 @@ mod failures;
 mod fast_path;
 mod limits;
 mod protocols;
+mod request_head;
 mod routing;
 mod support;
 mod tls;

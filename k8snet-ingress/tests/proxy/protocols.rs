@@ -443,3 +443,98 @@ fn a_tunnel_half_closed_by_the_backend_still_carries_the_clients_bytes() {
     writer.join().unwrap();
     assert_eq!(got, SENT);
 }
+
+/// One HTTP/2 (h2c) request to `shop.com` with these headers (repeats
+/// allowed); the backend's description of what it got.
+fn h2c_get(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut tx, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::get("http://shop.com/c");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = tx
+            .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&b).into_owned()
+    })
+}
+
+/// RFC 9113 §8.2.3: "If there are multiple cookie header fields after
+/// decompression, these MUST be concatenated into a single octet string
+/// using the two-octet delimiter of 0x3b, 0x20 ("; ") before being passed
+/// into a non-HTTP/2 context, such as an HTTP/1.1 connection". nginx joins
+/// them (ngx_http_v2_construct_cookie_header); servers that read one
+/// Cookie header would lose the others.
+#[test]
+fn http2_cookie_crumbs_reach_an_http1_backend_as_one_header() {
+    let b = Backend::start("shop", "127.0.0.1");
+    let mut objects = service("web", "shop", &[b.addr], None);
+    objects.extend(load(&ingress("shop", "", &simple_rule("shop.com", "shop"))));
+    let p = proxy(objects, false);
+    let body = h2c_get(p.local_addrs()[0], &[("cookie", "a=1"), ("cookie", "b=2")]);
+    let cookies: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("h:cookie="))
+        .collect();
+    assert_eq!(cookies, ["h:cookie=a=1; b=2"], "{body}");
+    assert!(body.contains("version=HTTP/1.1"), "{body}");
+}
+
+/// `TE: trailers` is hop-by-hop; an HTTP/1.1 backend would need it named
+/// in Connection too (RFC 9110 §10.1.4), and nginx sends HTTP/1.1
+/// upstreams no TE: only HTTP/2 backends (gRPC) get it.
+#[test]
+fn te_trailers_goes_to_http2_backends_only() {
+    let h1 = Backend::start("h1", "127.0.0.1");
+    let h2 = Backend::start("h2", "127.0.0.1");
+    let mut objects = service("web", "h1", &[h1.addr], None);
+    objects.extend(service("web", "h2", &[h2.addr], Some("kubernetes.io/h2c")));
+    objects.extend(load(&format!(
+        "{}{}",
+        ingress("one", "", &simple_rule("shop.com", "h1")),
+        ingress("two", "", &simple_rule("grpc.com", "h2")),
+    )));
+    let p = proxy(objects, false);
+    let body = h2c_get(p.local_addrs()[0], &[("te", "trailers")]);
+    assert!(body.contains("backend=h1"), "{body}");
+    assert!(!body.contains("h:te="), "{body}");
+    // The same request to the HTTP/2 backend keeps it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = p.local_addrs()[0];
+    let body = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut tx, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("http://grpc.com/c")
+            .header("te", "trailers")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = tx.send_request(req).await.unwrap();
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    assert!(
+        body.contains("backend=h2") && body.contains("version=HTTP/2.0"),
+        "{body}"
+    );
+    assert!(body.contains("h:te=trailers"), "{body}");
+}

@@ -128,10 +128,10 @@ fn forwarded_headers_are_set_and_hop_by_hop_headers_dropped() {
         &u,
     ]);
     let port = p.local_addrs()[0].port();
-    assert_eq!(
-        got.field("h:x-forwarded-for"),
-        Some("203.0.113.9, 127.0.0.1")
-    );
+    // As ingress-nginx by default (use-forwarded-headers: false): the
+    // client's X-Forwarded-For is not trusted, but passed on aside.
+    assert_eq!(got.field("h:x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(got.field("h:x-original-forwarded-for"), Some("203.0.113.9"));
     assert_eq!(got.field("h:x-forwarded-proto"), Some("http"));
     assert_eq!(
         got.field("h:x-forwarded-host"),

@@ -355,3 +355,86 @@ fn a_secret_whose_certificate_is_unusable_falls_back_to_the_default() {
     assert_eq!(seen.leaf, default_der);
     assert!(seen.response.contains("backend=a"), "{}", seen.response);
 }
+
+/// ingress-nginx (`internal/ingress/controller/store/backend_ssl.go`,
+/// `syncSecret`) keeps the last good certificate of a Secret when an
+/// update cannot be used ("Error obtaining X.509 certificate", then
+/// `return` before `sslStore.Update`). A botched rotation (a key that does
+/// not match the certificate: the apiserver accepts it) must not switch a
+/// working host to the fake certificate.
+#[test]
+fn a_broken_secret_update_keeps_the_last_good_certificate() {
+    let ca = TestCa::new();
+    let (a, b) = (
+        Backend::start("a", "127.0.0.1"),
+        Backend::start("b", "127.0.0.1"),
+    );
+    let good = ca.leaf("a.com");
+    let p = proxy(objects(&ca, &a, &b), true);
+    let before = tls_get(&p, Some("a.com"), "a.com");
+    assert!(before.response.contains("backend=a"), "{}", before.response);
+    // The same objects, but a-cert now pairs a new certificate with the
+    // key of another one.
+    let mismatched = (ca.leaf("a.com").0, good.1.clone());
+    let mut all = objects(&ca, &a, &b);
+    all.retain(|o| !matches!(o, Object::Secret(s) if s.metadata.name == "a-cert"));
+    all.extend(load(&secret("a-cert", &mismatched)));
+    let (router, upstreams) = tables(all);
+    p.update(router, upstreams);
+    let after = tls_get(&p, Some("a.com"), "a.com");
+    let fake = der(p.default_certificate().unwrap().chain_pem());
+    assert!(
+        after.leaf != fake,
+        "a.com fell back to the fake certificate"
+    );
+    assert!(
+        after.leaf == before.leaf,
+        "the last good certificate is kept"
+    );
+}
+
+/// The same when the Secret breaks before any client asked for its
+/// certificate: the update itself parses the one it replaces, so that one
+/// is kept; a later good update is taken.
+#[test]
+fn a_secret_broken_before_its_first_handshake_keeps_its_previous_certificate() {
+    let ca = TestCa::new();
+    let (a, b) = (
+        Backend::start("a", "127.0.0.1"),
+        Backend::start("b", "127.0.0.1"),
+    );
+    let first = objects(&ca, &a, &b);
+    let a_cert = |objects: &[Object]| {
+        objects
+            .iter()
+            .find_map(|o| match o {
+                Object::Secret(s) if s.metadata.name == "a-cert" => {
+                    Some(der(k8snet_ingress::Certificate::from_secret(s)
+                        .unwrap()
+                        .chain_pem()))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let good = a_cert(&first);
+    let p = proxy(first, true);
+    let with_a_cert = |pair: &(String, String)| {
+        let mut all = objects(&ca, &a, &b);
+        all.retain(|o| !matches!(o, Object::Secret(s) if s.metadata.name == "a-cert"));
+        all.extend(load(&secret("a-cert", pair)));
+        all
+    };
+    // A certificate with another certificate's key, before any handshake.
+    let broken = (ca.leaf("a.com").0, ca.leaf("other.com").1);
+    let (router, upstreams) = tables(with_a_cert(&broken));
+    p.update(router, upstreams);
+    assert_eq!(tls_get(&p, Some("a.com"), "a.com").leaf, good);
+    // A good rotation is served from the next handshake.
+    let next = with_a_cert(&ca.leaf("a.com"));
+    let rotated = a_cert(&next);
+    assert_ne!(rotated, good);
+    let (router, upstreams) = tables(next);
+    p.update(router, upstreams);
+    assert_eq!(tls_get(&p, Some("a.com"), "a.com").leaf, rotated);
+}

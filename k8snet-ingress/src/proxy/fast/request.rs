@@ -52,6 +52,7 @@ pub(super) fn special(name: &str) -> Special {
         17 if is("x-forwarded-proto") => Special::Forwarded,
         16 if is("x-forwarded-port") => Special::Forwarded,
         16 if is("x-forwarded-host") => Special::Forwarded,
+        24 if is("x-original-forwarded-for") => Special::Forwarded,
         _ => Special::Other,
     }
 }
@@ -180,12 +181,15 @@ pub(super) fn plan(inb: &[u8], ctx: &ConnCtx, s: &mut Scratch, logging: bool) ->
     if upstream.h2c() {
         return Step::Fallback;
     }
-    // Taken: the headers the proxy sets.
-    out.extend_from_slice(b"x-forwarded-for: ");
+    // Taken: the headers the proxy sets, as the hyper path does
+    // (`forward::request_headers`): the client's X-Forwarded-For is passed
+    // on as X-Original-Forwarded-For and replaced.
     if !s.xff.is_empty() {
+        out.extend_from_slice(b"x-original-forwarded-for: ");
         out.extend_from_slice(s.xff.as_bytes());
-        out.extend_from_slice(b", ");
+        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(b"x-forwarded-for: ");
     let client = ctx.client_value.as_bytes();
     out.extend_from_slice(client);
     out.extend_from_slice(b"\r\nx-real-ip: ");

@@ -214,7 +214,22 @@ pub(super) fn client_head(
         down.extend_from_slice(b"\r\n");
     }
     if chunked_out {
-        down.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        // Codings besides chunked (`gzip, chunked`) still apply to the
+        // body, which is passed on as it is: they stay, chunked last, as
+        // the hyper path (and hyper's server) writes them.
+        down.extend_from_slice(b"transfer-encoding: ");
+        for h in resp.headers.iter() {
+            if !h.name.eq_ignore_ascii_case("transfer-encoding") {
+                continue;
+            }
+            for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if !t.is_empty() && !t.eq_ignore_ascii_case(b"chunked") {
+                    down.extend_from_slice(t);
+                    down.extend_from_slice(b", ");
+                }
+            }
+        }
+        down.extend_from_slice(b"chunked\r\n");
     }
     if !date {
         down.extend_from_slice(b"date: ");
