@@ -269,9 +269,14 @@ pub struct PodStatus {
     /// All pod IPs, one per family, the first equal to `podIP`.
     #[serde(default, rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
     pub pod_ips: Vec<PodIp>,
-    /// The node's IP.
+    /// The node's IP (the first of `hostIPs`).
     #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
+    /// The node's IPs, one per family, the first equal to `hostIP`
+    /// (`status.hostIPs`, GA in Kubernetes 1.30): a dual-stack node lists
+    /// its address of each family here.
+    #[serde(default, rename = "hostIPs", skip_serializing_if = "Vec::is_empty")]
+    pub host_ips: Vec<HostIp>,
     /// Conditions; `Ready` decides endpoint readiness.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<PodCondition>,
@@ -296,6 +301,13 @@ pub enum PodPhase {
 /// One entry of `status.podIPs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodIp {
+    /// The address.
+    pub ip: String,
+}
+
+/// One entry of `status.hostIPs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIp {
     /// The address.
     pub ip: String,
 }
@@ -325,6 +337,37 @@ impl Pod {
             && let Some(ip) = self.status.pod_ip.as_deref().and_then(|s| s.parse().ok())
         {
             out.push(ip);
+        }
+        out
+    }
+
+    /// The addresses of the pod's node as its status reports them
+    /// (`hostIPs`, then `hostIP` when `hostIPs` does not list it), parsed,
+    /// without repeats; invalid strings are skipped (validation reports
+    /// them).
+    ///
+    /// ```
+    /// use k8snet_model::{HostIp, Pod};
+    /// let mut pod = Pod::default();
+    /// pod.status.host_ip = Some("198.19.128.1".into());
+    /// assert_eq!(pod.host_ips(), ["198.19.128.1".parse::<std::net::IpAddr>()?]);
+    /// pod.status.host_ips = vec![
+    ///     HostIp { ip: "198.19.128.1".into() },
+    ///     HostIp { ip: "fd00:19:1::1".into() },
+    /// ];
+    /// assert_eq!(pod.host_ips().len(), 2);
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn host_ips(&self) -> Vec<std::net::IpAddr> {
+        let listed = self.status.host_ips.iter().map(|h| h.ip.as_str());
+        let mut out: Vec<std::net::IpAddr> = Vec::with_capacity(2);
+        for ip in listed
+            .chain(self.status.host_ip.as_deref())
+            .filter_map(|s| s.parse().ok())
+        {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
         }
         out
     }

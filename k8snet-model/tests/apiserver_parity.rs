@@ -181,6 +181,49 @@ fn repeated_policy_type_is_accepted_with_a_warning() {
     );
 }
 
+// ValidateIPBlock checks `cidr` and each `except` with
+// IsValidCIDRForLegacyField: bits set beyond the prefix length are refused
+// only under the StrictIPCIDRValidation gate (alpha, off by default), and
+// newer apiservers warn (GetWarningsForCIDR). Refusing the policy would drop
+// its isolation (failing open), so it is kept, with a warning per value.
+#[test]
+fn ip_block_with_host_bits_is_accepted_with_a_warning() {
+    let m = load(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: a}\nspec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.1/24, except: [10.0.0.130/25]}}]}]\n  egress: [{to: [{ipBlock: {cidr: 'fd00::1/64'}}]}]\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    assert_eq!(m.objects().len(), 1);
+    let warnings: Vec<String> = m.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    for (w, (path, value, network, one)) in warnings.iter().zip([
+        (
+            "spec.ingress[0].from[0].ipBlock.cidr",
+            "10.0.0.1/24",
+            "10.0.0.0/24",
+            "10.0.0.1/32",
+        ),
+        (
+            "spec.ingress[0].from[0].ipBlock.except[0]",
+            "10.0.0.130/25",
+            "10.0.0.128/25",
+            "10.0.0.130/32",
+        ),
+        (
+            "spec.egress[0].to[0].ipBlock.cidr",
+            "fd00::1/64",
+            "fd00::/64",
+            "fd00::1/128",
+        ),
+    ]) {
+        let want = format!(
+            "NetworkPolicy a/p: {path}: \"{value}\": has bits set beyond the prefix length; \
+             read as the network \"{network}\" (accepted, as the apiserver does; \
+             for the one address write \"{one}\")"
+        );
+        assert!(w.contains(&want), "{w}\nwant: {want}");
+    }
+}
+
 // validateInitContainers checks host ports one init container at a time
 // (they run one by one); validateContainers checks the regular ones together.
 #[test]

@@ -192,6 +192,7 @@ fn pod_json() -> Value {
             "podIP": "10.244.1.17",
             "podIPs": [{"ip": "10.244.1.17"}, {"ip": "fd00:10:244:1::17"}],
             "hostIP": "192.168.0.11",
+            "hostIPs": [{"ip": "192.168.0.11"}, {"ip": "fd00:192:168::11"}],
             "conditions": [
                 {"type": "PodScheduled", "status": "True"},
                 {"type": "Ready", "status": "True"}
@@ -208,6 +209,10 @@ fn pod_roundtrip() {
     assert_eq!(pod.named_port("dns", Protocol::Udp), Some(53));
     assert_eq!(pod.named_port("admin", Protocol::Sctp), Some(15000));
     assert_eq!(pod.ips().len(), 2);
+    assert_eq!(
+        pod.host_ips(),
+        ["192.168.0.11", "fd00:192:168::11"].map(|s| s.parse::<std::net::IpAddr>().unwrap())
+    );
 }
 
 #[test]

@@ -25,18 +25,26 @@ fn ipv4() -> impl Strategy<Value = String> {
 const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
 
 fn pod() -> impl Strategy<Value = Value> {
-    (dns_label(), dns_label(), label_map(), ipv4(), proptest::collection::vec((1i32..=65535, dns_label()), 0..3), any::<bool>())
-        .prop_map(|(ns, name, labels, ip, ports, ready)| {
+    (dns_label(), dns_label(), label_map(), ipv4(), proptest::collection::vec((1i32..=65535, dns_label()), 0..3), any::<bool>(), (ipv4(), 0u8..3))
+        .prop_map(|(ns, name, labels, ip, ports, ready, (host, host_ips))| {
             let ports: Vec<Value> = ports
                 .iter()
                 .enumerate()
                 .map(|(i, (p, _))| json!({"containerPort": p, "name": format!("p{i}"), "protocol": PROTOCOLS[i % 3]}))
                 .collect();
-            json!({"apiVersion":"v1","kind":"Pod",
+            let mut pod = json!({"apiVersion":"v1","kind":"Pod",
                 "metadata":{"name":name,"namespace":ns,"labels":labels},
                 "spec":{"containers":[{"name":"c","ports":ports}]},
                 "status":{"phase":"Running","podIP":ip,"podIPs":[{"ip":ip}],
-                    "conditions":[{"type":"Ready","status": if ready {"True"} else {"False"}}]}})
+                    "conditions":[{"type":"Ready","status": if ready {"True"} else {"False"}}]}});
+            // No host address, hostIP alone, or hostIP with a dual-stack hostIPs.
+            if host_ips > 0 {
+                pod["status"]["hostIP"] = json!(host);
+            }
+            if host_ips > 1 {
+                pod["status"]["hostIPs"] = json!([{"ip": host}, {"ip": "fd00:19:1::1"}]);
+            }
+            pod
         })
 }
 
@@ -102,6 +110,13 @@ proptest! {
         let text = json!({"apiVersion":"v1","kind":"List","items":docs}).to_string();
         let first = load("in.json", &text);
         prop_assert_eq!(first.len(), docs.len());
+        // The node addresses of pods are kept, both fields.
+        for (doc, o) in docs.iter().zip(&first) {
+            let v = o.to_value();
+            for field in ["hostIP", "hostIPs"] {
+                prop_assert_eq!(&v["status"][field], &doc["status"][field], "{}", field);
+            }
+        }
 
         let mut m = Manifests::new();
         for o in &first {

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use k8snet_model::NsName;
+use k8snet_model::{IpFamily, NsName};
 
 use crate::compile::PolicySet;
 use crate::compile::peers::{Addr, FLAG_ANY, FLAG_BLOCKS, FLAG_POD_BLOCKS, PeerSetId};
@@ -34,6 +34,37 @@ pub(crate) enum Resolved<'a> {
     Unknown,
 }
 
+/// Address families as bits: which families a flow is evaluated over.
+pub(crate) mod family {
+    use std::net::IpAddr;
+
+    /// No constraint: every address of each side counts.
+    pub(crate) const ANY: u8 = 0;
+    /// IPv4 only.
+    pub(crate) const V4: u8 = 1;
+    /// IPv6 only.
+    pub(crate) const V6: u8 = 2;
+    /// Both, evaluated one at a time.
+    pub(crate) const BOTH: u8 = V4 | V6;
+
+    #[inline]
+    pub(crate) fn of(ip: &IpAddr) -> u8 {
+        if ip.is_ipv4() { V4 } else { V6 }
+    }
+
+    /// Whether an address is of `family` ([`ANY`] admits all).
+    #[inline]
+    pub(crate) fn admits(family: u8, ip: &IpAddr) -> bool {
+        family == ANY || family == of(ip)
+    }
+
+    /// The families of some addresses.
+    #[inline]
+    pub(crate) fn mask(ips: &[IpAddr]) -> u8 {
+        ips.iter().fold(ANY, |m, ip| m | of(ip))
+    }
+}
+
 /// The other side of a direction, as peer sets test it: an identity
 /// column (pods only) and the addresses.
 #[derive(Debug, Clone, Copy)]
@@ -42,26 +73,20 @@ struct Peer<'a> {
     identity: Option<IdentityId>,
     /// The address the flow gave, or all of a named endpoint's.
     ips: &'a [IpAddr],
+    /// Only the addresses of this family count ([`family::ANY`]: all).
+    family: u8,
 }
 
 impl<'a> Peer<'a> {
-    fn of(set: &'a PolicySet, r: &Resolved<'a>) -> Self {
-        match *r {
-            Resolved::Pod { slot, identity, ip } => Self {
-                identity: Some(identity),
-                ips: match ip {
-                    Some(ip) => std::slice::from_ref(ip),
-                    None => set.world.slot(slot).map_or(&[], |s| &s.ips),
-                },
-            },
-            Resolved::Host { ips, .. } => Self {
-                identity: None,
-                ips,
-            },
-            Resolved::Unknown => Self {
-                identity: None,
-                ips: &[],
-            },
+    fn of(set: &'a PolicySet, r: &Resolved<'a>, family: u8) -> Self {
+        let (identity, ips) = match *r {
+            Resolved::Pod { identity, .. } => (Some(identity), set.addrs(r)),
+            _ => (None, set.addrs(r)),
+        };
+        Self {
+            identity,
+            ips,
+            family,
         }
     }
 }
@@ -190,10 +215,40 @@ impl PolicySet {
     #[inline(never)]
     fn blocks_match(&self, set: PeerSetId, peer: &Peer<'_>) -> bool {
         let pod = peer.identity.is_some();
+        let ips = peer
+            .ips
+            .iter()
+            .filter(|ip| family::admits(peer.family, ip))
+            .map(|&ip| Addr::from(ip));
         self.peers
             .list
             .get(set as usize)
-            .is_some_and(|s| s.blocks_match(peer.ips.iter().map(|&ip| Addr::from(ip)), pod))
+            .is_some_and(|s| s.blocks_match(ips, pod))
+    }
+
+    /// The addresses of a resolved endpoint: the one the flow gave, or all
+    /// of a named pod's (or host-network pod's).
+    #[inline]
+    fn addrs<'a>(&'a self, r: &Resolved<'a>) -> &'a [IpAddr] {
+        match *r {
+            Resolved::Pod { ip: Some(ip), .. } => std::slice::from_ref(ip),
+            Resolved::Pod { slot, ip: None, .. } => self.world.slot(slot).map_or(&[], |s| &s.ips),
+            Resolved::Host { ips, .. } => ips,
+            Resolved::Unknown => &[],
+        }
+    }
+
+    /// The address families a flow is evaluated over. A connection uses
+    /// one family end to end, so when both sides have addresses, only the
+    /// families both have count, each evaluated on its own
+    /// ([`family::BOTH`] for two dual-stack pods named by name; the family
+    /// of the address when one side is an address). When a side has no
+    /// address, or the two share no family, every address counts
+    /// ([`family::ANY`]): no connection could be made, and the verdict is
+    /// what policy alone says.
+    #[inline]
+    fn families(&self, src: &Resolved<'_>, dst: &Resolved<'_>) -> u8 {
+        family::mask(self.addrs(src)) & family::mask(self.addrs(dst))
     }
 
     /// The first entry of a tier that matches, as a hit.
@@ -289,15 +344,17 @@ impl PolicySet {
         }
     }
 
-    /// Whether `src` is the own node of the pod in slot `dst`.
-    fn node_local(&self, src: &Resolved<'_>, dst: SlotId) -> bool {
+    /// Whether `src` (its addresses of `family`) is the own node of the
+    /// pod in slot `dst`.
+    fn node_local(&self, src: &Resolved<'_>, dst: SlotId, family: u8) -> bool {
         let Resolved::Host { ips, host } = src else {
             return false;
         };
         let Some(dst) = self.world.slot(dst) else {
             return false;
         };
-        ips.iter().any(|ip| dst.node_ips.contains(ip))
+        ips.iter()
+            .any(|ip| family::admits(family, ip) && dst.node_ips.contains(ip))
             || host.is_some_and(|h| h.node.is_some() && h.node == dst.node)
     }
 
@@ -324,37 +381,63 @@ impl PolicySet {
         }
     }
 
-    /// Both directions, always evaluated: `[egress, ingress]`.
-    pub(crate) fn decide(&self, flow: &Flow) -> [DirOutcome; 2] {
-        let src = self.resolve(&flow.src);
-        let dst = self.resolve(&flow.dst);
-        if matches!(src, Resolved::Unknown) || matches!(dst, Resolved::Unknown) {
-            return [DirOutcome::of(Outcome::Unknown); 2];
-        }
-        if self.is_self(&src, &dst) {
-            return [DirOutcome::of(Outcome::SelfTraffic); 2];
-        }
-        let probe = self.port_probe(flow, &dst);
-        let egress = match src {
+    /// Both directions over one family (or [`family::ANY`]), always
+    /// evaluated: `[egress, ingress]`.
+    fn decide(
+        &self,
+        src: &Resolved<'_>,
+        dst: &Resolved<'_>,
+        probe: Probe<'_>,
+        family: u8,
+    ) -> [DirOutcome; 2] {
+        let egress = match *src {
             Resolved::Pod { identity, .. } => {
-                self.run(identity, EGRESS, &Peer::of(self, &dst), probe)
+                self.run(identity, EGRESS, &Peer::of(self, dst, family), probe)
             }
             _ => DirOutcome::of(Outcome::NotAPod),
         };
-        let ingress = match dst {
-            Resolved::Pod { slot, .. } if self.node_local(&src, slot) => {
+        let ingress = match *dst {
+            Resolved::Pod { slot, .. } if self.node_local(src, slot, family) => {
                 DirOutcome::of(Outcome::NodeLocal)
             }
             Resolved::Pod { identity, .. } => {
-                self.run(identity, INGRESS, &Peer::of(self, &src), probe)
+                self.run(identity, INGRESS, &Peer::of(self, src, family), probe)
             }
             _ => DirOutcome::of(Outcome::NotAPod),
         };
         [egress, ingress]
     }
 
+    /// [`Self::decide`] reduced to its verdict: the verdict path.
+    #[inline]
+    fn allowed_over(
+        &self,
+        src: &Resolved<'_>,
+        dst: &Resolved<'_>,
+        probe: &Probe<'_>,
+        family: u8,
+    ) -> bool {
+        if let Resolved::Pod { identity, .. } = *src
+            && !self.allows(identity, EGRESS, &Peer::of(self, dst, family), probe)
+        {
+            return false;
+        }
+        if let Resolved::Pod { slot, identity, .. } = *dst
+            && !self.node_local(src, slot, family)
+            && !self.allows(identity, INGRESS, &Peer::of(self, src, family), probe)
+        {
+            return false;
+        }
+        true
+    }
+
     /// The verdict of a flow: the source's egress AND the destination's
     /// ingress must allow it. A flow naming an unknown pod is denied.
+    ///
+    /// A connection uses one address family end to end: a flow between two
+    /// dual-stack pods named by name is allowed when both directions allow
+    /// it over the same family (IPv4 or IPv6), and a flow between a named
+    /// pod and an address only sees the pod's address of that family.
     pub fn verdict(&self, flow: &Flow) -> Verdict {
         let src = self.resolve(&flow.src);
         let dst = self.resolve(&flow.dst);
@@ -365,37 +448,73 @@ impl PolicySet {
             return Verdict::Allow;
         }
         let probe = self.port_probe(flow, &dst);
-        if let Resolved::Pod { identity, .. } = src
-            && !self.allows(identity, EGRESS, &Peer::of(self, &dst), &probe)
-        {
-            return Verdict::Deny;
+        let allowed = match self.families(&src, &dst) {
+            family::BOTH => {
+                self.allowed_over(&src, &dst, &probe, family::V4)
+                    || self.allowed_over(&src, &dst, &probe, family::V6)
+            }
+            f => self.allowed_over(&src, &dst, &probe, f),
+        };
+        if allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
         }
-        if let Resolved::Pod { slot, identity, .. } = dst
-            && !self.node_local(&src, slot)
-            && !self.allows(identity, INGRESS, &Peer::of(self, &src), &probe)
-        {
-            return Verdict::Deny;
-        }
-        Verdict::Allow
     }
 
     /// The verdict with its reasons: tier, policy, rule (or isolation,
     /// default, exemption) of each direction.
+    ///
+    /// A flow between two dual-stack pods named by name is evaluated over
+    /// each family; when the families are decided differently, the
+    /// explanation shows the family that allows (IPv4 first), or IPv4 when
+    /// neither does, names it ([`Explanation::family`]) and keeps the other
+    /// family's explanation ([`Explanation::other`]).
     pub fn explain(&self, flow: &Flow) -> Explanation {
-        let [egress, ingress] = self.decide(flow);
+        let src = self.resolve(&flow.src);
+        let dst = self.resolve(&flow.dst);
+        let outcomes = |family: u8| {
+            if matches!(src, Resolved::Unknown) || matches!(dst, Resolved::Unknown) {
+                return [DirOutcome::of(Outcome::Unknown); 2];
+            }
+            if self.is_self(&src, &dst) {
+                return [DirOutcome::of(Outcome::SelfTraffic); 2];
+            }
+            self.decide(&src, &dst, self.port_probe(flow, &dst), family)
+        };
         let pod_of = |ep: &Endpoint| match (ep, self.resolve(ep)) {
             (Endpoint::Ip(_), Resolved::Pod { slot, .. }) => {
                 self.world.slot(slot).map(|s| s.key.clone())
             }
             _ => None,
         };
-        Explanation {
-            flow: flow.clone(),
-            egress: self.describe(flow, EGRESS, egress),
-            ingress: self.describe(flow, INGRESS, ingress),
-            src_pod: pod_of(&flow.src),
-            dst_pod: pod_of(&flow.dst),
+        let explanation =
+            |[egress, ingress]: [DirOutcome; 2], family: Option<IpFamily>| Explanation {
+                flow: flow.clone(),
+                egress: self.describe(flow, EGRESS, egress),
+                ingress: self.describe(flow, INGRESS, ingress),
+                src_pod: pod_of(&flow.src),
+                dst_pod: pod_of(&flow.dst),
+                family,
+                other: None,
+            };
+        let families = self.families(&src, &dst);
+        if families != family::BOTH {
+            return explanation(outcomes(families), None);
         }
+        let v4 = explanation(outcomes(family::V4), Some(IpFamily::IPv4));
+        let v6 = explanation(outcomes(family::V6), Some(IpFamily::IPv6));
+        if v4.egress == v6.egress && v4.ingress == v6.ingress {
+            // Decided alike: the family does not matter.
+            return Explanation { family: None, ..v4 };
+        }
+        let (mut shown, other) = if v4.verdict().is_allow() || !v6.verdict().is_allow() {
+            (v4, v6)
+        } else {
+            (v6, v4)
+        };
+        shown.other = Some(Box::new(other));
+        shown
     }
 
     pub(crate) fn rule_ref(&self, hit: &Hit, dir: usize) -> Option<RuleRef> {

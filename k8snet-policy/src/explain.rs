@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use k8snet_model::{Kind, NsName, ObjectRef, PolicyType};
+use k8snet_model::{IpFamily, Kind, NsName, ObjectRef, PolicyType};
 
 use crate::flow::{Flow, Verdict};
 
@@ -174,6 +174,16 @@ pub struct Explanation {
     pub src_pod: Option<NsName>,
     /// The pod the destination is, when the flow gave its address.
     pub dst_pod: Option<NsName>,
+    /// The address family the decisions above are for, when it matters: a
+    /// flow between two dual-stack pods named by name is evaluated over
+    /// each family (a connection uses one end to end), and when the two
+    /// are decided differently this is the family shown — the one that
+    /// allows, or IPv4 when neither does. `None` when the families agree
+    /// or only one applies.
+    pub family: Option<IpFamily>,
+    /// With [`Explanation::family`]: the same flow explained over the
+    /// other family.
+    pub other: Option<Box<Self>>,
 }
 
 impl Explanation {
@@ -226,10 +236,38 @@ impl fmt::Display for Explanation {
     /// no rule admits TCP 5432 from shop/api`, or for an allowed flow every
     /// direction that involves a pod: `allow: egress from x/a: AdminNetworkPolicy
     /// allow-dns rule 0 (Allow); ingress to kube-system/dns: no policy applies
-    /// (default allow)`.
+    /// (default allow)`. When the address family matters, the reasons are
+    /// prefixed with it: `allow: over IPv6: …`, and a flow denied over both
+    /// families gives both: `deny: over IPv4: …; over IPv6: …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = self.verdict();
         write!(f, "{verdict}: ")?;
+        self.write_reasons(f)?;
+        if verdict == Verdict::Deny
+            && let Some(other) = &self.other
+        {
+            f.write_str("; ")?;
+            other.write_reasons(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Explanation {
+    /// `over IPv4: ` or `over IPv6: ` when the family is named, else empty.
+    pub(crate) fn family_prefix(&self) -> &'static str {
+        match self.family {
+            Some(IpFamily::IPv6) => "over IPv6: ",
+            Some(_) => "over IPv4: ",
+            None => "",
+        }
+    }
+
+    /// The reasons of this explanation's own family (prefixed with it, when
+    /// it is named).
+    fn write_reasons(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = self.verdict();
+        f.write_str(self.family_prefix())?;
         let shown: Vec<&Decision> = [&self.egress, &self.ingress]
             .into_iter()
             .filter(|d| match verdict {
@@ -241,7 +279,7 @@ impl fmt::Display for Explanation {
         if let Some(d) = shown.first()
             && matches!(d.reason, Reason::UnknownPod(_) | Reason::SelfTraffic)
         {
-            return d.fmt(f);
+            return fmt::Display::fmt(d, f);
         }
         if shown.is_empty() {
             return f.write_str("no pod involved (no policy applies)");

@@ -13,8 +13,15 @@ use crate::error::Error;
 /// attributed to that pod; any other address is outside the pod network).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
-    /// A pod. When it has several addresses, an `ipBlock` matches it if any
-    /// of them is in the block.
+    /// A pod, by name. A connection uses one address family end to end, so
+    /// a flow from or to a named pod only sees the pod's addresses of a
+    /// family the other side has too: against an address, the pod's
+    /// address of that family; between two dual-stack pods, each family on
+    /// its own (both directions then see the addresses of that family
+    /// only), and the flow is allowed when some family allows it. Only
+    /// when a side has no address, or the two share no family, do all of a
+    /// pod's addresses count (an `ipBlock` then matches if any of them is
+    /// in the block).
     Pod(NsName),
     /// An address: of a pod, a node, or anything outside the cluster.
     Ip(IpAddr),

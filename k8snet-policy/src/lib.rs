@@ -62,8 +62,16 @@
 //! - **Directions.** A connection needs the source's egress AND the
 //!   destination's ingress. Replies to an allowed connection pass
 //!   (connection tracking), so a verdict is about the connection's first
-//!   packet. Ingress from the pod's own node (its `hostIP` or its Node's
-//!   addresses) is always allowed, as the API reference says.
+//!   packet. Ingress from the pod's own node (its `hostIPs`/`hostIP` or
+//!   its Node's addresses) is always allowed, as the API reference says.
+//! - **Address families.** A connection uses one family end to end: a flow
+//!   naming a pod only sees the pod's addresses of a family the other side
+//!   has too, and a flow between two dual-stack pods named by name is
+//!   allowed when both directions allow it over the same family (the
+//!   explanation names the family when the two differ).
+//! - **`ipBlock` CIDRs** with bits set beyond the prefix (`10.0.0.1/24`,
+//!   which a default apiserver stores) are their network (`10.0.0.0/24`),
+//!   as Go's `net.ParseCIDR` reads them; the loader warns about them.
 //! - **Tiers.** Admin (AdminNetworkPolicy, ClusterNetworkPolicy
 //!   `tier: Admin`, by priority, first matching rule decides; `Pass` skips
 //!   to the next tier) → NetworkPolicy (a pod selected by a policy of that

@@ -28,7 +28,10 @@ impl PolicySet {
     /// that do not affect policy are ignored.
     ///
     /// - a Pod: its identity is looked up; only a new identity is compiled
-    ///   (peer-set bits, selecting policies, programs);
+    ///   (peer-set bits, selecting policies, programs). A pod in a namespace
+    ///   the set has not seen (one the cluster knows only implicitly, with
+    ///   its `kubernetes.io/metadata.name` label) brings that namespace's
+    ///   labels along;
     /// - a Namespace: the identities of that namespace;
     /// - a policy of any kind: the identities its old or new subject selects;
     /// - a Node: everything.
@@ -106,6 +109,17 @@ impl PolicySet {
             .map(|s| s.identity);
         if let Some(id) = old {
             self.world.identities[id as usize].pods += 1;
+        }
+        // A pod may be the first object of its namespace: the Cluster then
+        // knows the namespace implicitly (with its name label), and no
+        // Namespace event comes to tell this set. Read its labels as a
+        // fresh compile would, so namespace selectors see the pod.
+        if !self.world.namespaces.contains_key(&key.namespace)
+            && let Some(labels) = cluster.namespace_labels(&key.namespace)
+        {
+            self.world
+                .namespaces
+                .insert(key.namespace.clone(), labels.clone());
         }
         self.world.remove_pod(key);
         let new = cluster

@@ -153,6 +153,17 @@ fn mutate(g: &mut Gen<'_>, c: &mut Cluster, step: usize) -> Option<ObjectRef> {
             return Some(r);
         }
         3 => random::pod(g, 20 + step).into(),
+        4 if g.chance(25) => {
+            // A Namespace object goes (the namespace stays, implicitly,
+            // while objects are in it).
+            let r = ObjectRef {
+                kind: Kind::Namespace,
+                namespace: None,
+                name: g.choose(&random::NAMESPACES).into(),
+            };
+            c.delete(&r);
+            return Some(r);
+        }
         4 => {
             let ns = g.choose(&random::NAMESPACES);
             random::namespace(g, ns).into()
@@ -218,11 +229,24 @@ fn incremental_updates_agree_with_reference() {
                 let mut flows = Flows::new(&cluster, seed ^ step as u64);
                 check(&set, &cluster, &opts, &mut flows, 24)?;
             }
-            // And the updated set describes the same cluster as a fresh one.
+            // And the updated set describes the same cluster as a fresh
+            // one: sizes, and every decision with its reasons.
             let fresh = PolicySet::compile(&cluster, &opts);
             prop_assert_eq!(set.stats().pods, fresh.stats().pods);
             prop_assert_eq!(set.stats().identities, fresh.stats().identities);
             prop_assert_eq!(set.stats().entries, fresh.stats().entries);
+            let mut flows = Flows::new(&cluster, seed);
+            for _ in 0..FLOWS_PER_CASE {
+                let flow = flows.next_flow();
+                prop_assert_eq!(
+                    set.explain(&flow),
+                    fresh.explain(&flow),
+                    "flow {}\noptions: {:?}\ncluster:\n{}",
+                    &flow,
+                    &opts,
+                    dump(&cluster)
+                );
+            }
             Ok(())
         })
         .unwrap();

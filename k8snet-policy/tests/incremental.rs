@@ -2,7 +2,7 @@
 //! ends where a fresh compile would.
 
 use k8snet_model::{Cluster, Kind, Manifests, Object, ObjectRef, Protocol};
-use k8snet_policy::{Endpoint, Flow, Options, PolicySet, Verdict};
+use k8snet_policy::{Endpoint, Flow, Options, PolicySet, RulesetOptions, Verdict, ruleset};
 
 fn objects(yaml: &str) -> Vec<Object> {
     let mut m = Manifests::new();
@@ -233,4 +233,158 @@ spec: {ports: [{port: 80}]}
     c.upsert(svc).unwrap();
     let u = set.apply(&c, &r);
     assert_eq!((u.identities, u.full), (0, false));
+}
+
+fn delete(c: &mut Cluster, set: &mut PolicySet, kind: Kind, namespace: Option<&str>, name: &str) {
+    let r = ObjectRef {
+        kind,
+        namespace: namespace.map(str::to_string),
+        name: name.into(),
+    };
+    c.delete(&r);
+    set.apply(c, &r);
+}
+
+/// Every flow between the given endpoints, TCP 80, decided alike by the
+/// set and by a fresh compile of the cluster (and the kernel rulesets
+/// agree too).
+fn flows_as_fresh(c: &Cluster, set: &PolicySet, eps: &[&str]) {
+    let fresh = PolicySet::compile(c, set.options());
+    assert_eq!(set.stats(), fresh.stats());
+    for a in eps {
+        for b in eps {
+            let f = Flow::new(
+                a.parse::<Endpoint>().unwrap(),
+                b.parse::<Endpoint>().unwrap(),
+                Protocol::Tcp,
+                80,
+            );
+            assert_eq!(set.explain(&f), fresh.explain(&f), "{f}");
+        }
+    }
+    let opts = RulesetOptions::default();
+    assert_eq!(
+        k8snet_nft::render(&ruleset(set, &opts)),
+        k8snet_nft::render(&ruleset(&fresh, &opts))
+    );
+}
+
+/// A pod upserted into a namespace the set has not seen yet, with no
+/// Namespace object: the Cluster gives that namespace its
+/// `kubernetes.io/metadata.name` label, so a namespace selector by name
+/// selects the pod, incrementally as on a fresh compile. (Before the fix
+/// the incremental set denied: "isolated by NetworkPolicy x/from-other".)
+#[test]
+fn pod_in_a_new_namespace_matches_namespace_selector_by_name() {
+    let mut c = Cluster::from_objects(objects(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: x, labels: {app: web}}
+status: {podIP: 198.18.0.1}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-other, namespace: x}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}}]}]
+",
+    ));
+    let mut set = PolicySet::compile(&c, &Options::default());
+    upsert(
+        &mut c,
+        &mut set,
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: other}
+status: {podIP: 198.18.0.2}
+",
+    );
+    let f = Flow::new(
+        Endpoint::pod("other", "client"),
+        Endpoint::pod("x", "web"),
+        Protocol::Tcp,
+        80,
+    );
+    assert_eq!(set.verdict(&f), Verdict::Allow, "{}", set.explain(&f));
+    let eps = ["x/web", "other/client", "198.18.0.2", "203.0.113.1"];
+    flows_as_fresh(&c, &set, &eps);
+
+    // The namespace gets an object with other labels: the name label stays
+    // (the loader adds it), the rest follows.
+    upsert(
+        &mut c,
+        &mut set,
+        "
+apiVersion: v1
+kind: Namespace
+metadata: {name: other, labels: {env: prod}}
+",
+    );
+    assert_eq!(set.verdict(&f), Verdict::Allow);
+    flows_as_fresh(&c, &set, &eps);
+    // The object goes; the namespace stays implicitly (the pod is in it).
+    delete(&mut c, &mut set, Kind::Namespace, None, "other");
+    assert!(c.is_implicit_namespace("other"));
+    assert_eq!(set.verdict(&f), Verdict::Allow);
+    flows_as_fresh(&c, &set, &eps);
+    // The last pod of the implicit namespace goes, then comes back.
+    delete(&mut c, &mut set, Kind::Pod, Some("other"), "client");
+    assert_eq!(set.verdict(&f), Verdict::Deny);
+    flows_as_fresh(&c, &set, &eps);
+    upsert(
+        &mut c,
+        &mut set,
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: other}
+status: {podIP: 198.18.0.2}
+",
+    );
+    assert_eq!(set.verdict(&f), Verdict::Allow);
+    flows_as_fresh(&c, &set, &eps);
+}
+
+/// The same root cause, with the most common selector: a policy added
+/// after the pod, admitting every namespace (`namespaceSelector: {}`),
+/// must not leave out the pod of a namespace the set never loaded.
+#[test]
+fn policy_allowing_all_namespaces_selects_a_pod_of_a_new_namespace() {
+    let mut c = Cluster::from_objects(objects(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: x, labels: {app: web}}
+status: {podIP: 198.18.0.1}
+",
+    ));
+    let mut set = PolicySet::compile(&c, &Options::default());
+    upsert(
+        &mut c,
+        &mut set,
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: other}
+status: {podIP: 198.18.0.2}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-all-namespaces, namespace: x}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {}}]}]
+",
+    );
+    let f = Flow::new(
+        Endpoint::pod("other", "client"),
+        Endpoint::pod("x", "web"),
+        Protocol::Tcp,
+        80,
+    );
+    assert_eq!(set.verdict(&f), Verdict::Allow, "{}", set.explain(&f));
+    flows_as_fresh(&c, &set, &["x/web", "other/client", "203.0.113.1"]);
 }

@@ -2,9 +2,11 @@
 //! already pin down: policyTypes defaulting, the own-node exemption, the
 //! options, the admin tiers and the explanation texts.
 
+use k8snet_model::IpFamily;
 use k8snet_model::{Cluster, Manifests, Protocol};
 use k8snet_policy::{
-    Endpoint, Flow, HostNetwork, Options, PolicySet, Reason, SelfTraffic, Tier, Verdict,
+    Endpoint, Flow, HostNetwork, Matrix, MatrixOptions, Options, PolicySet, Reason, SelfTraffic,
+    Tier, Verdict,
 };
 
 /// Two namespaces, three pods on two nodes, plus `extra` manifests.
@@ -226,9 +228,10 @@ spec:
 ",
     );
     let s = PolicySet::compile(&c, &Options::default());
-    // x/a is dual-stack: named, any of its addresses counts; by address,
+    // x/a is dual-stack, y/a IPv4 only: a connection between them is
+    // IPv4, so x/a's IPv6 address does not count, named or not; by address,
     // only that address.
-    assert_eq!(s.verdict(&tcp("x/a", "y/a", 80)), Verdict::Allow);
+    assert_eq!(s.verdict(&tcp("x/a", "y/a", 80)), Verdict::Deny);
     assert_eq!(s.verdict(&tcp("fd00:18::11", "y/a", 80)), Verdict::Allow);
     assert_eq!(s.verdict(&tcp("198.18.1.1", "y/a", 80)), Verdict::Deny);
     assert_eq!(s.verdict(&tcp("fd00:18::99", "y/a", 80)), Verdict::Allow); // not a pod
@@ -459,5 +462,266 @@ spec: {podSelector: {matchLabels: {app: b}}, ingress: [{from: [{podSelector: {}}
     assert_eq!(
         e.reason(),
         "ingress to x/b: isolated by NetworkPolicy x/web; no rule admits TCP 1 from x/a"
+    );
+}
+
+/// Ingress from the pod's own node is always allowed (API reference). A
+/// dual-stack pod lists its node's addresses of both families in
+/// `status.hostIPs` (GA since Kubernetes 1.30; `kubectl get pod -o yaml`
+/// prints it): with no Node object in the manifests, the node's IPv6
+/// address is the own node too. (Before `hostIPs` was read, the IPv6 probe
+/// was denied: "isolated by NetworkPolicy x/deny-all".)
+#[test]
+fn own_node_ipv6_address_from_host_ips_is_node_local() {
+    let mut m = Manifests::new();
+    m.load_str(
+        "t.yaml",
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: x}
+spec: {nodeName: n1}
+status:
+  hostIP: 198.19.128.1
+  hostIPs: [{ip: 198.19.128.1}, {ip: 'fd00:19:1::1'}]
+  podIP: 198.18.0.2
+  podIPs: [{ip: 198.18.0.2}, {ip: 'fd00:18::2'}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: agent, namespace: x}
+spec: {nodeName: n1, hostNetwork: true}
+status:
+  hostIP: 198.19.128.1
+  hostIPs: [{ip: 198.19.128.1}, {ip: 'fd00:19:1::1'}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: x, labels: {app: db}}
+spec: {nodeName: n2}
+status:
+  hostIP: 198.19.128.2
+  hostIPs: [{ip: 198.19.128.2}, {ip: 'fd00:19:1::2'}]
+  podIPs: [{ip: 198.18.0.3}, {ip: 'fd00:18::3'}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: x}
+spec: {podSelector: {}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-from-n1-v6, namespace: x}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{ipBlock: {cidr: 'fd00:19:1::1/128'}}]}]
+",
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    let s = PolicySet::compile(&Cluster::from_manifests(&m), &Options::default());
+    let v4 = tcp("198.19.128.1", "198.18.0.2", 8080);
+    assert_eq!(s.verdict(&v4), Verdict::Allow, "{}", says(&s, &v4));
+    let v6 = tcp("fd00:19:1::1", "fd00:18::2", 8080);
+    assert_eq!(s.verdict(&v6), Verdict::Allow, "{}", says(&s, &v6));
+    assert_eq!(s.explain(&v6).ingress.reason, Reason::NodeLocal);
+    // Another address of that /64 is not the node.
+    let other = tcp("fd00:19:1::2", "fd00:18::2", 8080);
+    assert_eq!(s.verdict(&other), Verdict::Deny);
+    // A host-network pod with no podIPs stands for its node's addresses,
+    // of both families: its IPv6 one is admitted on the other node.
+    let agent = tcp("x/agent", "x/db", 5432);
+    assert_eq!(s.verdict(&agent), Verdict::Allow, "{}", says(&s, &agent));
+    assert_eq!(s.verdict(&tcp("198.19.128.1", "x/db", 5432)), Verdict::Deny);
+}
+
+/// Two dual-stack pods, and policies that admit a's egress to b over IPv4
+/// only and b's ingress from a over IPv6 only: `extra` adds more.
+fn dual_stack(extra: &str) -> PolicySet {
+    let mut m = Manifests::new();
+    m.load_str(
+        "t.yaml",
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {pod: a}}
+status: {podIPs: [{ip: 198.18.0.2}, {ip: 'fd00:18::2'}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {pod: b}}
+status: {podIPs: [{ip: 198.18.0.3}, {ip: 'fd00:18::3'}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-to-b-v4, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 198.18.0.3/32}}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-from-a-v6, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress: [{from: [{ipBlock: {cidr: 'fd00:18::2/128'}}]}]
+",
+    );
+    m.load_str("extra.yaml", extra);
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    PolicySet::compile(&Cluster::from_manifests(&m), &Options::default())
+}
+
+/// A connection between two dual-stack pods uses one family end to end.
+/// Here a's egress admits only b's IPv4 address and b's ingress only a's
+/// IPv6 address, so neither an IPv4 nor an IPv6 connection can be made:
+/// the named flow (`policy eval x/a x/b`, the matrix cell) is denied too.
+/// (Before the fix each direction picked its own family and the named
+/// flow was allowed: "allow: egress from x/a: NetworkPolicy x/a-to-b-v4
+/// rule 0 (Allow); ingress to x/b: NetworkPolicy x/b-from-a-v6 rule 0
+/// (Allow)".)
+#[test]
+fn named_dual_stack_flow_is_decided_per_family() {
+    let s = dual_stack("");
+    let v4 = tcp("198.18.0.2", "198.18.0.3", 80);
+    let v6 = tcp("fd00:18::2", "fd00:18::3", 80);
+    assert_eq!(s.verdict(&v4), Verdict::Deny, "{}", says(&s, &v4));
+    assert_eq!(s.verdict(&v6), Verdict::Deny, "{}", says(&s, &v6));
+    let by_name = tcp("x/a", "x/b", 80);
+    assert_eq!(s.verdict(&by_name), Verdict::Deny, "{}", says(&s, &by_name));
+    // Both families are explained, each named.
+    let e = s.explain(&by_name);
+    assert_eq!(e.verdict(), Verdict::Deny);
+    assert_eq!(e.family, Some(IpFamily::IPv4));
+    assert_eq!(
+        e.other.as_ref().and_then(|o| o.family),
+        Some(IpFamily::IPv6)
+    );
+    assert_eq!(
+        e.to_string(),
+        "deny: over IPv4: ingress to x/b: isolated by NetworkPolicy x/b-from-a-v6; \
+         no rule admits TCP 80 from x/a; \
+         over IPv6: egress from x/a: isolated by NetworkPolicy x/a-to-b-v4; \
+         no rule admits TCP 80 to x/b"
+    );
+    let m = Matrix::build(&s, &MatrixOptions::default());
+    assert_eq!(
+        m.get("x/a", "x/b").map(ToString::to_string).as_deref(),
+        Some("No Connections")
+    );
+    // The pods' flows the other way are not restricted at all.
+    assert_eq!(s.verdict(&tcp("x/b", "x/a", 80)), Verdict::Allow);
+    assert_eq!(s.explain(&tcp("x/b", "x/a", 80)).family, None);
+}
+
+/// Once one family is admitted both ways, the named flow is allowed, and
+/// the explanation says over which family; the matrix agrees.
+#[test]
+fn named_dual_stack_flow_is_allowed_over_the_family_that_allows() {
+    let s = dual_stack(
+        "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-to-b-v6, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 'fd00:18::3/128'}}]}]
+",
+    );
+    assert_eq!(
+        s.verdict(&tcp("fd00:18::2", "fd00:18::3", 80)),
+        Verdict::Allow
+    );
+    assert_eq!(
+        s.verdict(&tcp("198.18.0.2", "198.18.0.3", 80)),
+        Verdict::Deny
+    );
+    let by_name = tcp("x/a", "x/b", 80);
+    assert_eq!(s.verdict(&by_name), Verdict::Allow);
+    let e = s.explain(&by_name);
+    assert_eq!(e.family, Some(IpFamily::IPv6));
+    assert_eq!(
+        e.to_string(),
+        "allow: over IPv6: egress from x/a: NetworkPolicy x/a-to-b-v6 rule 0 (Allow); \
+         ingress to x/b: NetworkPolicy x/b-from-a-v6 rule 0 (Allow)"
+    );
+    assert_eq!(
+        e.reason(),
+        "over IPv6: egress from x/a: NetworkPolicy x/a-to-b-v6 rule 0 (Allow); \
+         ingress to x/b: NetworkPolicy x/b-from-a-v6 rule 0 (Allow)"
+    );
+    let m = Matrix::build(&s, &MatrixOptions::default());
+    assert_eq!(
+        m.get("x/a", "x/b").map(ToString::to_string).as_deref(),
+        Some("All Connections")
+    );
+}
+
+/// Between a named pod and an address, only the pod's address of the
+/// address's family counts.
+#[test]
+fn named_pod_and_an_address_use_the_address_family() {
+    let s = dual_stack("");
+    // b admits only a's IPv6 address: from a by name to b's IPv4 address
+    // (an IPv4 connection) a's IPv6 address does not count.
+    let f = tcp("x/a", "198.18.0.3", 80);
+    assert_eq!(s.verdict(&f), Verdict::Deny, "{}", says(&s, &f));
+    assert_eq!(
+        says(&s, &f),
+        "deny: ingress to x/b (198.18.0.3): isolated by NetworkPolicy x/b-from-a-v6; \
+         no rule admits TCP 80 from x/a"
+    );
+    // a's egress admits only b's IPv4 address: to b by name from a's IPv6
+    // address, b's IPv4 address does not count.
+    let f = tcp("fd00:18::2", "x/b", 80);
+    assert_eq!(s.verdict(&f), Verdict::Deny, "{}", says(&s, &f));
+    let e = s.explain(&f);
+    assert!(matches!(e.egress.reason, Reason::Isolated { .. }), "{e}");
+    assert_eq!(e.ingress.verdict, Verdict::Allow, "{e}");
+}
+
+/// An `ipBlock` whose CIDR has bits set beyond the prefix (`198.18.5.7/24`)
+/// is stored by a default apiserver (the strict check is behind an alpha
+/// gate): the policy is kept, with a warning, and its blocks are the
+/// networks, as Go's `net.ParseCIDR` reads them — the same verdicts and
+/// the same kernel ruleset as the canonical spelling. (Before, the loader
+/// refused the policy, and the pod it isolates was left open.)
+#[test]
+fn ipblock_cidrs_with_host_bits_are_their_networks() {
+    let policy = |cidr: &str, except: &str| {
+        format!(
+            "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: from-block, namespace: x}}
+spec:
+  podSelector: {{matchLabels: {{app: b}}}}
+  ingress: [{{from: [{{ipBlock: {{cidr: {cidr}, except: [{except}]}}}}]}}]
+"
+        )
+    };
+    let mut m = Manifests::new();
+    m.load_str("p.yaml", &policy("198.18.5.7/24", "198.18.5.130/25"));
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    assert_eq!(m.warnings().len(), 2, "{:?}", m.warnings());
+    let sloppy = set(&policy("198.18.5.7/24", "198.18.5.130/25"));
+    let canonical = set(&policy("198.18.5.0/24", "198.18.5.128/25"));
+    for (from, want) in [
+        ("198.18.5.1", Verdict::Allow),
+        ("198.18.5.7", Verdict::Allow),
+        ("198.18.5.127", Verdict::Allow),
+        ("198.18.5.130", Verdict::Deny),
+        ("198.18.5.200", Verdict::Deny),
+        ("198.18.6.1", Verdict::Deny),
+    ] {
+        let f = tcp(from, "x/b", 9090);
+        assert_eq!(sloppy.verdict(&f), want, "{}", says(&sloppy, &f));
+        assert_eq!(sloppy.explain(&f), canonical.explain(&f));
+    }
+    let opts = k8snet_policy::RulesetOptions::default();
+    assert_eq!(
+        k8snet_nft::render(&k8snet_policy::ruleset(&sloppy, &opts)),
+        k8snet_nft::render(&k8snet_policy::ruleset(&canonical, &opts))
     );
 }

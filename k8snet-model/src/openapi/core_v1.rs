@@ -8,9 +8,9 @@ use super::{
     non_empty_strings, opt_enum_str, parse_opt_enum, true_or_none, try_opt_vec, try_vec,
 };
 use crate::core::{
-    ClientIpConfig, Container, ContainerPort, LoadBalancerIngress, LoadBalancerStatus, Namespace,
-    Node, NodeAddress, NodeSpec, NodeStatus, Pod, PodCondition, PodIp, PodSpec, PodStatus, Secret,
-    Service, ServicePort, ServiceSpec, ServiceStatus, SessionAffinityConfig,
+    ClientIpConfig, Container, ContainerPort, HostIp, LoadBalancerIngress, LoadBalancerStatus,
+    Namespace, Node, NodeAddress, NodeSpec, NodeStatus, Pod, PodCondition, PodIp, PodSpec,
+    PodStatus, Secret, Service, ServicePort, ServiceSpec, ServiceStatus, SessionAffinityConfig,
 };
 
 // ---------------------------------------------------------------- Namespace
@@ -135,6 +135,12 @@ impl TryFrom<k8s::Pod> for Pod {
                     .map(|p| PodIp { ip: p.ip })
                     .collect(),
                 host_ip: status.host_ip,
+                host_ips: status
+                    .host_ips
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|h| HostIp { ip: h.ip })
+                    .collect(),
                 conditions: status
                     .conditions
                     .unwrap_or_default()
@@ -187,6 +193,7 @@ impl From<Pod> for k8s::Pod {
             pod_ip: pod.status.pod_ip,
             pod_ips: non_empty_map(pod.status.pod_ips, |p| k8s::PodIP { ip: p.ip }),
             host_ip: pod.status.host_ip,
+            host_ips: non_empty_map(pod.status.host_ips, |h| k8s::HostIP { ip: h.ip }),
             conditions: non_empty_map(pod.status.conditions, |c| k8s::PodCondition {
                 type_: c.condition_type,
                 status: c.status,

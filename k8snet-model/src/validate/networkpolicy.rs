@@ -127,18 +127,18 @@ fn peer(p: &NetworkPolicyPeer, path: FieldPath<'_>, errs: &mut Errors) {
     }
 }
 
-/// `cidr` is a strict CIDR and every `except` a strict subset of it (same
-/// family, inside, longer prefix).
+/// `cidr` is a CIDR and every `except` a strict subset of it (same family,
+/// inside, longer prefix), compared as networks.
 fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
     if b.cidr.is_empty() {
         errs.required(path.field("cidr"), "cidr is required");
         return;
     }
-    let cidr = net::cidr_strict(errs, path.field("cidr"), &b.cidr);
+    let cidr = legacy_cidr(errs, path.field("cidr"), &b.cidr);
     let excepts = path.field("except");
     for (i, e) in b.except.iter().enumerate() {
         let ep = excepts.index(i);
-        let (Some(except), Some(cidr)) = (net::cidr_strict(errs, ep, e), cidr) else {
+        let (Some(except), Some(cidr)) = (legacy_cidr(errs, ep, e), cidr) else {
             continue;
         };
         if !cidr.contains(&except) || except.prefix_len() <= cidr.prefix_len() {
@@ -148,4 +148,30 @@ fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
             );
         }
     }
+}
+
+/// An `ipBlock` CIDR, as `ValidateIPBlock` checks it with
+/// `IsValidCIDRForLegacyField`: bits set beyond the prefix length are only
+/// refused under the `StrictIPCIDRValidation` gate (alpha, off by default),
+/// so a default apiserver stores `10.0.0.1/24` (newer ones with a warning)
+/// and every implementation reads it as Go's `net.ParseCIDR` does, as the
+/// network `10.0.0.0/24`. Refusing it would drop the whole policy and its
+/// isolation with it (failing open), so it is accepted with a warning and
+/// returned masked. The address itself stays strict.
+fn legacy_cidr<'p>(errs: &mut Errors, path: FieldPath<'p>, s: &str) -> Option<ipnet::IpNet> {
+    let net = net::cidr(errs, path, s)?;
+    let masked = net.trunc();
+    if masked != net {
+        let width = if net.addr().is_ipv4() { 32 } else { 128 };
+        errs.warn(
+            FieldErrorKind::Invalid,
+            path,
+            format!(
+                "{s:?}: has bits set beyond the prefix length; read as the network \"{masked}\" \
+                 (accepted, as the apiserver does; for the one address write \"{}/{width}\")",
+                net.addr()
+            ),
+        );
+    }
+    Some(masked)
 }

@@ -162,4 +162,47 @@ fn status(pod: &Pod, errs: &mut Errors) {
     if let Some(ip) = st.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
         net::ip(errs, "status.hostIP", ip);
     }
+    host_ips(pod, errs);
+}
+
+/// `status.hostIPs` as `validateHostIPs` checks it: when set, the first
+/// entry equals `hostIP`; every entry is an IP; no repeats; at most one per
+/// family.
+fn host_ips(pod: &Pod, errs: &mut Errors) {
+    let st = &pod.status;
+    let Some(first) = st.host_ips.first() else {
+        return;
+    };
+    let host_ips = FieldPath::new("status.hostIPs");
+    // The apiserver compares the two strings, so an unset `hostIP` next
+    // to a set `hostIPs` is refused too.
+    match st.host_ip.as_deref().unwrap_or_default() {
+        ip if ip == first.ip => {}
+        "" => errs.invalid(
+            host_ips.index(0).field("ip"),
+            format!(
+                "{:?}: must be equal to `hostIP` (which is not set)",
+                first.ip
+            ),
+        ),
+        ip => errs.invalid(
+            host_ips.index(0).field("ip"),
+            format!("{:?}: must be equal to `hostIP` ({ip:?})", first.ip),
+        ),
+    }
+    let mut families = net::Families::default();
+    let mut seen = FirstSeen::new();
+    for (i, ip) in st.host_ips.iter().map(|h| h.ip.as_str()).enumerate() {
+        let path = host_ips.index(i);
+        if let Some(addr) = net::ip(errs, path, ip) {
+            families.add(addr);
+        }
+        if let Some(first) = seen.repeat_of(ip, i) {
+            errs.duplicate(path, &format!("{ip:?}"), host_ips.index(first));
+        }
+    }
+    if seen.len() == st.host_ips.len() {
+        let values = st.host_ips.iter().map(|h| h.ip.as_str());
+        net::dual_stack(errs, host_ips, values, &families);
+    }
 }

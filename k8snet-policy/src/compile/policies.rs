@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use ipnet::IpNet;
 use k8snet_model::{
     AdminEgressPeer, AdminEgressRule, AdminIngressPeer, AdminIngressRule, AdminNetworkPolicy,
     AdminPolicyAction, AdminPolicyPort, AdminPolicySubject, BaselineAdminNetworkPolicy,
@@ -148,11 +149,17 @@ fn range(protos: u8, lo: i32, hi: i32) -> PortMatch {
 
 fn block(cidr: &str, except: &[String], pods: bool) -> Atom {
     // Validation refused malformed CIDRs; should one slip through, it
-    // matches nothing rather than everything.
-    match cidr.parse() {
+    // matches nothing rather than everything. Bits set beyond the prefix
+    // (`10.0.0.1/24`, which the apiserver stores) are dropped, as Go's
+    // `net.ParseCIDR` drops them: the block is the network.
+    match cidr.parse::<IpNet>() {
         Ok(net) => Atom::Block(Block {
-            net,
-            except: except.iter().filter_map(|e| e.parse().ok()).collect(),
+            net: net.trunc(),
+            except: except
+                .iter()
+                .filter_map(|e| e.parse::<IpNet>().ok())
+                .map(|e| e.trunc())
+                .collect(),
             pods,
         }),
         Err(_) => Atom::Nothing,

@@ -58,8 +58,8 @@ pub(crate) struct PodSlot {
     pub(crate) identity: IdentityId,
     pub(crate) ips: Vec<IpAddr>,
     pub(crate) node: Option<String>,
-    /// The addresses of the pod's own node (its `hostIP` and the Node's
-    /// addresses): ingress from them is always allowed.
+    /// The addresses of the pod's own node (its `hostIPs`/`hostIP` and the
+    /// Node's addresses): ingress from them is always allowed.
     pub(crate) node_ips: Vec<IpAddr>,
 }
 
@@ -438,7 +438,7 @@ impl World {
         if pod.spec.host_network && as_node {
             let mut ips = pod.ips();
             if ips.is_empty() {
-                ips = parse_ips(pod.status.host_ip.as_deref());
+                ips = pod.host_ips();
             }
             self.hosts.insert(key, HostPod { ips, node });
             return None;
@@ -458,7 +458,9 @@ impl World {
         let host = pod.spec.host_network;
         let (identity, created) = self.intern_identity(&key.namespace, labels, host, named);
         self.identities[identity as usize].pods += 1;
-        let mut node_ips = parse_ips(pod.status.host_ip.as_deref());
+        // Every address the pod's status gives its node (`hostIPs`, one per
+        // family, and `hostIP`), then the Node object's, if there is one.
+        let mut node_ips = pod.host_ips();
         if let Some(n) = node.as_deref().and_then(|n| self.nodes.get(n)) {
             node_ips.extend(n.ips.iter().copied());
         }

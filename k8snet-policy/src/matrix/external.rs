@@ -96,10 +96,24 @@ pub(crate) fn ranges(set: &PolicySet, v6: bool) -> Vec<(u128, u128)> {
         .collect()
 }
 
+/// The first address of `a..=b` not in `taken` (sorted, deduplicated
+/// address bits of one family), if any.
+fn first_free(taken: &[u128], a: u128, b: u128) -> Option<u128> {
+    let mut candidate = a;
+    let start = taken.partition_point(|&t| t < a);
+    for &t in &taken[start..] {
+        if t != candidate {
+            break; // t > candidate: the candidate is free
+        }
+        candidate = candidate.checked_add(1)?;
+    }
+    (candidate <= b).then_some(candidate)
+}
+
 /// The external groups of a policy set, each with a representative
-/// address that belongs to no pod and no node. Groups that hold nothing
-/// but pod and node addresses are left out. IPv6 appears only when a pod
-/// or a policy uses it.
+/// address that belongs to no pod and no node (the first such address of
+/// the group). Groups that hold nothing but pod and node addresses are
+/// left out. IPv6 appears only when a pod or a policy uses it.
 pub(crate) fn groups(set: &PolicySet) -> Vec<(IpRange, IpAddr)> {
     let w = &set.world;
     let mut taken: HashSet<IpAddr> = w
@@ -109,6 +123,15 @@ pub(crate) fn groups(set: &PolicySet) -> Vec<(IpRange, IpAddr)> {
     taken.extend(w.nodes.values().flat_map(|n| n.ips.iter().copied()));
     taken.extend(w.hosts.values().flat_map(|h| h.ips.iter().copied()));
     taken.extend(w.pod_slots().flat_map(|(_, s)| s.node_ips.iter().copied()));
+    // Per family, sorted: [IPv4, IPv6].
+    let mut sorted: [Vec<u128>; 2] = Default::default();
+    for ip in &taken {
+        let (v6, n) = bits(*ip);
+        sorted[usize::from(v6)].push(n);
+    }
+    for list in &mut sorted {
+        list.sort_unstable();
+    }
     let uses_v6 = set
         .peers
         .list
@@ -123,13 +146,7 @@ pub(crate) fn groups(set: &PolicySet) -> Vec<(IpRange, IpAddr)> {
             continue;
         }
         for (a, b) in ranges(set, v6) {
-            // A free address is near the start unless the group is a block
-            // of pod addresses; 256 tries bound the search.
-            let free = (0..256u128)
-                .map_while(|k| a.checked_add(k).filter(|&x| x <= b))
-                .map(|x| addr(v6, x))
-                .find(|ip| !taken.contains(ip));
-            if let Some(rep) = free {
+            if let Some(rep) = first_free(&sorted[usize::from(v6)], a, b).map(|x| addr(v6, x)) {
                 let range = IpRange {
                     first: addr(v6, a),
                     last: addr(v6, b),
@@ -150,6 +167,53 @@ mod tests {
             first: a.parse().unwrap(),
             last: b.parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn the_first_free_address_is_found_past_any_run_of_taken_ones() {
+        let taken: Vec<u128> = (10..300).chain([400, 401]).collect();
+        assert_eq!(first_free(&taken, 0, 1000), Some(0));
+        assert_eq!(first_free(&taken, 10, 1000), Some(300));
+        assert_eq!(first_free(&taken, 10, 299), None);
+        assert_eq!(first_free(&taken, 400, 401), None);
+        assert_eq!(first_free(&taken, 400, 402), Some(402));
+        assert_eq!(first_free(&[u128::MAX], u128::MAX, u128::MAX), None);
+        assert_eq!(first_free(&[], 7, 7), Some(7));
+    }
+
+    /// A block whose first 256 addresses all belong to pods is still an
+    /// external group, represented by its first free address. (The search
+    /// used to give up after 256 tries and leave the group out.)
+    #[test]
+    fn a_group_crowded_with_pods_is_kept() {
+        use k8snet_model::{Cluster, Manifests};
+
+        use crate::Options;
+
+        let mut yaml = String::from(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+             metadata: {name: out, namespace: x}\n\
+             spec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{ipBlock: {cidr: 10.0.0.0/23}}]}]}\n",
+        );
+        for i in 0..256 {
+            yaml.push_str(&format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: x}}\nstatus: {{podIP: 10.0.0.{i}}}\n"
+            ));
+        }
+        let mut m = Manifests::new();
+        m.load_str("t.yaml", &yaml);
+        assert!(m.errors().is_empty(), "{:?}", m.errors());
+        let set = PolicySet::compile(&Cluster::from_manifests(&m), &Options::default());
+        let found: Vec<(String, IpAddr)> = groups(&set)
+            .into_iter()
+            .map(|(range, rep)| (range.to_string(), rep))
+            .collect();
+        let block = found.iter().find(|(range, _)| range == "10.0.0.0/23");
+        assert_eq!(
+            block.map(|(_, rep)| rep.to_string()).as_deref(),
+            Some("10.0.1.0"),
+            "{found:?}"
+        );
     }
 
     #[test]

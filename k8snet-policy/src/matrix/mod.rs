@@ -286,8 +286,11 @@ fn add_segment(
     verdict: Verdict,
     e: &crate::Explanation,
 ) {
-    let egress = e.egress.to_string();
-    let ingress = e.ingress.to_string();
+    // A pair of dual-stack pods decided differently per family: the
+    // reasons say which family they are for.
+    let prefix = e.family_prefix();
+    let egress = format!("{prefix}{}", e.egress);
+    let ingress = format!("{prefix}{}", e.ingress);
     let found = segments
         .iter_mut()
         .find(|s| s.verdict == verdict && s.egress == egress && s.ingress == ingress);

@@ -54,11 +54,13 @@ const CIDRS: [(&str, &[&str]); 9] = [
     ("fd00:18::/64", &["fd00:18::1/128"]),
     ("::/0", &[]),
 ];
-pub const EXTERNAL: [&str; 8] = [
+pub const EXTERNAL: [&str; 10] = [
     "203.0.113.5",
     "8.8.8.8",
     "198.19.128.1",
     "198.19.128.2",
+    "fd00:19:1::1",
+    "fd00:19:1::2",
     "198.18.0.250",
     "198.18.0.2",
     "fd00:18::99",
@@ -523,6 +525,17 @@ pub fn pod(g: &mut Gen<'_>, i: usize) -> Pod {
     if node > 0 {
         p.spec.node_name = Some(format!("n{node}"));
         p.status.host_ip = Some(format!("198.19.128.{node}"));
+        // A dual-stack node lists its IPv6 address in `hostIPs` only.
+        if g.chance(40) {
+            p.status.host_ips = vec![
+                HostIp {
+                    ip: format!("198.19.128.{node}"),
+                },
+                HostIp {
+                    ip: format!("fd00:19:1::{node}"),
+                },
+            ];
+        }
     }
     p.spec.host_network = node > 0 && g.chance(10);
     p.spec.containers = vec![Container {
@@ -535,7 +548,7 @@ pub fn pod(g: &mut Gen<'_>, i: usize) -> Pod {
     } else if !g.chance(5) {
         let v4 = format!("198.18.0.{}", i + 1);
         p.status.pod_ip = Some(v4.clone());
-        if g.chance(30) {
+        if g.chance(50) {
             p.status.pod_ips = vec![
                 PodIp { ip: v4 },
                 PodIp {
@@ -578,7 +591,11 @@ pub fn cluster(g: &mut Gen<'_>) -> Cluster {
         let _ = c.upsert(o);
     };
     for ns in NAMESPACES {
-        put(namespace(g, ns).into());
+        // Some namespaces have no object: the cluster knows them only
+        // implicitly, from the objects in them.
+        if g.chance(75) {
+            put(namespace(g, ns).into());
+        }
     }
     for k in 1..=2 {
         if g.chance(70) {

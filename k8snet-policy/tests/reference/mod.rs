@@ -61,11 +61,14 @@ fn resolve<'a>(cluster: &'a Cluster, opts: &Options, ep: &Endpoint) -> Side<'a> 
             Some(p) if p.spec.host_network && opts.host_network == HostNetwork::AsNode => {
                 let mut ips = p.ips();
                 if ips.is_empty() {
+                    // The node's addresses, as the status lists them.
                     ips.extend(
                         p.status
-                            .host_ip
-                            .as_deref()
-                            .and_then(|s| s.parse::<IpAddr>().ok()),
+                            .host_ips
+                            .iter()
+                            .map(|h| h.ip.as_str())
+                            .chain(p.status.host_ip.as_deref())
+                            .filter_map(|s| s.parse::<IpAddr>().ok()),
                     );
                 }
                 Side::Host(ips, p.spec.node_name.as_deref())
@@ -486,10 +489,11 @@ fn own_node(cluster: &Cluster, src: &Side<'_>, dst: &Pod) -> bool {
     };
     let mut node_ips: Vec<IpAddr> = dst
         .status
-        .host_ip
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .into_iter()
+        .host_ips
+        .iter()
+        .map(|h| h.ip.as_str())
+        .chain(dst.status.host_ip.as_deref())
+        .filter_map(|s| s.parse().ok())
         .collect();
     if let Some(node) = dst.spec.node_name.as_deref().and_then(|n| cluster.node(n)) {
         node_ips.extend(
@@ -525,13 +529,75 @@ pub fn evaluate(cluster: &Cluster, opts: &Options, flow: &Flow) -> [Dir; 2] {
     {
         return [exempt.clone(), exempt];
     }
-    let egress = match &src {
-        Side::Pod(p, _) => direction(cluster, opts, PolicyType::Egress, p, flow, &dst, &dst),
+    // A connection uses one family end to end: when both sides have
+    // addresses, only the families both have count, one at a time.
+    let (v4, v6) = (families(&src), families(&dst));
+    let shared = (v4.0 && v6.0, v4.1 && v6.1);
+    match shared {
+        (true, true) => {
+            let over4 = directions(cluster, opts, flow, &only(&src, true), &only(&dst, true));
+            let over6 = directions(cluster, opts, flow, &only(&src, false), &only(&dst, false));
+            // Decided alike, or IPv4 allows, or neither does: IPv4's
+            // decisions; else IPv6's.
+            if over4 == over6 || allows(&over4) || !allows(&over6) {
+                over4
+            } else {
+                over6
+            }
+        }
+        (true, false) => directions(cluster, opts, flow, &only(&src, true), &only(&dst, true)),
+        (false, true) => directions(cluster, opts, flow, &only(&src, false), &only(&dst, false)),
+        (false, false) => directions(cluster, opts, flow, &src, &dst),
+    }
+}
+
+fn allows(dirs: &[Dir; 2]) -> bool {
+    dirs.iter().all(|d| d.verdict == Verdict::Allow)
+}
+
+/// Whether a side has IPv4 and IPv6 addresses.
+fn families(side: &Side<'_>) -> (bool, bool) {
+    let ips: &[IpAddr] = match side {
+        Side::Pod(_, ips) | Side::Host(ips, _) => ips,
+        Side::Unknown => &[],
+    };
+    (
+        ips.iter().any(IpAddr::is_ipv4),
+        ips.iter().any(IpAddr::is_ipv6),
+    )
+}
+
+/// A side with only its addresses of one family.
+fn only<'a>(side: &Side<'a>, v4: bool) -> Side<'a> {
+    let keep = |ips: &[IpAddr]| -> Vec<IpAddr> {
+        ips.iter()
+            .copied()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .collect()
+    };
+    match side {
+        Side::Pod(p, ips) => Side::Pod(p, keep(ips)),
+        Side::Host(ips, node) => Side::Host(keep(ips), *node),
+        Side::Unknown => Side::Unknown,
+    }
+}
+
+/// `[egress, ingress]` between two resolved sides.
+fn directions(
+    cluster: &Cluster,
+    opts: &Options,
+    flow: &Flow,
+    src: &Side<'_>,
+    dst: &Side<'_>,
+) -> [Dir; 2] {
+    let exempt = allow(By::Exempt);
+    let egress = match src {
+        Side::Pod(p, _) => direction(cluster, opts, PolicyType::Egress, p, flow, dst, dst),
         _ => exempt.clone(),
     };
-    let ingress = match &dst {
-        Side::Pod(p, _) if own_node(cluster, &src, p) => exempt,
-        Side::Pod(p, _) => direction(cluster, opts, PolicyType::Ingress, p, flow, &dst, &src),
+    let ingress = match dst {
+        Side::Pod(p, _) if own_node(cluster, src, p) => exempt,
+        Side::Pod(p, _) => direction(cluster, opts, PolicyType::Ingress, p, flow, dst, src),
         _ => exempt,
     };
     [egress, ingress]
