@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::config::NetConf;
 use crate::env::{Env, validate_ifname};
 use crate::error::{Error, Result};
-use crate::result::{CniResult, Route};
+use crate::result::{CniResult, Dns, Route};
 
 /// The reference's default bridge name.
 pub const DEFAULT_BRIDGE: &str = "cni0";
@@ -160,11 +160,15 @@ impl BridgeConf {
 ///
 /// # Errors
 ///
-/// [`Error::Config`] (code 7) naming the field it came from when it is not
-/// `aa:bb:cc:dd:ee:ff`, or is a multicast or the all-zero address (which
-/// no Ethernet interface may have).
+/// [`Error::Env`] (code 4) for a malformed `CNI_ARGS` (the reference's
+/// loadNetConf parses it strictly); [`Error::Config`] (code 7) naming the
+/// field it came from when the MAC is not `aa:bb:cc:dd:ee:ff`, or is a
+/// multicast or the all-zero address (which no Ethernet interface may
+/// have).
 pub fn requested_mac(conf: &NetConf, env: &Env) -> Result<Option<[u8; 6]>> {
-    let mut found: Option<(String, &str)> = env.arg("MAC").map(|m| (m.to_owned(), "CNI_ARGS.MAC"));
+    let mut found: Option<(String, &str)> = env
+        .strict_arg("MAC")?
+        .map(|m| (m.to_owned(), "CNI_ARGS.MAC"));
     if let Some(m) = conf.cni_arg("mac").and_then(Value::as_str) {
         found = Some((m.to_owned(), "args.cni.mac"));
     }
@@ -251,6 +255,23 @@ pub fn first_host(net: &IpNet) -> IpAddr {
     }
 }
 
+/// The configuration's `dns` when it replaces what IPAM returned: when any
+/// of `nameservers`, `search` or `options` is present and not `null` (an
+/// empty list counts), or `domain` is not empty, as the reference's
+/// dnsConfSet tests Go's nil slices and empty string. `None` when IPAM's
+/// DNS stays.
+pub fn configured_dns(conf: &NetConf) -> Option<Dns> {
+    let raw = conf.raw.get("dns")?.as_object()?;
+    let list_set = ["nameservers", "search", "options"]
+        .iter()
+        .any(|k| raw.get(*k).is_some_and(|v| !v.is_null()));
+    let domain_set = raw
+        .get("domain")
+        .and_then(Value::as_str)
+        .is_some_and(|d| !d.is_empty());
+    (list_set || domain_set).then(|| conf.dns.clone().unwrap_or_default())
+}
+
 /// Completes the IPAM result as the reference's `calcGateways`: every
 /// address belongs to interface 2 (the container's); with `isGateway` a
 /// missing gateway is the subnet's first address; with `isDefaultGateway`
@@ -304,6 +325,42 @@ mod tests {
             format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bridge"{extra}}}"#).as_bytes(),
         )?;
         BridgeConf::from_conf(&c)
+    }
+
+    /// dnsConfSet: a list present and not null (empty included) or a
+    /// non-empty domain makes the configured DNS replace IPAM's; `null`
+    /// lists, an empty domain, `{}` or no `dns` leave IPAM's.
+    #[test]
+    fn configured_dns_is_set_as_dns_conf_set_decides() {
+        let dns = |d: &str| {
+            let c = NetConf::from_slice(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bridge","dns":{d}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap();
+            configured_dns(&c)
+        };
+        for set in [
+            r#"{"nameservers":[]}"#,
+            r#"{"search":[]}"#,
+            r#"{"options":[]}"#,
+            r#"{"domain":"cluster.test"}"#,
+        ] {
+            let got = dns(set).unwrap_or_else(|| panic!("{set} is set"));
+            assert_eq!(got.nameservers, Vec::<String>::new(), "{set}");
+        }
+        assert_eq!(
+            dns(r#"{"nameservers":["198.19.0.10"],"search":null}"#).map(|d| d.nameservers),
+            Some(vec!["198.19.0.10".to_owned()])
+        );
+        for unset in [
+            "{}",
+            "null",
+            r#"{"nameservers":null,"search":null,"options":null}"#,
+            r#"{"domain":""}"#,
+        ] {
+            assert_eq!(dns(unset), None, "{unset}");
+        }
     }
 
     #[test]

@@ -84,7 +84,10 @@ pub struct NetConf {
     pub dns: Option<Dns>,
     /// `runtimeConfig`: capability arguments the runtime injected.
     pub runtime_config: Map<String, Value>,
-    /// `prevResult`, read at the configuration's version.
+    /// `prevResult` as it came, at its own `cniVersion` (the
+    /// configuration's when it has none). A plugin passing it through
+    /// prints it unchanged when that is the configuration's version, and
+    /// converted otherwise (see [`CniResult::try_to_json`]).
     pub prev_result: Option<CniResult>,
     /// The whole object, unknown keys included.
     pub raw: Map<String, Value>,
@@ -128,12 +131,10 @@ impl NetConf {
         let prev_result = match raw.get("prevResult") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
-                CniResult::from_json_at(v, cni_version, "prevResult.")
-                    .map_err(|e| match e {
-                        Error::Decode { field, message } => Error::config(field, message),
-                        other => other,
-                    })?
-                    .converted(cni_version),
+                CniResult::from_json_at(v, cni_version, "prevResult.").map_err(|e| match e {
+                    Error::Decode { field, message } => Error::config(field, message),
+                    other => other,
+                })?,
             ),
         };
         Ok(Self {

@@ -88,8 +88,11 @@ pub struct Env {
     pub netns: Option<PathBuf>,
     /// `CNI_IFNAME`: the interface to create inside the container.
     pub ifname: String,
-    /// `CNI_ARGS`: `K=V;K2=V2` pairs, in order.
+    /// The well-formed `K=V` pairs of `CNI_ARGS`, in order (a malformed
+    /// pair is skipped here; see [`Env::strict_arg`]).
     pub args: Vec<(String, String)>,
+    /// `CNI_ARGS` as given (empty when unset).
+    pub raw_args: String,
     /// `CNI_PATH`: where to find delegated plugins.
     pub path: Vec<PathBuf>,
 }
@@ -105,9 +108,9 @@ impl Env {
     }
 
     /// Reads the variables through `lookup` and validates them: every
-    /// variable the command needs is present and not empty, the container ID
-    /// and interface name are well formed, and, for ADD and CHECK,
-    /// `CNI_ARGS` is `K=V;...` (other commands keep its well-formed pairs).
+    /// variable the command needs is present and not empty, and the
+    /// container ID and interface name are well formed. `CNI_ARGS` is not
+    /// validated here (see [`Env::args`]).
     ///
     /// # Errors
     ///
@@ -146,16 +149,12 @@ impl Env {
                 message: m,
             })?;
         }
-        // The Go skeleton never checks CNI_ARGS; plugins that read their
-        // arguments reject a malformed one when they parse it. Our plugins
-        // read them on ADD and CHECK (`IP`, `MAC`), so only those fail on
-        // it; DEL (best effort), GC, STATUS and VERSION keep the
-        // well-formed pairs and go on.
+        // The Go skeleton never checks CNI_ARGS: whether a malformed pair
+        // is an error is the plugin's choice (the reference host-local and
+        // bridge refuse it, portmap and loopback never parse it), made with
+        // `strict_arg` where it reads an argument.
         let raw_args = get("CNI_ARGS").unwrap_or_default();
-        let args = match command {
-            Command::Add | Command::Check => parse_args(&raw_args)?,
-            _ => parse_args_lenient(&raw_args),
-        };
+        let args = parse_args_lenient(&raw_args);
         let path = get("CNI_PATH")
             .map(|p| {
                 std::env::split_paths(&p)
@@ -169,6 +168,7 @@ impl Env {
             netns: get("CNI_NETNS").map(PathBuf::from),
             ifname,
             args,
+            raw_args,
             path,
         })
     }
@@ -179,6 +179,18 @@ impl Env {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key` in `CNI_ARGS`, refusing a malformed `CNI_ARGS`
+    /// (any pair, not only `key`'s) as the reference plugins that read
+    /// their arguments do (Go's `types.LoadArgs`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Env`] (code 4) naming `CNI_ARGS` and the bad pair.
+    pub fn strict_arg(&self, key: &str) -> Result<Option<&str>> {
+        parse_args(&self.raw_args)?;
+        Ok(self.arg(key))
     }
 }
 

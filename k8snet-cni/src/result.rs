@@ -10,8 +10,17 @@
 //! - → 0.1.0/0.2.0 keeps the first IPv4 and first IPv6 address as `ip4` and
 //!   `ip6`, splits routes between them by family (only `dst` and `gw`: a
 //!   0.2.0 route has no other field) and drops interfaces; a result with no
-//!   address cannot be written at these versions
+//!   address cannot be converted to these versions
 //!   ([`CniResult::try_to_json`]).
+//!
+//! A result remembers its version ([`CniResult::cni_version`]: the one it
+//! was read at, or the one a plugin built it for). Written at that same
+//! version, or from 0.1.0 to 0.2.0 or back (one shape), nothing is
+//! converted, as Go's Convert returns such a result as it is: a 0.2.0
+//! result without addresses is written as it came and its routes keep all
+//! their fields. Plugins that build a result in the richest shape mark it
+//! [`Version::LATEST`] (as Go's plugins use `current.ImplementedSpecVersion`),
+//! so that writing it at an older version converts it.
 //!
 //! Reading is as lenient as Go's `encoding/json`, which every Go runtime
 //! and plugin uses: `null` for a list (`interfaces`, `ips`, `routes`,
@@ -208,7 +217,10 @@ impl Dns {
 /// A CNI result in its richest (1.1.0) form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CniResult {
-    /// The version it was read at, or is meant for.
+    /// The version whose shape it has: the one it was read at, or the one
+    /// it was built for ([`Version::LATEST`] for a result in the richest
+    /// shape). Writing it at another version converts it (see the module
+    /// docs).
     pub cni_version: Version,
     /// Interfaces.
     pub interfaces: Vec<Interface>,
@@ -443,8 +455,8 @@ impl CniResult {
 
     /// The result written at `version` (converting as the module docs say).
     /// At 0.1.0/0.2.0 a result without addresses is written as one with
-    /// neither `ip4` nor `ip6`; [`CniResult::try_to_json`] refuses it, as
-    /// the Go conversion does.
+    /// neither `ip4` nor `ip6`; [`CniResult::try_to_json`] refuses it when
+    /// that is a conversion, as Go's Convert does.
     pub fn to_json(&self, version: Version) -> Value {
         // Serializing these plain structs cannot fail.
         serde_json::to_value(self.wire(version)).unwrap_or(Value::Null)
@@ -456,8 +468,10 @@ impl CniResult {
         serde_json::to_string(&self.wire(version)).unwrap_or_default()
     }
 
-    /// As [`CniResult::to_json`], failing where Go's conversion fails: to
-    /// 0.1.0 or 0.2.0 when there is no address to put in `ip4` or `ip6`.
+    /// As [`CniResult::to_json`], failing where Go's conversion fails: from
+    /// 0.3.0 or later to 0.1.0 or 0.2.0 when there is no address to put in
+    /// `ip4` or `ip6`. A result already in the 0.1.0/0.2.0 shape is not
+    /// converted, so it does not fail.
     ///
     /// # Errors
     ///
@@ -479,8 +493,15 @@ impl CniResult {
         Ok(self.to_json_string(version))
     }
 
+    /// Whether writing at `version` is no conversion: the same version, or
+    /// between 0.1.0 and 0.2.0 (the same shape).
+    fn same_shape(&self, version: Version) -> bool {
+        self.cni_version == version
+            || (self.cni_version.is_legacy_result() && version.is_legacy_result())
+    }
+
     fn check_convertible(&self, version: Version) -> Result<()> {
-        if version.is_legacy_result() && self.ips.is_empty() {
+        if version.is_legacy_result() && !self.same_shape(version) && self.ips.is_empty() {
             return Err(Error::other(
                 crate::error::code::INTERNAL,
                 "cannot convert: no valid IP addresses",
@@ -492,6 +513,9 @@ impl CniResult {
     fn wire(&self, version: Version) -> WireOut<'_> {
         let s = version.as_str();
         if version.is_legacy_result() {
+            // Converted, a 0.2.0 route is only `dst` and `gw`; unconverted
+            // it keeps what it was read with.
+            let keep_routes = self.same_shape(version);
             let pick = |v4: bool| {
                 self.ips
                     .iter()
@@ -499,12 +523,17 @@ impl CniResult {
                     .map(|ip| Wire020Ip {
                         ip: ip.address,
                         gateway: ip.gateway,
-                        // A 0.2.0 route is only `dst` and `gw`.
                         routes: self
                             .routes
                             .iter()
                             .filter(|r| r.dst.addr().is_ipv4() == v4)
-                            .map(|r| Route::new(r.dst, r.gw))
+                            .map(|r| {
+                                if keep_routes {
+                                    r.clone()
+                                } else {
+                                    Route::new(r.dst, r.gw)
+                                }
+                            })
                             .collect(),
                     })
             };

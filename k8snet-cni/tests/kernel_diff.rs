@@ -393,3 +393,54 @@ fn bridge_result_takes_a_configured_dns_domain() {
         "ours"
     );
 }
+
+/// bridge.go dnsConfSet tests the configured lists against nil, so
+/// `"dns": {"nameservers": []}` counts as set and replaces the DNS IPAM
+/// returned (here host-local's, from `resolvConf`) with an empty one: no
+/// `dns` in the result (the reference prints `"dns": {}`).
+#[test]
+fn bridge_result_an_empty_configured_nameservers_list_replaces_ipam_dns() {
+    k8snet_testnet::kernel_test!();
+    let data = TempDir::new("dnsempty");
+    std::fs::create_dir_all(&data.0).unwrap();
+    let resolv = data.0.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 198.19.0.10\n").unwrap();
+    let conf = |ours: bool| {
+        json!({"cniVersion": "1.0.0", "name": "kdns0",
+               "type": if ours { "k8snet-bridge" } else { "bridge" },
+               "bridge": "kbr0", "isGateway": true,
+               "dns": {"nameservers": []},
+               "ipam": {"type": if ours { "k8snet-host-local" } else { "host-local" },
+                        "dataDir": data.0.join(if ours { "o" } else { "r" }),
+                        "resolvConf": resolv,
+                        "ranges": [[{"subnet": "198.18.0.0/24"}]]}})
+    };
+    let mut tn = Testnet::new("cnidne").unwrap();
+    let pod = tn.add_netns("p0").unwrap();
+    let ours = run_ours(
+        tn.node(),
+        &Bridge,
+        &env("ADD", "c1", Some(&pod.path()), "/nonexistent"),
+        &conf(true),
+    );
+    assert!(ours.ok(), "{ours:?}");
+    if reference_available() {
+        // The reference, in its own namespaces, as a cross-check.
+        let mut tr = Testnet::new("cnidner").unwrap();
+        let rpod = tr.add_netns("p0").unwrap();
+        let r = run_ref(
+            tr.node(),
+            "bridge",
+            &env("ADD", "c1", Some(&rpod.path()), REF_DIR),
+            &conf(false),
+        );
+        assert!(r.ok(), "{r:?}");
+        let dns = r.stdout.get("dns");
+        assert!(
+            dns.is_none() || dns == Some(&json!({})),
+            "reference: {}",
+            r.stdout
+        );
+    }
+    assert_eq!(ours.stdout.get("dns"), None, "ours: {}", ours.stdout);
+}

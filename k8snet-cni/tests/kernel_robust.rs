@@ -374,3 +374,24 @@ fn loopback_matches_the_reference() {
     assert!(run_ours(tn.node(), &Loopback, &d, &c).ok());
     assert!(!pod.ip(&["link", "show", "lo"]).unwrap().contains(",UP"));
 }
+
+/// The reference loopback never parses CNI_ARGS: a malformed pair does not
+/// fail its ADD (ours sets `lo` up and answers as usual).
+#[test]
+fn loopback_add_does_not_parse_cni_args() {
+    k8snet_testnet::kernel_test!();
+    let mut tn = Testnet::new("cniloa").unwrap();
+    let pod = tn.add_netns("p").unwrap();
+    pod.ip(&["link", "set", "lo", "down"]).unwrap();
+    let c = json!({"cniVersion": "1.0.0", "name": "lo", "type": "k8snet-loopback"});
+    let mut e = env("ADD", "lo1", Some(&pod.path()), "/x");
+    for (k, v) in &mut e {
+        if k == "CNI_IFNAME" {
+            *v = "lo".into();
+        }
+    }
+    e.push(("CNI_ARGS".into(), "K8S_POD_NAME=web;novalue".into()));
+    let ours = run_ours(tn.node(), &Loopback, &e, &c);
+    assert!(ours.ok(), "{ours:?}");
+    assert!(pod.ip(&["link", "show", "lo"]).unwrap().contains("UP"));
+}

@@ -111,10 +111,12 @@ fn a_result_without_addresses_cannot_be_written_at_020_or_010() {
         assert_eq!(r.try_to_json(v).unwrap(), r.to_json(v));
     }
 
+    // A plugin building its result in the richest shape (as Go's use
+    // current.ImplementedSpecVersion), so that printing it converts it.
     struct Empty;
     impl k8snet_cni::Plugin for Empty {
-        fn add(&self, req: &k8snet_cni::Request) -> k8snet_cni::Result<CniResult> {
-            Ok(CniResult::new(req.conf.cni_version))
+        fn add(&self, _: &k8snet_cni::Request) -> k8snet_cni::Result<CniResult> {
+            Ok(CniResult::new(Version::LATEST))
         }
         fn del(&self, _: &k8snet_cni::Request) -> k8snet_cni::Result<()> {
             Ok(())
@@ -152,6 +154,30 @@ fn a_result_without_addresses_cannot_be_written_at_020_or_010() {
     assert_eq!(
         (out.status, out.stdout),
         (0, b"{\"cniVersion\":\"0.3.1\"}\n".to_vec())
+    );
+}
+
+/// Go's Convert returns a result unchanged when it is already at the
+/// requested version: a 0.2.0 result without addresses writes at 0.2.0
+/// (and 0.1.0, the same shape), and its routes keep the fields they came
+/// with. A result built at the richest version is converted (and fails).
+#[test]
+fn a_legacy_result_is_written_at_its_own_version_unchanged() {
+    let bare = json!({"cniVersion": "0.2.0", "dns": {"nameservers": ["198.19.0.10"]}});
+    let r = CniResult::from_json(&bare, Version::V0_2_0).unwrap();
+    assert_eq!(r.try_to_json(Version::V0_2_0).unwrap(), bare);
+    assert_eq!(
+        r.try_to_json_string(Version::V0_1_0).unwrap(),
+        r#"{"cniVersion":"0.1.0","dns":{"nameservers":["198.19.0.10"]}}"#
+    );
+    let routed = json!({"cniVersion": "0.2.0", "ip4": {"ip": "198.18.0.2/24",
+        "routes": [{"dst": "0.0.0.0/0", "gw": "198.18.0.1", "mtu": 1400, "priority": 10}]}});
+    let r = CniResult::from_json(&routed, Version::V0_2_0).unwrap();
+    assert_eq!(r.to_json(Version::V0_2_0), routed);
+    assert!(
+        CniResult::new(Version::LATEST)
+            .try_to_json(Version::V0_2_0)
+            .is_err()
     );
 }
 

@@ -372,11 +372,11 @@ fn an_error_without_a_known_version_has_no_cni_version_key() {
     assert_eq!(e.cni_version, "");
 }
 
-/// The Go skeleton never looks at CNI_ARGS: a malformed one fails only the
-/// plugins that parse it. VERSION, DEL, GC and STATUS go on; ADD and CHECK
-/// (where our plugins read `IP` and `MAC`) fail with code 4 naming it.
+/// The Go skeleton never looks at CNI_ARGS: a malformed one reaches the
+/// plugin, whatever the command. `Env` keeps it as given and its
+/// well-formed pairs.
 #[test]
-fn malformed_cni_args_fail_only_add_and_check() {
+fn the_skeleton_does_not_parse_cni_args() {
     let run = |command: &str, stdin: &str| {
         let env: HashMap<&str, String> = [
             ("CNI_COMMAND", command.to_owned()),
@@ -390,30 +390,100 @@ fn malformed_cni_args_fail_only_add_and_check() {
         .collect();
         run_with(&Fake, |k| env.get(k).cloned(), stdin.as_bytes())
     };
-    let out = run("VERSION", r#"{"cniVersion":"1.1.0"}"#);
-    assert_eq!(out.status, 0);
-    let out = run("DEL", r#"{"cniVersion":"1.0.0","name":"n","type":"fake"}"#);
-    assert_eq!((out.status, out.stdout), (0, Vec::new()));
-    for command in ["ADD", "CHECK"] {
-        let out = run(
-            command,
-            r#"{"cniVersion":"1.0.0","name":"n","type":"fake"}"#,
+    let conf = r#"{"cniVersion":"1.1.0","name":"n","type":"fake"}"#;
+    assert_eq!(run("VERSION", conf).status, 0);
+    assert_eq!(run("ADD", conf).status, 0);
+    assert_eq!(
+        (run("DEL", conf).status, run("DEL", conf).stdout),
+        (0, Vec::new())
+    );
+    assert_eq!(run("STATUS", conf).status, 1, "Fake's STATUS is code 50");
+    // Fake's own CHECK error, not an environment error.
+    let v: Value = serde_json::from_slice(&run("CHECK", conf).stdout).unwrap();
+    assert_eq!(v["code"], 150, "{v}");
+    for command in ["ADD", "CHECK", "DEL"] {
+        let env = k8snet_cni::Env::from_lookup(|k| match k {
+            "CNI_COMMAND" => Some(command.into()),
+            "CNI_CONTAINERID" => Some("c".into()),
+            "CNI_NETNS" => Some("/run/netns/p".into()),
+            "CNI_IFNAME" => Some("eth0".into()),
+            "CNI_PATH" => Some("/x".into()),
+            "CNI_ARGS" => Some("=x;novalue;IP=198.18.0.9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            env.args,
+            vec![("IP".to_owned(), "198.18.0.9".to_owned())],
+            "{command}"
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!((out.status, v["code"].as_u64()), (1, Some(4)), "{command}");
+        assert_eq!(env.raw_args, "=x;novalue;IP=198.18.0.9", "{command}");
+        let e = env.strict_arg("IP").unwrap_err();
+        assert_eq!(e.code(), 4);
+        assert!(e.to_string().starts_with("CNI_ARGS: "), "{e}");
+    }
+}
+
+/// host-local reads CNI_ARGS (`IP`) as the reference's LoadIPAMConfig does
+/// (types.LoadArgs): a malformed pair fails ADD and CHECK with code 4
+/// naming CNI_ARGS. DEL takes the well-formed pairs and frees the address
+/// (the reference fails it; see IpamConfig::from_request).
+#[test]
+fn host_local_add_and_check_refuse_a_malformed_cni_args_del_frees() {
+    let dir = data_dir("badargs");
+    let stdin = serde_json::json!({"cniVersion": "1.0.0", "name": "net1", "type": "k8snet-host-local",
+        "ipam": {"type": "k8snet-host-local", "dataDir": dir,
+                 "ranges": [[{"subnet": "198.18.0.0/24"}]]}});
+    for command in ["ADD", "CHECK"] {
+        let (status, v) = host_local(command, Some("K8S_POD_NAME=web;novalue"), &stdin);
+        assert_eq!((status, v["code"].as_u64()), (1, Some(4)), "{command}: {v}");
         assert!(v["msg"].as_str().unwrap().starts_with("CNI_ARGS: "), "{v}");
     }
-    // DEL still sees the well-formed pairs.
-    let env = k8snet_cni::Env::from_lookup(|k| match k {
-        "CNI_COMMAND" => Some("DEL".into()),
-        "CNI_CONTAINERID" => Some("c".into()),
-        "CNI_IFNAME" => Some("eth0".into()),
-        "CNI_PATH" => Some("/x".into()),
-        "CNI_ARGS" => Some("=x;novalue;IP=198.18.0.9".into()),
-        _ => None,
-    })
-    .unwrap();
-    assert_eq!(env.args, vec![("IP".to_owned(), "198.18.0.9".to_owned())]);
+    let held = || dir.join("net1").join("198.18.0.9").exists();
+    assert!(!held(), "a refused ADD allocated");
+    let (status, v) = host_local("ADD", Some("IP=198.18.0.9"), &stdin);
+    assert_eq!(status, 0, "{v}");
+    assert!(held());
+    let (status, v) = host_local("DEL", Some("novalue;IP=198.18.0.9"), &stdin);
+    let freed = !held();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((status, v), (0, Value::Null));
+    assert!(freed, "DEL did not free the address");
+}
+
+/// The reference bridge's loadNetConf parses CNI_ARGS on ADD and CHECK: a
+/// malformed pair is refused with code 4 naming CNI_ARGS, before anything
+/// is done in the kernel.
+#[cfg(feature = "linux")]
+#[test]
+fn bridge_add_and_check_refuse_a_malformed_cni_args() {
+    let stdin = serde_json::json!({"cniVersion": "1.0.0", "name": "net1", "type": "k8snet-bridge",
+        "bridge": "kbr0",
+        "prevResult": {"cniVersion": "1.0.0", "ips": [{"address": "198.18.0.2/24"}]}});
+    for command in ["ADD", "CHECK"] {
+        let env: HashMap<&str, String> = [
+            ("CNI_COMMAND", command.to_owned()),
+            ("CNI_CONTAINERID", "ctr1".to_owned()),
+            ("CNI_NETNS", "/run/netns/does-not-exist".to_owned()),
+            ("CNI_IFNAME", "eth0".to_owned()),
+            ("CNI_PATH", "/nonexistent".to_owned()),
+            ("CNI_ARGS", "K8S_POD_NAME=web;novalue".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let out = run_with(
+            &k8snet_cni::linux::Bridge,
+            |k| env.get(k).cloned(),
+            stdin.to_string().as_bytes(),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (out.status, v["code"].as_u64()),
+            (1, Some(4)),
+            "{command}: {v}"
+        );
+        assert!(v["msg"].as_str().unwrap().starts_with("CNI_ARGS: "), "{v}");
+    }
 }
 
 /// host-local: the same address requested twice (CNI_ARGS `IP` and the

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{NetConf, typed};
-use crate::env::Env;
+use crate::env::{Command, Env};
 use crate::error::{Error, Result};
 use crate::result::{Dns, Route};
 use crate::version::Version;
@@ -356,7 +356,16 @@ impl IpamConfig {
             ));
         }
         let mut requested = Vec::new();
-        if let Some(ip) = env.arg("IP") {
+        // The reference's LoadIPAMConfig parses CNI_ARGS (types.LoadArgs)
+        // on every command, so a malformed pair fails ADD and CHECK (as
+        // here) and also DEL. Our DEL (and GC and STATUS, which read no
+        // argument) takes the well-formed pairs instead, on purpose: DEL
+        // must free the addresses whatever else the runtime passes.
+        let ip_arg = match env.command {
+            Command::Add | Command::Check => env.strict_arg("IP")?,
+            _ => env.arg("IP"),
+        };
+        if let Some(ip) = ip_arg {
             for part in ip.split(',').filter(|s| !s.is_empty()) {
                 requested.push(parse_requested(part, "CNI_ARGS.IP")?);
             }

@@ -29,6 +29,7 @@ use crate::config::Attachment;
 use crate::error::{Error, Result, code};
 use crate::plugin::{GcRequest, Plugin, Request};
 use crate::result::{CniResult, IpConfig};
+use crate::version::Version;
 
 /// The round-robin walk over a range set, as the reference's `RangeIter`:
 /// from the address after the last reserved one (or the first range's
@@ -289,7 +290,9 @@ pub struct HostLocal;
 impl Plugin for HostLocal {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let cfg = IpamConfig::from_request(&req.conf, &req.env)?;
-        let mut result = CniResult::new(req.conf.cni_version);
+        // The richest shape, converted to the configuration's version when
+        // printed.
+        let mut result = CniResult::new(Version::LATEST);
         if let Some(path) = &cfg.resolv_conf {
             result.dns = parse_resolv_conf(path)?;
         }

@@ -12,7 +12,9 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
-use crate::bridge::{BridgeConf, complete_result, local_unicast_mac, requested_mac, veth_group};
+use crate::bridge::{
+    BridgeConf, complete_result, configured_dns, local_unicast_mac, requested_mac, veth_group,
+};
 use crate::delegate;
 use crate::error::{Error, Result, code};
 use crate::linux::detach;
@@ -438,6 +440,8 @@ fn add(
     made: &mut Vec<Made>,
 ) -> Result<CniResult> {
     use rtnetlink::packet_route::RouteNetlinkMessage as M;
+    // First: a malformed CNI_ARGS (code 4, as the reference's loadNetConf
+    // parses it) or a bad MAC is refused before anything is made.
     let mac_wanted = requested_mac(&req.conf, &req.env)?;
     let netns = req.env.netns.as_deref().ok_or_else(|| Error::Env {
         var: "CNI_NETNS".into(),
@@ -498,7 +502,9 @@ fn add(
         reply.result().map_err(nl_err(what))?;
     }
 
-    let mut result = CniResult::new(req.conf.cni_version);
+    // The richest shape, converted to the configuration's version when
+    // printed (a result without addresses then fails at 0.1.0/0.2.0).
+    let mut result = CniResult::new(Version::LATEST);
     let mut bridge_addrs = Vec::new();
     if delegate::has_ipam(req) {
         let ipam = delegate::add(req)?;
@@ -648,11 +654,9 @@ fn add(
         },
     ];
     // Configured DNS wins over what IPAM returned when any of it is set,
-    // the domain included (bridge.go dnsConfSet).
-    if let Some(dns) = &req.conf.dns
-        && !dns.is_empty()
-    {
-        result.dns = dns.clone();
+    // an empty list or the domain included (bridge.go dnsConfSet).
+    if let Some(dns) = configured_dns(&req.conf) {
+        result.dns = dns;
     }
     // The last close of the netfilter socket would wait for what is left
     // of the grace period: a detached process holds a copy and closes it
@@ -859,12 +863,19 @@ impl Plugin for Bridge {
     /// close of that netfilter socket, happen in a detached process (see
     /// [`BridgeConf::defer_delete`] and `detach`); before that the
     /// interface is set down, its addresses removed and its name freed.
+    ///
+    /// A malformed `CNI_ARGS` does not fail DEL, on purpose unlike the
+    /// reference (whose loadNetConf parses it on DEL too): DEL must release
+    /// whatever else the runtime passes, so it (and the IPAM DEL it
+    /// delegates) takes the well-formed pairs.
     fn del(&self, req: &Request) -> Result<()> {
         del_with(req, spawn_detached)
     }
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = BridgeConf::from_conf(&req.conf)?;
+        // As the reference's loadNetConf: a malformed CNI_ARGS is refused.
+        req.env.strict_arg("MAC")?;
         let prev = req
             .conf
             .prev_result

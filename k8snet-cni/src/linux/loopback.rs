@@ -8,6 +8,7 @@ use crate::linux::addresses;
 use crate::linux::nl::{Session, link_by_name, nl_err};
 use crate::plugin::{Plugin, Request};
 use crate::result::{CniResult, Interface, IpConfig};
+use crate::version::Version;
 
 /// The loopback plugin (binary `k8snet-loopback`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,10 +38,12 @@ impl Plugin for Loopback {
                 .execute(),
         )
         .map_err(nl_err("failed to set lo up"))?;
+        // Chained, the previous result passes through (unconverted when it
+        // is at the configuration's version).
         if let Some(prev) = &req.conf.prev_result {
             return Ok(prev.clone());
         }
-        let mut r = CniResult::new(req.conf.cni_version);
+        let mut r = CniResult::new(Version::LATEST);
         r.interfaces.push(Interface {
             name: req.env.ifname.clone(),
             mac: Some("00:00:00:00:00:00".into()),

@@ -162,9 +162,17 @@ impl Runtime {
         }
         // libcni returns nil, without DEL or GC, when it cannot list its
         // cache (a missing directory is an empty cache here, so GC still
-        // reaches the plugins).
-        let Ok(entries) = cache::list(&self.cache_dir) else {
-            return Ok(());
+        // reaches the plugins); the reason is logged, not returned.
+        let entries = match cache::list(&self.cache_dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(
+                    network = %list.name,
+                    "GC skipped: cannot list the result cache {}: {e}",
+                    self.cache_dir.display()
+                );
+                return Ok(());
+            }
         };
         let mut errors = Vec::new();
         for entry in entries {
