@@ -150,7 +150,7 @@ const OPT_LEN: usize = 11;
 /// in the RDATA of other types (readers differ on whether it is one, and
 /// TSIG's and the DNSSEC types' names must not be compressed, RFC 8945
 /// §4.2, RFC 4034), in the middle of a chain that is not another name's
-/// moved end, or inside the text of a label that is read.
+/// moved end, or overlapping bytes read as a label or as another pointer.
 pub(crate) fn strip_opt(r: &[u8]) -> Option<(Vec<u8>, u8)> {
     let qd = be16(r, 4)?;
     let an = be16(r, 6)?;
@@ -299,7 +299,8 @@ fn walk_name(
 
 /// The bytes `start..end` of a message cut out of it; `own`: where the
 /// pointers of the names behind the cut already moved are (ascending);
-/// `labels`: the bytes behind the cut read as labels.
+/// `labels`: the bytes behind the cut read as labels, or as pointers of
+/// a chain that leave the moved part.
 struct Cut {
     start: usize,
     end: usize,
@@ -328,7 +329,13 @@ impl Cut {
                 }
                 Some(())
             }
-            Step::Pointer { target, .. } if target < start => Some(()),
+            Step::Pointer { pos, target, .. } if target < start => {
+                // Its bytes are read: they must not be a moved pointer's.
+                if pos >= end {
+                    labels.push((pos, pos + 2));
+                }
+                Some(())
+            }
             Step::Pointer { target, .. } if target < end || !compressed => None,
             Step::Pointer {
                 pos,
@@ -345,9 +352,9 @@ impl Cut {
         })
     }
 
-    /// `None` if a byte read as a label is also a byte of a moved pointer
-    /// (a label whose text holds another name's pointer: the move would
-    /// change that text).
+    /// `None` if a byte read as a label, or as a pointer that leaves the
+    /// moved part, is also a byte of a moved pointer (the move would
+    /// change that label's text or that pointer's target).
     fn check_labels(&self) -> Option<()> {
         self.labels.iter().try_for_each(|&(from, to)| {
             let first = self.own.partition_point(|&p| p + 1 < from);
@@ -372,9 +379,10 @@ fn may_compress(t: u16) -> bool {
 /// Calls `f` with the offset of each domain name in the RDATA
 /// `rdata..rdata_end` of a record of type `t` that may be compressed:
 /// RFC 1035's types and those RFC 3597 §4 asks receivers to decompress,
-/// and the other types with names at known places (DNAME, KX, RRSIG,
-/// NSEC, SVCB, HTTPS, TKEY, TSIG), whose senders must not compress them
-/// but whose receivers (hickory-proto among them) would follow a pointer.
+/// and the other types with names at known places (DNAME, KX, A6, RRSIG,
+/// NSEC, SVCB, HTTPS, TKEY, TSIG, hickory's ANAME), whose senders must not
+/// compress them but whose receivers (hickory-proto, glibc's ns_sprintrr
+/// for A6) would follow a pointer.
 /// `None` if `f` fails or a name overruns the RDATA; an empty RDATA has
 /// no names.
 fn for_each_rdata_name(
@@ -388,8 +396,16 @@ fn for_each_rdata_name(
         return Some(());
     }
     let (skip, names) = match t {
-        // NS, MD, MF, CNAME, MB, MG, MR, PTR, NXT, DNAME, NSEC, TKEY, TSIG
-        2..=5 | 7..=9 | 12 | 30 | 39 | 47 | 249 | 250 => (0, 1),
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR, NXT, DNAME, NSEC, TKEY, TSIG,
+        // ANAME
+        2..=5 | 7..=9 | 12 | 30 | 39 | 47 | 249 | 250 | 65305 => (0, 1),
+        // A6 (RFC 2874): prefix length, address suffix, prefix name
+        // (none for a prefix length of 0)
+        38 => match *r.get(rdata)? {
+            0 => return Some(()),
+            p @ 1..=128 => (1 + (135 - usize::from(p)) / 8, 1),
+            _ => return None,
+        },
         // SOA, MINFO, RP
         6 | 14 | 17 => (0, 2),
         // MX, AFSDB, RT, KX, SVCB, HTTPS

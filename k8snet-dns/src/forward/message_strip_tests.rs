@@ -411,3 +411,87 @@ fn a_label_holding_a_moved_pointer_is_refused() {
     assert_eq!(before.additionals[2].name.num_labels(), 1);
     assert_eq!(strip_opt(&m), None);
 }
+
+/// Review of the fix above: hickory reads ANAME's RDATA as a name, so a
+/// pointer in it behind the cut must not be left unmoved (refused: not
+/// every reader decompresses it).
+#[test]
+fn an_aname_behind_the_cut_keeps_its_meaning_or_is_refused() {
+    let mut m = head(0, 0, 3, A_TEST);
+    opt(&mut m);
+    let b = m.len();
+    rr(&mut m, &[1, b'b', 0], 1, &[192, 0, 2, 1]);
+    rr(&mut m, &ptr(12), 65305, &ptr(b)); // ANAME b.
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    assert_eq!(before.additionals[1].data.to_string(), "b.");
+    if let Some((s, _)) = strip_opt(&m) {
+        let after = Message::from_vec(&s);
+        assert_eq!(
+            after.as_ref().map(records).ok(),
+            Some(records(&before)),
+            "{after:?}"
+        );
+    }
+}
+
+/// And an ANAME before the cut is checked like any name: a pointer into
+/// ARCOUNT (which the cut lowers) is refused.
+#[test]
+fn an_aname_before_the_cut_pointing_at_arcount_is_refused() {
+    // offset 11 (ARCOUNT's low byte, 1) reads as a label, then the question's bytes
+    let mut m = head(1, 0, 1, &[1, 1, 1, 1, 0]);
+    rr(&mut m, &ptr(12), 65305, &ptr(11));
+    opt(&mut m);
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    if let Some((s, _)) = strip_opt(&m) {
+        let after = Message::from_vec(&s);
+        assert_eq!(
+            after.as_ref().map(records).ok(),
+            Some(records(&before)),
+            "{after:?}"
+        );
+    }
+}
+
+/// A pointer read partway along a chain behind the cut overlapping a
+/// moved pointer: the move across a 256-byte boundary (261 → 250) turns
+/// the shared byte C1 into C0, so the chain's target changes from 193
+/// (`a.`) to 192 (`\001a.`).
+#[test]
+fn a_chain_pointer_overlapping_a_moved_pointer_keeps_its_meaning_or_is_refused() {
+    let mut m = head(0, 0, 7, A_TEST);
+    rr(&mut m, &ptr(12), 65281, &[0; 144]);
+    rr(&mut m, &ptr(12), 1, &[2, 1, b'a', 0]); // `\001a.` at 192, `a.` at 193
+    assert_eq!(m.len(), 196);
+    rr(&mut m, &ptr(12), 65281, &[0; 42]);
+    opt(&mut m); // the cut: 250..261
+    let b = m.len();
+    assert_eq!(b, 261);
+    rr(&mut m, &[1, b'b', 0], 1, &[192, 0, 2, 0xC0]); // address ends in C0
+    let p = m.len(); // C1 05: moves to C0 FA
+    rr(&mut m, &ptr(b), 1, &[192, 0, 2, 2]);
+    rr(&mut m, &ptr(p - 1), 1, &[192, 0, 2, 3]); // reads C0 C1 -> 193
+    let before = Message::from_vec(&m).expect("hickory decodes the input");
+    assert_eq!(before.additionals[5].name.to_ascii(), "a.");
+    if let Some((s, _)) = strip_opt(&m) {
+        let after = Message::from_vec(&s).expect("hickory decodes the output");
+        assert_eq!(records(&before), records(&after));
+    }
+}
+
+/// A6's prefix name (RFC 2874; must not be compressed, but glibc's
+/// ns_sprintrr expands it against the message) is checked and never moved.
+#[test]
+fn a6_prefix_names_are_checked() {
+    let mut m = head(0, 0, 3, A_TEST);
+    opt(&mut m);
+    let b = m.len();
+    let rdata = [&[64u8, 1, 2, 3, 4, 5, 6, 7, 8][..], &ptr(b)].concat();
+    rr(&mut m, &[1, b'b', 0], 1, &[192, 0, 2, 1]);
+    rr(&mut m, &ptr(12), 38, &rdata);
+    assert_eq!(strip_opt(&m), None, "A6 behind the cut");
+    let mut m = head(1, 0, 1, &[1, 1, 1, 1, 0]);
+    rr(&mut m, &ptr(12), 38, &[128, 0xC0, 11]);
+    opt(&mut m);
+    assert_eq!(strip_opt(&m), None, "A6 before the cut");
+}
