@@ -9,7 +9,7 @@ use crate::age::Age;
 use crate::annotations::{self, NGINX_PREFIX, Problem, Settings};
 use crate::backend::Backend;
 use crate::host::HostKey;
-use crate::path::MatchKind;
+use crate::path::{MatchKind, normalize_path};
 use crate::report::{Report, ReportKind};
 use crate::tls::Certificate;
 
@@ -34,7 +34,13 @@ pub(crate) struct CompiledIngress {
 /// One path of one rule.
 #[derive(Debug, Clone)]
 pub(crate) struct PathRule {
+    /// As written: what reports show and precedence measures.
     pub(crate) path: Box<str>,
+    /// What requests are matched against: the written path normalized as
+    /// request paths are ([`normalize_path`]), so that a rule spelling a
+    /// separator `%5C` (or `%2F`, allowed in ImplementationSpecific paths)
+    /// stays reachable; a regex as written.
+    pub(crate) key: Box<str>,
     pub(crate) kind: MatchKind,
     pub(crate) backend: Backend,
 }
@@ -102,8 +108,13 @@ pub(crate) fn compile(ing: &Ingress, cluster: &Cluster) -> CompiledIngress {
                 _ => MatchKind::ImplementationSpecific,
             };
             let path = p.path.as_deref().filter(|s| !s.is_empty()).unwrap_or("/");
+            let key = match kind {
+                MatchKind::Regex => path.into(),
+                _ => normalize_path(path).into(),
+            };
             hosts[at].1.push(PathRule {
                 path: path.into(),
+                key,
                 kind,
                 backend,
             });

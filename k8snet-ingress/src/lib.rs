@@ -63,13 +63,21 @@
 //!   except under `use-regex` or `rewrite-target`, where it is a regex as
 //!   in ingress-nginx (see below).
 //! - **Request paths are normalized first** ([`normalize_path`]):
-//!   percent-encoded unreserved characters decoded, `%2F` (and `%5C`)
-//!   taken as separators, `.`/`..` resolved, slashes merged — as nginx
-//!   decodes escapes before it resolves dot segments — so neither
-//!   `/%61dmin` nor `/public/..%2Fadmin` slips past a rule for `/admin`.
-//!   Other escapes are compared as written (nginx would decode them). The
-//!   proxy forwards the path with the same dot segments resolved, each
-//!   remaining `%2F` kept as the client wrote it.
+//!   percent-encoded unreserved characters decoded, `%2F` (and a
+//!   backslash, `%5C` or raw) taken as separators, `.`/`..` resolved,
+//!   slashes merged — as nginx decodes escapes before it resolves dot
+//!   segments — so neither `/%61dmin` nor `/public/..%2Fadmin` slips
+//!   past a rule for `/admin`, and `/public/..\admin` is not under
+//!   `/public`. Other escapes are compared as written (nginx would decode
+//!   them). The proxy forwards the path with the same dot segments
+//!   resolved, each remaining separator kept as the client wrote it
+//!   (`%2F` stays `%2F`). Rule paths other than
+//!   regexes are normalized the same way before they are matched, so a
+//!   rule written `/a%5Cb` (the apiserver allows `%5C`, and `%2F` in
+//!   ImplementationSpecific paths) matches the request `/a%5cb` — and
+//!   `/a/b`, the same path once normalized (two rules equal once
+//!   normalized are the same rule). [`Route::path`], reports and the
+//!   length a regex competes with use the path as written.
 //! - **Several Ingresses for one host** are merged. When two define the
 //!   same host, path and path type, the older one (`creationTimestamp`,
 //!   then namespace/name; objects without a timestamp count as newest)

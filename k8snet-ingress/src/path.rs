@@ -430,19 +430,25 @@ impl Iterator for Bounds<'_> {
 ///
 /// - percent-encoded unreserved characters are decoded (`%61` → `a`,
 ///   `%2e` → `.`);
-/// - an encoded slash `%2F` — and an encoded backslash `%5C` — separates
-///   elements, as `/` does: nginx decodes every escape *before* it
-///   resolves dot segments, so `/public/..%2Fadmin` is `/admin`, not an
-///   element of `/public` (a backslash is a separator for nginx on
-///   Windows and for many backends; counting it as one here is the
-///   stricter choice);
+/// - an encoded slash `%2F` — and a backslash, raw `\` or encoded `%5C`
+///   — separates elements, as `/` does: nginx decodes every escape
+///   *before* it resolves dot segments, so `/public/..%2Fadmin` is
+///   `/admin`, not an element of `/public`. A backslash is a separator for
+///   nginx on Windows and for many backends (nginx on Linux takes it as
+///   an ordinary character, so `/public/..\admin` stays under `/public`
+///   there while a backend may read `/admin`); counting it as one here is
+///   the stricter choice, and a raw one — not a valid path character (RFC
+///   3986 §3.3), but accepted by nginx — is still served;
 /// - `.` and `..` segments are resolved, and repeated slashes merged.
 ///
 /// Other escapes (non-ASCII bytes, reserved characters) stay encoded, with
 /// upper-case hex, and are compared as written: this is where matching
 /// differs from nginx, which would decode them too (a rule path such as
-/// `/caf%C3%A9` matches the request `/caf%c3%a9`; the apiserver refuses
-/// `%2F` in Exact and Prefix rule paths).
+/// `/caf%C3%A9` matches the request `/caf%c3%a9`).
+///
+/// The router normalizes rule paths (all but regexes) the same way, so a
+/// rule spelling a separator encoded (`/a%5Cb`, or `/group%2Fname` in an
+/// ImplementationSpecific path) is matched by the requests that spell it.
 ///
 /// The proxy forwards the request path with the same dot segments resolved
 /// but each remaining separator spelled as the client spelled it, so that
@@ -460,8 +466,9 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
 
 /// The path the proxy forwards for a request path that
 /// [`normalize_path`] changes: the same elements, dot segments resolved
-/// across `/`, `%2F` and `%5C` alike, unreserved escapes decoded, but each
-/// remaining separator spelled as the client wrote it (`%2F` stays `%2F`).
+/// across `/`, `%2F`, `%5C` and `\` alike, unreserved escapes decoded, but
+/// each remaining separator spelled as the client wrote it (`%2F` stays
+/// `%2F`, `\` stays `\`).
 pub(crate) fn forward_path(path: &str) -> Cow<'_, str> {
     if !needs_normalizing(path) {
         return Cow::Borrowed(path);
@@ -470,15 +477,18 @@ pub(crate) fn forward_path(path: &str) -> Cow<'_, str> {
 }
 
 /// Whether [`normalize_path`] may change a path: it holds an escape, a
-/// doubled slash or a segment starting with a dot.
+/// backslash, a doubled slash or a segment starting with a dot.
 #[inline]
 fn needs_normalizing(path: &str) -> bool {
     let b = path.as_bytes();
-    path.starts_with('/') && (b.contains(&b'%') || b.windows(2).any(|w| w == b"//" || w == b"/."))
+    path.starts_with('/')
+        && (b.contains(&b'%')
+            || b.contains(&b'\\')
+            || b.windows(2).any(|w| w == b"//" || w == b"/."))
 }
 
-/// Splits a path into (separator, element) pairs on `/`, `%2F` and `%5C`
-/// (any case), decodes the unreserved escapes of each element, resolves
+/// Splits a path into (separator, element) pairs on `/`, `\`, `%2F` and
+/// `%5C` (any case), decodes the unreserved escapes of each element, resolves
 /// `.` and `..`, drops empty elements, and joins the rest with `/`, or
 /// with each element's own separator when `keep_separators`.
 fn resolve(path: &str, keep_separators: bool) -> String {
@@ -491,7 +501,7 @@ fn resolve(path: &str, keep_separators: bool) -> String {
     while i <= b.len() {
         let sep_len = match b.get(i) {
             None => 0,
-            Some(b'/') => 1,
+            Some(b'/' | b'\\') => 1,
             Some(b'%')
                 if matches!(
                     (b.get(i + 1), b.get(i + 2)),
@@ -549,6 +559,7 @@ fn push_separator(s: &mut String, sep: &str) {
     match sep.as_bytes() {
         [b'%', b'2', _] => s.push_str("%2F"),
         [b'%', b'5', _] => s.push_str("%5C"),
+        [b'\\'] => s.push('\\'),
         _ => s.push('/'),
     }
 }
@@ -620,6 +631,8 @@ mod tests {
             ("/public/%2e%2e%2fadmin", "/admin"),
             ("/public%2F..%2F..%2Fadmin", "/admin"),
             ("/public/..%5Cadmin", "/admin"),
+            ("/public/..\\admin", "/admin"),
+            ("/a\\b\\", "/a/b/"),
             ("/a/%252F/b", "/a/%252F/b"),
             ("/a%20b", "/a%20b"),
             ("/caf%C3%A9", "/caf%C3%A9"),
@@ -645,6 +658,8 @@ mod tests {
             // Without dots, an encoded slash stays inside its element.
             ("/api/projects/group%2fname", "/api/projects/group%2Fname"),
             ("/api/x%5Cy/./z", "/api/x%5Cy/z"),
+            ("/public/..\\admin", "/admin"),
+            ("/api/x\\y/./z", "/api/x\\y/z"),
             ("/%61dmin//x", "/admin/x"),
             ("/%2Fa", "/a"),
         ] {
@@ -652,7 +667,10 @@ mod tests {
             // The matched path is the forwarded one with every separator a slash.
             assert_eq!(
                 normalize_path(input),
-                forward_path(input).replace("%2F", "/").replace("%5C", "/"),
+                forward_path(input)
+                    .replace("%2F", "/")
+                    .replace("%5C", "/")
+                    .replace('\\', "/"),
                 "{input}"
             );
         }

@@ -261,6 +261,7 @@ impl Router {
                             Arc::new(Entry {
                                 ingress: i.clone(),
                                 path: None,
+                                key: Box::default(),
                                 backend: b.clone(),
                             })
                         })

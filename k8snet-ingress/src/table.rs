@@ -14,8 +14,11 @@ use crate::report::{Report, ReportKind};
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) ingress: Arc<CompiledIngress>,
-    /// `None` for a `defaultBackend`.
+    /// `None` for a `defaultBackend`; the path as written.
     pub(crate) path: Option<(Box<str>, MatchKind)>,
+    /// The path requests are matched against (the rule's normalized path,
+    /// `PathRule::key`); empty for a `defaultBackend`.
+    pub(crate) key: Box<str>,
     pub(crate) backend: Backend,
 }
 
@@ -51,10 +54,11 @@ impl HostTable {
                 .flat_map(|(_, r)| r)
             {
                 let idx = u32::try_from(t.entries.len()).unwrap_or(u32::MAX);
-                match t.paths.insert(&rule.path, rule.kind, idx) {
+                match t.paths.insert(&rule.key, rule.kind, idx) {
                     Ok(()) => t.entries.push(Entry {
                         ingress: ing.clone(),
                         path: Some((rule.path.clone(), rule.kind)),
+                        key: rule.key.clone(),
                         backend: rule.backend.clone(),
                     }),
                     Err(Rejected::Duplicate(older)) => {
@@ -92,6 +96,7 @@ impl HostTable {
                 t.entries.push(Entry {
                     ingress: ing.clone(),
                     path: None,
+                    key: Box::default(),
                     backend: b.clone(),
                 });
             }

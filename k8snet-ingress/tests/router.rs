@@ -496,3 +496,36 @@ fn a_host_with_an_empty_first_label_is_not_under_a_wildcard() {
     assert_eq!(dest(&r, ".foo.com", "/"), "default/any:80");
     assert_eq!(dest(&r, ".foo.com:80", "/"), "default/any:80");
 }
+
+/// The apiserver accepts `%5C` in Exact/Prefix paths and `%2F` in
+/// ImplementationSpecific ones; a request spelling the rule's path reaches it.
+#[test]
+fn rule_paths_with_encoded_separators_stay_reachable() {
+    let spec = format!(
+        "  rules:\n{}",
+        rules(
+            Some("shop.com"),
+            &[
+                ("/", "Prefix", "root"),
+                ("/a%5Cb", "Exact", "exact"),
+                ("/c%5Cd", "Prefix", "prefix"),
+                ("/api/group%2Fname", "ImplementationSpecific", "impl"),
+            ]
+        )
+    );
+    let r = router(&ingress("default", "enc", None, &spec));
+    for (raw, want) in [
+        ("/a%5Cb", "exact"),
+        ("/a%5cb", "exact"),
+        ("/c%5Cd/x", "prefix"),
+        ("/api/group%2Fname", "impl"),
+        ("/api/group%2fname/x", "impl"),
+    ] {
+        let p = k8snet_ingress::normalize_path(raw);
+        assert_eq!(
+            dest(&r, "shop.com", &p),
+            format!("default/{want}:80"),
+            "{raw} → {p}"
+        );
+    }
+}

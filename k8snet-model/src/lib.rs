@@ -94,7 +94,7 @@ pub use crate::defaults::apply_defaults;
 pub use crate::discovery::*;
 pub use crate::error::{Error, FieldError, FieldErrorKind, Location};
 pub use crate::load::{
-    LoadOptions, Loaded, LocalEndpoints, MANIFEST_EXTENSIONS, Manifests, Warning,
+    LoadOptions, Loaded, LocalEndpoints, MANIFEST_EXTENSIONS, Manifests, Skipped, Warning,
 };
 pub use crate::meta::{ObjectMeta, Resource, StringMap};
 pub use crate::networking::*;

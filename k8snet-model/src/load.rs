@@ -40,6 +40,52 @@ pub struct Warning {
     /// accepted (`EndpointSlice shop/web: endpoints[0].addresses[0]:
     /// 127.0.0.1 is a loopback address (accepted for local serving)`).
     pub message: String,
+    /// For a skipped document, why, and the object it names when it is of
+    /// a kind this crate reads; `None` for the other warnings.
+    pub skipped: Option<Skipped>,
+}
+
+/// Why a document was skipped (see [`Warning::skipped`]).
+///
+/// A caller that keeps objects across loads (a server re-reading its
+/// files) can tell from [`Skipped::object`] that a document still names
+/// an object it holds, in a form the apiserver would refuse as an update
+/// of that object: a Secret's `type` is immutable, and an apiVersion the
+/// apiserver does not serve changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Skipped {
+    /// A kind this crate does not read: an unknown `kind`, or a known one
+    /// of another API group.
+    Kind,
+    /// A kind this crate reads, of its API group, under an apiVersion it
+    /// does not read (`networking.k8s.io/v1beta1` for an Ingress).
+    #[non_exhaustive]
+    ApiVersion {
+        /// The object the document names.
+        object: ObjectRef,
+        /// The apiVersion as written.
+        api_version: String,
+    },
+    /// A Secret whose type is not `kubernetes.io/tls`.
+    #[non_exhaustive]
+    SecretType {
+        /// The Secret the document names.
+        object: ObjectRef,
+        /// The type as written (`Opaque` when absent).
+        secret_type: String,
+    },
+}
+
+impl Skipped {
+    /// The object the skipped document names, when it is of a kind this
+    /// crate reads.
+    pub fn object(&self) -> Option<&ObjectRef> {
+        match self {
+            Self::Kind => None,
+            Self::ApiVersion { object, .. } | Self::SecretType { object, .. } => Some(object),
+        }
+    }
 }
 
 impl std::fmt::Display for Warning {
@@ -437,6 +483,7 @@ fn process(at: Location, body: Body<'_>, options: LoadOptions) -> Processed {
                     .map(|accepted| Warning {
                         at: at.clone(),
                         message: format!("{reference}: {accepted}"),
+                        skipped: None,
                     })
                     .collect();
                 return Processed::Valid(Box::new(Valid {
@@ -458,7 +505,11 @@ fn process(at: Location, body: Body<'_>, options: LoadOptions) -> Processed {
                     .collect(),
             )
         }
-        Ok(Decoded::Skipped(message)) => Processed::Skipped(Warning { at, message }),
+        Ok(Decoded::Skipped(message, skipped)) => Processed::Skipped(Warning {
+            at,
+            message,
+            skipped: Some(skipped),
+        }),
         Err(e) => Processed::Errors(vec![*e]),
     }
 }
@@ -466,7 +517,22 @@ fn process(at: Location, body: Body<'_>, options: LoadOptions) -> Processed {
 #[allow(clippy::large_enum_variant)] // transient, one per document
 enum Decoded {
     Object(Object),
-    Skipped(String),
+    Skipped(String, Skipped),
+}
+
+/// The API group of an apiVersion (`""` for the core group's `v1`).
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// Whether a document of `kind` under `api_version` names the same
+/// resource as `kind` under the apiVersion this crate reads: same group,
+/// another version — or `extensions/v1beta1`, where the apiserver once
+/// served Ingress and NetworkPolicy.
+fn same_resource(kind: Kind, api_version: &str) -> bool {
+    group_of(api_version) == group_of(kind.api_version())
+        || (api_version == "extensions/v1beta1"
+            && matches!(kind, Kind::Ingress | Kind::NetworkPolicy))
 }
 
 fn head_of_value(value: &Value) -> Option<Head<'_>> {
@@ -518,16 +584,11 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
         }));
     }
     let Some(kind) = Kind::from_kind(kind_str) else {
-        return Ok(Decoded::Skipped(format!(
-            "skipping {kind_str} (apiVersion {api_version:?}): not a kind k8snet reads"
-        )));
+        return Ok(Decoded::Skipped(
+            format!("skipping {kind_str} (apiVersion {api_version:?}): not a kind k8snet reads"),
+            Skipped::Kind,
+        ));
     };
-    if api_version != kind.api_version() {
-        return Ok(Decoded::Skipped(format!(
-            "skipping {kind_str} with apiVersion {api_version:?}: k8snet reads {kind} as {}",
-            kind.api_version()
-        )));
-    }
     // Built only when needed: it names the object in skips and errors.
     let reference = || ObjectRef {
         kind,
@@ -538,13 +599,34 @@ fn decode(at: &Location, body: Body<'_>) -> Result<Decoded, Box<Error>> {
         }),
         name: name.to_string(),
     };
+    if api_version != kind.api_version() {
+        let message = format!(
+            "skipping {kind_str} with apiVersion {api_version:?}: k8snet reads {kind} as {}",
+            kind.api_version()
+        );
+        let skipped = if same_resource(kind, api_version) {
+            Skipped::ApiVersion {
+                object: reference(),
+                api_version: api_version.to_string(),
+            }
+        } else {
+            Skipped::Kind
+        };
+        return Ok(Decoded::Skipped(message, skipped));
+    }
     if kind == Kind::Secret {
         let ty = head.secret_type.as_deref().unwrap_or("Opaque");
         if ty != crate::core::SECRET_TYPE_TLS {
-            return Ok(Decoded::Skipped(format!(
-                "skipping {} of type {ty:?}: only kubernetes.io/tls Secrets are used",
-                reference()
-            )));
+            let object = reference();
+            return Ok(Decoded::Skipped(
+                format!(
+                    "skipping {object} of type {ty:?}: only kubernetes.io/tls Secrets are used"
+                ),
+                Skipped::SecretType {
+                    object,
+                    secret_type: ty.to_string(),
+                },
+            ));
         }
     }
     let error = |reference: ObjectRef, e: crate::object::DecodeError| {

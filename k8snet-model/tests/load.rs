@@ -2,8 +2,8 @@
 //! file and line, round trips.
 
 use k8snet_model::{
-    Error, IntOrString, Kind, Manifests, Object, PolicyType, Protocol, ServiceType,
-    SessionAffinity, TrafficPolicy,
+    Error, IntOrString, Kind, Manifests, Object, ObjectRef, PolicyType, Protocol, ServiceType,
+    SessionAffinity, Skipped, TrafficPolicy,
 };
 
 fn load(text: &str) -> Manifests {
@@ -351,4 +351,58 @@ fn a_broken_json_list_item_is_judged_with_the_whole_text() {
         "{}",
         m.warnings()[0]
     );
+}
+
+/// A skipped document of a kind this crate reads names its object, so
+/// that a server holding that object can keep it; one of an unknown kind
+/// or of another API group names none.
+#[test]
+fn skipped_documents_name_their_object_when_the_kind_is_read() {
+    let m = load(
+        "apiVersion: v1
+kind: Secret
+metadata: {name: c, namespace: shop}
+type: Opaque
+---
+apiVersion: networking.k8s.io/v1beta1
+kind: Ingress
+metadata: {name: i, namespace: shop}
+---
+apiVersion: extensions/v1beta1
+kind: NetworkPolicy
+metadata: {name: p}
+---
+apiVersion: example.com/v1
+kind: Service
+metadata: {name: s, namespace: shop}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: m, namespace: shop}
+",
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    let named = |kind, ns: &str, name: &str| ObjectRef {
+        kind,
+        namespace: Some(ns.into()),
+        name: name.into(),
+    };
+    let skipped: Vec<_> = m.warnings().iter().map(|w| w.skipped.clone()).collect();
+    assert!(
+        matches!(&skipped[0], Some(Skipped::SecretType { object, secret_type, .. })
+            if *object == named(Kind::Secret, "shop", "c") && secret_type == "Opaque"),
+        "{skipped:?}"
+    );
+    assert!(
+        matches!(&skipped[1], Some(Skipped::ApiVersion { object, api_version, .. })
+            if *object == named(Kind::Ingress, "shop", "i") && api_version == "networking.k8s.io/v1beta1"),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        skipped[2].as_ref().and_then(Skipped::object),
+        Some(&named(Kind::NetworkPolicy, "default", "p"))
+    );
+    assert_eq!(skipped[3], Some(Skipped::Kind));
+    assert_eq!(skipped[4], Some(Skipped::Kind));
+    assert_eq!(skipped.len(), 5);
 }

@@ -218,8 +218,8 @@ pub(crate) fn join_cookies(h: &mut HeaderMap) {
 /// Prepares a backend's response for the client. Transfer codings besides
 /// `chunked` (`Transfer-Encoding: gzip, chunked`) still apply to the body
 /// hyper passes on: they are kept, and hyper's server adds `chunked` after
-/// them (an HTTP/2 client cannot be told of them: there hyper drops the
-/// header, as HTTP/2 has no transfer codings).
+/// them (HTTP/1.0 and HTTP/2 clients cannot be told of them: the handler
+/// answers them 502 first, see [`undeliverable_codings`]).
 pub(crate) fn response_headers(h: &mut HeaderMap) {
     let codings = h
         .get(header::TRANSFER_ENCODING)
@@ -228,6 +228,18 @@ pub(crate) fn response_headers(h: &mut HeaderMap) {
     if let Some(v) = codings {
         h.insert(header::TRANSFER_ENCODING, v);
     }
+}
+
+/// The transfer codings besides `chunked` of a backend's response that
+/// `client` cannot be told of: an HTTP/1.0 client may not be sent
+/// Transfer-Encoding (RFC 9112 §6.1) and HTTP/2 has no transfer codings,
+/// so the coded body would pass for the content. `None` for an HTTP/1.1
+/// client, or a response without such codings.
+pub(crate) fn undeliverable_codings(h: &HeaderMap, client: http::Version) -> Option<HeaderValue> {
+    if client == http::Version::HTTP_11 || !h.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    other_codings(h)
 }
 
 /// The transfer codings of a message other than `chunked`, joined; `None`

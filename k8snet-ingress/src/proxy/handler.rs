@@ -163,6 +163,8 @@ async fn proxy(
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let host = host.as_str();
+    // The client's version: `parts.version` becomes the backend's below.
+    let client_version = parts.version;
     if !parts.uri.path().starts_with('/') {
         return error(StatusCode::BAD_REQUEST, "the request target is not a path");
     }
@@ -338,6 +340,9 @@ async fn proxy(
             ctx.clone(),
         ));
     } else {
+        if let Some(codings) = forward::undeliverable_codings(resp.headers(), client_version) {
+            return undeliverable(&codings, client_version, addr, upstream.name());
+        }
         forward::response_headers(resp.headers_mut());
     }
     if fresh_pin && let Some(c) = &settings.affinity {
@@ -417,8 +422,30 @@ fn websocket_h2_response(
             ),
         );
     }
+    if let Some(codings) = forward::undeliverable_codings(resp.headers(), Version::HTTP_2) {
+        return undeliverable(&codings, Version::HTTP_2, addr, upstream);
+    }
     forward::response_headers(resp.headers_mut());
     resp.map(|b| b.map_err(Into::into).boxed())
+}
+
+/// 502 for a response whose transfer codings the client cannot receive
+/// (see [`forward::undeliverable_codings`]); nginx answers 502 to a
+/// coding it does not know, for any client. The backend's body is dropped
+/// unread, so its connection is not reused.
+fn undeliverable(
+    codings: &HeaderValue,
+    client: Version,
+    addr: SocketAddr,
+    upstream: &str,
+) -> Response<ProxyBody> {
+    error(
+        StatusCode::BAD_GATEWAY,
+        format_args!(
+            "{upstream} endpoint {addr} answered with Transfer-Encoding {:?}, which an {client:?} client cannot receive",
+            codings.to_str().unwrap_or_default()
+        ),
+    )
 }
 
 /// A `Sec-WebSocket-Key`: 16 bytes, base64. RFC 6455 asks for a nonce
@@ -482,15 +509,22 @@ impl HostValue {
     ///
     /// RFC 9112 §3.2: more than one Host header line, or an HTTP/1.1
     /// request without Host, is a 400 (nginx: "client sent duplicate host
-    /// header"). An HTTP/1.0 request may lack one (health checkers send
-    /// such requests): it is routed with an empty host, so host-less rules
-    /// and the catch-all defaultBackend answer it, as nginx's default
-    /// server does. An empty Host value is refused, as nginx does.
+    /// header"); the latter even when the target is in absolute form and
+    /// names an authority (nginx's `ngx_http_process_request_header`
+    /// refuses an HTTP/1.1 request without Host whatever its target). An
+    /// HTTP/1.0 request may lack one (health checkers send such requests):
+    /// it is routed with an empty host, so host-less rules and the
+    /// catch-all defaultBackend answer it, as nginx's default server does.
+    /// An empty Host value is refused, as nginx does. HTTP/2 names the
+    /// host by `:authority` (hyper puts it in the URI).
     fn of(parts: &http::request::Parts) -> Result<Self, &'static str> {
         let mut lines = parts.headers.get_all(header::HOST).iter();
         let header = lines.next();
         if lines.next().is_some() {
             return Err("the request has more than one Host header");
+        }
+        if header.is_none() && parts.version == Version::HTTP_11 {
+            return Err("an HTTP/1.1 request must have a Host header");
         }
         let h = match (parts.uri.authority(), header) {
             (Some(a), _) => Self::Authority(a.clone()),

@@ -16,7 +16,9 @@
 //!   without certificate verification, as ingress-nginx by default.
 //! - **Answers that say why**: 404 (no rule), 403 (source range), 308
 //!   (ssl-redirect), 413 (proxy-body-size), 502 (no endpoint could be
-//!   reached, or the exchange failed), 503 (no ready endpoints, unknown
+//!   reached, the exchange failed, or the response has a transfer coding
+//!   besides chunked, which an HTTP/1.0 or HTTP/2 client cannot be sent),
+//!   503 (no ready endpoints, unknown
 //!   Service or port, resource backend), 504 (proxy-read-timeout): a
 //!   plain-text body names the rule, Service or endpoint concerned.
 //! - **Headers**: hop-by-hop headers dropped both ways (`TE: trailers`
@@ -27,10 +29,17 @@
 //!   `use-forwarded-headers: false`); an HTTP/2 client's cookie crumbs
 //!   joined into one `Cookie` for HTTP/1.1 backends (RFC 9113 §8.2.3).
 //! - **Host**: a request with two Host header lines, or an HTTP/1.1
-//!   request without one, gets 400 (RFC 9112 §3.2); an HTTP/1.0 request
-//!   without Host is routed with an empty host (host-less rules, then the
-//!   catch-all defaultBackend, as nginx's default server answers it) and
-//!   forwarded with an empty Host.
+//!   request without one — even when its target is in absolute form
+//!   (`GET http://shop.com/x HTTP/1.1`), as nginx refuses it too — gets
+//!   400 (RFC 9112 §3.2); otherwise the authority of an absolute-form
+//!   target (or HTTP/2's `:authority`) names the host, else the Host
+//!   header. An HTTP/1.0 request without Host or authority is routed with
+//!   an empty host (host-less rules, then the catch-all defaultBackend,
+//!   as nginx's default server answers it) and forwarded with an empty
+//!   Host.
+//! - **Paths** are matched normalized ([`normalize_path`](crate::normalize_path)):
+//!   `%2F`, `%5C` and a raw `\` separate elements as `/` does, so none
+//!   of them can step out of a Prefix rule with `..`.
 //! - **Limits**: request head size ([`ProxyConfig::max_header_size`], 431
 //!   beyond), the time to send a request head and to start the next one on
 //!   a kept-alive connection ([`ProxyConfig::header_read_timeout`]), the

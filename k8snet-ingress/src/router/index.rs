@@ -276,7 +276,7 @@ impl HostPaths {
         // (kind, bytes) → (index in `keys`, rank of a Prefix key).
         let mut seen: FxHashMap<KindKey, (usize, u32)> = FxHashMap::default();
         for (i, e) in table.entries.iter().enumerate() {
-            let Some((path, kind)) = &e.path else {
+            let Some((_, kind)) = &e.path else {
                 if p.flags & HAS_DEFAULT == 0 {
                     p.flags |= HAS_DEFAULT;
                     keys.push(Key {
@@ -288,6 +288,8 @@ impl HostPaths {
                 }
                 continue;
             };
+            // Matched by its normalized path, as the host table does.
+            let path = &*e.key;
             let (kind, bytes, rank, h) = match kind {
                 MatchKind::Regex => {
                     p.flags |= FALLBACK;
@@ -390,6 +392,7 @@ impl HostPaths {
                     entry: Entry {
                         ingress: e.ingress.clone(),
                         path: e.path.clone(),
+                        key: e.key.clone(),
                         backend: e.backend.clone(),
                     },
                     host: table.key.clone(),

@@ -12,7 +12,7 @@ use crate::age::Age;
 use crate::backend::Backend;
 use crate::class::ClassSelector;
 use crate::host::HostKey;
-use crate::path::MatchKind;
+use crate::path::{MatchKind, normalize_path};
 use crate::router::Router;
 
 /// SplitMix64: small, fast, and good enough to spread test cases.
@@ -79,12 +79,25 @@ const REQUEST_HOSTS: &[&str] = &[
 
 const SEGMENTS: &[&str] = &["a", "b", "aa", "ab", "c"];
 
-/// A rule path: up to three elements, sometimes a trailing slash.
-fn rule_path(rng: &mut Rng) -> String {
+/// Rule elements spelling a separator encoded: the apiserver allows `%5C`
+/// in every path type and `%2F` in ImplementationSpecific paths only.
+const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C"];
+const ENCODED_SLASH_SEGMENTS: &[&str] = &["a%2Fb", "a%2fb"];
+
+/// A rule path of type `ty`: up to three elements, sometimes one with an
+/// encoded separator, sometimes a trailing slash.
+fn rule_path(rng: &mut Rng, ty: &str) -> String {
     let mut p = String::new();
     for _ in 0..rng.below(4) {
         p.push('/');
-        p.push_str(SEGMENTS[rng.below(SEGMENTS.len())]);
+        let from = if !rng.chance(8) {
+            SEGMENTS
+        } else if ty == "ImplementationSpecific" && rng.chance(2) {
+            ENCODED_SLASH_SEGMENTS
+        } else {
+            ENCODED_SEGMENTS
+        };
+        p.push_str(rng.pick::<&str>(from));
     }
     if p.is_empty() || rng.chance(4) {
         p.push('/');
@@ -92,8 +105,8 @@ fn rule_path(rng: &mut Rng) -> String {
     p
 }
 
-/// A request path: up to five elements (one unknown to the rules),
-/// sometimes a trailing or doubled slash.
+/// A request path: up to five elements (one unknown to the rules, some
+/// spelling a separator encoded), sometimes a trailing or doubled slash.
 fn request_path(rng: &mut Rng) -> String {
     let mut p = String::new();
     for _ in 0..rng.below(6) {
@@ -101,11 +114,12 @@ fn request_path(rng: &mut Rng) -> String {
         if rng.chance(8) {
             p.push('/');
         }
-        p.push_str(if rng.chance(8) {
-            "zz"
-        } else {
-            SEGMENTS[rng.below(SEGMENTS.len())]
-        });
+        let from: &[&str] = match rng.below(10) {
+            0 => &["zz"],
+            1 => &["a%5cb", "a%2Fb", "a%2f", "A%5Cb"],
+            _ => SEGMENTS,
+        };
+        p.push_str(rng.pick::<&str>(from));
     }
     if p.is_empty() || rng.chance(4) {
         p.push('/');
@@ -145,7 +159,7 @@ fn rule_set(rng: &mut Rng) -> String {
                 let ty = rng.pick(&["Exact", "Prefix", "ImplementationSpecific"]);
                 yaml.push_str(&format!(
                     "      - {{path: \"{}\", pathType: {ty}, backend: {{service: {{name: s{i}-{r}-{p}, port: {{number: 80}}}}}}}}\n",
-                    rule_path(rng)
+                    rule_path(rng, ty)
                 ));
             }
         }
@@ -171,7 +185,8 @@ fn elements(p: &str) -> Vec<&str> {
 ///   path wins; else the Prefix (or ImplementationSpecific) rule whose
 ///   elements start the path's, with the most elements, then a trailing
 ///   slash, then Prefix over ImplementationSpecific; the first (oldest)
-///   of equals. With no match on a named host, the defaultBackend of the
+///   of equals. Rule paths are compared normalized, as request paths
+///   (`%5C` and `%2F` are separators); the outcome names them as written. With no match on a named host, the defaultBackend of the
 ///   oldest Ingress with rules for it (that has one) answers.
 /// - Last, the defaultBackend of the oldest Ingress without host rules.
 fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
@@ -206,6 +221,7 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
                 contributes.push(*ing);
                 for p in rule.http.iter().flat_map(|h| &h.paths) {
                     let rule_path = p.path.as_deref().unwrap_or("/");
+                    let matched = normalize_path(rule_path);
                     let backend = Backend::from_ingress(&ns(ing), &p.backend);
                     let outcome = |kind| {
                         Some((
@@ -215,21 +231,21 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
                         ))
                     };
                     match p.path_type {
-                        PathType::Exact if rule_path == path => {
+                        PathType::Exact if matched == path => {
                             if best.as_ref().is_none_or(|(rank, _)| rank.0 != usize::MAX) {
                                 best = Some(((usize::MAX, true, true), outcome(MatchKind::Exact)));
                             }
                         }
                         PathType::Exact => {}
                         ty => {
-                            let have = elements(rule_path);
+                            let have = elements(&matched);
                             if !want.starts_with(&have) {
                                 continue;
                             }
                             let explicit = ty == PathType::Prefix;
                             let rank = (
                                 have.len(),
-                                rule_path.len() > 1 && rule_path.ends_with('/'),
+                                matched.len() > 1 && matched.ends_with('/'),
                                 explicit,
                             );
                             if best.as_ref().is_none_or(|(r, _)| rank > *r) {
@@ -278,16 +294,19 @@ fn outcome(router: &Router, host: &str, path: &str) -> Outcome {
     })
 }
 
-/// The property: on every request, the router and the reference agree.
+/// The property: on every request, the router and the reference agree,
+/// on the path as generated and normalized as the proxy normalizes it.
 fn check(case: usize, cluster: &Cluster, router: &Router, requests: &[(&str, String)], yaml: &str) {
     let mut ingresses: Vec<&Ingress> = cluster.ingresses().collect();
     ingresses.sort_by_key(|i| Age::of(&i.metadata));
-    for (host, path) in requests {
-        assert_eq!(
-            outcome(router, host, path),
-            reference(&ingresses, host, path),
-            "case {case}: {host:?} {path:?} against\n{yaml}"
-        );
+    for (host, raw) in requests {
+        for path in [raw.as_str(), &normalize_path(raw)] {
+            assert_eq!(
+                outcome(router, host, path),
+                reference(&ingresses, host, path),
+                "case {case}: {host:?} {path:?} against\n{yaml}"
+            );
+        }
     }
 }
 
@@ -295,6 +314,7 @@ fn check(case: usize, cluster: &Cluster, router: &Router, requests: &[(&str, Str
 fn router_agrees_with_a_scan_of_every_rule() {
     let mut rng = Rng(0x5eed_1234);
     let mut matched = 0;
+    let mut encoded = 0;
     for case in 0..400 {
         let yaml = rule_set(&mut rng);
         let mut m = Manifests::new();
@@ -314,6 +334,15 @@ fn router_agrees_with_a_scan_of_every_rule() {
             .iter()
             .filter(|(h, p)| router.route(h, p).is_some_and(|r| r.path().is_some()))
             .count();
+        encoded += requests
+            .iter()
+            .filter(|(h, p)| {
+                router
+                    .route(h, &normalize_path(p))
+                    .and_then(|r| r.path())
+                    .is_some_and(|p| p.contains('%'))
+            })
+            .count();
 
         // The same after one Ingress is deleted, applied incrementally.
         let victim = cluster
@@ -330,4 +359,9 @@ fn router_agrees_with_a_scan_of_every_rule() {
     }
     // The generator must exercise path matches, not only fallbacks.
     assert!(matched > 400 * 80 / 10, "only {matched} path matches");
+    // And rules spelling a separator encoded.
+    assert!(
+        encoded > 100,
+        "only {encoded} matches of encoded rule paths"
+    );
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8snet_ingress::proxy::Proxy;
 
-use crate::support::{dead_addr, ingress, load, proxy_with, service, simple_rule};
+use crate::support::{curl, dead_addr, ingress, load, proxy_with, service, simple_rule, url};
 
 /// A backend on raw sockets whose answers are scripted by path (see
 /// [`respond`]); it keeps the request heads it got, byte for byte.
@@ -859,6 +859,53 @@ fn transfer_codings_before_chunked_are_kept() {
                 "{path}: {a:?}"
             );
             assert!(a.body.contains("x-case: te"), "{path}: {a:?}");
+        }
+    }
+}
+
+/// A coding other than chunked cannot be passed on to an HTTP/1.0 client
+/// (RFC 9112 §6.1: no Transfer-Encoding to one) nor an HTTP/2 one (no
+/// transfer codings at all): it would take the gzip bytes for the body,
+/// so both get 502, as nginx answers a coding it does not know. A plain
+/// chunked answer still reaches them.
+#[test]
+fn transfer_codings_an_http10_or_http2_client_cannot_receive_are_a_502() {
+    let p = pair();
+    for proxy in [&p.fast, &p.slow] {
+        for (path, want) in [
+            ("/gzip-chunked", "502"),
+            ("/gzip-close", "502"),
+            ("/chunked", "200"),
+        ] {
+            let mut s = TcpStream::connect(proxy.local_addrs()[0]).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.0\r\nHost: shop.com\r\nX-Case: te10\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            let got = String::from_utf8_lossy(&got);
+            assert!(
+                got.starts_with(&format!("HTTP/1.0 {want} ")),
+                "{path}: {got}"
+            );
+            let head = got.split("\r\n\r\n").next().unwrap_or_default();
+            assert!(
+                !head.to_ascii_lowercase().contains("transfer-encoding"),
+                "{path}: {got}"
+            );
+            if want == "502" {
+                assert!(got.contains("gzip"), "{path}: {got}");
+            }
+
+            let (resolve, u) = url(proxy, "shop.com", path);
+            let got = curl(&["--http2-prior-knowledge", "--resolve", &resolve, &u]);
+            assert_eq!(
+                (got.status.to_string(), got.version.as_str()),
+                (want.to_string(), "2"),
+                "{path}: {got:?}"
+            );
         }
     }
 }

@@ -122,3 +122,74 @@ fn encoded_slashes_are_matched_as_separators_and_kept_when_forwarded() {
         }
     }
 }
+
+#[test]
+fn an_absolute_form_http11_request_without_host_is_refused() {
+    for fast in [true, false] {
+        let (_any, _shop, p) = setup(fast);
+        let got = raw(
+            &p,
+            "GET http://shop.com/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(got.starts_with("HTTP/1.1 400"), "fast={fast}: {got}");
+    }
+}
+
+#[test]
+fn a_raw_backslash_cannot_step_out_of_a_prefix() {
+    for fast in [true, false] {
+        let root = Backend::start("root", "127.0.0.1");
+        let public = Backend::start("public", "127.0.0.1");
+        let mut objects = service("web", "root", &[root.addr], None);
+        objects.extend(service("web", "public", &[public.addr], None));
+        objects.extend(load(&ingress("shop", "",
+            "  rules:\n  - host: shop.com\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: root, port: {number: 80}}}}\n      - {path: /public, pathType: Prefix, backend: {service: {name: public, port: {number: 80}}}}")));
+        let p = proxy_with(objects, false, |c| c.fast_path = fast);
+        let got = raw(
+            &p,
+            "GET /public/..\\admin HTTP/1.1\r\nHost: shop.com\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            got.starts_with("HTTP/1.1 400") || got.contains("backend=root\n"),
+            "fast={fast}: {got}"
+        );
+    }
+}
+
+/// What the proxy does with a raw backslash: a separator, as `%5C` (nginx
+/// on Linux takes it as an ordinary character, and answers such requests;
+/// a backend may read it as a separator): `/public/..\admin` is routed and
+/// forwarded as `/admin`; one that steps nowhere is forwarded as written.
+/// An absolute-form target with a Host line is still routed by its
+/// authority, and an HTTP/1.0 one without Host too.
+#[test]
+fn a_raw_backslash_is_a_separator_and_absolute_targets_keep_working() {
+    for fast in [true, false] {
+        let (_any, _shop, p) = setup(fast);
+        for (req, want) in [
+            (
+                "GET /x/..\\y HTTP/1.1\r\nHost: shop.com\r\nConnection: close\r\n\r\n",
+                "backend=shop\n",
+            ),
+            (
+                "GET /x/..\\y HTTP/1.1\r\nHost: shop.com\r\nConnection: close\r\n\r\n",
+                "\nuri=/y\n",
+            ),
+            (
+                "GET /a\\b HTTP/1.1\r\nHost: shop.com\r\nConnection: close\r\n\r\n",
+                "\nuri=/a\\b\n",
+            ),
+            (
+                "GET http://shop.com/x HTTP/1.1\r\nHost: other.org\r\nConnection: close\r\n\r\n",
+                "backend=shop\n",
+            ),
+            ("GET http://shop.com/x HTTP/1.0\r\n\r\n", "backend=shop\n"),
+        ] {
+            let got = raw(&p, req);
+            assert!(
+                got.contains(" 200 ") && got.contains(want),
+                "fast={fast}: {req:?} → {got}"
+            );
+        }
+    }
+}
