@@ -345,53 +345,51 @@ impl TapSet for Value {
     }
 }
 
+/// A bridge ADD (host-local IPAM reading a resolv.conf with a
+/// nameserver) with the configured `dns`, by ours and, when installed, by
+/// the reference, each in namespaces of its own: their results.
+fn bridge_add_with_dns(tag: &str, dns: Value) -> (Value, Option<Value>) {
+    let data = TempDir::new(tag);
+    std::fs::create_dir_all(&data.0).unwrap();
+    let resolv = data.0.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 198.19.0.10\n").unwrap();
+    let conf = |ours: bool| {
+        json!({"cniVersion": "1.0.0", "name": "kdns",
+               "type": if ours { "k8snet-bridge" } else { "bridge" },
+               "bridge": "kbr0", "isGateway": true,
+               "dns": dns,
+               "ipam": {"type": if ours { "k8snet-host-local" } else { "host-local" },
+                        "dataDir": data.0.join(if ours { "o" } else { "r" }),
+                        "resolvConf": resolv,
+                        "ranges": [[{"subnet": "198.18.0.0/24"}]]}})
+    };
+    let mut tn = Testnet::new(&format!("{tag}o")).unwrap();
+    let pod = tn.add_netns("p0").unwrap();
+    let env_ours = env("ADD", "c1", Some(&pod.path()), "/nonexistent");
+    let ours = run_ours(tn.node(), &Bridge, &env_ours, &conf(true));
+    assert!(ours.ok(), "{ours:?}");
+    let reference = reference_available().then(|| {
+        let mut tr = Testnet::new(&format!("{tag}r")).unwrap();
+        let rpod = tr.add_netns("p0").unwrap();
+        let env_ref = env("ADD", "c1", Some(&rpod.path()), REF_DIR);
+        let r = run_ref(tr.node(), "bridge", &env_ref, &conf(false));
+        assert!(r.ok(), "{r:?}");
+        r.stdout
+    });
+    (ours.stdout, reference)
+}
+
 /// The reference bridge uses the configuration's `dns` when any of
 /// nameservers, search, options *or domain* is set (bridge.go dnsConfSet).
 /// A configuration with only `domain` must give that DNS in the result.
 #[test]
 fn bridge_result_takes_a_configured_dns_domain() {
     k8snet_testnet::kernel_test!();
-    let mut tn = Testnet::new("cnidns").unwrap();
-    let pod = tn.add_netns("p0").unwrap();
-    let data = TempDir::new("dns");
-    let conf = |ours: bool| {
-        json!({"cniVersion": "1.0.0", "name": "kdns",
-               "type": if ours { "k8snet-bridge" } else { "bridge" },
-               "bridge": "kbr0", "isGateway": true,
-               "dns": {"domain": "cluster.test"},
-               "ipam": {"type": if ours { "k8snet-host-local" } else { "host-local" },
-                        "dataDir": data.0.join(if ours { "o" } else { "r" }),
-                        "ranges": [[{"subnet": "198.18.0.0/24"}]]}})
-    };
-    let ours = run_ours(
-        tn.node(),
-        &Bridge,
-        &env("ADD", "c1", Some(&pod.path()), "/nonexistent"),
-        &conf(true),
-    );
-    assert!(ours.ok(), "{ours:?}");
-    if reference_available() {
-        // The reference, in its own namespaces, as a cross-check.
-        let mut tr = Testnet::new("cnidnsr").unwrap();
-        let rpod = tr.add_netns("p0").unwrap();
-        let r = run_ref(
-            tr.node(),
-            "bridge",
-            &env("ADD", "c1", Some(&rpod.path()), REF_DIR),
-            &conf(false),
-        );
-        assert!(r.ok(), "{r:?}");
-        assert_eq!(
-            r.stdout["dns"],
-            json!({"domain": "cluster.test"}),
-            "reference"
-        );
+    let (ours, reference) = bridge_add_with_dns("cnidns", json!({"domain": "cluster.test"}));
+    if let Some(r) = reference {
+        assert_eq!(r["dns"], json!({"domain": "cluster.test"}), "reference");
     }
-    assert_eq!(
-        ours.stdout["dns"],
-        json!({"domain": "cluster.test"}),
-        "ours"
-    );
+    assert_eq!(ours["dns"], json!({"domain": "cluster.test"}), "ours");
 }
 
 /// bridge.go dnsConfSet tests the configured lists against nil, so
@@ -401,46 +399,10 @@ fn bridge_result_takes_a_configured_dns_domain() {
 #[test]
 fn bridge_result_an_empty_configured_nameservers_list_replaces_ipam_dns() {
     k8snet_testnet::kernel_test!();
-    let data = TempDir::new("dnsempty");
-    std::fs::create_dir_all(&data.0).unwrap();
-    let resolv = data.0.join("resolv.conf");
-    std::fs::write(&resolv, "nameserver 198.19.0.10\n").unwrap();
-    let conf = |ours: bool| {
-        json!({"cniVersion": "1.0.0", "name": "kdns0",
-               "type": if ours { "k8snet-bridge" } else { "bridge" },
-               "bridge": "kbr0", "isGateway": true,
-               "dns": {"nameservers": []},
-               "ipam": {"type": if ours { "k8snet-host-local" } else { "host-local" },
-                        "dataDir": data.0.join(if ours { "o" } else { "r" }),
-                        "resolvConf": resolv,
-                        "ranges": [[{"subnet": "198.18.0.0/24"}]]}})
-    };
-    let mut tn = Testnet::new("cnidne").unwrap();
-    let pod = tn.add_netns("p0").unwrap();
-    let ours = run_ours(
-        tn.node(),
-        &Bridge,
-        &env("ADD", "c1", Some(&pod.path()), "/nonexistent"),
-        &conf(true),
-    );
-    assert!(ours.ok(), "{ours:?}");
-    if reference_available() {
-        // The reference, in its own namespaces, as a cross-check.
-        let mut tr = Testnet::new("cnidner").unwrap();
-        let rpod = tr.add_netns("p0").unwrap();
-        let r = run_ref(
-            tr.node(),
-            "bridge",
-            &env("ADD", "c1", Some(&rpod.path()), REF_DIR),
-            &conf(false),
-        );
-        assert!(r.ok(), "{r:?}");
-        let dns = r.stdout.get("dns");
-        assert!(
-            dns.is_none() || dns == Some(&json!({})),
-            "reference: {}",
-            r.stdout
-        );
+    let (ours, reference) = bridge_add_with_dns("cnidne", json!({"nameservers": []}));
+    if let Some(r) = reference {
+        let dns = r.get("dns");
+        assert!(dns.is_none() || dns == Some(&json!({})), "reference: {r}");
     }
-    assert_eq!(ours.stdout.get("dns"), None, "ours: {}", ours.stdout);
+    assert_eq!(ours.get("dns"), None, "ours: {ours}");
 }
