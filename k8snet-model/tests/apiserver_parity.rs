@@ -476,3 +476,41 @@ fn ingress_class_annotation_mismatch_names_the_annotation() {
         "{errs:#?}"
     );
 }
+
+// ValidateIPBlock checks `cidr` and each `except` with
+// IsValidCIDRForLegacyField and reads them with netutils.ParseCIDRSloppy:
+// without StrictIPCIDRValidation (alpha, off by default) the apiserver
+// stores IPv4 parts with leading zeros (read as decimal: `010` is 10), a
+// prefix length with leading zeros (`/08`, as Go's net.ParseCIDR reads it)
+// and IPv4-mapped IPv6 (`::ffff:10.0.0.0/104` is IPv4 10.0.0.0/8), and warns
+// (GetWarningsForCIDR) naming what it read. Refusing these would drop the
+// policy and its isolation. The strict-subset check compares the written
+// mask sizes as Go counts them (a mapped prefix out of 128).
+#[test]
+fn ip_block_legacy_spellings_are_accepted_with_a_warning() {
+    let policy = |cidr: &str, except: &str| {
+        load(&format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p, namespace: a}}\nspec:\n  podSelector: {{}}\n  ingress: [{{from: [{{ipBlock: {{cidr: '{cidr}', except: [{except}]}}}}]}}]\n"
+        ))
+    };
+    for (cidr, except, read_as) in [
+        ("010.0.0.0/8", "'010.002.0.0/16'", "10.0.0.0/8"),
+        ("10.0.0.0/08", "'10.2.0.0/016'", "10.0.0.0/8"),
+        ("fd00::/064", "'fd00::/0112'", "fd00::/64"),
+        ("::ffff:10.0.0.0/104", "'::ffff:10.2.0.0/112'", "10.0.0.0/8"),
+        ("10.0.0.0/8", "'::ffff:10.2.0.0/112'", "10.2.0.0/16"),
+    ] {
+        let m = policy(cidr, except);
+        assert!(m.errors().is_empty(), "{cidr} {except}: {:?}", errors(&m));
+        assert_eq!(m.objects().len(), 1, "{cidr} {except}");
+        let warnings: Vec<String> = m.warnings().iter().map(|w| w.to_string()).collect();
+        assert!(
+            warnings.iter().any(|w| w.contains(read_as)),
+            "{cidr} {except}: {warnings:#?}"
+        );
+    }
+    // Mask sizes as Go counts them: 104 >= 16, not a strict subset.
+    let m = policy("::ffff:10.0.0.0/104", "10.2.0.0/16");
+    assert_eq!(errors(&m).len(), 1, "{:?}", errors(&m));
+    assert!(errors(&m)[0].contains("except[0]"), "{:?}", errors(&m));
+}

@@ -677,7 +677,8 @@ fn network_policy_rules() {
             ("peer needs a field", from(json!([{}])), Required, "spec.ingress[0].from[0]", "must specify a peer"),
             ("ipBlock alone", from(json!([{"ipBlock": {"cidr": "10.0.0.0/8"}, "namespaceSelector": {}}])), Forbidden, "spec.ingress[0].from[0]", "ipBlock"),
             ("cidr required", ip_block(json!({"cidr": ""})), Required, "spec.ingress[0].from[0].ipBlock.cidr", "required"),
-            ("cidr leading zeros", ip_block(json!({"cidr": "010.0.0.0/8"})), Invalid, "spec.ingress[0].from[0].ipBlock.cidr", "\"010.0.0.0/8\": must not have leading zeros (use \"10.0.0.0\")"),
+            ("cidr bad part", ip_block(json!({"cidr": "10.0.0.0256/8"})), Invalid, "spec.ingress[0].from[0].ipBlock.cidr", "\"10.0.0.0256/8\": must be a valid CIDR"),
+            ("cidr prefix too long", ip_block(json!({"cidr": "10.0.0.0/033"})), Invalid, "spec.ingress[0].from[0].ipBlock.cidr", "\"10.0.0.0/033\": prefix length must be a decimal number in 0..=32"),
             ("cidr syntax", ip_block(json!({"cidr": "10.0.0.0"})), Invalid, "spec.ingress[0].from[0].ipBlock.cidr", "\"10.0.0.0\": must be a valid CIDR"),
             ("except syntax", ip_block(json!({"cidr": "10.0.0.0/8", "except": ["10.1.0.0/33"]})), Invalid, "spec.ingress[0].from[0].ipBlock.except[0]", "\"10.1.0.0/33\""),
             ("except outside", ip_block(json!({"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]})), Invalid, "spec.ingress[0].from[0].ipBlock.except[0]", "\"11.0.0.0/16\": must be a strict subset of `cidr` (\"10.0.0.0/8\")"),
@@ -688,6 +689,18 @@ fn network_policy_rules() {
             ("except host bits not smaller", ip_block(json!({"cidr": "10.0.0.0/8", "except": ["10.1.2.3/8"]})), Invalid, "spec.ingress[0].from[0].ipBlock.except[0]", "\"10.1.2.3/8\": must be a strict subset"),
             ("except host bits outside", ip_block(json!({"cidr": "10.0.0.1/16", "except": ["10.1.2.3/24"]})), Invalid, "spec.ingress[0].from[0].ipBlock.except[0]", "\"10.1.2.3/24\": must be a strict subset"),
         ],
+    );
+    // Leading zeros (an IPv4 part read as decimal) are no error but a
+    // warning naming what the apiserver reads (ParseCIDRSloppy).
+    let zeros = merge(&netpol(), &ip_block(json!({"cidr": "010.0.0.0/8"})));
+    assert_eq!(errors(zeros.clone()), vec![]);
+    let mut m = k8snet_model::Manifests::new();
+    m.load_str("p.json", &zeros.to_string());
+    let warnings: Vec<String> = m.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("spec.ingress[0].from[0].ipBlock.cidr: \"010.0.0.0/8\": non-standard CIDR value; read as \"10.0.0.0/8\""),
+        "{warnings:#?}"
     );
     // Deny-all: an empty selector, no rules, both types.
     let deny = json!({"kind": "NetworkPolicy", "metadata": {"name": "deny-all"},

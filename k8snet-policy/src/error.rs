@@ -2,7 +2,10 @@
 
 /// What can go wrong with the input this crate parses: endpoints, probe
 /// lists, port sets and output formats. Compiling and evaluating cannot
-/// fail: a [`Cluster`](k8snet_model::Cluster) holds only validated objects.
+/// fail: a [`Cluster`](k8snet_model::Cluster) holds validated objects, and
+/// a policy field that still cannot be read (an object that skipped
+/// validation) is compiled failing closed and reported by
+/// [`PolicySet::errors`](crate::PolicySet::errors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -22,6 +25,19 @@ pub enum Error {
         input: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A policy field the compiler could not read (validation refuses it;
+    /// only an object inserted without validation has one). The rule
+    /// fails closed: a peer that admits matches nothing, one that denies
+    /// matches every address.
+    #[error("{object}: {field}: {message}")]
+    Unreadable {
+        /// The policy.
+        object: k8snet_model::ObjectRef,
+        /// The field path, e.g. `spec.ingress[0].from[0].ipBlock.except[1]`.
+        field: String,
+        /// What is wrong with the value.
+        message: String,
     },
     /// An unknown matrix format.
     #[error("unknown format {0:?} (expected table, json, csv or dot)")]

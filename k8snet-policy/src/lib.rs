@@ -69,9 +69,15 @@
 //!   has too, and a flow between two dual-stack pods named by name is
 //!   allowed when both directions allow it over the same family (the
 //!   explanation names the family when the two differ).
-//! - **`ipBlock` CIDRs** with bits set beyond the prefix (`10.0.0.1/24`,
-//!   which a default apiserver stores) are their network (`10.0.0.0/24`),
-//!   as Go's `net.ParseCIDR` reads them; the loader warns about them.
+//! - **`ipBlock` CIDRs** are read as a default apiserver reads them
+//!   (`ParseCIDRSloppy`, see
+//!   [`parse_cidr_legacy`](k8snet_model::validate::parse_cidr_legacy)):
+//!   bits set beyond the prefix are dropped (`10.0.0.1/24` is
+//!   `10.0.0.0/24`), IPv4 parts and prefix lengths may have leading zeros
+//!   (`010.0.0.0/08` is `10.0.0.0/8`), and `::ffff:10.0.0.0/104` is IPv4
+//!   `10.0.0.0/8`; the loader warns about them. A CIDR that cannot be read
+//!   (only in an object that skipped validation) fails closed and is
+//!   listed by [`PolicySet::errors`].
 //! - **Tiers.** Admin (AdminNetworkPolicy, ClusterNetworkPolicy
 //!   `tier: Admin`, by priority, first matching rule decides; `Pass` skips
 //!   to the next tier) → NetworkPolicy (a pod selected by a policy of that

@@ -725,3 +725,107 @@ spec:
         k8snet_nft::render(&k8snet_policy::ruleset(&canonical, &opts))
     );
 }
+
+/// A default apiserver stores `ipBlock` CIDRs in legacy spellings (IPv4
+/// parts and prefix lengths with leading zeros, IPv4-mapped IPv6) and reads
+/// them with `netutils.ParseCIDRSloppy`: the set decides, explains and
+/// renders them as the canonical block.
+#[test]
+fn ipblock_legacy_spellings_are_read_as_the_apiserver_reads_them() {
+    let policy = |cidr: &str, except: &str| {
+        format!(
+            "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: from-block, namespace: x}}
+spec:
+  podSelector: {{matchLabels: {{app: b}}}}
+  ingress: [{{from: [{{ipBlock: {{cidr: '{cidr}', except: ['{except}']}}}}]}}]
+"
+        )
+    };
+    let canonical = set(&policy("198.18.0.0/16", "198.18.5.0/24"));
+    let opts = k8snet_policy::RulesetOptions::default();
+    for (cidr, except) in [
+        ("198.018.0.0/16", "198.18.005.0/24"),
+        ("198.18.0.0/016", "198.18.5.0/024"),
+        ("::ffff:198.18.0.0/112", "::ffff:198.18.5.0/120"),
+    ] {
+        let sloppy = set(&policy(cidr, except));
+        for (from, want) in [
+            ("198.18.4.1", Verdict::Allow),
+            ("198.18.5.1", Verdict::Deny),
+            ("8.8.8.8", Verdict::Deny),
+        ] {
+            let f = tcp(from, "x/b", 9090);
+            assert_eq!(sloppy.verdict(&f), want, "{cidr}: {}", says(&sloppy, &f));
+            assert_eq!(sloppy.explain(&f), canonical.explain(&f), "{cidr}");
+        }
+        assert_eq!(
+            k8snet_nft::render(&k8snet_policy::ruleset(&sloppy, &opts)),
+            k8snet_nft::render(&k8snet_policy::ruleset(&canonical, &opts)),
+            "{cidr}"
+        );
+    }
+}
+
+/// A policy that skipped validation (`Cluster::from_objects`) with a CIDR
+/// the compiler cannot read: the rule fails closed and
+/// `PolicySet::errors` names the object and field. An unreadable `except`
+/// never widens the block to its `cidr`; an unreadable Deny network
+/// denies every address.
+#[test]
+fn unreadable_cidrs_fail_closed_and_are_reported() {
+    use k8snet_model::{AdminNetworkPolicy, NetworkPolicy, Object, apply_defaults};
+    let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "from-block", "namespace": "x"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "b"}},
+            "ingress": [
+                {"from": [{"podSelector": {"matchLabels": {"app": "a"}}},
+                          {"ipBlock": {"cidr": "198.18.0.0/16", "except": ["198.18.5.0/24", "198.18.6.0/33"]}}]},
+                {"from": [{"ipBlock": {"cidr": "198.18.0.0/99"}}]}
+            ]
+        }
+    }))
+    .unwrap();
+    let anp: AdminNetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "deny-out"},
+        "spec": {
+            "priority": 5,
+            "subject": {"namespaces": {"matchLabels": {"team": "b"}}},
+            "egress": [{"name": "bad", "action": "Deny", "to": [{"networks": ["203.0.113.0/24", "nope"]}]}]
+        }
+    }))
+    .unwrap();
+    let mut objects = cluster("").objects();
+    for mut o in [Object::NetworkPolicy(np), Object::AdminNetworkPolicy(anp)] {
+        apply_defaults(&mut o);
+        objects.push(o);
+    }
+    let s = PolicySet::compile(&Cluster::from_objects(objects), &Options::default());
+    let errors: Vec<String> = s.errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "NetworkPolicy x/from-block: spec.ingress[0].from[1].ipBlock.except[1]: \"198.18.6.0/33\": prefix length must be a decimal number in 0..=32",
+            "NetworkPolicy x/from-block: spec.ingress[1].from[0].ipBlock.cidr: \"198.18.0.0/99\": prefix length must be a decimal number in 0..=32",
+            "AdminNetworkPolicy deny-out: spec.egress[0].to[0].networks[1]: \"nope\": must be a valid CIDR value (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+        ]
+    );
+    // The block admits nothing (not 198.18.0.0/16 without its excepts);
+    // the rule's readable peer still admits.
+    for from in ["198.18.4.1", "198.18.6.1", "198.18.5.1"] {
+        let f = tcp(from, "x/b", 9090);
+        assert_eq!(s.verdict(&f), Verdict::Deny, "{from}: {}", says(&s, &f));
+    }
+    assert_eq!(s.verdict(&tcp("x/a", "x/b", 9090)), Verdict::Allow);
+    // The Deny rule with an unreadable network denies every address, not
+    // only the readable 203.0.113.0/24.
+    for to in ["203.0.113.9", "8.8.8.8", "2001:db8::1"] {
+        let f = tcp("y/a", to, 443);
+        assert_eq!(s.verdict(&f), Verdict::Deny, "{to}: {}", says(&s, &f));
+    }
+    // Validated policies have none.
+    assert!(set("").errors().is_empty());
+}

@@ -72,15 +72,28 @@ fn without_leading_zeros(s: &str) -> Option<String> {
 /// name is expected (Ingress rule hosts, load balancer hostnames), so a
 /// name like `010.1.1.1` is refused there.
 pub(crate) fn is_ip_sloppy(s: &str) -> bool {
-    if s.parse::<IpAddr>().is_ok() || sloppy_v4(s).is_some() {
-        return true;
+    parse_ip_sloppy(s).is_some()
+}
+
+/// The address the apiserver's lenient parser (`ParseIPSloppy`) reads,
+/// as written: an IPv4-mapped IPv6 address stays IPv6 here.
+fn parse_ip_sloppy(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(v4) = sloppy_v4(s) {
+        return Some(IpAddr::V4(v4));
     }
     // An IPv6 address may end in dotted IPv4 (`::ffff:010.1.1.1`).
     match s.rsplit_once(':') {
         Some((head, tail)) if tail.contains('.') => {
-            sloppy_v4(tail).is_some_and(|v4| format!("{head}:{v4}").parse::<Ipv6Addr>().is_ok())
+            let v4 = sloppy_v4(tail)?;
+            format!("{head}:{v4}")
+                .parse::<Ipv6Addr>()
+                .ok()
+                .map(IpAddr::V6)
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -162,6 +175,117 @@ fn cidr_reason(s: &str) -> Result<IpNet, String> {
             "prefix length must be a number in 0..={max} without leading zeros"
         )),
     }
+}
+
+/// An `ipBlock` CIDR as a default apiserver reads it: see
+/// [`parse_cidr_legacy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LegacyCidr {
+    /// The network every implementation matches: the address masked to
+    /// the prefix, and an IPv4-mapped IPv6 CIDR with a prefix of at least
+    /// 96 as the IPv4 network it covers (`::ffff:10.0.0.0/104` is
+    /// `10.0.0.0/8`).
+    pub net: IpNet,
+    /// The address as written (bits beyond the prefix kept), in the
+    /// family of `net`.
+    pub addr: IpAddr,
+    /// The prefix length as written, out of 32 for a dotted IPv4 address
+    /// and out of 128 for IPv6 (IPv4-mapped included): the mask size
+    /// Go's `IPMask.Size` reports, which the apiserver compares to check
+    /// that an `except` is a strict subset of its `cidr`.
+    pub written_prefix: u8,
+    /// Whether the address had bits set beyond the prefix length.
+    pub host_bits: bool,
+}
+
+impl LegacyCidr {
+    /// Whether `except` passes the apiserver's strict-subset check
+    /// against this `cidr` (`ValidateIPBlock`): this network contains the
+    /// network address of `except`, and this prefix as written is shorter
+    /// than the one of `except` as written.
+    pub fn has_strict_subset(&self, except: &Self) -> bool {
+        self.net.contains(&except.net.network()) && self.written_prefix < except.written_prefix
+    }
+}
+
+/// Parses a CIDR of a legacy field (`ipBlock.cidr`, `ipBlock.except`) as
+/// the apiserver does without the `StrictIPCIDRValidation` gate (alpha,
+/// off by default): it checks the value with `IsValidCIDRForLegacyField`
+/// and reads it with `netutils.ParseCIDRSloppy`, as Go's `net.ParseCIDR`
+/// of Go 1.16 did. So it accepts
+/// - a prefix length of decimal digits with leading zeros (`/08` is 8),
+///   at most 32 after a dotted IPv4 address and 128 after IPv6;
+/// - IPv4 parts with leading zeros, read as decimal (`010.002.0.0` is
+///   10.2.0.0; each part at most 255), alone or as the dotted tail of an
+///   IPv6 address;
+/// - bits set beyond the prefix length (dropped: the network is meant);
+/// - IPv4-mapped IPv6: `::ffff:a.b.c.d/n` with `n` of at least 96 is the
+///   IPv4 network `a.b.c.d/(n-96)` (Go matches it against IPv4
+///   addresses); with a shorter prefix it stays an IPv6 network.
+///
+/// The returned [`LegacyCidr`] holds the network, the prefix as written
+/// and whether host bits were set; the apiserver warns
+/// (`GetWarningsForCIDR`) whenever the text is not `net.to_string()`.
+///
+/// # Errors
+/// A message that starts with the quoted input and says what is wrong.
+///
+/// ```
+/// use k8snet_model::validate::parse_cidr_legacy;
+/// let read = |s| parse_cidr_legacy(s).map(|c| c.net.to_string());
+/// assert_eq!(read("010.002.0.0/016")?, "10.2.0.0/16");
+/// assert_eq!(read("fd00::1/064")?, "fd00::/64");
+/// assert_eq!(read("::ffff:10.0.0.0/104")?, "10.0.0.0/8");
+/// assert_eq!(parse_cidr_legacy("::ffff:10.0.0.0/104")?.written_prefix, 104);
+/// assert!(parse_cidr_legacy("10.0.0.0256/8").is_err());
+/// assert!(parse_cidr_legacy("10.0.0.0/33").is_err());
+/// # Ok::<(), String>(())
+/// ```
+pub fn parse_cidr_legacy(s: &str) -> Result<LegacyCidr, String> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return Err(format!("{s:?}: {CIDR_EXAMPLE}"));
+    };
+    let Some(ip) = parse_ip_sloppy(addr) else {
+        return Err(format!("{s:?}: {CIDR_EXAMPLE}"));
+    };
+    let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = if !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()) {
+        // Leading zeros are read away, so any count of them is fine.
+        let digits = len.trim_start_matches('0');
+        if digits.is_empty() {
+            Some(0)
+        } else {
+            digits.parse::<u8>().ok().filter(|p| *p <= max)
+        }
+    } else {
+        None
+    };
+    let Some(prefix) = prefix else {
+        return Err(format!(
+            "{s:?}: prefix length must be a decimal number in 0..={max}"
+        ));
+    };
+    let written = IpNet::new(ip, prefix).map_err(|_| format!("{s:?}: {CIDR_EXAMPLE}"))?;
+    let host_bits = written.trunc() != written;
+    let (net, addr) = match ip {
+        IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => (
+                IpNet::new(IpAddr::V4(v4), prefix - 96)
+                    .map_err(|_| format!("{s:?}: {CIDR_EXAMPLE}"))?
+                    .trunc(),
+                IpAddr::V4(v4),
+            ),
+            None => (written.trunc(), ip),
+        },
+        _ => (written.trunc(), ip),
+    };
+    Ok(LegacyCidr {
+        net,
+        addr,
+        written_prefix: prefix,
+        host_bits,
+    })
 }
 
 /// The ranges `ValidateNonSpecialIP` refuses for endpoints and external IPs.
@@ -465,6 +589,68 @@ mod tests {
         assert!(parse_cidr("10.0.0.1/8").is_ok());
         let e = parse_cidr("010.0.0.0/8").unwrap_err();
         assert!(e.contains("leading zeros"), "{e}");
+    }
+
+    #[test]
+    fn legacy_cidrs_are_read_as_parse_cidr_sloppy_reads_them() {
+        let read = |s: &str| parse_cidr_legacy(s).map(|c| (c.net.to_string(), c.written_prefix));
+        for (s, net, written) in [
+            ("10.0.0.0/8", "10.0.0.0/8", 8),
+            ("010.002.0.0/16", "10.2.0.0/16", 16),
+            ("0000010.0.0.0/8", "10.0.0.0/8", 8),
+            ("10.0.0.0/0008", "10.0.0.0/8", 8),
+            ("10.0.0.0/00", "0.0.0.0/0", 0),
+            ("10.1.2.3/8", "10.0.0.0/8", 8),
+            ("fd00::1/064", "fd00::/64", 64),
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8", 104),
+            ("::ffff:010.2.0.0/112", "10.2.0.0/16", 112),
+            ("::ffff:10.0.0.0/96", "0.0.0.0/0", 96),
+            ("::ffff:10.0.0.1/128", "10.0.0.1/32", 128),
+            // Below 96 the mapped prefix stays IPv6 (the ffff is cut).
+            ("::ffff:10.0.0.0/80", "::/80", 80),
+            // Only ::ffff:0:0/96 is IPv4-mapped; IPv4-compatible stays IPv6.
+            ("::10.0.0.0/104", "::a00:0/104", 104),
+        ] {
+            assert_eq!(read(s), Ok((net.to_string(), written)), "{s}");
+        }
+        let mapped = parse_cidr_legacy("::ffff:10.0.0.1/104").unwrap();
+        assert!(mapped.host_bits);
+        assert_eq!(mapped.addr.to_string(), "10.0.0.1");
+        assert!(!parse_cidr_legacy("010.0.0.0/8").unwrap().host_bits);
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "10.0.0.0/0033",
+            "fd00::/129",
+            "::ffff:10.0.0.0/129",
+            "10.0.0.0/+8",
+            "10.0.0.0/-1",
+            "10.0.0.0/8/8",
+            "10.0.0.0256/8",
+            "1.2.3/8",
+            "00001::/16",
+            "fe80::1%eth0/64",
+            "/8",
+            "",
+        ] {
+            assert!(parse_cidr_legacy(bad).is_err(), "{bad}");
+        }
+        // The strict-subset check: the except's network address inside
+        // the cidr's network, the written prefixes compared as Go does.
+        let c = |s: &str| parse_cidr_legacy(s).unwrap();
+        assert!(c("10.0.0.0/8").has_strict_subset(&c("10.2.0.0/16")));
+        assert!(c("10.0.0.0/8").has_strict_subset(&c("::ffff:10.2.0.0/112")));
+        assert!(!c("::ffff:10.0.0.0/104").has_strict_subset(&c("10.2.0.0/16")));
+        assert!(!c("10.0.0.0/8").has_strict_subset(&c("10.0.0.0/8")));
+        assert!(!c("10.0.0.0/8").has_strict_subset(&c("fd00::/16")));
+        assert!(!c("::/0").has_strict_subset(&c("10.0.0.0/8")));
+        // Go tests only the except's network address: a mapped except
+        // with a long written prefix passes though it is wider as IPv4.
+        // (`0.0.0.0/4` read, against `0.0.0.0/8`); with another network
+        // address it fails.
+        assert!(c("0.0.0.0/8").has_strict_subset(&c("::ffff:0.0.0.0/100")));
+        assert!(!c("10.0.0.0/8").has_strict_subset(&c("::ffff:10.0.0.0/100")));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::error::FieldErrorKind;
 use crate::names::check_port_name;
 use crate::networking::{IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 
+use super::net::LegacyCidr;
 use super::{Errors, FieldPath, meta, net};
 
 pub(super) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
@@ -127,8 +128,10 @@ fn peer(p: &NetworkPolicyPeer, path: FieldPath<'_>, errs: &mut Errors) {
     }
 }
 
-/// `cidr` is a CIDR and every `except` a strict subset of it (same family,
-/// inside, longer prefix), compared as networks.
+/// `cidr` is a CIDR and every `except` a strict subset of it, checked as
+/// `ValidateIPBlock` does: `cidr`'s network contains the network address
+/// of `except`, and `cidr`'s prefix as written is shorter than the one of
+/// `except` as written (an IPv4-mapped prefix counts out of 128).
 fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
     if b.cidr.is_empty() {
         errs.required(path.field("cidr"), "cidr is required");
@@ -141,7 +144,7 @@ fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
         let (Some(except), Some(cidr)) = (legacy_cidr(errs, ep, e), cidr) else {
             continue;
         };
-        if !cidr.contains(&except) || except.prefix_len() <= cidr.prefix_len() {
+        if !cidr.has_strict_subset(&except) {
             errs.invalid(
                 ep,
                 format!("{e:?}: must be a strict subset of `cidr` ({:?})", b.cidr),
@@ -151,27 +154,41 @@ fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
 }
 
 /// An `ipBlock` CIDR, as `ValidateIPBlock` checks it with
-/// `IsValidCIDRForLegacyField`: bits set beyond the prefix length are only
-/// refused under the `StrictIPCIDRValidation` gate (alpha, off by default),
-/// so a default apiserver stores `10.0.0.1/24` (newer ones with a warning)
-/// and every implementation reads it as Go's `net.ParseCIDR` does, as the
-/// network `10.0.0.0/24`. Refusing it would drop the whole policy and its
-/// isolation with it (failing open), so it is accepted with a warning and
-/// returned masked. The address itself stays strict.
-fn legacy_cidr<'p>(errs: &mut Errors, path: FieldPath<'p>, s: &str) -> Option<ipnet::IpNet> {
-    let net = net::cidr(errs, path, s)?;
-    let masked = net.trunc();
-    if masked != net {
-        let width = if net.addr().is_ipv4() { 32 } else { 128 };
+/// `IsValidCIDRForLegacyField` and reads it with `ParseCIDRSloppy`
+/// ([`net::parse_cidr_legacy`]): without the `StrictIPCIDRValidation` gate
+/// (alpha, off by default) a default apiserver stores `10.0.0.1/24`,
+/// `010.0.0.0/8`, `10.0.0.0/08` and `::ffff:10.0.0.0/104` (newer ones with
+/// a warning), and every implementation reads them as Go does. Refusing
+/// them would drop the whole policy and its isolation with it (failing
+/// open), so they are accepted with a warning that names the network read.
+fn legacy_cidr(errs: &mut Errors, path: FieldPath<'_>, s: &str) -> Option<LegacyCidr> {
+    let read = match net::parse_cidr_legacy(s) {
+        Ok(read) => read,
+        Err(msg) => {
+            errs.invalid(path, msg);
+            return None;
+        }
+    };
+    let net = read.net;
+    if read.host_bits {
+        let (addr, width) = (read.addr, if net.addr().is_ipv4() { 32 } else { 128 });
         errs.warn(
             FieldErrorKind::Invalid,
             path,
             format!(
-                "{s:?}: has bits set beyond the prefix length; read as the network \"{masked}\" \
-                 (accepted, as the apiserver does; for the one address write \"{}/{width}\")",
-                net.addr()
+                "{s:?}: has bits set beyond the prefix length; read as the network \"{net}\" \
+                 (accepted, as the apiserver does; for the one address write \"{addr}/{width}\")"
+            ),
+        );
+    } else if net.to_string() != s {
+        errs.warn(
+            FieldErrorKind::Invalid,
+            path,
+            format!(
+                "{s:?}: non-standard CIDR value; read as \"{net}\" \
+                 (accepted, as the apiserver does; write \"{net}\")"
             ),
         );
     }
-    Some(masked)
+    Some(read)
 }

@@ -168,6 +168,26 @@ impl PolicySet {
         }
     }
 
+    /// The policy fields that could not be read, by policy. Objects that
+    /// passed validation (every object of [`Cluster::from_manifests`] and
+    /// [`Cluster::upsert`]) have none; an object given to
+    /// [`Cluster::from_objects`] unvalidated may. Each such rule is
+    /// compiled failing closed: an `ipBlock` that cannot be read (its
+    /// `cidr` or any `except`) admits nothing, and an admin `networks`
+    /// entry that cannot be read matches every address in a Deny rule
+    /// and none in an Allow or Pass rule.
+    pub fn errors(&self) -> Vec<crate::Error> {
+        let mut out: Vec<(&k8snet_model::ObjectRef, &crate::Error)> = self
+            .policies
+            .slab
+            .iter()
+            .flatten()
+            .flat_map(|p| p.errors.iter().map(move |e| (&p.reference, e)))
+            .collect();
+        out.sort_by_key(|&(r, _)| r);
+        out.into_iter().map(|(_, e)| e.clone()).collect()
+    }
+
     /// Whether a flow may name this pod: it is known and not finished.
     pub fn contains_pod(&self, pod: &k8snet_model::NsName) -> bool {
         self.world.by_key.contains_key(pod) || self.world.hosts.contains_key(pod)
@@ -179,6 +199,7 @@ impl PolicySet {
             names: &mut self.names,
             peers: &mut self.peers,
             ipblock_matches_pods: self.options.ipblock_matches_pods,
+            errors: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use ipnet::IpNet;
+use k8snet_model::validate::parse_cidr_legacy;
 use k8snet_model::{
     AdminEgressPeer, AdminEgressRule, AdminIngressPeer, AdminIngressRule, AdminNetworkPolicy,
     AdminPolicyAction, AdminPolicyPort, AdminPolicySubject, BaselineAdminNetworkPolicy,
@@ -89,6 +90,8 @@ pub(crate) struct CompiledPolicy {
     /// NetworkPolicy: whether it isolates `[ingress, egress]`.
     pub(crate) isolates: [bool; 2],
     pub(crate) rules: [Vec<CRule>; 2],
+    /// What could not be read (only in objects that skipped validation).
+    pub(crate) errors: Vec<crate::Error>,
 }
 
 impl CompiledPolicy {
@@ -132,6 +135,9 @@ pub(crate) struct Lower<'a> {
     pub(crate) names: &'a mut Names,
     pub(crate) peers: &'a mut PeerSets,
     pub(crate) ipblock_matches_pods: bool,
+    /// `(field, message)` of the policy being lowered, for
+    /// [`CompiledPolicy::errors`].
+    pub(crate) errors: Vec<(String, String)>,
 }
 
 fn port_u16(n: i32) -> u16 {
@@ -147,26 +153,63 @@ fn range(protos: u8, lo: i32, hi: i32) -> PortMatch {
     }
 }
 
-fn block(cidr: &str, except: &[String], pods: bool) -> Atom {
-    // Validation refused malformed CIDRs; should one slip through, it
-    // matches nothing rather than everything. Bits set beyond the prefix
-    // (`10.0.0.1/24`, which the apiserver stores) are dropped, as Go's
-    // `net.ParseCIDR` drops them: the block is the network.
-    match cidr.parse::<IpNet>() {
-        Ok(net) => Atom::Block(Block {
-            net: net.trunc(),
-            except: except
-                .iter()
-                .filter_map(|e| e.parse::<IpNet>().ok())
-                .map(|e| e.trunc())
-                .collect(),
-            pods,
-        }),
-        Err(_) => Atom::Nothing,
+/// An `ipBlock` (or a `networks` entry, without `except`), read as the
+/// apiserver reads it ([`parse_cidr_legacy`]): `010.0.0.0/8`, `10.0.0.0/08`
+/// and `10.0.0.1/8` are `10.0.0.0/8`, `::ffff:10.0.0.0/104` is IPv4
+/// `10.0.0.0/8`. Validation refuses what it cannot read; should such a value
+/// slip through (an object that skipped validation), the error names the
+/// field within the block (`cidr`, `except[i]`) and the caller fails
+/// closed: an unreadable `except` never leaves the block wider.
+fn block(cidr: &str, except: &[String], pods: bool) -> Result<Atom, (String, String)> {
+    let net = parse_cidr_legacy(cidr).map_err(|m| ("cidr".to_string(), m))?;
+    let except = except
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            parse_cidr_legacy(e)
+                .map(|e| e.net)
+                .map_err(|m| (format!("except[{i}]"), m))
+        })
+        .collect::<Result<Vec<IpNet>, _>>()?;
+    Ok(Atom::Block(Block {
+        net: net.net,
+        except,
+        pods,
+    }))
+}
+
+/// What a rule's peer that could not be read matches, failing closed: no
+/// address for a rule that admits (Allow, Pass), every address for a rule
+/// that denies.
+fn unreadable(action: Action, out: &mut Vec<Atom>) {
+    if action == Action::Deny {
+        for all in ["0.0.0.0/0", "::/0"] {
+            if let Ok(net) = all.parse::<IpNet>() {
+                out.push(Atom::Block(Block {
+                    net,
+                    except: Vec::new(),
+                    pods: true,
+                }));
+            }
+        }
+    } else {
+        out.push(Atom::Nothing);
     }
 }
 
 impl Lower<'_> {
+    /// The errors recorded while lowering the policy `reference`.
+    fn take_errors(&mut self, reference: &ObjectRef) -> Vec<crate::Error> {
+        std::mem::take(&mut self.errors)
+            .into_iter()
+            .map(|(field, message)| crate::Error::Unreadable {
+                object: reference.clone(),
+                field,
+                message,
+            })
+            .collect()
+    }
+
     fn np_ports(&mut self, ports: Option<&[NetworkPolicyPort]>) -> Vec<PortMatch> {
         let ports = ports.unwrap_or_default();
         let mut out = Vec::with_capacity(ports.len());
@@ -186,16 +229,31 @@ impl Lower<'_> {
         out
     }
 
-    fn np_peers(&mut self, namespace: &str, peers: Option<&[NetworkPolicyPeer]>) -> PeerSetId {
+    /// The peer set of a NetworkPolicy rule; `rule` names it for errors
+    /// (`ingress[0].from`), formatted only when one occurs.
+    fn np_peers(
+        &mut self,
+        namespace: &str,
+        peers: Option<&[NetworkPolicyPeer]>,
+        rule: (&str, usize, &str),
+    ) -> PeerSetId {
         let peers = peers.unwrap_or_default();
         if peers.is_empty() {
             return ANY;
         }
         let atoms = peers
             .iter()
+            .enumerate()
             .map(
-                |p| match (&p.ip_block, &p.namespace_selector, &p.pod_selector) {
-                    (Some(b), _, _) => block(&b.cidr, &b.except, self.ipblock_matches_pods),
+                |(i, p)| match (&p.ip_block, &p.namespace_selector, &p.pod_selector) {
+                    (Some(b), _, _) => block(&b.cidr, &b.except, self.ipblock_matches_pods)
+                        .unwrap_or_else(|(field, message)| {
+                            // A NetworkPolicy rule admits: match nothing.
+                            let (dir, r, peers) = rule;
+                            let path = format!("spec.{dir}[{r}].{peers}[{i}].ipBlock.{field}");
+                            self.errors.push((path, message));
+                            Atom::Nothing
+                        }),
                     (None, None, Some(pods)) => Atom::Pods {
                         namespaces: NsScope::Is(namespace.to_string()),
                         pods: Some(pods.compile()),
@@ -224,25 +282,27 @@ impl Lower<'_> {
         ];
         let mut rules: [Vec<CRule>; 2] = Default::default();
         if isolates[INGRESS] {
-            for r in spec.ingress.iter().flatten() {
+            for (i, r) in spec.ingress.iter().flatten().enumerate() {
                 let ports = self.np_ports(r.ports.as_deref());
-                let peers = self.np_peers(&ns, r.from.as_deref());
+                let peers = self.np_peers(&ns, r.from.as_deref(), ("ingress", i, "from"));
                 rules[INGRESS].push(np_rule(ports, peers));
             }
         }
         if isolates[EGRESS] {
-            for r in spec.egress.iter().flatten() {
+            for (i, r) in spec.egress.iter().flatten().enumerate() {
                 let ports = self.np_ports(r.ports.as_deref());
-                let peers = self.np_peers(&ns, r.to.as_deref());
+                let peers = self.np_peers(&ns, r.to.as_deref(), ("egress", i, "to"));
                 rules[EGRESS].push(np_rule(ports, peers));
             }
         }
+        let reference = ObjectRef {
+            kind: Kind::NetworkPolicy,
+            namespace: Some(ns.clone()),
+            name: np.metadata.name.clone(),
+        };
         CompiledPolicy {
-            reference: ObjectRef {
-                kind: Kind::NetworkPolicy,
-                namespace: Some(ns.clone()),
-                name: np.metadata.name.clone(),
-            },
+            errors: self.take_errors(&reference),
+            reference,
             tier: Tier::NetworkPolicy,
             priority: 0,
             subject: Subject::Namespace {
@@ -329,7 +389,15 @@ impl Lower<'_> {
         }
     }
 
-    fn egress_atoms(peer: &AdminEgressPeer, out: &mut Vec<Atom>) {
+    /// The atoms of the admin egress peer `spec.egress[i].to[j]` (`at` is
+    /// `(i, j)`, for errors) of a rule with that action.
+    fn egress_atoms(
+        &mut self,
+        peer: &AdminEgressPeer,
+        at: (usize, usize),
+        action: Action,
+        out: &mut Vec<Atom>,
+    ) {
         let ingress_like = AdminIngressPeer {
             namespaces: peer.namespaces.clone(),
             pods: peer.pods.clone(),
@@ -340,7 +408,21 @@ impl Lower<'_> {
         if let Some(nodes) = &peer.nodes {
             out.push(Atom::Nodes(nodes.compile()));
         }
-        out.extend(peer.networks.iter().map(|n| block(n, &[], true)));
+        for (k, n) in peer.networks.iter().enumerate() {
+            match parse_cidr_legacy(n) {
+                Ok(net) => out.push(Atom::Block(Block {
+                    net: net.net,
+                    except: Vec::new(),
+                    pods: true,
+                })),
+                Err(m) => {
+                    let (i, j) = at;
+                    let path = format!("spec.egress[{i}].to[{j}].networks[{k}]");
+                    self.errors.push((path, m));
+                    unreadable(action, out);
+                }
+            }
+        }
         if !peer.domain_names.is_empty() {
             out.push(Atom::Nothing);
         }
@@ -386,12 +468,14 @@ impl Lower<'_> {
             },
             (None, None) => Subject::Nothing,
         };
+        let reference = ObjectRef {
+            kind,
+            namespace: None,
+            name: name.to_string(),
+        };
         CompiledPolicy {
-            reference: ObjectRef {
-                kind,
-                namespace: None,
-                name: name.to_string(),
-            },
+            errors: self.take_errors(&reference),
+            reference,
             tier,
             priority,
             subject,
@@ -417,12 +501,16 @@ impl Lower<'_> {
             .collect();
         let egress = egress
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
+                let action = admin_action(r.action);
                 let mut atoms = Vec::new();
-                r.to.iter().for_each(|p| Self::egress_atoms(p, &mut atoms));
+                for (j, p) in r.to.iter().enumerate() {
+                    self.egress_atoms(p, (i, j), action, &mut atoms);
+                }
                 RawRule {
                     name: r.name.clone(),
-                    action: admin_action(r.action),
+                    action,
                     ports: self.admin_ports(r.ports.as_deref()),
                     atoms,
                 }
@@ -469,12 +557,16 @@ impl Lower<'_> {
             .spec
             .egress
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
+                let action = cluster_action(r.action);
                 let mut atoms = Vec::new();
-                r.to.iter().for_each(|p| Self::egress_atoms(p, &mut atoms));
+                for (j, p) in r.to.iter().enumerate() {
+                    self.egress_atoms(p, (i, j), action, &mut atoms);
+                }
                 RawRule {
                     name: r.name.clone(),
-                    action: cluster_action(r.action),
+                    action,
                     ports: self.cluster_ports(r.protocols.as_deref()),
                     atoms,
                 }
