@@ -139,6 +139,38 @@ impl Node {
     pub fn zone(&self) -> Option<&str> {
         self.metadata.labels.get(ZONE_LABEL).map(String::as_str)
     }
+
+    /// The node's pod CIDRs as networks: `spec.podCIDRs`, or the legacy
+    /// single-stack `spec.podCIDR` when the list is empty. Each is read as
+    /// the apiserver validates it and consumers read it
+    /// ([`parse_cidr_legacy`](crate::validate::parse_cidr_legacy): host
+    /// bits dropped, leading zeros decimal, IPv4-mapped as IPv4); a value
+    /// that cannot be read (in an object built without validation) is left
+    /// out.
+    ///
+    /// ```
+    /// use k8snet_model::Node;
+    /// let node: Node = serde_json::from_value(serde_json::json!({
+    ///     "metadata": {"name": "n"},
+    ///     "spec": {"podCIDRs": ["010.244.0.1/24", "fd00::/064"]}
+    /// }))?;
+    /// let cidrs: Vec<String> = node.pod_cidrs().iter().map(|c| c.to_string()).collect();
+    /// assert_eq!(cidrs, ["10.244.0.0/24", "fd00::/64"]);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn pod_cidrs(&self) -> Vec<ipnet::IpNet> {
+        let spec = &self.spec;
+        let single = spec.pod_cidr.as_ref().filter(|c| !c.is_empty());
+        let all: Vec<&String> = if spec.pod_cidrs.is_empty() {
+            single.into_iter().collect()
+        } else {
+            spec.pod_cidrs.iter().collect()
+        };
+        all.into_iter()
+            .filter_map(|c| crate::validate::parse_cidr_legacy(c).ok())
+            .map(|c| c.net)
+            .collect()
+    }
 }
 
 /// `Node.spec`.
@@ -670,9 +702,15 @@ impl Service {
     /// Service, as cloud providers read them (cloud-provider's
     /// `GetLoadBalancerSourceRanges`): `spec.loadBalancerSourceRanges` when
     /// it is non-empty, otherwise the comma-separated CIDRs of the
-    /// [`SOURCE_RANGES_ANNOTATION`] annotation. Values are trimmed and
-    /// truncated to their network (`10.0.0.1/8` is `10.0.0.0/8`); one that
-    /// does not parse is skipped (validation refuses it).
+    /// [`SOURCE_RANGES_ANNOTATION`] annotation. Values are trimmed and read
+    /// as the apiserver validates them and consumers read them
+    /// ([`parse_cidr_legacy`](crate::validate::parse_cidr_legacy)): as
+    /// their network (`10.0.0.1/8` is `10.0.0.0/8`), leading zeros
+    /// decimal (`010.0.0.0/8` is `10.0.0.0/8`), IPv4-mapped as IPv4. One
+    /// that cannot be read is skipped (validation refuses it); a consumer
+    /// that enforces ranges on objects built without validation must not
+    /// let a skipped range widen access (k8snet-lb refuses the load
+    /// balancer IPs of such a Service).
     ///
     /// Empty means no restriction (the providers' default admits every
     /// address), and is what any other Service type gets. kube-proxy, by
@@ -682,7 +720,7 @@ impl Service {
     /// use k8snet_model::Service;
     /// let svc: Service = serde_json::from_value(serde_json::json!({
     ///     "metadata": {"name": "web", "annotations": {
-    ///         "service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8, 192.168.1.1/24"}},
+    ///         "service.beta.kubernetes.io/load-balancer-source-ranges": "010.0.0.0/8, 192.168.1.1/24"}},
     ///     "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
     /// }))?;
     /// let ranges: Vec<String> = svc.load_balancer_source_ranges().iter().map(|n| n.to_string()).collect();
@@ -694,9 +732,9 @@ impl Service {
             return Vec::new();
         }
         let parse = |s: &str| {
-            crate::validate::parse_cidr(s.trim())
+            crate::validate::parse_cidr_legacy(s.trim())
                 .ok()
-                .map(|n| n.trunc())
+                .map(|c| c.net)
         };
         if !self.spec.load_balancer_source_ranges.is_empty() {
             return self
@@ -711,6 +749,56 @@ impl Service {
             .get(SOURCE_RANGES_ANNOTATION)
             .map(|v| source_range_values(v).filter_map(parse).collect())
             .unwrap_or_default()
+    }
+
+    /// `spec.externalIPs` as addresses, read as the apiserver validates
+    /// them and kube-proxy reads them
+    /// ([`parse_ip_legacy`](crate::validate::parse_ip_legacy): leading
+    /// zeros decimal, IPv4-mapped as IPv4); a value that cannot be read
+    /// (in an object built without validation) is left out.
+    ///
+    /// ```
+    /// use k8snet_model::Service;
+    /// let svc: Service = serde_json::from_value(serde_json::json!({
+    ///     "metadata": {"name": "web"},
+    ///     "spec": {"externalIPs": ["010.1.1.1", "::ffff:10.1.1.2", "fd00::1"]}
+    /// }))?;
+    /// let ips: Vec<String> = svc.external_ips().iter().map(|i| i.to_string()).collect();
+    /// assert_eq!(ips, ["10.1.1.1", "10.1.1.2", "fd00::1"]);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn external_ips(&self) -> Vec<std::net::IpAddr> {
+        self.spec
+            .external_ips
+            .iter()
+            .filter_map(|s| crate::validate::parse_ip_legacy(s).ok())
+            .collect()
+    }
+
+    /// The `ip` of every `status.loadBalancer.ingress` entry that has one
+    /// (whatever its `ipMode`), read as [`Service::external_ips`] reads
+    /// addresses.
+    ///
+    /// ```
+    /// use k8snet_model::Service;
+    /// let svc: Service = serde_json::from_value(serde_json::json!({
+    ///     "metadata": {"name": "web"},
+    ///     "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+    ///     "status": {"loadBalancer": {"ingress": [
+    ///         {"ip": "198.019.200.60"}, {"hostname": "lb.example.com"}]}}
+    /// }))?;
+    /// let ips: Vec<String> = svc.load_balancer_ingress_ips().iter().map(|i| i.to_string()).collect();
+    /// assert_eq!(ips, ["198.19.200.60"]);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn load_balancer_ingress_ips(&self) -> Vec<std::net::IpAddr> {
+        self.status
+            .load_balancer
+            .iter()
+            .flat_map(|l| &l.ingress)
+            .filter_map(|i| i.ip.as_deref())
+            .filter_map(|s| crate::validate::parse_ip_legacy(s).ok())
+            .collect()
     }
 
     /// The ClientIP affinity timeout in seconds, when affinity is on.

@@ -514,3 +514,187 @@ fn ip_block_legacy_spellings_are_accepted_with_a_warning() {
     assert_eq!(errors(&m).len(), 1, "{:?}", errors(&m));
     assert!(errors(&m)[0].contains("except[0]"), "{:?}", errors(&m));
 }
+
+fn warnings(m: &Manifests) -> Vec<String> {
+    m.warnings().iter().map(|w| w.to_string()).collect()
+}
+
+/// Asserts one warning names `path`, the value as written and what was read.
+fn warned(m: &Manifests, path: &str, value: &str, read_as: &str) {
+    let w = warnings(m);
+    assert!(
+        w.iter()
+            .any(|w| w.contains(&format!(": {path}: \"{value}\": "))
+                && (w.contains(&format!("read as \"{read_as}\""))
+                    || w.contains(&format!("read as the network \"{read_as}\"")))),
+        "{path} {value} -> {read_as}: {w:#?}"
+    );
+}
+
+// ValidateService checks `externalIPs` with IsValidIPForLegacyField and
+// `loadBalancerSourceRanges` (and the legacy annotation) with
+// IsValidCIDRForLegacyField; ValidateLoadBalancerStatus checks
+// `status.loadBalancer.ingress[].ip` with IsValidIPForLegacyField; the
+// deprecated `loadBalancerIP` is not validated at all (GetWarningsForService
+// only warns, GetWarningsForIP). Without StrictIPCIDRValidation (alpha, off
+// by default) they accept IPv4 parts with leading zeros (read as decimal by
+// netutils.ParseIPSloppy) and IPv4-mapped IPv6 (an IPv4 address to Go's
+// `To4`, so to kube-proxy), and warn naming what was read. Refusing them
+// would drop the Service (not proxied at all).
+#[test]
+fn service_legacy_ip_spellings_are_accepted_with_a_warning() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec:\n  type: LoadBalancer\n  loadBalancerSourceRanges: ['010.0.0.0/8', '::ffff:198.19.200.0/120', ' 198.19.201.0/024 ']\n  externalIPs: ['010.1.1.1', '::ffff:198.19.200.50']\n  loadBalancerIP: '198.019.200.60'\n  ports: [{port: 80}]\nstatus:\n  loadBalancer:\n    ingress: [{ip: '198.019.200.61'}, {ip: '::ffff:198.19.200.62'}]\n",
+    );
+    let svc = service(&m);
+    warned(
+        &m,
+        "spec.loadBalancerSourceRanges[0]",
+        "010.0.0.0/8",
+        "10.0.0.0/8",
+    );
+    warned(
+        &m,
+        "spec.loadBalancerSourceRanges[1]",
+        "::ffff:198.19.200.0/120",
+        "198.19.200.0/24",
+    );
+    warned(
+        &m,
+        "spec.loadBalancerSourceRanges[2]",
+        "198.19.201.0/024",
+        "198.19.201.0/24",
+    );
+    warned(&m, "spec.externalIPs[0]", "010.1.1.1", "10.1.1.1");
+    warned(
+        &m,
+        "spec.externalIPs[1]",
+        "::ffff:198.19.200.50",
+        "198.19.200.50",
+    );
+    warned(&m, "spec.loadBalancerIP", "198.019.200.60", "198.19.200.60");
+    warned(
+        &m,
+        "status.loadBalancer.ingress[0].ip",
+        "198.019.200.61",
+        "198.19.200.61",
+    );
+    warned(
+        &m,
+        "status.loadBalancer.ingress[1].ip",
+        "::ffff:198.19.200.62",
+        "198.19.200.62",
+    );
+    let strings = |v: Vec<String>| v;
+    assert_eq!(
+        strings(
+            svc.load_balancer_source_ranges()
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        ),
+        ["10.0.0.0/8", "198.19.200.0/24", "198.19.201.0/24"]
+    );
+    let ips =
+        |v: Vec<std::net::IpAddr>| -> Vec<String> { v.iter().map(|i| i.to_string()).collect() };
+    assert_eq!(ips(svc.external_ips()), ["10.1.1.1", "198.19.200.50"]);
+    assert_eq!(
+        ips(svc.load_balancer_ingress_ips()),
+        ["198.19.200.61", "198.19.200.62"]
+    );
+    // The annotation is read alike.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: {service.beta.kubernetes.io/load-balancer-source-ranges: \"010.0.0.0/8, fd00::/064\"}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n",
+    );
+    let ranges: Vec<String> = service(&m)
+        .load_balancer_source_ranges()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(ranges, ["10.0.0.0/8", "fd00::/64"]);
+    assert!(
+        warnings(&m)
+            .iter()
+            .any(|w| w.contains("\"010.0.0.0/8\"") && w.contains("read as \"10.0.0.0/8\"")),
+        "{:#?}",
+        warnings(&m)
+    );
+}
+
+// What the legacy validators refuse is still refused, at the field's path;
+// a legacy spelling of a special address is that address
+// (ValidateNonSpecialIP on what ParseIPSloppy read: `::ffff:127.0.0.1` is
+// loopback to Go's IsLoopback).
+#[test]
+fn service_legacy_ip_fields_still_refuse_what_the_apiserver_refuses() {
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec:\n  type: LoadBalancer\n  loadBalancerSourceRanges: ['10.0.0.0/33', '1.2.3/8']\n  externalIPs: ['10.1.1.256', '0127.0.0.1', '::ffff:127.0.0.1']\n  loadBalancerIP: '010.1.1'\n  ports: [{port: 80}]\nstatus:\n  loadBalancer:\n    ingress: [{ip: nope}]\n",
+    );
+    let errs = errors(&m);
+    for (path, value) in [
+        ("spec.loadBalancerSourceRanges[0]", "10.0.0.0/33"),
+        ("spec.loadBalancerSourceRanges[1]", "1.2.3/8"),
+        ("spec.externalIPs[0]", "10.1.1.256"),
+        ("spec.externalIPs[1]", "0127.0.0.1"),
+        ("spec.externalIPs[2]", "::ffff:127.0.0.1"),
+        ("spec.loadBalancerIP", "010.1.1"),
+        ("status.loadBalancer.ingress[0].ip", "nope"),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.contains(&format!(": {path}: \"{value}\""))),
+            "{path}: {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 7, "{errs:#?}");
+    assert!(
+        errs.iter()
+            .filter(|e| e.contains("spec.externalIPs[1]") || e.contains("spec.externalIPs[2]"))
+            .all(|e| e.contains("loopback")),
+        "{errs:#?}"
+    );
+}
+
+// validateNodeSpec checks `podCIDRs` (and `podCIDR`) with
+// IsValidCIDRForLegacyField, and the dual-stack check counts families as
+// ParseCIDRSloppy reads them. Node::pod_cidrs reads the networks alike.
+#[test]
+fn node_pod_cidr_legacy_spellings_are_accepted_with_a_warning() {
+    let node = |spec: &str| {
+        load(&format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: node-1}}\nspec: {spec}\n"
+        ))
+    };
+    let m = node("{podCIDR: '010.244.0.0/24', podCIDRs: ['010.244.0.0/24', 'fd00::1/064']}");
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    warned(&m, "spec.podCIDRs[0]", "010.244.0.0/24", "10.244.0.0/24");
+    warned(&m, "spec.podCIDRs[1]", "fd00::1/064", "fd00::/64");
+    let Object::Node(n) = &m.objects()[0].object else {
+        panic!("not a Node")
+    };
+    let cidrs: Vec<String> = n.pod_cidrs().iter().map(|c| c.to_string()).collect();
+    assert_eq!(cidrs, ["10.244.0.0/24", "fd00::/64"]);
+    // The single-stack field alone is read too.
+    let m = node("{podCIDR: '::ffff:10.244.1.0/120'}");
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    warned(&m, "spec.podCIDR", "::ffff:10.244.1.0/120", "10.244.1.0/24");
+    let Object::Node(n) = &m.objects()[0].object else {
+        panic!("not a Node")
+    };
+    assert_eq!(
+        n.pod_cidrs(),
+        ["10.244.1.0/24".parse::<ipnet::IpNet>().unwrap()]
+    );
+    // Two of one family once read are refused, and so is what no parser reads.
+    let m = node("{podCIDRs: ['010.244.0.0/24', '::ffff:10.245.0.0/120']}");
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.podCIDRs: "), "{errs:#?}");
+    let m = node("{podCIDRs: ['10.244.0.0/33']}");
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": spec.podCIDRs[0]: \"10.244.0.0/33\""),
+        "{errs:#?}"
+    );
+}

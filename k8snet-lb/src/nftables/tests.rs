@@ -764,3 +764,40 @@ fn cluster_ips_hold_each_cluster_ip_while_a_port_uses_it() {
     assert_eq!(batch.apply_to(Some(&before)).unwrap(), Some(l.table()));
     assert!(ips(&l).is_empty());
 }
+
+#[test]
+fn legacy_spellings_lower_to_the_canonical_ruleset() {
+    // What a default apiserver stores (leading zeros, IPv4-mapped IPv6)
+    // is what kube-proxy's ParseIPSloppy / ParseCIDRSloppy read.
+    let eps = slice(&[ep("198.18.0.2", "node-a", READY)]);
+    let spelled = |ranges: &str, external: &str, ingress: &str| {
+        lb_svc(
+            &format!("  loadBalancerSourceRanges: {ranges}\n  externalIPs: {external}\n"),
+            &format!("[{{ip: '{ingress}'}}]"),
+        )
+    };
+    let (t, _, canonical) = lowered(&[
+        spelled("[198.19.200.0/25]", "[198.19.200.50]", "198.19.200.60"),
+        eps.clone(),
+    ]);
+    assert!(canonical.contains("198.19.200.0/25"), "{canonical}");
+    let (u, _, legacy) = lowered(&[
+        spelled(
+            "['198.019.200.000/025']",
+            "['::ffff:198.19.200.50']",
+            "198.019.200.060",
+        ),
+        eps,
+    ]);
+    assert_eq!(legacy, canonical);
+    for saddr in ["198.19.200.9", "198.19.200.200"] {
+        let flow = Flow {
+            saddr: saddr.parse().unwrap(),
+            sport: 40000,
+            daddr: "198.19.200.60".parse().unwrap(),
+            dport: 80,
+            protocol: Protocol::Tcp,
+        };
+        assert_eq!(predict(&u, &flow), predict(&t, &flow), "{saddr}");
+    }
+}

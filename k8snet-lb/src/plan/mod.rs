@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
+use k8snet_model::validate::{parse_cidr_legacy, parse_ip_legacy};
 use k8snet_model::{Cluster, NsName, Service, ServiceType, TrafficPolicy};
 
 pub use types::{
@@ -109,13 +110,11 @@ impl NodeContext {
             .filter_map(|a| a.address.parse().ok())
             .collect();
         ctx.zone = node.zone().map(str::to_string);
+        // Pod CIDRs as the apiserver stores them and kube-proxy reads them
+        // (the model's legacy parser: leading zeros, IPv4-mapped, host bits).
         let mut cidrs = BTreeSet::new();
         for n in cluster.nodes() {
-            let all = n.spec.pod_cidrs.iter().chain(&n.spec.pod_cidr);
-            cidrs.extend(
-                all.filter_map(|c| c.parse::<IpNet>().ok())
-                    .map(|c| c.trunc()),
-            );
+            cidrs.extend(n.pod_cidrs());
         }
         ctx.cluster_cidrs = cidrs.into_iter().collect();
         Ok(ctx)
@@ -274,36 +273,57 @@ fn plan_one(
         return (Vec::new(), None);
     }
     let object = format!("Service {key}");
-    let parse_ips = |list: &[String], field: &str, warnings: &mut Vec<String>| -> Vec<IpAddr> {
+    // IPs and CIDRs are read with the model's legacy parsers, as the
+    // apiserver validates these fields (IsValidIPForLegacyField,
+    // IsValidCIDRForLegacyField) and kube-proxy reads them (ParseIPSloppy,
+    // ParseCIDRSloppy): `010.1.1.1` is 10.1.1.1, `::ffff:10.1.1.1` IPv4.
+    let parse_ips = |list: Vec<(String, &str)>, warnings: &mut Vec<String>| {
         let mut out = Vec::new();
-        for (i, s) in list.iter().enumerate() {
-            match s.trim().parse::<IpAddr>() {
+        for (path, s) in list {
+            match parse_ip_legacy(s) {
                 Ok(ip) => out.push(ip),
-                Err(_) => warnings.push(format!(
-                    "{object}: {field}[{i}]: {s:?} is not an IP; ignored"
-                )),
+                Err(e) => warnings.push(format!("{object}: {path}: {e}; ignored")),
             }
         }
         out
     };
-    let external_ips = parse_ips(&svc.spec.external_ips, "spec.externalIPs", warnings);
+    let listed = svc.spec.external_ips.iter().enumerate();
+    let listed = listed.map(|(i, s)| (format!("spec.externalIPs[{i}]"), s.as_str()));
+    let external_ips = parse_ips(listed.collect(), warnings);
     // Load balancer IPs and source ranges are read whatever the type, as
     // kube-proxy's `newBaseServiceInfo` reads them.
     let ingress = svc.status.load_balancer.iter().flat_map(|l| &l.ingress);
     // `ipMode: Proxy` load balancers send traffic to the node, not to the
     // VIP: kube-proxy does not capture those IPs.
-    let vips: Vec<String> = ingress
-        .filter(|i| i.ip_mode.as_deref() != Some("Proxy"))
-        .filter_map(|i| i.ip.clone())
-        .collect();
-    let lb_ips = parse_ips(&vips, "status.loadBalancer.ingress[].ip", warnings);
+    let vips = ingress
+        .enumerate()
+        .filter(|(_, i)| i.ip_mode.as_deref() != Some("Proxy"))
+        .filter_map(|(n, i)| {
+            let path = format!("status.loadBalancer.ingress[{n}].ip");
+            i.ip.as_deref().map(|ip| (path, ip))
+        });
+    let mut lb_ips = parse_ips(vips.collect(), warnings);
     let mut ranges: Vec<IpNet> = Vec::new();
     for (i, r) in svc.spec.load_balancer_source_ranges.iter().enumerate() {
-        match r.trim().parse::<IpNet>() {
-            Ok(n) => ranges.push(n.trunc()),
-            Err(_) => warnings.push(format!(
-                "{object}: spec.loadBalancerSourceRanges[{i}]: {r:?} is not a CIDR; ignored"
-            )),
+        match parse_cidr_legacy(r.trim()) {
+            Ok(c) => ranges.push(c.net),
+            Err(e) => {
+                // Fail closed. A range that cannot be read (only in a
+                // Service built without validation: the apiserver refuses
+                // it) might have refused any source, and its family is
+                // unknown; skipping it would admit sources the Service
+                // excludes, or everyone when it was the only range. So the
+                // Service's load balancer IPs (the only frontends source
+                // ranges guard) are not captured, in any family.
+                if !lb_ips.is_empty() {
+                    warnings.push(format!(
+                        "{object}: spec.loadBalancerSourceRanges[{i}]: {e}; \
+                         load balancer IPs not captured (a range that cannot be read \
+                         must not admit every source)"
+                    ));
+                }
+                lb_ips.clear();
+            }
         }
     }
     // `externalTrafficPolicy` counts only for Services the apiserver calls

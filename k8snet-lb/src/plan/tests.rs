@@ -553,3 +553,130 @@ fn off_cluster_masquerade_is_per_family() {
         .collect();
     assert_eq!(masq, [(Family::IPv4, true), (Family::IPv6, false)]);
 }
+
+/// `shop/web` as a LoadBalancer with these legacy-field values.
+fn lb_spelled(ranges: &str, external: &str, ingress: &str) -> String {
+    lb_svc(
+        &format!("  loadBalancerSourceRanges: {ranges}\n  externalIPs: {external}\n"),
+        &format!("[{{ip: '{ingress}'}}]"),
+    )
+}
+
+#[test]
+fn legacy_spellings_plan_as_the_canonical_ones() {
+    // A default apiserver stores these (IsValidCIDRForLegacyField,
+    // IsValidIPForLegacyField) and kube-proxy reads them with
+    // ParseCIDRSloppy / ParseIPSloppy: leading zeros are decimal, an
+    // IPv4-mapped address is IPv4.
+    let eps = slice(&[ep("198.18.0.2", "node-a", READY)]);
+    let canonical = plan_yaml(&[
+        lb_spelled("[198.19.128.0/24]", "[198.19.200.50]", "198.19.200.60"),
+        eps.clone(),
+    ]);
+    for (ranges, external, ingress) in [
+        (
+            "['198.019.128.0/024']",
+            "['198.019.200.050']",
+            "198.019.200.060",
+        ),
+        (
+            "['::ffff:198.19.128.0/120']",
+            "['::ffff:198.19.200.50']",
+            "::ffff:198.19.200.60",
+        ),
+        (" [' 198.19.128.7/24 ']", "[198.19.200.50]", "198.19.200.60"),
+    ] {
+        let t = plan_yaml(&[lb_spelled(ranges, external, ingress), eps.clone()]);
+        assert_eq!(t.ports, canonical.ports, "{ranges} {external} {ingress}");
+        assert!(t.warnings.is_empty(), "{:#?}", t.warnings);
+    }
+    let p = one(&canonical);
+    assert_eq!(p.external_ips, ["198.19.200.50".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        p.load_balancer_ips,
+        ["198.19.200.60".parse::<IpAddr>().unwrap()]
+    );
+    assert!(
+        p.source_ranges
+            .contains(&"198.19.128.0/24".parse().unwrap())
+    );
+}
+
+#[test]
+fn legacy_pod_cidrs_are_cluster_cidrs() {
+    let mut m = k8snet_model::Manifests::new();
+    m.load_str(
+        "n.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec: {podCIDR: '198.018.0.0/024', podCIDRs: ['198.018.0.0/024', 'fd00:18::1/064']}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-b}\nspec: {podCIDR: '::ffff:198.18.1.0/120'}\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    let c = Cluster::from_manifests(&m);
+    let ctx = NodeContext::from_cluster(&c, "node-a").unwrap();
+    let want: Vec<IpNet> = ["198.18.0.0/24", "198.18.1.0/24", "fd00:18::/64"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(ctx.cluster_cidrs, want);
+}
+
+/// The plan of node-a for `docs` with `shop/web`'s source ranges set to
+/// `ranges` without validation (as a library user may build a Service):
+/// the apiserver would refuse them.
+fn plan_unvalidated_ranges(docs: &[String], ranges: &[&str]) -> ServiceTable {
+    let c = cluster(docs);
+    let objects = c
+        .nodes()
+        .cloned()
+        .map(k8snet_model::Object::Node)
+        .chain(
+            c.endpoint_slices()
+                .cloned()
+                .map(k8snet_model::Object::EndpointSlice),
+        )
+        .chain(c.services().cloned().map(|mut svc| {
+            svc.spec.load_balancer_source_ranges = ranges.iter().map(|r| r.to_string()).collect();
+            k8snet_model::Object::Service(svc)
+        }));
+    let c = Cluster::from_objects(objects);
+    plan(&c, &NodeContext::from_cluster(&c, "node-a").unwrap())
+}
+
+#[test]
+fn an_unreadable_source_range_fails_closed() {
+    let eps = slice(&[ep("198.18.0.2", "node-a", READY)]);
+    let svc = lb_spelled("[]", "[198.19.200.50]", "198.19.200.60");
+    for ranges in [&["nope"][..], &["198.19.200.0/25", "10.0.0.0/33"]] {
+        let t = plan_unvalidated_ranges(&[svc.clone(), eps.clone()], ranges);
+        let p = one(&t);
+        // The load balancer IP is not captured: nothing reaches the
+        // Service through it, where the range might have refused it.
+        assert!(p.load_balancer_ips.is_empty(), "{ranges:?}: {p:#?}");
+        assert!(p.source_ranges.is_empty(), "{ranges:?}: {p:#?}");
+        // Node port and external IP are not behind source ranges.
+        assert_eq!(p.node_port, Some(30080));
+        assert_eq!(p.external_ips, ["198.19.200.50".parse::<IpAddr>().unwrap()]);
+        assert!(
+            t.warnings.iter().any(|w| w.contains("spec.loadBalancerSourceRanges[")
+                && w.contains("not captured")),
+            "{ranges:?}: {:#?}",
+            t.warnings
+        );
+        // `predict` and the ruleset agree: the address is no frontend.
+        let flow = crate::predict::Flow {
+            saddr: "203.0.113.9".parse().unwrap(),
+            sport: 40000,
+            daddr: "198.19.200.60".parse().unwrap(),
+            dport: 80,
+            protocol: k8snet_model::Protocol::Tcp,
+        };
+        assert_eq!(
+            crate::predict::predict(&t, &flow),
+            crate::predict::Prediction::Pass
+        );
+        let mut l = crate::nftables::Layout::new();
+        l.sync(&t).unwrap();
+        let text = k8snet_nft::render(&l.table());
+        assert!(!text.contains("198.19.200.60"), "{text}");
+        assert!(text.contains("198.19.200.50"), "{text}");
+    }
+}

@@ -23,15 +23,16 @@ const TLS_KEYS: [&str; 2] = ["tls.crt", "tls.key"];
 
 pub(super) fn node(node: &Node, errs: &mut Errors) {
     let spec = &node.spec;
-    // podCIDRs are checked like the apiserver's IsValidCIDR: host bits may
-    // be set (consumers use the network, `trunc()`).
+    // podCIDRs are legacy fields (IsValidCIDRForLegacyField): host bits,
+    // leading zeros and IPv4-mapped spellings are stored with a warning,
+    // and families are counted as ParseCIDRSloppy reads them.
     let pod_cidrs = FieldPath::new("spec.podCIDRs");
     let mut families = net::Families::default();
     let mut seen = FirstSeen::new();
     for (i, c) in spec.pod_cidrs.iter().enumerate() {
         let path = pod_cidrs.index(i);
-        if let Some(net) = net::cidr(errs, path, c) {
-            families.add(net.addr());
+        if let Some(read) = net::legacy_cidr(errs, path, c) {
+            families.add(read.net.addr());
         }
         if let Some(first) = seen.repeat_of(c.as_str(), i) {
             errs.duplicate(path, &format!("{c:?}"), pod_cidrs.index(first));
@@ -50,7 +51,7 @@ pub(super) fn node(node: &Node, errs: &mut Errors) {
             ),
             Some(_) => {}
             None => {
-                net::cidr(errs, "spec.podCIDR", c);
+                net::legacy_cidr(errs, "spec.podCIDR", c);
             }
         }
     }

@@ -41,8 +41,9 @@ use crate::object::Object;
 use self::path::FieldPath;
 
 pub use self::meta::validate_selector;
-pub(crate) use self::net::parse_cidr;
-pub use self::net::{LegacyCidr, parse_cidr_legacy, parse_cidr_strict, parse_ip_strict};
+pub use self::net::{
+    LegacyCidr, parse_cidr_legacy, parse_cidr_strict, parse_ip_legacy, parse_ip_strict,
+};
 
 /// Validates one (defaulted) object and returns all of its errors, in field
 /// order; an empty vector means the apiserver would accept the object.

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use ipnet::IpNet;
 
 use super::{Errors, FieldPath};
+use crate::error::FieldErrorKind;
 use crate::load::LocalEndpoints;
 
 const IP_EXAMPLE: &str = "must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)";
@@ -94,6 +95,44 @@ fn parse_ip_sloppy(s: &str) -> Option<IpAddr> {
                 .map(IpAddr::V6)
         }
         _ => None,
+    }
+}
+
+/// Parses an IP address of a legacy field (`spec.externalIPs`,
+/// `status.loadBalancer.ingress[].ip`, `spec.loadBalancerIP`) as the
+/// apiserver does without the `StrictIPCIDRValidation` gate (alpha, off by
+/// default): it checks the value with `IsValidIPForLegacyField` and
+/// consumers (kube-proxy) read it with `netutils.ParseIPSloppy`. So it
+/// accepts
+/// - IPv4 parts with leading zeros, read as decimal (`010.001.0.1` is
+///   10.1.0.1; each part at most 255), alone or as the dotted tail of an
+///   IPv6 address;
+/// - IPv4-mapped IPv6 (`::ffff:10.1.1.1`), returned as the IPv4 address:
+///   Go's `To4` (and so kube-proxy's family checks, `IsIPv4`, and
+///   `IsLoopback` and the like) treats it as IPv4.
+///
+/// The apiserver warns (`GetWarningsForIP`) whenever the text is not the
+/// returned address's `to_string()`.
+///
+/// # Errors
+/// A message that starts with the quoted input and says what is wrong.
+///
+/// ```
+/// use k8snet_model::validate::parse_ip_legacy;
+/// let read = |s| parse_ip_legacy(s).map(|ip| ip.to_string());
+/// assert_eq!(read("010.001.0.1")?, "10.1.0.1");
+/// assert_eq!(read("::ffff:10.1.1.1")?, "10.1.1.1");
+/// assert_eq!(read("FD00::0001")?, "fd00::1");
+/// assert!(parse_ip_legacy("10.1.1.256").is_err());
+/// assert!(parse_ip_legacy("10.1.1").is_err());
+/// assert!(parse_ip_legacy(" 10.1.1.1").is_err());
+/// # Ok::<(), String>(())
+/// ```
+pub fn parse_ip_legacy(s: &str) -> Result<IpAddr, String> {
+    match parse_ip_sloppy(s) {
+        Some(IpAddr::V6(v6)) => Ok(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
+        Some(ip) => Ok(ip),
+        None => Err(format!("{s:?}: {IP_EXAMPLE}")),
     }
 }
 
@@ -378,24 +417,8 @@ pub(crate) fn ip<'p>(errs: &mut Errors, path: impl Into<FieldPath<'p>>, s: &str)
     }
 }
 
-/// Validates an IP that must be usable as an endpoint or external IP.
-pub(crate) fn non_special_ip<'p>(
-    errs: &mut Errors,
-    path: impl Into<FieldPath<'p>>,
-    s: &str,
-) -> Option<IpAddr> {
-    let path = path.into();
-    let ip = ip(errs, path, s)?;
-    match SpecialIp::of(ip) {
-        Some(special) => {
-            errs.invalid(path, format!("{s:?}: {}", special.reason()));
-            None
-        }
-        None => Some(ip),
-    }
-}
-
-/// Validates an endpoint address: as [`non_special_ip`], except that a
+/// Validates an endpoint address: a strict IP outside the ranges
+/// `ValidateNonSpecialIP` refuses, except that a
 /// loopback or link-local address is only a warning when the collector
 /// accepts local endpoints ([`LocalEndpoints::Warn`]). Returns the
 /// address when it parses and is accepted, so that further checks (the
@@ -428,14 +451,29 @@ pub(crate) fn endpoint_ip<'p>(
     }
 }
 
-/// Validates a strict CIDR field; returns the network when it parses.
-pub(crate) fn cidr_strict<'p>(
+/// Validates an IP of a legacy field ([`parse_ip_legacy`]): a spelling
+/// a default apiserver stores is accepted with a warning naming the
+/// address read (`GetWarningsForIP`); returns that address.
+pub(crate) fn legacy_ip<'p>(
     errs: &mut Errors,
     path: impl Into<FieldPath<'p>>,
     s: &str,
-) -> Option<IpNet> {
-    match parse_cidr_strict(s) {
-        Ok(net) => Some(net),
+) -> Option<IpAddr> {
+    let path = path.into();
+    match parse_ip_legacy(s) {
+        Ok(ip) => {
+            if ip.to_string() != s {
+                errs.warn(
+                    FieldErrorKind::Invalid,
+                    path,
+                    format!(
+                        "{s:?}: non-standard IP address; read as \"{ip}\" \
+                         (accepted, as the apiserver does; write \"{ip}\")"
+                    ),
+                );
+            }
+            Some(ip)
+        }
         Err(msg) => {
             errs.invalid(path, msg);
             None
@@ -443,13 +481,74 @@ pub(crate) fn cidr_strict<'p>(
     }
 }
 
-/// Validates a CIDR field that may have host bits set.
-pub(crate) fn cidr<'p>(
+/// Validates a legacy-field IP that must be usable as an external IP
+/// (`ValidateNonSpecialIP` on what was read: `::ffff:127.0.0.1` is
+/// loopback).
+pub(crate) fn legacy_non_special_ip<'p>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    s: &str,
+) -> Option<IpAddr> {
+    let path = path.into();
+    let ip = legacy_ip(errs, path, s)?;
+    match SpecialIp::of(ip) {
+        Some(special) => {
+            errs.invalid(path, format!("{s:?}: {}", special.reason()));
+            None
+        }
+        None => Some(ip),
+    }
+}
+
+/// Validates a CIDR of a legacy field ([`parse_cidr_legacy`]):
+/// `ipBlock.cidr`/`except`, `loadBalancerSourceRanges`, `podCIDRs`. A
+/// spelling a default apiserver stores is accepted with a warning naming
+/// the network read (`GetWarningsForCIDR`): refusing it would drop the
+/// whole object (a policy's isolation, a Service's proxying).
+pub(crate) fn legacy_cidr<'p>(
+    errs: &mut Errors,
+    path: impl Into<FieldPath<'p>>,
+    s: &str,
+) -> Option<LegacyCidr> {
+    let path = path.into();
+    let read = match parse_cidr_legacy(s) {
+        Ok(read) => read,
+        Err(msg) => {
+            errs.invalid(path, msg);
+            return None;
+        }
+    };
+    let net = read.net;
+    if read.host_bits {
+        let (addr, width) = (read.addr, if net.addr().is_ipv4() { 32 } else { 128 });
+        errs.warn(
+            FieldErrorKind::Invalid,
+            path,
+            format!(
+                "{s:?}: has bits set beyond the prefix length; read as the network \"{net}\" \
+                 (accepted, as the apiserver does; for the one address write \"{addr}/{width}\")"
+            ),
+        );
+    } else if net.to_string() != s {
+        errs.warn(
+            FieldErrorKind::Invalid,
+            path,
+            format!(
+                "{s:?}: non-standard CIDR value; read as \"{net}\" \
+                 (accepted, as the apiserver does; write \"{net}\")"
+            ),
+        );
+    }
+    Some(read)
+}
+
+/// Validates a strict CIDR field; returns the network when it parses.
+pub(crate) fn cidr_strict<'p>(
     errs: &mut Errors,
     path: impl Into<FieldPath<'p>>,
     s: &str,
 ) -> Option<IpNet> {
-    match parse_cidr(s) {
+    match parse_cidr_strict(s) {
         Ok(net) => Some(net),
         Err(msg) => {
             errs.invalid(path, msg);

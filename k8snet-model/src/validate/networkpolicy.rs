@@ -5,7 +5,6 @@ use crate::error::FieldErrorKind;
 use crate::names::check_port_name;
 use crate::networking::{IpBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 
-use super::net::LegacyCidr;
 use super::{Errors, FieldPath, meta, net};
 
 pub(super) fn network_policy(np: &NetworkPolicy, errs: &mut Errors) {
@@ -137,11 +136,11 @@ fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
         errs.required(path.field("cidr"), "cidr is required");
         return;
     }
-    let cidr = legacy_cidr(errs, path.field("cidr"), &b.cidr);
+    let cidr = net::legacy_cidr(errs, path.field("cidr"), &b.cidr);
     let excepts = path.field("except");
     for (i, e) in b.except.iter().enumerate() {
         let ep = excepts.index(i);
-        let (Some(except), Some(cidr)) = (legacy_cidr(errs, ep, e), cidr) else {
+        let (Some(except), Some(cidr)) = (net::legacy_cidr(errs, ep, e), cidr) else {
             continue;
         };
         if !cidr.has_strict_subset(&except) {
@@ -151,44 +150,4 @@ fn ip_block(b: &IpBlock, path: FieldPath<'_>, errs: &mut Errors) {
             );
         }
     }
-}
-
-/// An `ipBlock` CIDR, as `ValidateIPBlock` checks it with
-/// `IsValidCIDRForLegacyField` and reads it with `ParseCIDRSloppy`
-/// ([`net::parse_cidr_legacy`]): without the `StrictIPCIDRValidation` gate
-/// (alpha, off by default) a default apiserver stores `10.0.0.1/24`,
-/// `010.0.0.0/8`, `10.0.0.0/08` and `::ffff:10.0.0.0/104` (newer ones with
-/// a warning), and every implementation reads them as Go does. Refusing
-/// them would drop the whole policy and its isolation with it (failing
-/// open), so they are accepted with a warning that names the network read.
-fn legacy_cidr(errs: &mut Errors, path: FieldPath<'_>, s: &str) -> Option<LegacyCidr> {
-    let read = match net::parse_cidr_legacy(s) {
-        Ok(read) => read,
-        Err(msg) => {
-            errs.invalid(path, msg);
-            return None;
-        }
-    };
-    let net = read.net;
-    if read.host_bits {
-        let (addr, width) = (read.addr, if net.addr().is_ipv4() { 32 } else { 128 });
-        errs.warn(
-            FieldErrorKind::Invalid,
-            path,
-            format!(
-                "{s:?}: has bits set beyond the prefix length; read as the network \"{net}\" \
-                 (accepted, as the apiserver does; for the one address write \"{addr}/{width}\")"
-            ),
-        );
-    } else if net.to_string() != s {
-        errs.warn(
-            FieldErrorKind::Invalid,
-            path,
-            format!(
-                "{s:?}: non-standard CIDR value; read as \"{net}\" \
-                 (accepted, as the apiserver does; write \"{net}\")"
-            ),
-        );
-    }
-    Some(read)
 }

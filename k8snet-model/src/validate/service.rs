@@ -62,9 +62,11 @@ pub(super) fn service(svc: &Service, errs: &mut Errors) {
     if ty != ServiceType::ExternalName {
         cluster_ips(svc, headless, errs);
     }
+    // A legacy field (IsValidIPForLegacyField): leading zeros and
+    // IPv4-mapped spellings are stored with a warning.
     let external_ips = FieldPath::new("spec.externalIPs");
     for (i, ip) in spec.external_ips.iter().enumerate() {
-        net::non_special_ip(errs, external_ips.index(i), ip);
+        net::legacy_non_special_ip(errs, external_ips.index(i), ip);
     }
     load_balancer(svc, ty, errs);
     traffic_policy(svc, ty, errs);
@@ -375,10 +377,12 @@ fn load_balancer(svc: &Service, ty: ServiceType, errs: &mut Errors) {
             ),
         );
     }
+    // Legacy fields (IsValidCIDRForLegacyField), read as kube-proxy reads
+    // them (ParseCIDRSloppy).
     let ranges = FieldPath::new("spec.loadBalancerSourceRanges");
     for (i, r) in spec.load_balancer_source_ranges.iter().enumerate() {
         // Values may be space-padded (a historical accident the apiserver keeps).
-        net::cidr(errs, ranges.index(i), r.trim());
+        net::legacy_cidr(errs, ranges.index(i), r.trim());
     }
     // The legacy annotation is checked only when the field is empty (the
     // field wins when both are set).
@@ -394,7 +398,7 @@ fn load_balancer(svc: &Service, ty: ServiceType, errs: &mut Errors) {
             );
         }
         for r in source_range_values(value) {
-            net::cidr(errs, path, r);
+            net::legacy_cidr(errs, path, r);
         }
     }
     if let Some(a) = spec.allocate_load_balancer_node_ports
@@ -415,9 +419,11 @@ fn load_balancer(svc: &Service, ty: ServiceType, errs: &mut Errors) {
             );
         }
     }
-    // Deprecated and unchecked by the apiserver, but consumers parse it.
+    // Deprecated and unchecked by the apiserver (GetWarningsForService only
+    // warns, with GetWarningsForIP), but consumers parse it: what
+    // ParseIPSloppy reads is accepted, with a warning when non-standard.
     if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
-        net::ip(errs, "spec.loadBalancerIP", ip);
+        net::legacy_ip(errs, "spec.loadBalancerIP", ip);
     }
 }
 
@@ -455,8 +461,9 @@ fn status(svc: &Service, errs: &mut Errors) {
     for (i, ing) in lb.ingress.iter().enumerate() {
         let path = ingresses.index(i);
         let ip = ing.ip.as_deref().unwrap_or_default();
+        // ValidateLoadBalancerStatus: IsValidIPForLegacyField.
         if !ip.is_empty() {
-            net::ip(errs, path.field("ip"), ip);
+            net::legacy_ip(errs, path.field("ip"), ip);
         }
         if let Some(mode) = &ing.ip_mode {
             if ip.is_empty() {
