@@ -160,8 +160,9 @@ impl BridgeConf {
 ///
 /// # Errors
 ///
-/// [`Error::Env`] (code 4) for a malformed `CNI_ARGS` (the reference's
-/// loadNetConf parses it strictly); [`Error::Config`] (code 7) naming the
+/// [`Error::Other`] (code 999, as the reference's loadNetConf, whose
+/// `types.LoadArgs` error the Go skeleton reports as internal) for a
+/// malformed `CNI_ARGS` (see [`Env::strict_arg`]); [`Error::Config`] (code 7) naming the
 /// field it came from when the MAC is not `aa:bb:cc:dd:ee:ff`, or is a
 /// multicast or the all-zero address (which no Ethernet interface may
 /// have).

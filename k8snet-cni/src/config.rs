@@ -85,9 +85,10 @@ pub struct NetConf {
     /// `runtimeConfig`: capability arguments the runtime injected.
     pub runtime_config: Map<String, Value>,
     /// `prevResult` as it came, at its own `cniVersion` (the
-    /// configuration's when it has none). A plugin passing it through
-    /// prints it unchanged when that is the configuration's version, and
-    /// converted otherwise (see [`CniResult::try_to_json`]).
+    /// configuration's when it has none), which is in the configuration's
+    /// result family ([`Version::result_family`]). A plugin passing it
+    /// through prints it unchanged when that is the configuration's
+    /// version, and converted otherwise (see [`CniResult::try_to_json`]).
     pub prev_result: Option<CniResult>,
     /// The whole object, unknown keys included.
     pub raw: Map<String, Value>,
@@ -99,7 +100,11 @@ impl NetConf {
     /// # Errors
     ///
     /// [`Error::Decode`] for bad JSON, [`Error::IncompatibleVersion`] for an
-    /// unknown `cniVersion`, [`Error::Config`] naming the field otherwise.
+    /// unknown `cniVersion`, [`Error::Other`] (code 999, as the reference
+    /// plugins' "could not parse prevResult") naming `prevResult.cniVersion`
+    /// for a `prevResult` of another result family than the configuration
+    /// (Go's ParsePrevResult refuses it; a runtime sends the list's
+    /// version), [`Error::Config`] naming the field otherwise.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
         Self::from_map(parse_object(bytes, "the network configuration")?)
     }
@@ -137,6 +142,20 @@ impl NetConf {
                 })?,
             ),
         };
+        if let Some(prev) = &prev_result {
+            let family = cni_version.result_family();
+            if !family.contains(&prev.cni_version) {
+                let names: Vec<&str> = family.iter().map(|v| v.as_str()).collect();
+                return Err(Error::other(
+                    crate::error::code::INTERNAL,
+                    format!(
+                        "prevResult.cniVersion: result type supports [{}] but unmarshalled CNIVersion is {:?}",
+                        names.join(" "),
+                        prev.cni_version.as_str()
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             cni_version,
             name,

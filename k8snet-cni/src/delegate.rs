@@ -11,6 +11,7 @@ use crate::hostlocal::HostLocal;
 use crate::plugin::{GcRequest, Plugin, Request};
 use crate::result::CniResult;
 use crate::runtime::{RuntimeConf, find_plugin};
+use crate::version::Version;
 
 /// The IPAM type that runs in process.
 pub const IN_PROCESS_IPAM: &str = "k8snet-host-local";
@@ -56,7 +57,11 @@ pub fn add(req: &Request) -> Result<CniResult> {
         return HostLocal.add(&with_command(req, Command::Add));
     }
     let out = exec(req, Command::Add, &req.stdin)?;
-    CniResult::from_slice(&out, req.conf.cni_version).map(|r| r.converted(req.conf.cni_version))
+    // As the reference plugins (current.NewResultFromResult): the IPAM
+    // result is taken up to the richest shape, never down to the
+    // configuration's version, so nothing is lost before the plugin
+    // builds its own result from it.
+    CniResult::from_slice(&out, req.conf.cni_version)?.try_converted(Version::LATEST)
 }
 
 /// IPAM DEL.

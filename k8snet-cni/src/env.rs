@@ -77,8 +77,10 @@ impl FromStr for Command {
     }
 }
 
-/// The parsed environment of one plugin invocation.
+/// The parsed environment of one plugin invocation (built by
+/// [`Env::from_lookup`] or [`Env::from_process`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Env {
     /// `CNI_COMMAND`.
     pub command: Command,
@@ -151,8 +153,8 @@ impl Env {
         }
         // The Go skeleton never checks CNI_ARGS: whether a malformed pair
         // is an error is the plugin's choice (the reference host-local and
-        // bridge refuse it, portmap and loopback never parse it), made with
-        // `strict_arg` where it reads an argument.
+        // bridge refuse it with code 999, portmap and loopback never parse
+        // it), made with `strict_arg` where it reads an argument.
         let raw_args = get("CNI_ARGS").unwrap_or_default();
         let args = parse_args_lenient(&raw_args);
         let path = get("CNI_PATH")
@@ -173,7 +175,8 @@ impl Env {
         })
     }
 
-    /// The value of `key` in `CNI_ARGS`.
+    /// The value of `key` among the well-formed pairs of `CNI_ARGS` (the
+    /// first when repeated; malformed pairs are skipped).
     pub fn arg(&self, key: &str) -> Option<&str> {
         self.args
             .iter()
@@ -181,16 +184,57 @@ impl Env {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The value of `key` in `CNI_ARGS`, refusing a malformed `CNI_ARGS`
-    /// (any pair, not only `key`'s) as the reference plugins that read
-    /// their arguments do (Go's `types.LoadArgs`).
+    /// The value of `key` in `CNI_ARGS` (the last one when repeated),
+    /// refusing a malformed `CNI_ARGS` (any pair, not only `key`'s) as the
+    /// reference plugins that read their arguments do with Go's
+    /// `types.LoadArgs`: every `;`-separated part must be exactly one
+    /// `K=V` (so an empty part, as from a trailing `;`, and `K=V=W` are
+    /// refused), and `IgnoreUnknown` must be `1`, `0`, `true` or `false`
+    /// (any case).
+    ///
+    /// One difference, on purpose: unknown keys are accepted whether or
+    /// not `IgnoreUnknown` is set, where `LoadArgs` refuses them without
+    /// it ("ARGS: unknown args"). Kubernetes runtimes always send
+    /// `IgnoreUnknown=1`, but this workspace's own runtime passes `IP=...`
+    /// alone to chains whose bridge does not know `IP`.
     ///
     /// # Errors
     ///
-    /// [`Error::Env`] (code 4) naming `CNI_ARGS` and the bad pair.
+    /// [`Error::Other`] with code 999, as the reference's plain error
+    /// becomes in the Go skeleton: `ARGS: invalid pair "novalue"`, or
+    /// `ARGS: error parsing value of pair "IgnoreUnknown=x": ...`.
     pub fn strict_arg(&self, key: &str) -> Result<Option<&str>> {
-        parse_args(&self.raw_args)?;
-        Ok(self.arg(key))
+        if self.raw_args.is_empty() {
+            return Ok(None);
+        }
+        let mut found = None;
+        for pair in self.raw_args.split(';') {
+            let mut kv = pair.split('=');
+            let (Some(k), Some(v), None) = (kv.next(), kv.next(), kv.next()) else {
+                return Err(Error::other(
+                    crate::error::code::INTERNAL,
+                    format!("ARGS: invalid pair {pair:?}"),
+                ));
+            };
+            if k == "IgnoreUnknown"
+                && !matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "1" | "0" | "true" | "false"
+                )
+            {
+                return Err(Error::other(
+                    crate::error::code::INTERNAL,
+                    format!(
+                        "ARGS: error parsing value of pair {pair:?}: boolean unmarshal error: invalid input {}",
+                        v.to_ascii_lowercase()
+                    ),
+                ));
+            }
+            if k == key {
+                found = Some(v);
+            }
+        }
+        Ok(found)
     }
 }
 

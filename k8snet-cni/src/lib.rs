@@ -77,12 +77,14 @@
 //! stdout and exit status out):
 //!
 //! ```
-//! use k8snet_cni::{CniResult, Plugin, Request, Result, run_with};
+//! use k8snet_cni::{CniResult, Plugin, Request, Result, Version, run_with};
 //!
 //! struct Noop;
 //! impl Plugin for Noop {
 //!     fn add(&self, req: &Request) -> Result<CniResult> {
-//!         Ok(CniResult::new(req.conf.cni_version))
+//!         // The richest shape, converted to the configuration's version
+//!         // when printed.
+//!         Ok(CniResult::new(Version::LATEST))
 //!     }
 //!     fn del(&self, _: &Request) -> Result<()> { Ok(()) }
 //!     fn check(&self, _: &Request) -> Result<()> { Ok(()) }

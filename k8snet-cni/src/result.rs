@@ -215,6 +215,11 @@ impl Dns {
 }
 
 /// A CNI result in its richest (1.1.0) form.
+///
+/// Equality (`==`) compares the remembered [`CniResult::cni_version`] too:
+/// the same document read at 0.3.1 and at 0.4.0 gives two unequal results
+/// (they print differently). Compare the fields, or convert both to one
+/// version first ([`CniResult::try_converted`]), to compare content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CniResult {
     /// The version whose shape it has: the one it was read at, or the one
@@ -589,14 +594,19 @@ impl CniResult {
         }
     }
 
-    /// The result converted to `version` (what a runtime hands to a plugin
-    /// configured at that version): written and read back, so the fields
-    /// the version lacks are gone.
-    pub fn converted(&self, version: Version) -> Self {
-        let mut out =
-            Self::from_json(&self.to_json(version), version).unwrap_or_else(|_| Self::new(version));
+    /// The result converted to `version`, as Go's `GetAsVersion`: written
+    /// and read back, so the fields the version lacks are gone, and marked
+    /// `version`. A conversion that Go refuses fails here too (it does not
+    /// come out as an empty result that then writes at `version`).
+    ///
+    /// # Errors
+    ///
+    /// As [`CniResult::try_to_json`]: from 0.3.0 or later to 0.1.0/0.2.0
+    /// without an address.
+    pub fn try_converted(&self, version: Version) -> Result<Self> {
+        let mut out = Self::from_json(&self.try_to_json(version)?, version)?;
         out.cni_version = version;
-        out
+        Ok(out)
     }
 
     /// The index of the interface called `name` that lives in `sandbox`

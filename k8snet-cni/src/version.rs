@@ -72,6 +72,21 @@ impl Version {
     pub fn is_legacy_result(self) -> bool {
         self < Self::V0_3_0
     }
+
+    /// The versions whose results Go reads with one decoder (`types020`,
+    /// `types040`, `types100`): 0.1.0–0.2.0, 0.3.0–0.4.0 or 1.0.0–1.1.0.
+    /// `ParsePrevResult` picks the decoder by the configuration's version
+    /// and refuses a `prevResult` of another family.
+    pub fn result_family(self) -> &'static [Self] {
+        const LEGACY: [Version; 2] = [Version::V0_1_0, Version::V0_2_0];
+        const V040: [Version; 3] = [Version::V0_3_0, Version::V0_3_1, Version::V0_4_0];
+        const V100: [Version; 2] = [Version::V1_0_0, Version::V1_1_0];
+        match self {
+            Self::V0_1_0 | Self::V0_2_0 => &LEGACY,
+            Self::V0_3_0 | Self::V0_3_1 | Self::V0_4_0 => &V040,
+            Self::V1_0_0 | Self::V1_1_0 => &V100,
+        }
+    }
 }
 
 impl fmt::Display for Version {
@@ -143,6 +158,21 @@ mod tests {
         assert!(Version::V0_3_1 < Version::V0_4_0);
         assert!(Version::V0_4_0.has_check() && !Version::V0_3_1.has_check());
         assert!(Version::V1_1_0.has_gc_and_status() && !Version::V1_0_0.has_gc_and_status());
+        assert_eq!(
+            Version::V0_3_0.result_family(),
+            Version::V0_4_0.result_family()
+        );
+        assert_ne!(
+            Version::V0_2_0.result_family(),
+            Version::V0_3_0.result_family()
+        );
+        assert_ne!(
+            Version::V0_4_0.result_family(),
+            Version::V1_0_0.result_family()
+        );
+        for v in Version::ALL {
+            assert!(v.result_family().contains(&v));
+        }
         for v in Version::ALL {
             assert_eq!(v.as_str().parse::<Version>(), Ok(v));
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use k8snet_cni::portmap::{container_ips, container_nets};
-use k8snet_cni::{CniResult, Version};
+use k8snet_cni::{CniResult, NetConf, Version};
 use serde_json::{Value, json};
 
 fn result(v: Value) -> CniResult {
@@ -135,11 +135,15 @@ fn a_020_prev_result_without_addresses_passes_through() {
     assert_eq!((out.status, got), (0, prev));
 }
 
-/// A 1.x prevResult without addresses written at 0.2.0 is a real
-/// conversion: it still fails (code 999, as Go's plain error becomes).
+/// A 1.x prevResult at a 0.2.0 configuration is refused before portmap
+/// looks at it (Go's ParsePrevResult picks the decoder family from the
+/// configuration's version and refuses a result of another family; the
+/// reference portmap's plain "could not parse prevResult" error becomes
+/// code 999). Had it been read, there would be no address to write at
+/// 0.2.0.
 #[cfg(feature = "linux")]
 #[test]
-fn a_1x_prev_result_without_addresses_cannot_be_written_at_020() {
+fn a_1x_prev_result_at_a_020_configuration_is_refused() {
     let out = portmap_add(
         None,
         &json!({"cniVersion": "0.2.0", "name": "n", "type": "k8snet-portmap",
@@ -150,8 +154,99 @@ fn a_1x_prev_result_without_addresses_cannot_be_written_at_020() {
         (out.status, got),
         (
             1,
-            json!({"cniVersion": "0.2.0", "code": 999, "msg": "cannot convert: no valid IP addresses"})
+            json!({"cniVersion": "0.2.0", "code": 999,
+                   "msg": "prevResult.cniVersion: result type supports [0.1.0 0.2.0] but unmarshalled CNIVersion is \"1.0.0\""})
         )
+    );
+}
+
+/// A 1.x prevResult whose first IPv4 address is not CNI_IFNAME's: written
+/// at 0.2.0 it would report `10.0.0.5` while portmap maps to eth0's
+/// `198.18.0.2`. Such a prevResult is refused, naming the field.
+const CROSS: &str = r#"{"cniVersion":"0.2.0","name":"n","type":"k8snet-portmap",
+  "prevResult":{"cniVersion":"1.0.0",
+    "interfaces":[{"name":"net1","sandbox":"/run/netns/p"},{"name":"eth0","sandbox":"/run/netns/p"}],
+    "ips":[{"address":"10.0.0.5/24","interface":0},{"address":"198.18.0.2/24","interface":1}]}}"#;
+
+#[test]
+fn a_prev_result_of_another_family_is_refused() {
+    let e = NetConf::from_slice(CROSS.as_bytes()).unwrap_err();
+    assert_eq!(e.code(), 999, "{e}");
+    assert!(e.to_string().starts_with("prevResult.cniVersion: "), "{e}");
+    // Every pair of families, both ways; a prevResult without
+    // `cniVersion` takes the configuration's.
+    let fam = |v: &str| match v {
+        "0.1.0" | "0.2.0" => 0,
+        "0.3.0" | "0.3.1" | "0.4.0" => 1,
+        _ => 2,
+    };
+    let all = [
+        "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+    ];
+    for conf in all {
+        for prev in all {
+            let prev_result = if fam(prev) == 0 {
+                json!({"cniVersion": prev, "ip4": {"ip": "198.18.0.2/24"}})
+            } else {
+                json!({"cniVersion": prev, "ips": [{"address": "198.18.0.2/24"}]})
+            };
+            let c =
+                json!({"cniVersion": conf, "name": "n", "type": "t", "prevResult": prev_result});
+            let got = NetConf::from_slice(c.to_string().as_bytes());
+            assert_eq!(
+                got.is_ok(),
+                fam(conf) == fam(prev),
+                "{conf} {prev}: {got:?}"
+            );
+        }
+        let c = json!({"cniVersion": conf, "name": "n", "type": "t", "prevResult": {}});
+        let n = NetConf::from_slice(c.to_string().as_bytes()).unwrap();
+        assert_eq!(n.prev_result.unwrap().cni_version.as_str(), conf);
+    }
+}
+
+/// Within one family portmap maps the address it prints: a 0.4.0
+/// prevResult at a 0.3.1 configuration keeps its interfaces, so the
+/// address on CNI_IFNAME is both the one mapped and one printed for eth0;
+/// a 0.1.0 prevResult at 0.2.0 has one IPv4 address, mapped and printed.
+#[cfg(feature = "linux")]
+#[test]
+fn within_a_family_portmap_maps_the_address_it_prints() {
+    let prev = json!({"cniVersion": "0.4.0",
+        "interfaces": [{"name": "net1", "sandbox": "/run/netns/p"}, {"name": "eth0", "sandbox": "/run/netns/p"}],
+        "ips": [{"version": "4", "address": "10.0.0.5/24", "interface": 0},
+                {"version": "4", "address": "198.18.0.2/24", "interface": 1}]});
+    let conf =
+        json!({"cniVersion": "0.3.1", "name": "n", "type": "k8snet-portmap", "prevResult": prev});
+    let n = NetConf::from_slice(conf.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        container_ips(n.prev_result.as_ref().unwrap(), "eth0"),
+        ips(&["198.18.0.2"])
+    );
+    let out = portmap_add(None, &conf);
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status, 0, "{got}");
+    assert_eq!(got["cniVersion"], "0.3.1");
+    assert_eq!(got["ips"][1]["address"], "198.18.0.2/24");
+    assert_eq!(
+        got["interfaces"][got["ips"][1]["interface"].as_u64().unwrap() as usize]["name"],
+        "eth0"
+    );
+
+    let prev = json!({"cniVersion": "0.1.0", "ip4": {"ip": "198.18.0.2/24"}});
+    let conf =
+        json!({"cniVersion": "0.2.0", "name": "n", "type": "k8snet-portmap", "prevResult": prev});
+    let n = NetConf::from_slice(conf.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        container_ips(n.prev_result.as_ref().unwrap(), "eth0"),
+        ips(&["198.18.0.2"])
+    );
+    let out = portmap_add(None, &conf);
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (out.status, &got["ip4"]["ip"]),
+        (0, &json!("198.18.0.2/24")),
+        "{got}"
     );
 }
 

@@ -203,3 +203,33 @@ fn empty_interface_strings_read_as_absent() {
         json!({"name": "cni0"})
     );
 }
+
+/// A conversion that fails (a 1.x result without addresses to 0.2.0) must
+/// not come out as an empty 0.2.0 result that then writes at 0.2.0 without
+/// complaint: converting fails, as Go's GetAsVersion does.
+#[test]
+fn converted_does_not_launder_a_failed_conversion() {
+    let empty = CniResult::new(Version::LATEST);
+    assert!(empty.try_to_json(Version::V0_2_0).is_err());
+    let e = empty.try_converted(Version::V0_2_0).unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (999, "cannot convert: no valid IP addresses".to_owned())
+    );
+    // What can be converted is, and is marked with the new version.
+    let mut one = CniResult::new(Version::LATEST);
+    one.ips.push(k8snet_cni::IpConfig {
+        address: "198.18.0.2/24".parse().unwrap(),
+        gateway: None,
+        interface: Some(0),
+    });
+    let old = one.try_converted(Version::V0_2_0).unwrap();
+    assert_eq!(old.cni_version, Version::V0_2_0);
+    assert_eq!(old.ips[0].interface, None, "0.2.0 has no interface index");
+    // Within the 0.1.0/0.2.0 shape nothing is converted, so nothing fails.
+    assert!(
+        CniResult::new(Version::V0_1_0)
+            .try_converted(Version::V0_2_0)
+            .is_ok()
+    );
+}

@@ -458,3 +458,70 @@ fn cache_writes_use_a_temporary_of_their_own() {
         ]
     );
 }
+
+/// As libcni's AddNetworkList: each plugin's result goes to the next one
+/// as printed (not converted to the list's version) and is cached as
+/// printed; the result returned (and the one read back from the cache) is
+/// converted to the list's version.
+#[test]
+fn results_pass_on_and_are_cached_as_printed() {
+    let w = World::new(&[
+        (
+            "a",
+            json!({"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "198.18.0.2/24"}]}),
+        ),
+        (
+            "b",
+            json!({"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "198.18.0.3/24"}]}),
+        ),
+    ]);
+    let rt = w.runtime();
+    let l = list("0.3.1", json!({}));
+    let r = rt.add_list(&l, &rt_conf("c")).unwrap();
+    let b_in = w.stdin("b", "ADD");
+    assert_eq!(b_in["cniVersion"], "0.3.1");
+    assert_eq!(b_in["prevResult"]["cniVersion"], "0.4.0");
+    assert_eq!(r.cni_version, k8snet_cni::Version::V0_3_1);
+    assert_eq!(r.ips[0].address.to_string(), "198.18.0.3/24");
+    let entry = cache::read(&cache::cache_path(rt.cache_dir(), "net1", "c", "eth0"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.result.unwrap()["cniVersion"], "0.4.0");
+    assert_eq!(rt.cached_result(&l, &rt_conf("c")).unwrap().unwrap(), r);
+}
+
+/// A last result that cannot be converted to the list's version (1.x
+/// without addresses, for a 0.2.0 list) fails ADD, and a cached one fails
+/// `cached_result` (libcni: "failed to convert cached result to config
+/// version"), instead of coming out as an empty 0.2.0 result.
+#[test]
+fn a_result_that_cannot_be_converted_fails() {
+    let w = World::new(&[
+        (
+            "a",
+            json!({"cniVersion": "1.1.0", "ips": [{"address": "198.18.0.2/24"}]}),
+        ),
+        (
+            "b",
+            json!({"cniVersion": "1.1.0", "dns": {"nameservers": ["198.19.0.10"]}}),
+        ),
+    ]);
+    let rt = w.runtime();
+    let e = rt
+        .add_list(&list("0.2.0", json!({})), &rt_conf("c"))
+        .unwrap_err();
+    assert_eq!(e.code(), 999, "{e}");
+    assert!(e.to_string().contains("cannot convert"), "{e}");
+    // Cached by a 1.1.0 list of the same name, read back at 0.2.0.
+    let r = rt
+        .add_list(&list("1.1.0", json!({})), &rt_conf("c"))
+        .unwrap();
+    assert_eq!(r.dns.nameservers, ["198.19.0.10"]);
+    let e = rt
+        .cached_result(&list("0.2.0", json!({})), &rt_conf("c"))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("failed to convert cached result"),
+        "{e}"
+    );
+}

@@ -419,14 +419,15 @@ fn the_skeleton_does_not_parse_cni_args() {
         );
         assert_eq!(env.raw_args, "=x;novalue;IP=198.18.0.9", "{command}");
         let e = env.strict_arg("IP").unwrap_err();
-        assert_eq!(e.code(), 4);
-        assert!(e.to_string().starts_with("CNI_ARGS: "), "{e}");
+        assert_eq!(e.code(), 999);
+        assert_eq!(e.to_string(), r#"ARGS: invalid pair "novalue""#);
     }
 }
 
 /// host-local reads CNI_ARGS (`IP`) as the reference's LoadIPAMConfig does
-/// (types.LoadArgs): a malformed pair fails ADD and CHECK with code 4
-/// naming CNI_ARGS. DEL takes the well-formed pairs and frees the address
+/// (types.LoadArgs): a malformed pair fails ADD and CHECK with the
+/// reference's code (999, its plain error made internal by the skeleton)
+/// and message. DEL takes the well-formed pairs and frees the address
 /// (the reference fails it; see IpamConfig::from_request).
 #[test]
 fn host_local_add_and_check_refuse_a_malformed_cni_args_del_frees() {
@@ -436,8 +437,11 @@ fn host_local_add_and_check_refuse_a_malformed_cni_args_del_frees() {
                  "ranges": [[{"subnet": "198.18.0.0/24"}]]}});
     for command in ["ADD", "CHECK"] {
         let (status, v) = host_local(command, Some("K8S_POD_NAME=web;novalue"), &stdin);
-        assert_eq!((status, v["code"].as_u64()), (1, Some(4)), "{command}: {v}");
-        assert!(v["msg"].as_str().unwrap().starts_with("CNI_ARGS: "), "{v}");
+        assert_eq!(
+            (status, v["code"].as_u64(), v["msg"].as_str()),
+            (1, Some(999), Some(r#"ARGS: invalid pair "novalue""#)),
+            "{command}: {v}"
+        );
     }
     let held = || dir.join("net1").join("198.18.0.9").exists();
     assert!(!held(), "a refused ADD allocated");
@@ -452,8 +456,8 @@ fn host_local_add_and_check_refuse_a_malformed_cni_args_del_frees() {
 }
 
 /// The reference bridge's loadNetConf parses CNI_ARGS on ADD and CHECK: a
-/// malformed pair is refused with code 4 naming CNI_ARGS, before anything
-/// is done in the kernel.
+/// malformed pair is refused with the reference's code (999) and message,
+/// before anything is done in the kernel.
 #[cfg(feature = "linux")]
 #[test]
 fn bridge_add_and_check_refuse_a_malformed_cni_args() {
@@ -478,11 +482,10 @@ fn bridge_add_and_check_refuse_a_malformed_cni_args() {
         );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
-            (out.status, v["code"].as_u64()),
-            (1, Some(4)),
+            (out.status, v["code"].as_u64(), v["msg"].as_str()),
+            (1, Some(999), Some(r#"ARGS: invalid pair "novalue""#)),
             "{command}: {v}"
         );
-        assert!(v["msg"].as_str().unwrap().starts_with("CNI_ARGS: "), "{v}");
     }
 }
 
@@ -505,4 +508,102 @@ fn host_local_same_ip_requested_twice_is_one_request() {
         v["ips"],
         serde_json::json!([{"address": "198.18.0.7/24", "gateway": "198.18.0.1"}])
     );
+}
+
+/// `Env::strict_arg` refuses what Go's `types.LoadArgs` refuses: an empty
+/// part (a trailing `;`), `K=V=W`, and an `IgnoreUnknown` that is not a
+/// boolean, all with code 999 and the reference's message; a repeated key
+/// takes its last value (LoadArgs sets the field once per pair). Unknown
+/// keys are accepted (a documented difference).
+#[test]
+fn strict_arg_refuses_what_load_args_refuses() {
+    let strict = |args: &str| {
+        let env = k8snet_cni::Env::from_lookup(|k| match k {
+            "CNI_COMMAND" => Some("ADD".into()),
+            "CNI_CONTAINERID" => Some("c".into()),
+            "CNI_NETNS" => Some("/run/netns/p".into()),
+            "CNI_IFNAME" => Some("eth0".into()),
+            "CNI_PATH" => Some("/x".into()),
+            "CNI_ARGS" => Some(args.into()),
+            _ => None,
+        })
+        .unwrap();
+        env.strict_arg("IP")
+            .map(|v| v.map(str::to_owned))
+            .map_err(|e| (e.code(), e.to_string()))
+    };
+    let bad = |msg: &str| Err((999, msg.to_owned()));
+    assert_eq!(strict("IP=198.18.0.9;"), bad(r#"ARGS: invalid pair """#));
+    assert_eq!(strict(";IP=198.18.0.9"), bad(r#"ARGS: invalid pair """#));
+    assert_eq!(
+        strict("IP=198.18.0.9=x"),
+        bad(r#"ARGS: invalid pair "IP=198.18.0.9=x""#)
+    );
+    assert_eq!(
+        strict("IgnoreUnknown=maybe;IP=198.18.0.9"),
+        bad(
+            r#"ARGS: error parsing value of pair "IgnoreUnknown=maybe": boolean unmarshal error: invalid input maybe"#
+        )
+    );
+    assert_eq!(strict(""), Ok(None));
+    assert_eq!(
+        strict("IgnoreUnknown=TRUE;K8S_POD_NAME=web;IP=198.18.0.9"),
+        Ok(Some("198.18.0.9".into()))
+    );
+    assert_eq!(
+        strict("K8S_POD_NAME=web;IP=198.18.0.9"),
+        Ok(Some("198.18.0.9".into()))
+    );
+    assert_eq!(
+        strict("IP=198.18.0.8;IP=198.18.0.9"),
+        Ok(Some("198.18.0.9".into()))
+    );
+}
+
+/// host-local DEL releases by container ID and interface name: a requested
+/// address that does not parse (CNI_ARGS `IP`, `args.cni.ips`,
+/// `runtimeConfig.ips`) does not fail it, and the address is freed.
+#[test]
+fn host_local_del_ignores_bad_requested_ips() {
+    let dir = data_dir("delbadip");
+    let stdin = |extra: Value| {
+        let mut v = serde_json::json!({"cniVersion": "1.0.0", "name": "net1", "type": "k8snet-host-local",
+            "ipam": {"type": "k8snet-host-local", "dataDir": dir,
+                     "ranges": [[{"subnet": "198.18.0.0/24"}]]}});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let held = || dir.join("net1").join("198.18.0.9").exists();
+    let cases = [
+        (Some("IP=garbage"), serde_json::json!({})),
+        (
+            None,
+            serde_json::json!({"args": {"cni": {"ips": ["garbage"]}}}),
+        ),
+        (None, serde_json::json!({"args": {"cni": {"ips": 5}}})),
+        (
+            None,
+            serde_json::json!({"runtimeConfig": {"ips": ["garbage"]}}),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (args, extra) in cases {
+        let (status, v) = host_local("ADD", Some("IP=198.18.0.9"), &stdin(serde_json::json!({})));
+        assert_eq!(status, 0, "{v}");
+        assert!(held());
+        // The same input fails ADD ...
+        let (add_status, _) = host_local("ADD", args, &stdin(extra.clone()));
+        // ... but not DEL, which frees the address.
+        let (status, v) = host_local("DEL", args, &stdin(extra.clone()));
+        if (add_status, status, held()) != (1, 0, false) {
+            failures.push(format!(
+                "{args:?} {extra}: ADD {add_status}, DEL {status} {v}, held {}",
+                held()
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -146,7 +146,8 @@ pub struct IpamConfig {
     pub data_dir: PathBuf,
     /// A resolv.conf to return as DNS settings.
     pub resolv_conf: Option<PathBuf>,
-    /// Addresses asked for explicitly.
+    /// Addresses asked for explicitly (read on ADD and CHECK only; empty
+    /// for the other commands).
     pub requested: Vec<IpAddr>,
 }
 
@@ -356,30 +357,30 @@ impl IpamConfig {
             ));
         }
         let mut requested = Vec::new();
-        // The reference's LoadIPAMConfig parses CNI_ARGS (types.LoadArgs)
-        // on every command, so a malformed pair fails ADD and CHECK (as
-        // here) and also DEL. Our DEL (and GC and STATUS, which read no
-        // argument) takes the well-formed pairs instead, on purpose: DEL
-        // must free the addresses whatever else the runtime passes.
-        let ip_arg = match env.command {
-            Command::Add | Command::Check => env.strict_arg("IP")?,
-            _ => env.arg("IP"),
-        };
-        if let Some(ip) = ip_arg {
-            for part in ip.split(',').filter(|s| !s.is_empty()) {
-                requested.push(parse_requested(part, "CNI_ARGS.IP")?);
+        // Only ADD and CHECK read the requested addresses. The reference's
+        // LoadIPAMConfig parses them (and CNI_ARGS, with types.LoadArgs:
+        // a malformed pair is code 999) on every command, so a malformed
+        // CNI_ARGS or a bad `IP`, `args.cni.ips` or `runtimeConfig.ips`
+        // also fails its DEL. Ours does not, on purpose: DEL releases by
+        // container ID and interface name and must free the addresses
+        // whatever else the runtime passes (GC and STATUS read none).
+        if matches!(env.command, Command::Add | Command::Check) {
+            if let Some(ip) = env.strict_arg("IP")? {
+                for part in ip.split(',').filter(|s| !s.is_empty()) {
+                    requested.push(parse_requested(part, "CNI_ARGS.IP")?);
+                }
             }
-        }
-        if let Some(ips) = conf.cni_arg("ips") {
-            let list: Vec<String> = typed(ips, "args.cni.ips")?;
-            for (i, s) in list.iter().enumerate() {
-                requested.push(parse_requested(s, &format!("args.cni.ips[{i}]"))?);
+            if let Some(ips) = conf.cni_arg("ips") {
+                let list: Vec<String> = typed(ips, "args.cni.ips")?;
+                for (i, s) in list.iter().enumerate() {
+                    requested.push(parse_requested(s, &format!("args.cni.ips[{i}]"))?);
+                }
             }
-        }
-        if let Some(ips) = conf.runtime_config.get("ips") {
-            let list: Vec<String> = typed(ips, "runtimeConfig.ips")?;
-            for (i, s) in list.iter().enumerate() {
-                requested.push(parse_requested(s, &format!("runtimeConfig.ips[{i}]"))?);
+            if let Some(ips) = conf.runtime_config.get("ips") {
+                let list: Vec<String> = typed(ips, "runtimeConfig.ips")?;
+                for (i, s) in list.iter().enumerate() {
+                    requested.push(parse_requested(s, &format!("runtimeConfig.ips[{i}]"))?);
+                }
             }
         }
         // One request per address, however many sources name it (the

@@ -440,7 +440,7 @@ fn add(
     made: &mut Vec<Made>,
 ) -> Result<CniResult> {
     use rtnetlink::packet_route::RouteNetlinkMessage as M;
-    // First: a malformed CNI_ARGS (code 4, as the reference's loadNetConf
+    // First: a malformed CNI_ARGS (code 999, as the reference's loadNetConf
     // parses it) or a bad MAC is refused before anything is made.
     let mac_wanted = requested_mac(&req.conf, &req.env)?;
     let netns = req.env.netns.as_deref().ok_or_else(|| Error::Env {

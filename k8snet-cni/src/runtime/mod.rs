@@ -58,12 +58,19 @@ impl Runtime {
     }
 
     /// ADD: runs every plugin in order, each with the previous one's result
-    /// as `prevResult`, and caches the final result. After a failure the
-    /// caller must DEL ([`Runtime::del_list`]), as the spec asks of runtimes.
+    /// as `prevResult`, and caches the final result. As libcni's
+    /// AddNetworkList, a plugin's result is passed on and cached as the
+    /// plugin printed it (at its own version, not converted to the list's);
+    /// the result returned is the final one converted to the list's
+    /// version. After a failure the caller must DEL ([`Runtime::del_list`]),
+    /// as the spec asks of runtimes.
     ///
     /// # Errors
     ///
-    /// The first plugin's error (its code kept), or invalid arguments.
+    /// The first plugin's error (its code kept), invalid arguments, or a
+    /// final result that cannot be converted to the list's version (a 1.x
+    /// result without addresses for a 0.1.0/0.2.0 list; code 999, nothing
+    /// cached).
     pub fn add_list(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<CniResult> {
         validate_args(list, rt, true)?;
         let version = list.version();
@@ -75,9 +82,10 @@ impl Runtime {
                 plugin: list.plugin_type(i).to_owned(),
                 message: format!("invalid result: {e}"),
             })?;
-            prev = Some(result.converted(version));
+            prev = Some(result);
         }
-        let result = prev.unwrap_or_else(|| CniResult::new(version));
+        let printed = prev.unwrap_or_else(|| CniResult::new(version));
+        let result = printed.try_converted(version)?;
         cache::write(
             &self.cache_dir,
             &cache::CacheEntry {
@@ -89,7 +97,7 @@ impl Runtime {
                 netns: path_string(rt.netns.as_deref()),
                 cni_args: rt.args.clone(),
                 capability_args: rt.capability_args.clone(),
-                result: Some(result.to_json(version)),
+                result: Some(printed.to_json(printed.cni_version)),
             },
         )?;
         Ok(result)
@@ -236,11 +244,14 @@ impl Runtime {
         Ok(())
     }
 
-    /// The cached result of an attachment, converted to the list's version.
+    /// The cached result of an attachment, converted to the list's version
+    /// (libcni's getCachedResult).
     ///
     /// # Errors
     ///
-    /// An unreadable cache entry.
+    /// An unreadable cache entry, or a result that cannot be converted to
+    /// the list's version (code 999, "failed to convert cached result to
+    /// config version: ...", as libcni).
     pub fn cached_result(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<Option<CniResult>> {
         let path = cache::cache_path(&self.cache_dir, &list.name, &rt.container_id, &rt.ifname);
         let Some(entry) = cache::read(&path)? else {
@@ -248,7 +259,16 @@ impl Runtime {
         };
         entry
             .result
-            .map(|v| CniResult::from_json(&v, list.version()).map(|r| r.converted(list.version())))
+            .map(|v| {
+                CniResult::from_json(&v, list.version())?
+                    .try_converted(list.version())
+                    .map_err(|e| {
+                        Error::other(
+                            crate::error::code::INTERNAL,
+                            format!("failed to convert cached result to config version: {e}"),
+                        )
+                    })
+            })
             .transpose()
     }
 
@@ -316,8 +336,10 @@ impl Runtime {
         conf.remove("capabilities");
         conf.insert("name".into(), Value::String(list.name.clone()));
         conf.insert("cniVersion".into(), Value::String(version.to_string()));
+        // As libcni: the previous result as it is (a plugin's as printed,
+        // a cached one as converted to the list's version).
         if let Some(prev) = prev {
-            conf.insert("prevResult".into(), prev.to_json(version));
+            conf.insert("prevResult".into(), prev.to_json(prev.cni_version));
         }
         if let Some(rt) = rt {
             let rc: Map<String, Value> = list
