@@ -194,9 +194,10 @@ impl Env {
     ///
     /// One difference, on purpose: unknown keys are accepted whether or
     /// not `IgnoreUnknown` is set, where `LoadArgs` refuses them without
-    /// it ("ARGS: unknown args"). Kubernetes runtimes always send
-    /// `IgnoreUnknown=1`, but this workspace's own runtime passes `IP=...`
-    /// alone to chains whose bridge does not know `IP`.
+    /// it ("ARGS: unknown args"). Kubernetes runtimes, and the node
+    /// stack's, always send `IgnoreUnknown=1`, so this matters only to a
+    /// runtime that omits it: the reference plugins would refuse its
+    /// unknown keys, ours do not.
     ///
     /// # Errors
     ///

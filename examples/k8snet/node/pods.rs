@@ -82,7 +82,10 @@ impl Cni {
     }
 
     fn runtime_conf(pod: &PodPlan, ifname: &str) -> RuntimeConf {
-        let mut args = Vec::new();
+        // As Kubernetes runtimes do: plugins that read CNI_ARGS with Go's
+        // types.LoadArgs refuse keys they do not know without it (the
+        // reference bridge does not know `IP`).
+        let mut args = vec![("IgnoreUnknown".to_owned(), "1".to_owned())];
         if !pod.requested.is_empty() {
             let ips: Vec<String> = pod.requested.iter().map(ToString::to_string).collect();
             args.push(("IP".to_owned(), ips.join(",")));
