@@ -9,7 +9,7 @@ use crate::age::Age;
 use crate::annotations::{self, NGINX_PREFIX, Problem, Settings};
 use crate::backend::Backend;
 use crate::host::HostKey;
-use crate::path::{MatchKind, normalize_path};
+use crate::path::{MatchKind, rule_key};
 use crate::report::{Report, ReportKind};
 use crate::tls::Certificate;
 
@@ -36,10 +36,12 @@ pub(crate) struct CompiledIngress {
 pub(crate) struct PathRule {
     /// As written: what reports show and precedence measures.
     pub(crate) path: Box<str>,
-    /// What requests are matched against: the written path normalized as
-    /// request paths are ([`normalize_path`]), so that a rule spelling a
-    /// separator `%5C` (or `%2F`, allowed in ImplementationSpecific paths)
-    /// stays reachable; a regex as written.
+    /// What requests are matched against: the written path as the proxy
+    /// forwards a request spelling it ([`rule_key`]: unreserved escapes
+    /// decoded, hex in upper case, `%5C`, `%2F` and `\\` kept as written,
+    /// dot segments never resolved), so that `/a%5Cb` and `/a/b` stay
+    /// distinct rules and the first is reached by the requests spelling
+    /// it; a regex as written.
     pub(crate) key: Box<str>,
     pub(crate) kind: MatchKind,
     pub(crate) backend: Backend,
@@ -110,7 +112,19 @@ pub(crate) fn compile(ing: &Ingress, cluster: &Cluster) -> CompiledIngress {
             let path = p.path.as_deref().filter(|s| !s.is_empty()).unwrap_or("/");
             let key = match kind {
                 MatchKind::Regex => path.into(),
-                _ => normalize_path(path).into(),
+                _ => match rule_key(path) {
+                    Some(k) => k.into(),
+                    None => {
+                        reports.push(Report::new(
+                            Some(&key),
+                            ReportKind::UnreachablePath,
+                            format!(
+                                "path {path:?} ({kind:?}) contains a dot segment; matches nothing, left out"
+                            ),
+                        ));
+                        continue;
+                    }
+                },
             };
             hosts[at].1.push(PathRule {
                 path: path.into(),

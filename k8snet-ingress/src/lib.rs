@@ -71,13 +71,22 @@
 //!   `/public`. Other escapes are compared as written (nginx would decode
 //!   them). The proxy forwards the path with the same dot segments
 //!   resolved, each remaining separator kept as the client wrote it
-//!   (`%2F` stays `%2F`). Rule paths other than
-//!   regexes are normalized the same way before they are matched, so a
-//!   rule written `/a%5Cb` (the apiserver allows `%5C`, and `%2F` in
-//!   ImplementationSpecific paths) matches the request `/a%5cb` — and
-//!   `/a/b`, the same path once normalized (two rules equal once
-//!   normalized are the same rule). [`Route::path`], reports and the
-//!   length a regex competes with use the path as written.
+//!   (`%2F` stays `%2F`; a path with a raw `\` and no dot segment is
+//!   forwarded as written).
+//! - **Rule paths** other than regexes are matched by their spelling
+//!   with the unreserved escapes decoded and hex in upper case, `%5C`,
+//!   `%2F` and `\` kept: a rule written `/a%5Cb` (the apiserver allows
+//!   `%5C`, and `%2F` in ImplementationSpecific paths) is not the rule
+//!   `/a/b`, as for the apiserver and ingress-nginx. Requests are matched
+//!   normalized first, then — only when the client spelled a separator
+//!   encoded or with a backslash — by their spelling too
+//!   ([`Router::route_request`]), so `/a%5cb` reaches `/a%5Cb` while
+//!   `/a/b` does not; the more specific match wins (Exact, else more
+//!   elements, the spelled one on a tie). A rule path with a `.` or `..`
+//!   segment (`/static/..`, `/static/%2e%2e`) matches nothing, as in
+//!   nginx, and is reported ([`ReportKind::UnreachablePath`]).
+//!   [`Route::path`], reports and the length a regex competes with use
+//!   the path as written.
 //! - **Several Ingresses for one host** are merged. When two define the
 //!   same host, path and path type, the older one (`creationTimestamp`,
 //!   then namespace/name; objects without a timestamp count as newest)

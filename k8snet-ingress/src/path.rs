@@ -211,6 +211,20 @@ impl PathTable {
         prefix.map(|r| (r, None))
     }
 
+    /// The rule a request's spelling ([`forward_path`]) matches among the
+    /// Exact and Prefix keys (regexes see the normalized path only).
+    pub(crate) fn lookup_spelled(&self, forward: &str) -> Option<u32> {
+        if self.exact != 0 {
+            let h = hash::bytes(hash::SEED_EXACT_PATH, forward.as_bytes());
+            if self.filter & filter_bit(h) != 0
+                && let Some(i) = self.find(h, 0, |k| k == forward.as_bytes())
+            {
+                return Some(self.slots[i].rule);
+            }
+        }
+        self.longest_prefix(forward)
+    }
+
     /// The rule of the deepest Prefix key the path's elements start with.
     #[inline]
     fn longest_prefix(&self, path: &str) -> Option<u32> {
@@ -446,9 +460,12 @@ impl Iterator for Bounds<'_> {
 /// differs from nginx, which would decode them too (a rule path such as
 /// `/caf%C3%A9` matches the request `/caf%c3%a9`).
 ///
-/// The router normalizes rule paths (all but regexes) the same way, so a
-/// rule spelling a separator encoded (`/a%5Cb`, or `/group%2Fname` in an
-/// ImplementationSpecific path) is matched by the requests that spell it.
+/// Rule paths (all but regexes) are not normalized but keyed by their
+/// spelling (unreserved escapes decoded, `%5C`, `%2F` and `\` kept, dot
+/// segments never resolved), so that a rule spelling a separator encoded
+/// (`/a%5Cb`, or `/group%2Fname` in an ImplementationSpecific path) is not
+/// the plain path's rule; the requests that spell it reach it through
+/// their own spelling ([`Router::route_request`](crate::Router::route_request)).
 ///
 /// The proxy forwards the request path with the same dot segments resolved
 /// but each remaining separator spelled as the client spelled it, so that
@@ -466,14 +483,67 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
 
 /// The path the proxy forwards for a request path that
 /// [`normalize_path`] changes: the same elements, dot segments resolved
-/// across `/`, `%2F`, `%5C` and `\` alike, unreserved escapes decoded, but
-/// each remaining separator spelled as the client wrote it (`%2F` stays
-/// `%2F`, `\` stays `\`).
+/// across `/`, `%2F`, `%5C` and `\` alike, unreserved escapes decoded,
+/// repeated separators merged, but each remaining separator spelled as the
+/// client wrote it (`%2F` stays `%2F`, `\` stays `\`, a trailing one
+/// too).
+///
+/// A path with a raw backslash and no dot segment is forwarded as written
+/// (as nginx forwards it): only a dot segment, which a backend reading
+/// `\` as a separator would resolve differently, makes it rewritten.
 pub(crate) fn forward_path(path: &str) -> Cow<'_, str> {
-    if !needs_normalizing(path) {
+    if !needs_normalizing(path) || (path.contains('\\') && !has_dot_segment(path)) {
         return Cow::Borrowed(path);
     }
     Cow::Owned(resolve(path, true))
+}
+
+/// The key a rule path (Exact, Prefix or ImplementationSpecific) is
+/// matched by: the path as [`forward_path`] writes it, but never with a
+/// dot segment resolved: `None` when it has one (`/static/..`,
+/// `/static/%2e%2e`), as such a rule matches nothing (request paths are
+/// matched with their dot segments resolved, and nginx does the same).
+///
+/// So `/a%5Cb` and `/a/b` are distinct rules (as for the apiserver and
+/// ingress-nginx): the first is reached by the requests that spell it
+/// (`/a%5cb`, see [`Router::route_request`](crate::Router::route_request)),
+/// the second by `/a/b`.
+pub(crate) fn rule_key(path: &str) -> Option<Cow<'_, str>> {
+    if has_dot_segment(path) {
+        return None;
+    }
+    Some(forward_path(path))
+}
+
+/// The elements of a rule key (or of a normalized or forwarded path)
+/// counted across every separator (`/`, `\`, `%2F`, `%5C`): how deep a
+/// match on the client's spelling goes, in the elements of the
+/// normalized path.
+pub(crate) fn depth(key: &str) -> usize {
+    split_parts(key)
+        .iter()
+        .filter(|(sep, s, e)| !sep.is_empty() && e > s)
+        .count()
+}
+
+/// The longest leading part of a rule key made of plain elements (no
+/// escape, no backslash), without a trailing slash; `/` when there is
+/// none. Every request a rule with that key matches by its usual spelling
+/// has it as a path prefix (RFC 6265 §5.1.4), so a cookie scoped to it
+/// comes back with them.
+pub(crate) fn plain_prefix(key: &str) -> &str {
+    let mut end = 0;
+    for (s, e) in segment_bounds(key) {
+        let element = &key.as_bytes()[s..e];
+        if element.iter().any(|&c| c == b'%' || c == b'\\') {
+            break;
+        }
+        end = e;
+    }
+    match key.get(..end) {
+        Some(p) if end > 0 => p,
+        _ => "/",
+    }
 }
 
 /// Whether [`normalize_path`] may change a path: it holds an escape, a
@@ -487,13 +557,34 @@ fn needs_normalizing(path: &str) -> bool {
             || b.windows(2).any(|w| w == b"//" || w == b"/."))
 }
 
-/// Splits a path into (separator, element) pairs on `/`, `\`, `%2F` and
-/// `%5C` (any case), decodes the unreserved escapes of each element, resolves
-/// `.` and `..`, drops empty elements, and joins the rest with `/`, or
-/// with each element's own separator when `keep_separators`.
-fn resolve(path: &str, keep_separators: bool) -> String {
+/// Whether an element (split on any separator) of a path is `.` or `..`,
+/// spelled plainly or with `%2E`.
+fn has_dot_segment(path: &str) -> bool {
+    split_parts(path)
+        .iter()
+        .any(|&(sep, s, e)| !sep.is_empty() && is_dot(&path.as_bytes()[s..e]))
+}
+
+/// `.` or `..`, each dot plain or `%2E` (any case).
+fn is_dot(element: &[u8]) -> bool {
+    let mut dots = 0;
+    let mut i = 0;
+    while i < element.len() {
+        match element.get(i..i + 3) {
+            Some([b'%', b'2', b'e' | b'E']) => i += 3,
+            _ if element[i] == b'.' => i += 1,
+            _ => return false,
+        }
+        dots += 1;
+    }
+    matches!(dots, 1 | 2)
+}
+
+/// Splits a path into (separator as written, element start, element end)
+/// on `/`, `\`, `%2F` and `%5C` (any case); the first part, before the
+/// leading separator, has an empty separator.
+fn split_parts(path: &str) -> Vec<(&str, usize, usize)> {
     let b = path.as_bytes();
-    // (separator as written, element start, element end) over `path`.
     let mut parts: Vec<(&str, usize, usize)> = Vec::new();
     let mut i = 0;
     let mut sep: &str = "";
@@ -525,41 +616,75 @@ fn resolve(path: &str, keep_separators: bool) -> String {
         i += sep_len;
         start = i;
     }
-    let mut out: Vec<(&str, String)> = Vec::new();
-    let mut trailing = false;
-    for (sep, s, e) in parts.into_iter().filter(|(sep, _, _)| !sep.is_empty()) {
+    parts
+}
+
+/// Splits a path into (separator, element) pairs on `/`, `\`, `%2F` and
+/// `%5C` (any case), decodes the unreserved escapes of each element,
+/// resolves `.` and `..`, drops empty elements, and joins the rest with
+/// `/`; or, when `keep_separators`, with the separators written between
+/// them (a run of plain slashes merged into one, a run holding another
+/// separator kept, so that `/a%5C/b` stays two elements with `%5C` after
+/// the first), a trailing run too.
+fn resolve(path: &str, keep_separators: bool) -> String {
+    let mut out: Vec<(String, String)> = Vec::new();
+    // The separators written since the last element (or dot segment).
+    let mut run = String::new();
+    // The path ends with a dot segment: it names a directory.
+    let mut dir = false;
+    for (sep, s, e) in split_parts(path)
+        .into_iter()
+        .filter(|(sep, _, _)| !sep.is_empty())
+    {
         let element = decode_unreserved(&path[s..e]);
-        trailing = matches!(element.as_str(), "" | "." | "..");
         match element.as_str() {
-            "" | "." => {}
-            ".." => {
-                out.pop();
+            "" => push_separator(&mut run, sep),
+            "." | ".." => {
+                if element == ".." {
+                    out.pop();
+                }
+                run.clear();
+                dir = true;
             }
-            _ => out.push((sep, element)),
+            _ => {
+                push_separator(&mut run, sep);
+                out.push((std::mem::take(&mut run), element));
+                dir = false;
+            }
         }
     }
     let mut s = String::with_capacity(path.len());
     for (k, (sep, element)) in out.iter().enumerate() {
         // The first separator is always a plain slash: a path starts with one.
         if keep_separators && k > 0 {
-            push_separator(&mut s, sep);
+            s.push_str(sep);
         } else {
             s.push('/');
         }
         s.push_str(element);
     }
-    if trailing || out.is_empty() {
+    if out.is_empty() {
+        s.push('/');
+    } else if !run.is_empty() {
+        if keep_separators {
+            s.push_str(&run);
+        } else {
+            s.push('/');
+        }
+    } else if dir {
         s.push('/');
     }
     s
 }
 
-/// A separator as the client wrote it, escapes in upper case.
+/// Appends a separator as the client wrote it, escapes in upper case; a
+/// plain slash after a plain slash is dropped (repeated slashes merge).
 fn push_separator(s: &mut String, sep: &str) {
     match sep.as_bytes() {
         [b'%', b'2', _] => s.push_str("%2F"),
         [b'%', b'5', _] => s.push_str("%5C"),
         [b'\\'] => s.push('\\'),
+        _ if s.ends_with('/') => {}
         _ => s.push('/'),
     }
 }
@@ -662,6 +787,9 @@ mod tests {
             ("/api/x\\y/./z", "/api/x\\y/z"),
             ("/%61dmin//x", "/admin/x"),
             ("/%2Fa", "/a"),
+            // A trailing separator as written.
+            ("/a%5c", "/a%5C"),
+            ("/x/..\\a\\", "/a\\"),
         ] {
             assert_eq!(forward_path(input), want, "{input}");
             // The matched path is the forwarded one with every separator a slash.
@@ -675,6 +803,51 @@ mod tests {
             );
         }
         assert!(matches!(forward_path("/plain/path"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_backslash_path_without_dots_is_forwarded_as_written() {
+        for input in ["/a\\", "/a/\\b", "/a\\\\b", "/a%61\\b"] {
+            assert!(matches!(forward_path(input), Cow::Borrowed(_)), "{input}");
+        }
+        // Another separator next to a slash is not merged away.
+        assert_eq!(forward_path("/a%5c/b"), "/a%5C/b");
+        assert_eq!(forward_path("/a/%5Cb"), "/a/%5Cb");
+        assert_eq!(normalize_path("/a%5c/b"), "/a/b");
+    }
+
+    #[test]
+    fn rule_keys_keep_the_spelling_and_refuse_dot_segments() {
+        for (path, want) in [
+            ("/a/b", Some("/a/b")),
+            ("/a%5cb", Some("/a%5Cb")),
+            ("/%61%62/c/", Some("/ab/c/")),
+            ("/a\\b", Some("/a\\b")),
+            ("/api/group%2Fname", Some("/api/group%2Fname")),
+            ("/a%5C/", Some("/a%5C/")),
+            ("/.hidden", Some("/.hidden")),
+            ("/static/..", None),
+            ("/static/%2e%2e", None),
+            ("/static/.%2E/x", None),
+            ("/./x", None),
+            ("/a%5C..%5Cb", None),
+            ("/a\\..", None),
+        ] {
+            assert_eq!(rule_key(path).as_deref(), want, "{path}");
+        }
+        assert_eq!(depth("/a%5Cb/c"), 3);
+        assert_eq!(depth("/"), 0);
+        for (key, want) in [
+            ("/api/", "/api"),
+            ("/", "/"),
+            ("/a%5Cb", "/"),
+            ("/x/a%5Cb/c", "/x"),
+            ("/x/caf%C3%A9", "/x"),
+            ("/x/a\\b", "/x"),
+            ("/api/v1", "/api/v1"),
+        ] {
+            assert_eq!(plain_prefix(key), want, "{key}");
+        }
     }
 
     #[test]

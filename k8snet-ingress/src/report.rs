@@ -30,6 +30,10 @@ pub enum ReportKind {
     ShadowedRule,
     /// A regex path that does not compile; the path is left out.
     InvalidPath,
+    /// A path with a `.` or `..` segment (`/static/..`, `/x/%2e%2e`):
+    /// request paths are matched with their dot segments resolved, so no
+    /// request can match it (nor in nginx); the path is left out.
+    UnreachablePath,
     /// A TLS block that cannot be served (missing or wrong Secret).
     Tls,
     /// Class selection (e.g. several default IngressClasses).

@@ -50,6 +50,21 @@ impl<'r> Route<'r> {
         self.entry.path.as_ref().map(|(p, _)| &**p)
     }
 
+    /// The `Path` of a cookie scoped to this rule (session affinity): the
+    /// leading plain elements of the rule's path as it is matched, which
+    /// every request reaching the rule by its usual spelling starts with
+    /// (`/api` for a Prefix `/api/`, so that `/api` sends it too; `/` for
+    /// `/a%5Cb`, which `/a%5cb` reaches; `/api` for `/%61pi`). `/` for a
+    /// regex or a `defaultBackend`.
+    pub(crate) fn cookie_path(&self) -> &'r str {
+        match self.kind() {
+            Some(MatchKind::Exact | MatchKind::Prefix | MatchKind::ImplementationSpecific) => {
+                crate::path::plain_prefix(&self.entry.key)
+            }
+            _ => "/",
+        }
+    }
+
     /// How the path matched; `None` for a `defaultBackend`.
     pub fn kind(&self) -> Option<MatchKind> {
         self.entry.path.as_ref().map(|(_, k)| *k)

@@ -287,16 +287,54 @@ impl Router {
     }
 
     /// The route for a request: its `Host` header (or `:authority`; the
-    /// port is ignored, case too) and its path (without the query; see
-    /// [`normalize_path`](crate::normalize_path)). `None` means 404.
+    /// port is ignored, case too) and its normalized path (without the
+    /// query; see [`normalize_path`](crate::normalize_path)). `None` means
+    /// 404.
     ///
     /// Hosts are tried from the most specific: the exact host, the
     /// wildcard of its parent, host-less rules; within each, a matching
     /// path wins, else that host's `defaultBackend` (from an Ingress with
     /// rules for it). Last comes the `defaultBackend` of an Ingress
     /// without host rules.
+    ///
+    /// A rule spelling a separator encoded (`/a%5Cb`) is not reached
+    /// through the normalized path (`/a/b`): use
+    /// [`Router::route_request`] with the path as the client sent it.
     #[inline]
     pub fn route(&self, host: &str, path: &str) -> Option<Route<'_>> {
+        self.route_spelled(host, path, None)
+    }
+
+    /// The route for a request path as the client sent it (without the
+    /// query): matched normalized ([`normalize_path`](crate::normalize_path)),
+    /// as by [`Router::route`], and — only when the client spelled a
+    /// separator encoded or with a backslash, so that its spelling differs
+    /// from the normalized path — also against the rules spelled the same
+    /// way (`/a%5cb` reaches a rule `/a%5Cb`, which `/a/b` does not). Of
+    /// the two matches the more specific wins: an Exact rule, else the
+    /// one covering more elements of the normalized path, the spelled one
+    /// on a tie.
+    pub fn route_request(&self, host: &str, path: &str) -> Option<Route<'_>> {
+        let normalized = crate::path::normalize_path(path);
+        if matches!(normalized, std::borrow::Cow::Borrowed(_)) {
+            return self.route_spelled(host, path, None);
+        }
+        let forward = crate::path::forward_path(path);
+        let spelled = (*forward != *normalized).then_some(&*forward);
+        self.route_spelled(host, &normalized, spelled)
+    }
+
+    /// [`Router::route`] with the request's spelling ([`forward_path`])
+    /// when it differs from the normalized `path`.
+    ///
+    /// [`forward_path`]: crate::path::forward_path
+    #[inline]
+    pub(crate) fn route_spelled(
+        &self,
+        host: &str,
+        path: &str,
+        forward: Option<&str>,
+    ) -> Option<Route<'_>> {
         // Case is folded by the hash and the comparison, not copied; a
         // host that is not ASCII (no hash) can match host-less rules only.
         if !self.index.is_empty()
@@ -306,7 +344,7 @@ impl Router {
             if let Some(r) = self
                 .index
                 .get(Side::Exact, hash, h)
-                .and_then(|i| self.index.route(i, path))
+                .and_then(|i| self.index.route(i, path, forward))
             {
                 return Some(r);
             }
@@ -316,12 +354,12 @@ impl Router {
                 && let Some(r) = self
                     .index
                     .get(Side::Wildcard, hash, p)
-                    .and_then(|i| self.index.route(i, path))
+                    .and_then(|i| self.index.route(i, path, forward))
             {
                 return Some(r);
             }
         }
-        if let Some(r) = self.any.as_deref().and_then(|t| found(t, path)) {
+        if let Some(r) = self.any.as_deref().and_then(|t| found(t, path, forward)) {
             return Some(r);
         }
         self.default.as_deref().map(|entry| Route {
@@ -466,8 +504,8 @@ impl Router {
 }
 
 #[inline]
-fn found<'r>(t: &'r HostTable, path: &str) -> Option<Route<'r>> {
-    t.lookup(path).map(|(entry, regex)| Route {
+fn found<'r>(t: &'r HostTable, path: &str, forward: Option<&str>) -> Option<Route<'r>> {
+    t.lookup(path, forward).map(|(entry, regex)| Route {
         entry,
         host: &t.key,
         regex,

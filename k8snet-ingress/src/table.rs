@@ -7,7 +7,7 @@ use regex::Regex;
 use crate::backend::Backend;
 use crate::compile::CompiledIngress;
 use crate::host::HostKey;
-use crate::path::{MatchKind, PathTable, Rejected};
+use crate::path::{MatchKind, PathTable, Rejected, depth};
 use crate::report::{Report, ReportKind};
 
 /// A rule (or a `defaultBackend`) a request can end at.
@@ -16,7 +16,7 @@ pub(crate) struct Entry {
     pub(crate) ingress: Arc<CompiledIngress>,
     /// `None` for a `defaultBackend`; the path as written.
     pub(crate) path: Option<(Box<str>, MatchKind)>,
-    /// The path requests are matched against (the rule's normalized path,
+    /// The path requests are matched against (the rule's key,
     /// `PathRule::key`); empty for a `defaultBackend`.
     pub(crate) key: Box<str>,
     pub(crate) backend: Backend,
@@ -105,20 +105,60 @@ impl HostTable {
     }
 
     /// The entry for a path: a rule, else this host's `defaultBackend`.
+    /// `forward` is the request's spelling ([`forward_path`]) when it
+    /// differs from the normalized `path`: rules spelled that way are
+    /// then tried too (see [`spelled_wins`]).
+    ///
+    /// [`forward_path`]: crate::path::forward_path
     #[inline]
-    pub(crate) fn lookup(&self, path: &str) -> Option<(&Entry, Option<&Regex>)> {
+    pub(crate) fn lookup(
+        &self,
+        path: &str,
+        forward: Option<&str>,
+    ) -> Option<(&Entry, Option<&Regex>)> {
         let written = |i: u32| {
             self.entries
                 .get(i as usize)
                 .and_then(|e| e.path.as_ref())
                 .map_or(0, |(p, _)| p.len())
         };
-        match self.paths.lookup(path, written) {
-            Some((i, re)) => self.entries.get(i as usize).map(|e| (e, re)),
-            None => self
-                .default
+        let mut found = self
+            .paths
+            .lookup(path, written)
+            .and_then(|(i, re)| Some((self.entries.get(i as usize)?, re)));
+        if let Some(f) = forward
+            && let Some(spelled) = self
+                .paths
+                .lookup_spelled(f)
                 .and_then(|i| self.entries.get(i as usize))
-                .map(|e| (e, None)),
+            && found.is_none_or(|(n, _)| spelled_wins(n, spelled))
+        {
+            found = Some((spelled, None));
         }
+        found.or_else(|| {
+            self.default
+                .and_then(|i| self.entries.get(i as usize))
+                .map(|e| (e, None))
+        })
+    }
+}
+
+/// Whether the rule a request's spelling matched (an Exact or Prefix
+/// key, never a regex: see [`HostTable::lookup`]) beats the rule its
+/// normalized path matched: an Exact rule beats any other, a regex wins
+/// only with a longer written path (as against a prefix), and of two
+/// prefixes the one covering more elements of the normalized path wins
+/// (`/a%5Cb` covers two), the spelled one on a tie (it is the more
+/// specific spelling: `/a%5cb/x` reaches `/a%5Cb` rather than `/a/b`,
+/// while `/a/b/x` never reaches `/a%5Cb`).
+pub(crate) fn spelled_wins(normalized: &Entry, spelled: &Entry) -> bool {
+    let (Some((n_path, n_kind)), Some((s_path, s_kind))) = (&normalized.path, &spelled.path) else {
+        return normalized.path.is_none();
+    };
+    match (n_kind, s_kind) {
+        (_, MatchKind::Exact) => true,
+        (MatchKind::Exact, _) => false,
+        (MatchKind::Regex, _) => s_path.len() >= n_path.len(),
+        _ => depth(&spelled.key) >= depth(&normalized.key),
     }
 }

@@ -520,12 +520,140 @@ fn rule_paths_with_encoded_separators_stay_reachable() {
         ("/c%5Cd/x", "prefix"),
         ("/api/group%2Fname", "impl"),
         ("/api/group%2fname/x", "impl"),
+        // Not the plain spelling, nor a dot segment stepping out.
+        ("/a/b", "root"),
+        ("/c/d/x", "root"),
+        ("/c%5Cd/..%5Cx", "root"),
     ] {
-        let p = k8snet_ingress::normalize_path(raw);
-        assert_eq!(
-            dest(&r, "shop.com", &p),
-            format!("default/{want}:80"),
-            "{raw} → {p}"
-        );
+        let got = r.route_request("shop.com", raw).and_then(|x| {
+            let s = x.backend().as_service()?;
+            Some(format!("{}/{}:{}", s.namespace, s.name, s.port))
+        });
+        assert_eq!(got, Some(format!("default/{want}:80")), "{raw}");
     }
+}
+
+#[test]
+fn an_escaped_rule_does_not_shadow_a_newer_canonical_rule() {
+    let older = ingress(
+        "team-a",
+        "old",
+        Some("2024-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/a%5Cb", "Prefix", "esc")])
+        ),
+    );
+    let newer = ingress(
+        "team-b",
+        "new",
+        Some("2025-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/a/b", "Prefix", "plain")])
+        ),
+    );
+    let r = router(&(older + &newer));
+    assert_eq!(dest(&r, "shop.com", "/a/b"), "team-b/plain:80");
+    let shadowed: Vec<_> = r
+        .reports()
+        .into_iter()
+        .filter(|x| x.kind == ReportKind::ShadowedRule)
+        .collect();
+    assert!(shadowed.is_empty(), "{shadowed:?}");
+}
+
+#[test]
+fn an_escaped_exact_rule_does_not_take_a_plain_path() {
+    let older = ingress(
+        "team-b",
+        "old",
+        Some("2024-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/a/b", "Prefix", "plain")])
+        ),
+    );
+    let newer = ingress(
+        "team-a",
+        "new",
+        Some("2025-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/a%5Cb", "Exact", "esc")])
+        ),
+    );
+    let r = router(&(older + &newer));
+    assert_eq!(dest(&r, "shop.com", "/a/b"), "team-b/plain:80");
+}
+
+#[test]
+fn a_dot_segment_rule_does_not_become_a_catch_all() {
+    let spec = format!(
+        "  rules:\n{}",
+        rules(
+            Some("shop.com"),
+            &[
+                ("/static/..", "ImplementationSpecific", "dots"),
+                ("/api", "Prefix", "api")
+            ]
+        )
+    );
+    let r = router(&ingress("default", "dots", None, &spec));
+    assert!(r.route("shop.com", "/anything").is_none());
+}
+
+#[test]
+fn encoded_dots_in_a_prefix_rule_do_not_take_the_root() {
+    let older = ingress(
+        "team-a",
+        "old",
+        Some("2024-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/static/%2e%2e", "Prefix", "dots")])
+        ),
+    );
+    let newer = ingress(
+        "team-b",
+        "new",
+        Some("2025-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/", "Prefix", "root")])
+        ),
+    );
+    let r = router(&(older + &newer));
+    assert_eq!(dest(&r, "shop.com", "/x"), "team-b/root:80");
+}
+
+#[test]
+fn a_dot_segment_rule_is_reported_and_the_others_still_route() {
+    let spec = format!(
+        "  rules:\n{}",
+        rules(
+            Some("shop.com"),
+            &[
+                ("/static/..", "ImplementationSpecific", "dots"),
+                ("/static/%2E%2e", "Exact", "dots"),
+                ("/api", "Prefix", "api"),
+            ]
+        )
+    );
+    let r = router(&ingress("default", "dots", None, &spec));
+    let unreachable: Vec<_> = r
+        .reports()
+        .into_iter()
+        .filter(|x| x.kind == ReportKind::UnreachablePath)
+        .collect();
+    assert_eq!(unreachable.len(), 2, "{unreachable:?}");
+    assert!(
+        unreachable[0].message.contains("\"/static/..\"")
+            && unreachable[0].message.contains("dot segment"),
+        "{unreachable:?}"
+    );
+    assert_eq!(dest(&r, "shop.com", "/api/x"), "default/api:80");
+    assert_eq!(dest(&r, "shop.com", "/static"), "404");
+    assert_eq!(dest(&r, "shop.com", "/"), "404");
+    assert_eq!(r.stats().rules, 1);
 }

@@ -33,6 +33,7 @@ pub struct Loaded {
 /// or a loopback or link-local endpoint address accepted under
 /// [`LocalEndpoints::Warn`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Warning {
     /// Where.
     pub at: Location,

@@ -234,7 +234,9 @@ pub(crate) fn response_headers(h: &mut HeaderMap) {
 /// `client` cannot be told of: an HTTP/1.0 client may not be sent
 /// Transfer-Encoding (RFC 9112 §6.1) and HTTP/2 has no transfer codings,
 /// so the coded body would pass for the content. `None` for an HTTP/1.1
-/// client, or a response without such codings.
+/// client, or a response without such codings. (A response without a
+/// body — to HEAD, a 204, a 304 — has nothing to misread: the handler
+/// passes it on without the header.)
 pub(crate) fn undeliverable_codings(h: &HeaderMap, client: http::Version) -> Option<HeaderValue> {
     if client == http::Version::HTTP_11 || !h.contains_key(header::TRANSFER_ENCODING) {
         return None;

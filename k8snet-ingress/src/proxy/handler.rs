@@ -165,6 +165,7 @@ async fn proxy(
     let host = host.as_str();
     // The client's version: `parts.version` becomes the backend's below.
     let client_version = parts.version;
+    let head = parts.method == Method::HEAD;
     if !parts.uri.path().starts_with('/') {
         return error(StatusCode::BAD_REQUEST, "the request target is not a path");
     }
@@ -172,7 +173,16 @@ async fn proxy(
     if log.on {
         log.host = host.to_string();
     }
-    let Some(route) = state.router.route(host, &path) else {
+    // The path forwarded, with each separator spelled as the client
+    // spelled it (`%2F` kept; see `normalize_path`): also what rules
+    // spelling a separator encoded are matched by.
+    // Only a path that normalizing changes (rare) is spelled differently.
+    let forwarded = match path {
+        Cow::Owned(_) => forward_path(parts.uri.path()),
+        Cow::Borrowed(p) => Cow::Borrowed(p),
+    };
+    let spelled = (*forwarded != *path).then_some(&*forwarded);
+    let Some(route) = state.router.route_spelled(host, &path, spelled) else {
         return error(
             StatusCode::NOT_FOUND,
             format_args!("no Ingress rule for host {host:?} and path {path:?}"),
@@ -279,15 +289,13 @@ async fn proxy(
     let target = if keep_uri {
         None
     } else {
-        // The matched path, with each separator spelled as the client
-        // spelled it (`%2F` kept; see `normalize_path`).
-        let forwarded = forward_path(parts.uri.path());
         match target_uri(&route, &path, &forwarded, &parts.uri, host, proto) {
             Ok(u) => Some(u),
             Err(why) => return error(StatusCode::BAD_REQUEST, why),
         }
     };
     drop(path);
+    drop(forwarded);
     if let Some(t) = target {
         parts.uri = t;
     }
@@ -341,22 +349,20 @@ async fn proxy(
         ));
     } else {
         if let Some(codings) = forward::undeliverable_codings(resp.headers(), client_version) {
-            return undeliverable(&codings, client_version, addr, upstream.name());
+            if !(head || bodiless(resp.status())) {
+                return undeliverable(&codings, client_version, addr, upstream.name());
+            }
+            // No body to misread; the codings cannot be told of.
+            resp.headers_mut().remove(header::TRANSFER_ENCODING);
         }
         forward::response_headers(resp.headers_mut());
     }
-    if fresh_pin && let Some(c) = &settings.affinity {
-        let rule_path = match route.kind() {
-            Some(
-                crate::MatchKind::Exact
-                | crate::MatchKind::Prefix
-                | crate::MatchKind::ImplementationSpecific,
-            ) => route.path().unwrap_or("/"),
-            _ => "/",
-        };
-        if let Ok(v) = HeaderValue::from_str(&affinity::set_cookie(c, &addr, rule_path)) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+    // Scoped to a path every request reaching the rule sends it back on.
+    if fresh_pin
+        && let Some(c) = &settings.affinity
+        && let Ok(v) = HeaderValue::from_str(&affinity::set_cookie(c, &addr, route.cookie_path()))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     let read_timeout = settings.read_timeout;
     resp.map(|b| IdleTimeout::new(b, read_timeout, "the backend").boxed())
@@ -423,10 +429,21 @@ fn websocket_h2_response(
         );
     }
     if let Some(codings) = forward::undeliverable_codings(resp.headers(), Version::HTTP_2) {
-        return undeliverable(&codings, Version::HTTP_2, addr, upstream);
+        if !bodiless(status) {
+            return undeliverable(&codings, Version::HTTP_2, addr, upstream);
+        }
+        resp.headers_mut().remove(header::TRANSFER_ENCODING);
     }
     forward::response_headers(resp.headers_mut());
     resp.map(|b| b.map_err(Into::into).boxed())
+}
+
+/// Whether a response status never has a body (RFC 9110 §6.4.1), so that
+/// transfer codings named in its head describe nothing the client reads.
+fn bodiless(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// 502 for a response whose transfer codings the client cannot receive

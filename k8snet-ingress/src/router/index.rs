@@ -28,7 +28,7 @@ use rustc_hash::FxHashMap;
 use crate::host::HostKey;
 use crate::path::MatchKind;
 use crate::route::Route;
-use crate::table::{Entry, HostTable};
+use crate::table::{Entry, HostTable, spelled_wins};
 
 use super::hash;
 
@@ -288,7 +288,7 @@ impl HostPaths {
                 }
                 continue;
             };
-            // Matched by its normalized path, as the host table does.
+            // Matched by its key, as the host table does.
             let path = &*e.key;
             let (kind, bytes, rank, h) = match kind {
                 MatchKind::Regex => {
@@ -568,13 +568,14 @@ impl HostIndex {
 
     /// The route for a path on the host in slot `i` (from [`Self::get`]):
     /// an Exact path, else the deepest Prefix key, else the host's
-    /// `defaultBackend`, as [`HostTable::lookup`] decides it.
+    /// `defaultBackend`, as [`HostTable::lookup`] decides it (with the
+    /// request's spelling `forward` when it differs from `path`).
     #[inline]
-    pub(super) fn route(&self, i: usize, path: &str) -> Option<Route<'_>> {
+    pub(super) fn route(&self, i: usize, path: &str, forward: Option<&str>) -> Option<Route<'_>> {
         let s = self.slots.get(i)?;
         if s.flags & FALLBACK != 0 {
             let t = self.tables.get(i)?.as_deref()?;
-            return t.lookup(path).map(|(entry, regex)| Route {
+            return t.lookup(path, forward).map(|(entry, regex)| Route {
                 entry,
                 host: &t.key,
                 regex,
@@ -584,16 +585,24 @@ impl HostIndex {
         let region = self
             .paths
             .get(base..base.saturating_add(1usize.checked_shl(u32::from(s.log2))?))?;
-        let hit = self
+        let mut hit = self
             .exact(s, region, path)
-            .or_else(|| self.longest_prefix(s, region, path))
-            .or_else(|| {
-                if s.flags & HAS_DEFAULT != 0 {
-                    self.find(s, region, DEFAULT_HASH, DEFAULT, |_| true)
-                } else {
-                    None
-                }
-            })?;
+            .or_else(|| self.longest_prefix(s, region, path));
+        if let Some(f) = forward
+            && let Some(spelled) = self
+                .exact(s, region, f)
+                .or_else(|| self.longest_prefix(s, region, f))
+            && hit.is_none_or(|n| spelled_wins(&n.entry, &spelled.entry))
+        {
+            hit = Some(spelled);
+        }
+        let hit = hit.or_else(|| {
+            if s.flags & HAS_DEFAULT != 0 {
+                self.find(s, region, DEFAULT_HASH, DEFAULT, |_| true)
+            } else {
+                None
+            }
+        })?;
         Some(Route {
             entry: &hit.entry,
             host: &hit.host,

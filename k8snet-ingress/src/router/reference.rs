@@ -12,7 +12,7 @@ use crate::age::Age;
 use crate::backend::Backend;
 use crate::class::ClassSelector;
 use crate::host::HostKey;
-use crate::path::{MatchKind, normalize_path};
+use crate::path::{MatchKind, forward_path, normalize_path};
 use crate::router::Router;
 
 /// SplitMix64: small, fast, and good enough to spread test cases.
@@ -84,18 +84,29 @@ const SEGMENTS: &[&str] = &["a", "b", "aa", "ab", "c"];
 const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C"];
 const ENCODED_SLASH_SEGMENTS: &[&str] = &["a%2Fb", "a%2fb"];
 
+/// Rule elements with a dot segment, which match nothing: the apiserver
+/// refuses plain ones in Exact and Prefix paths, not encoded ones.
+const DOT_SEGMENTS: &[&str] = &["%2e%2e", "%2E", ".%2e"];
+const PLAIN_DOT_SEGMENTS: &[&str] = &[".", ".."];
+
+/// Rule elements spelling unreserved characters escaped: the same rule as
+/// the plain spelling (`%61` is `a`).
+const ESCAPED_SEGMENTS: &[&str] = &["%61", "%61%62", "a%62"];
+
 /// A rule path of type `ty`: up to three elements, sometimes one with an
-/// encoded separator, sometimes a trailing slash.
+/// encoded separator, a dot segment or escaped unreserved characters,
+/// sometimes a trailing slash.
 fn rule_path(rng: &mut Rng, ty: &str) -> String {
     let mut p = String::new();
     for _ in 0..rng.below(4) {
         p.push('/');
-        let from = if !rng.chance(8) {
-            SEGMENTS
-        } else if ty == "ImplementationSpecific" && rng.chance(2) {
-            ENCODED_SLASH_SEGMENTS
-        } else {
-            ENCODED_SEGMENTS
+        let from = match rng.below(24) {
+            0..=17 => SEGMENTS,
+            18 if ty == "ImplementationSpecific" => PLAIN_DOT_SEGMENTS,
+            18 => DOT_SEGMENTS,
+            19 => ESCAPED_SEGMENTS,
+            _ if ty == "ImplementationSpecific" && rng.chance(2) => ENCODED_SLASH_SEGMENTS,
+            _ => ENCODED_SEGMENTS,
         };
         p.push_str(rng.pick::<&str>(from));
     }
@@ -114,9 +125,19 @@ fn request_path(rng: &mut Rng) -> String {
         if rng.chance(8) {
             p.push('/');
         }
-        let from: &[&str] = match rng.below(10) {
+        let from: &[&str] = match rng.below(12) {
             0 => &["zz"],
-            1 => &["a%5cb", "a%2Fb", "a%2f", "A%5Cb"],
+            1..=4 => &[
+                "a%5cb",
+                "a%5Cb",
+                "a%2Fb",
+                "a%2f",
+                "A%5Cb",
+                "a%5C",
+                "a%5c",
+                "a%5cb%5Cc",
+            ],
+            5 => &["..", ".", "%2e%2E", "%61", "%61%62", "a%62"],
             _ => SEGMENTS,
         };
         p.push_str(rng.pick::<&str>(from));
@@ -175,19 +196,83 @@ fn elements(p: &str) -> Vec<&str> {
     p.split('/').filter(|s| !s.is_empty()).collect()
 }
 
+/// A path with every separator (`/`, `\`, `%2F`, `%5C`, any case) a slash.
+fn all_separators(p: &str) -> String {
+    p.replace("%2f", "/")
+        .replace("%2F", "/")
+        .replace("%5c", "/")
+        .replace("%5C", "/")
+        .replace('\\', "/")
+}
+
+/// The key a rule path is matched by, or `None` when it has a dot segment
+/// (an element, between any separators, of one or two dots, each plain
+/// or `%2E`): the unreserved escapes decoded and the others in upper
+/// case, empty elements dropped, a trailing separator kept; a path with a
+/// raw backslash as written.
+fn rule_key(p: &str) -> Option<String> {
+    let dotted = all_separators(p).split('/').any(|e| {
+        matches!(
+            e.to_ascii_lowercase().replace("%2e", ".").as_str(),
+            "." | ".."
+        )
+    });
+    if dotted {
+        return None;
+    }
+    if p.contains('\\') {
+        return Some(p.to_string());
+    }
+    let mut decoded = String::new();
+    let mut rest = p;
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        let esc = rest
+            .get(at + 1..at + 3)
+            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
+        match esc.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(c) if c.is_ascii_alphanumeric() || b"-._~".contains(&c) => {
+                decoded.push(char::from(c));
+            }
+            Some(_) => {
+                decoded.push('%');
+                decoded.push_str(&esc.unwrap_or_default().to_ascii_uppercase());
+            }
+            None => {
+                decoded.push('%');
+                rest = &rest[at + 1..];
+                continue;
+            }
+        }
+        rest = &rest[at + 3..];
+    }
+    decoded.push_str(rest);
+    let mut key = format!("/{}", elements(&decoded).join("/"));
+    if decoded.len() > 1 && decoded.ends_with('/') && key.len() > 1 {
+        key.push('/');
+    }
+    Some(key)
+}
+
 /// The reference: every rule of every served Ingress scanned, oldest
 /// Ingress first and rules in the order written.
 ///
 /// - Request host: without port and one trailing dot, lower case; a
 ///   non-ASCII or empty host matches host-less rules only.
 /// - Hosts in turn: the exact host, the wildcard of its parent (one label
-///   removed), host-less rules. Within one, an Exact rule equal to the
-///   path wins; else the Prefix (or ImplementationSpecific) rule whose
-///   elements start the path's, with the most elements, then a trailing
-///   slash, then Prefix over ImplementationSpecific; the first (oldest)
-///   of equals. Rule paths are compared normalized, as request paths
-///   (`%5C` and `%2F` are separators); the outcome names them as written. With no match on a named host, the defaultBackend of the
-///   oldest Ingress with rules for it (that has one) answers.
+///   removed), host-less rules. Within one, rules are matched by their
+///   key ([`rule_key`]; a rule with a dot segment matches nothing)
+///   against the normalized request path and, when it differs, the
+///   request's spelling ([`forward_path`]). In each, an Exact rule equal
+///   to the path wins; else the Prefix (or ImplementationSpecific) rule
+///   whose elements (split on `/` only) start the path's, with the most
+///   elements, then a trailing slash, then Prefix over
+///   ImplementationSpecific; the first (oldest) of equals. Of the two
+///   winners the spelled one wins when it is Exact, or when the other is
+///   not and it covers at least as many elements counting every
+///   separator. The outcome names rule paths as written. With no match
+///   on a named host, the defaultBackend of the oldest Ingress with rules
+///   for it (that has one) answers.
 /// - Last, the defaultBackend of the oldest Ingress without host rules.
 fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
     let key = |ing: &Ingress| NsName::new(ing.metadata.namespace_or_default(), &ing.metadata.name);
@@ -209,59 +294,96 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
         keys.insert(0, HostKey::Exact(host.into()));
     }
     keys.push(HostKey::Any);
-    let want = elements(path);
+    let normalized = normalize_path(path);
+    let forward = forward_path(path);
+    let spelled = (forward != normalized).then_some(&*forward);
+    // The best rule for one spelling: (rank, outcome, rule key).
+    type Best = Option<((usize, bool, bool), Outcome, String)>;
     for k in &keys {
-        let mut best: Option<((usize, bool, bool), Outcome)> = None;
-        let mut contributes = Vec::new();
-        for ing in ingresses {
-            for rule in &ing.spec.rules {
-                if HostKey::of_rule(rule.host.as_deref()) != *k {
-                    continue;
-                }
-                contributes.push(*ing);
-                for p in rule.http.iter().flat_map(|h| &h.paths) {
-                    let rule_path = p.path.as_deref().unwrap_or("/");
-                    let matched = normalize_path(rule_path);
-                    let backend = Backend::from_ingress(&ns(ing), &p.backend);
-                    let outcome = |kind| {
-                        Some((
-                            key(ing),
-                            Some((rule_path.to_string(), kind)),
-                            backend.clone()?,
-                        ))
-                    };
-                    match p.path_type {
-                        PathType::Exact if matched == path => {
-                            if best.as_ref().is_none_or(|(rank, _)| rank.0 != usize::MAX) {
-                                best = Some(((usize::MAX, true, true), outcome(MatchKind::Exact)));
+        let contributes: Vec<&Ingress> = ingresses
+            .iter()
+            .filter(|i| {
+                i.spec
+                    .rules
+                    .iter()
+                    .any(|r| HostKey::of_rule(r.host.as_deref()) == *k)
+            })
+            .copied()
+            .collect();
+        let scan = |request: &str| -> Best {
+            let want = elements(request);
+            let mut best: Best = None;
+            for ing in ingresses {
+                for rule in &ing.spec.rules {
+                    if HostKey::of_rule(rule.host.as_deref()) != *k {
+                        continue;
+                    }
+                    for p in rule.http.iter().flat_map(|h| &h.paths) {
+                        let rule_path = p.path.as_deref().unwrap_or("/");
+                        let Some(matched) = rule_key(rule_path) else {
+                            continue;
+                        };
+                        let backend = Backend::from_ingress(&ns(ing), &p.backend);
+                        let outcome = |kind| {
+                            Some((
+                                key(ing),
+                                Some((rule_path.to_string(), kind)),
+                                backend.clone()?,
+                            ))
+                        };
+                        match p.path_type {
+                            PathType::Exact if matched == request => {
+                                if best
+                                    .as_ref()
+                                    .is_none_or(|(rank, _, _)| rank.0 != usize::MAX)
+                                {
+                                    best = Some((
+                                        (usize::MAX, true, true),
+                                        outcome(MatchKind::Exact),
+                                        matched,
+                                    ));
+                                }
                             }
-                        }
-                        PathType::Exact => {}
-                        ty => {
-                            let have = elements(&matched);
-                            if !want.starts_with(&have) {
-                                continue;
-                            }
-                            let explicit = ty == PathType::Prefix;
-                            let rank = (
-                                have.len(),
-                                matched.len() > 1 && matched.ends_with('/'),
-                                explicit,
-                            );
-                            if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-                                let kind = if explicit {
-                                    MatchKind::Prefix
-                                } else {
-                                    MatchKind::ImplementationSpecific
-                                };
-                                best = Some((rank, outcome(kind)));
+                            PathType::Exact => {}
+                            ty => {
+                                let have = elements(&matched);
+                                if !want.starts_with(&have) {
+                                    continue;
+                                }
+                                let explicit = ty == PathType::Prefix;
+                                let rank = (
+                                    have.len(),
+                                    matched.len() > 1 && matched.ends_with('/'),
+                                    explicit,
+                                );
+                                if best.as_ref().is_none_or(|(r, _, _)| rank > *r) {
+                                    let kind = if explicit {
+                                        MatchKind::Prefix
+                                    } else {
+                                        MatchKind::ImplementationSpecific
+                                    };
+                                    best = Some((rank, outcome(kind), matched));
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-        if let Some((_, outcome)) = best {
+            best
+        };
+        let plain = scan(&normalized);
+        let by_spelling = spelled.and_then(scan);
+        let depth = |key: &str| elements(&all_separators(key)).len();
+        let best = match (plain, by_spelling) {
+            (Some(n), Some(s))
+                if s.0.0 == usize::MAX || (n.0.0 != usize::MAX && depth(&s.2) >= depth(&n.2)) =>
+            {
+                Some(s)
+            }
+            (None, s) => s,
+            (n, _) => n,
+        };
+        if let Some((_, outcome, _)) = best {
             return outcome;
         }
         if *k != HostKey::Any
@@ -283,8 +405,8 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
     Some((key(ing), None, Backend::from_ingress(&ns(ing), b)?))
 }
 
-fn outcome(router: &Router, host: &str, path: &str) -> Outcome {
-    router.route(host, path).map(|r| {
+fn outcome(route: Option<crate::Route<'_>>) -> Outcome {
+    route.map(|r| {
         (
             r.ingress().clone(),
             r.path()
@@ -295,18 +417,23 @@ fn outcome(router: &Router, host: &str, path: &str) -> Outcome {
 }
 
 /// The property: on every request, the router and the reference agree,
-/// on the path as generated and normalized as the proxy normalizes it.
+/// on the path as the client sent it ([`Router::route_request`]) and
+/// normalized as the proxy normalizes it ([`Router::route`]).
 fn check(case: usize, cluster: &Cluster, router: &Router, requests: &[(&str, String)], yaml: &str) {
     let mut ingresses: Vec<&Ingress> = cluster.ingresses().collect();
     ingresses.sort_by_key(|i| Age::of(&i.metadata));
     for (host, raw) in requests {
-        for path in [raw.as_str(), &normalize_path(raw)] {
-            assert_eq!(
-                outcome(router, host, path),
-                reference(&ingresses, host, path),
-                "case {case}: {host:?} {path:?} against\n{yaml}"
-            );
-        }
+        assert_eq!(
+            outcome(router.route_request(host, raw)),
+            reference(&ingresses, host, raw),
+            "case {case}: {host:?} {raw:?} against\n{yaml}"
+        );
+        let normalized = normalize_path(raw);
+        assert_eq!(
+            outcome(router.route(host, &normalized)),
+            reference(&ingresses, host, &normalized),
+            "case {case}: {host:?} {normalized:?} against\n{yaml}"
+        );
     }
 }
 
@@ -315,6 +442,8 @@ fn router_agrees_with_a_scan_of_every_rule() {
     let mut rng = Rng(0x5eed_1234);
     let mut matched = 0;
     let mut encoded = 0;
+    let mut escaped = 0;
+    let mut dotted = 0;
     for case in 0..400 {
         let yaml = rule_set(&mut rng);
         let mut m = Manifests::new();
@@ -334,15 +463,14 @@ fn router_agrees_with_a_scan_of_every_rule() {
             .iter()
             .filter(|(h, p)| router.route(h, p).is_some_and(|r| r.path().is_some()))
             .count();
-        encoded += requests
-            .iter()
-            .filter(|(h, p)| {
-                router
-                    .route(h, &normalize_path(p))
-                    .and_then(|r| r.path())
-                    .is_some_and(|p| p.contains('%'))
-            })
-            .count();
+        for (h, p) in &requests {
+            let written = router.route_request(h, p).and_then(|r| r.path());
+            encoded += usize::from(
+                written.is_some_and(|w| ["%5C", "%5c", "%2F", "%2f"].iter().any(|e| w.contains(e))),
+            );
+            escaped += usize::from(written.is_some_and(|w| w.contains("%6")));
+        }
+        dotted += yaml.matches("%2e").count() + yaml.matches("/..").count();
 
         // The same after one Ingress is deleted, applied incrementally.
         let victim = cluster
@@ -359,9 +487,15 @@ fn router_agrees_with_a_scan_of_every_rule() {
     }
     // The generator must exercise path matches, not only fallbacks.
     assert!(matched > 400 * 80 / 10, "only {matched} path matches");
-    // And rules spelling a separator encoded.
+    // And rules spelling a separator encoded, or unreserved characters
+    // escaped, and rules with dot segments.
     assert!(
         encoded > 100,
-        "only {encoded} matches of encoded rule paths"
+        "only {encoded} matches of encoded rule paths ({escaped} escaped)"
     );
+    assert!(
+        escaped > 100,
+        "only {escaped} matches of escaped rule paths"
+    );
+    assert!(dotted > 100, "only {dotted} rule paths with dot segments");
 }

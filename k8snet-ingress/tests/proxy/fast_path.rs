@@ -148,6 +148,16 @@ fn respond(w: &mut TcpStream, path: &str, echo: &str) -> bool {
             format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{echo}"),
             false,
         ),
+        // Bodiless answers naming a coding (no body to misread).
+        "/gzip-204" => (
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\n".to_string(),
+            true,
+        ),
+        "/gzip-304" => (
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip, chunked\r\nETag: \"v1\"\r\n\r\n"
+                .to_string(),
+            true,
+        ),
         "/204" => (
             "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n".to_string(),
             true,
@@ -908,4 +918,49 @@ fn transfer_codings_an_http10_or_http2_client_cannot_receive_are_a_502() {
             );
         }
     }
+}
+
+/// A response without a body (to HEAD, a 204, a 304) that names a coding
+/// besides chunked has nothing an HTTP/1.0 or HTTP/2 client could misread:
+/// it is passed on (without Transfer-Encoding, which such a client may
+/// not be sent), not answered 502.
+#[test]
+fn bodiless_answers_with_transfer_codings_reach_http10_and_http2_clients() {
+    let p = pair();
+    let mut bad = Vec::new();
+    for (name, proxy) in [("fast", &p.fast), ("slow", &p.slow)] {
+        for (method, path, want) in [
+            ("HEAD", "/gzip-close", "200"),
+            ("GET", "/gzip-204", "204"),
+            ("GET", "/gzip-304", "304"),
+        ] {
+            let mut s = TcpStream::connect(proxy.local_addrs()[0]).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(
+                format!("{method} {path} HTTP/1.0\r\nHost: shop.com\r\nX-Case: te-none\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            let got = String::from_utf8_lossy(&got);
+            let head = got.split("\r\n\r\n").next().unwrap_or_default();
+            if !got.starts_with(&format!("HTTP/1.0 {want} "))
+                || head.to_ascii_lowercase().contains("transfer-encoding")
+            {
+                bad.push(format!("{name} HTTP/1.0 {method} {path}: {got}"));
+            }
+
+            let (resolve, u) = url(proxy, "shop.com", path);
+            let mut args = vec!["--http2-prior-knowledge", "--resolve", &resolve, &u];
+            if method == "HEAD" {
+                args.push("-I");
+            }
+            let got = curl(&args);
+            if (got.status.to_string(), got.version.as_str()) != (want.to_string(), "2") {
+                bad.push(format!("{name} HTTP/2 {method} {path}: {got:?}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
 }

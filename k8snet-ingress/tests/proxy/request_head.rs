@@ -193,3 +193,32 @@ fn a_raw_backslash_is_a_separator_and_absolute_targets_keep_working() {
         }
     }
 }
+
+/// A raw backslash in a path without dot segments is forwarded as the
+/// client wrote it (as nginx does), on both paths.
+#[test]
+fn a_backslash_without_dots_is_forwarded_as_written() {
+    let mut bad = Vec::new();
+    for fast in [true, false] {
+        let (_any, _shop, p) = setup(fast);
+        for (target, want) in [
+            ("/a\\", "\nuri=/a\\\n"),
+            ("/a/\\b", "\nuri=/a/\\b\n"),
+            ("/a\\\\b", "\nuri=/a\\\\b\n"),
+        ] {
+            let got = raw(
+                &p,
+                &format!("GET {target} HTTP/1.1\r\nHost: shop.com\r\nConnection: close\r\n\r\n"),
+            );
+            if !(got.contains(" 200 ") && got.contains(want)) {
+                let uri = got
+                    .lines()
+                    .find(|l| l.starts_with("uri="))
+                    .unwrap_or("?")
+                    .to_string();
+                bad.push(format!("fast={fast}: {target:?} → {uri}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

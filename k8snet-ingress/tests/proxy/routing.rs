@@ -266,3 +266,54 @@ fn backend_connections_are_kept_alive_and_reused() {
     let distinct: BTreeSet<String> = b.seen().into_iter().collect();
     assert_eq!(distinct.len(), 1);
 }
+
+/// The affinity cookie's `Path` is one the browser sends back on the
+/// requests that reach the rule (RFC 6265 §5.1.4 path-match on the path
+/// as the client spells it): `/api` for a Prefix `/api/` (which `/api`
+/// reaches), `/app` for `/%61pp`, `/` for `/a%5Cb` (reached by `/a%5cb`).
+#[test]
+fn the_affinity_cookie_path_covers_the_requests_of_its_rule() {
+    let b = Backend::start("a", "127.0.0.1");
+    let mut objects = service("web", "one", &[b.addr], None);
+    let rule = |p: &str, ty: &str| {
+        format!(
+            "      - {{path: \"{p}\", pathType: {ty}, backend: {{service: {{name: one, port: {{number: 80}}}}}}}}\n"
+        )
+    };
+    objects.extend(load(&ingress(
+        "sticky",
+        "nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/session-cookie-name: route",
+        &format!(
+            "  rules:\n  - host: shop.com\n    http:\n      paths:\n{}{}{}",
+            rule("/api/", "Prefix"),
+            rule("/%61pp", "Prefix"),
+            rule("/a%5Cb", "Exact"),
+        ),
+    )));
+    let p = proxy(objects, false);
+    // RFC 6265 §5.1.4.
+    let path_matches = |cookie: &str, request: &str| {
+        request == cookie
+            || (request.starts_with(cookie)
+                && (cookie.ends_with('/') || request[cookie.len()..].starts_with('/')))
+    };
+    let mut bad = Vec::new();
+    for (request, want) in [
+        ("/api", "/api"),
+        ("/api/x", "/api"),
+        ("/app/x", "/app"),
+        ("/a%5cb", "/"),
+        ("/a%5Cb", "/"),
+    ] {
+        let got = get(&p, "shop.com", request);
+        let cookie = got.header("set-cookie").unwrap_or_default().to_string();
+        let path = cookie
+            .split("; ")
+            .find_map(|a| a.strip_prefix("Path="))
+            .unwrap_or("?");
+        if got.status != 200 || path != want || !path_matches(path, request) {
+            bad.push(format!("{request}: {} {cookie:?}", got.status));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -51,9 +51,9 @@ fn agrees(r: &Router, requests: &[String]) -> usize {
     for p in requests {
         let flat: Decision<'_> = r
             .index
-            .route(i, p)
+            .route(i, p, None)
             .map(|x| (x.path(), x.kind(), x.backend()));
-        let want: Decision<'_> = table.lookup(p).map(|(e, _)| {
+        let want: Decision<'_> = table.lookup(p, None).map(|(e, _)| {
             (
                 e.path.as_ref().map(|(p, _)| &**p),
                 e.path.as_ref().map(|(_, k)| *k),
