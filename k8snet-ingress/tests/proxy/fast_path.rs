@@ -19,6 +19,8 @@ struct RawBackend {
     addr: SocketAddr,
     heads: Arc<Mutex<Vec<String>>>,
     connections: Arc<AtomicUsize>,
+    /// Connections the backend has closed.
+    closed: Arc<AtomicUsize>,
 }
 
 impl RawBackend {
@@ -27,19 +29,36 @@ impl RawBackend {
         let addr = l.local_addr().unwrap();
         let heads = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (h, c) = (heads.clone(), connections.clone());
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (h, c, d) = (heads.clone(), connections.clone(), closed.clone());
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(s) = s else { continue };
                 c.fetch_add(1, Ordering::SeqCst);
-                let h = h.clone();
-                std::thread::spawn(move || serve_raw(s, &h));
+                let (h, d) = (h.clone(), d.clone());
+                std::thread::spawn(move || {
+                    serve_raw(s, &h);
+                    d.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         Self {
             addr,
             heads,
             connections,
+            closed,
+        }
+    }
+
+    /// Waits until the backend has closed more than `before` connections.
+    fn wait_closed(&self, before: usize) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while self.closed.load(Ordering::SeqCst) <= before {
+            assert!(
+                std::time::Instant::now() < until,
+                "the backend never closed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -767,6 +786,7 @@ fn a_streamed_body_racing_the_backends_close_is_sent_on_a_fresh_connection() {
             ),
         ] {
             let mut c = Client::connect(&p.fast);
+            let closed = p.backend.closed.load(Ordering::SeqCst);
             c.send(
                 format!(
                     "GET /then-close HTTP/1.1\r\nHost: shop.com\r\n\r\n\
@@ -776,7 +796,12 @@ fn a_streamed_body_racing_the_backends_close_is_sent_on_a_fresh_connection() {
             );
             let a = c.read(false);
             assert!(a.status_line.ends_with("200 OK"), "{a:?}");
-            std::thread::sleep(Duration::from_millis(30));
+            // The rest of the body only once the backend has closed (a
+            // fixed pause lost the race on a loaded machine: the backend
+            // closed after the proxy had read the rest, and nothing can
+            // be sent again then).
+            p.backend.wait_closed(closed);
+            std::thread::sleep(Duration::from_millis(5));
             c.send(rest.as_bytes());
             let a = c.read(false);
             assert!(a.status_line.ends_with("200 OK"), "{i} {head}: {a:?}");

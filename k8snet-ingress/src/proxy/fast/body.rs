@@ -110,9 +110,12 @@ pub(super) async fn send_body(
             timer,
             tokio::time::timeout(idle, async {
                 loop {
+                    // The backend's end first: when both are ready (this
+                    // task ran late), the body can still go again on a
+                    // fresh connection only if the client's next bytes
+                    // were not read yet.
                     tokio::select! {
                         biased;
-                        r = client.read_buf(inb) => return Some(r),
                         gone = backend_gone(conn), if watch => {
                             if gone {
                                 return None;
@@ -120,6 +123,7 @@ pub(super) async fn send_body(
                             // An early answer: read_head takes it.
                             watch = false;
                         }
+                        r = client.read_buf(inb) => return Some(r),
                     }
                 }
             }),
