@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use k8snet::ingress::{Backend, ClassSelector, PortRef, Router, normalize_path};
+use k8snet::ingress::{Backend, ClassSelector, PortRef, Router};
 use k8snet::model::{Cluster, LoadOptions, LocalEndpoints, Manifests};
 use serde_json::{Value, json};
 
@@ -103,8 +103,9 @@ fn route(args: &RouteArgs) -> anyhow::Result<ExitCode> {
     let router = Router::compile(&serving_cluster(&args.class.inputs), &args.class.selector());
     report_router(&router);
     let path = args.path.split(['?', '#']).next().unwrap_or("/");
-    let path = normalize_path(path);
-    let mut out = match router.route(&args.host, &path) {
+    // As the proxy does: normalized, and as spelled for rules written
+    // with an encoded separator.
+    let mut out = match router.route_request(&args.host, path) {
         Some(r) => json!({ "backend": backend_json(r.backend()) }),
         None => json!({ "backend": null, "status": 404 }),
     };
