@@ -36,12 +36,12 @@ pub(crate) struct CompiledIngress {
 pub(crate) struct PathRule {
     /// As written: what reports show and precedence measures.
     pub(crate) path: Box<str>,
-    /// What requests are matched against: the written path as the proxy
-    /// forwards a request spelling it ([`rule_key`]: unreserved escapes
-    /// decoded, hex in upper case, `%5C`, `%2F` and `\\` kept as written,
-    /// dot segments never resolved), so that `/a%5Cb` and `/a/b` stay
-    /// distinct rules and the first is reached by the requests spelling
-    /// it; a regex as written.
+    /// What requests are matched against: the written path's spelled key
+    /// ([`rule_key`]: unreserved escapes decoded, hex in upper case,
+    /// repeated slashes merged, `%2F` a slash, `%5C` and `\\` kept as
+    /// written, dot segments never resolved), so that `/a%5Cb` and `/a/b`
+    /// stay distinct rules and the first is reached by the requests
+    /// spelling it, while `/a%2Fb` is `/a/b`; a regex as written.
     pub(crate) key: Box<str>,
     pub(crate) kind: MatchKind,
     pub(crate) backend: Backend,

@@ -72,19 +72,34 @@
 //!   them). The proxy forwards the path with the same dot segments
 //!   resolved, each remaining separator kept as the client wrote it
 //!   (`%2F` stays `%2F`; a path with a raw `\` and no dot segment is
-//!   forwarded as written).
+//!   forwarded as written): these are only the bytes the backend gets,
+//!   not what rules are matched by.
 //! - **Rule paths** other than regexes are matched by their spelling
-//!   with the unreserved escapes decoded and hex in upper case, `%5C`,
-//!   `%2F` and `\` kept: a rule written `/a%5Cb` (the apiserver allows
-//!   `%5C`, and `%2F` in ImplementationSpecific paths) is not the rule
-//!   `/a/b`, as for the apiserver and ingress-nginx. Requests are matched
-//!   normalized first, then — only when the client spelled a separator
-//!   encoded or with a backslash — by their spelling too
-//!   ([`Router::route_request`]), so `/a%5cb` reaches `/a%5Cb` while
-//!   `/a/b` does not; the more specific match wins (Exact, else more
-//!   elements, the spelled one on a tie). A rule path with a `.` or `..`
-//!   segment (`/static/..`, `/static/%2e%2e`) matches nothing, as in
-//!   nginx, and is reported ([`ReportKind::UnreachablePath`]).
+//!   with the unreserved escapes decoded, hex in upper case and repeated
+//!   slashes merged. **`%2F` is a separator for matching**, as in nginx
+//!   (which decodes it before it matches locations): an
+//!   ImplementationSpecific `/api/group%2Fname` (the apiserver allows
+//!   `%2F` there) is the rule `/api/group/name`, reached by
+//!   `/api/group/name` and `/api/group%2fname` alike, and two rules that
+//!   differ only by it are one rule (the older keeps it; the newer is
+//!   reported, [`ReportKind::ShadowedRule`], or outranked as a Prefix
+//!   outranks an ImplementationSpecific path). **`%5C` and `\` are
+//!   separators only for dot-segment resolution** (nginx on Linux takes
+//!   `\` as an ordinary character): a rule spelled with them (`/a%5Cb`,
+//!   `/x/a\b`) is a rule of its own, not `/a/b`, reached by the requests
+//!   spelled the same way modulo unreserved escapes, hex case and
+//!   repeated slashes (`/a%5cb` and `/%61%5Cb` reach `/a%5Cb`;
+//!   `/%78//a\%62` reaches `/x/a\b`), not by `/a/b`; `%5C` and `\` are
+//!   two spellings, so `/a\b` does not reach `/a%5Cb`. Requests are
+//!   matched normalized first (every separator a `/`), then — only when
+//!   the client spelled a backslash, `%5C` or raw — by that spelling too
+//!   ([`Router::route_request`]); the more specific match wins (Exact,
+//!   else more elements, the spelled one on a tie). Prefix elements are
+//!   split on `/` only, so a Prefix `/p/a%5Cb` does not cover
+//!   `/p/a%5Cb%5Cc` (which the normalized match may still give to a
+//!   Prefix `/p/a/b`). A rule path with a `.` or `..` segment
+//!   (`/static/..`, `/static/%2e%2e`) matches nothing, as in nginx, and
+//!   is reported ([`ReportKind::UnreachablePath`]).
 //!   [`Route::path`], reports and the length a regex competes with use
 //!   the path as written.
 //! - **Several Ingresses for one host** are merged. When two define the

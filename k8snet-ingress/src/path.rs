@@ -461,11 +461,12 @@ impl Iterator for Bounds<'_> {
 /// `/caf%C3%A9` matches the request `/caf%c3%a9`).
 ///
 /// Rule paths (all but regexes) are not normalized but keyed by their
-/// spelling (unreserved escapes decoded, `%5C`, `%2F` and `\` kept, dot
-/// segments never resolved), so that a rule spelling a separator encoded
-/// (`/a%5Cb`, or `/group%2Fname` in an ImplementationSpecific path) is not
-/// the plain path's rule; the requests that spell it reach it through
-/// their own spelling ([`Router::route_request`](crate::Router::route_request)).
+/// spelling (unreserved escapes decoded, repeated slashes merged, `%2F`
+/// a slash as for nginx, `%5C` and `\` kept, dot segments never
+/// resolved), so that a rule spelling a backslash
+/// (`/a%5Cb`, `/a\b`) is not the plain path's rule; the requests that
+/// spell it reach it through their own spelled key
+/// ([`Router::route_request`](crate::Router::route_request)).
 ///
 /// The proxy forwards the request path with the same dot segments resolved
 /// but each remaining separator spelled as the client spelled it, so that
@@ -478,7 +479,7 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if !needs_normalizing(path) {
         return Cow::Borrowed(path);
     }
-    Cow::Owned(resolve(path, false))
+    Cow::Owned(resolve(path, Spelling::Normalized))
 }
 
 /// The path the proxy forwards for a request path that
@@ -491,28 +492,59 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
 /// A path with a raw backslash and no dot segment is forwarded as written
 /// (as nginx forwards it): only a dot segment, which a backend reading
 /// `\` as a separator would resolve differently, makes it rewritten.
+/// These are only the bytes sent to the backend: rules are matched by
+/// [`spelled_key`].
 pub(crate) fn forward_path(path: &str) -> Cow<'_, str> {
     if !needs_normalizing(path) || (path.contains('\\') && !has_dot_segment(path)) {
         return Cow::Borrowed(path);
     }
-    Cow::Owned(resolve(path, true))
+    Cow::Owned(resolve(path, Spelling::Forwarded))
+}
+
+/// The key a path is matched by when its spelling matters: as
+/// [`normalize_path`] (unreserved escapes decoded, dot segments resolved,
+/// repeated slashes merged, `%2F` a slash, as nginx decodes it before it
+/// matches locations), except that `%5C` (upper case) and `\` stay as
+/// written, so that a rule spelled with them is reached by the requests
+/// spelling its path the same way, modulo unreserved escapes, hex case
+/// and repeated slashes (`/%78//a\%62` is `/x/a\b`).
+///
+/// Borrows when there is nothing to do.
+pub(crate) fn spelled_key(path: &str) -> Cow<'_, str> {
+    if !needs_normalizing(path) {
+        return Cow::Borrowed(path);
+    }
+    Cow::Owned(resolve(path, Spelling::Matched))
+}
+
+/// The spelled key ([`spelled_key`]) of a request path that
+/// [`normalize_path`] changes, when it can differ from the normalized
+/// path: only a `\` or `%5C` (any case) can make it differ, so other
+/// paths cost no second pass (and no second lookup).
+pub(crate) fn request_spelling(path: &str) -> Option<String> {
+    let b = path.as_bytes();
+    let spells = b.contains(&b'\\')
+        || b.windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'5' && matches!(w[2], b'c' | b'C'));
+    spells.then(|| resolve(path, Spelling::Matched))
 }
 
 /// The key a rule path (Exact, Prefix or ImplementationSpecific) is
-/// matched by: the path as [`forward_path`] writes it, but never with a
-/// dot segment resolved: `None` when it has one (`/static/..`,
-/// `/static/%2e%2e`), as such a rule matches nothing (request paths are
-/// matched with their dot segments resolved, and nginx does the same).
+/// matched by: its [`spelled_key`], never with a dot segment resolved:
+/// `None` when it has one (`/static/..`, `/static/%2e%2e`), as such a
+/// rule matches nothing (request paths are matched with their dot
+/// segments resolved, and nginx does the same).
 ///
-/// So `/a%5Cb` and `/a/b` are distinct rules (as for the apiserver and
-/// ingress-nginx): the first is reached by the requests that spell it
-/// (`/a%5cb`, see [`Router::route_request`](crate::Router::route_request)),
-/// the second by `/a/b`.
+/// So `/a%2Fb` is the rule `/a/b` (nginx decodes `%2F` before matching),
+/// while `/a%5Cb` and `/a\b` are distinct from it (as for nginx on
+/// Linux, where `\` is an ordinary character): they are reached by the
+/// requests that spell them (`/a%5cb`, `/%61\b`, see
+/// [`Router::route_request`](crate::Router::route_request)), `/a/b` is not.
 pub(crate) fn rule_key(path: &str) -> Option<Cow<'_, str>> {
     if has_dot_segment(path) {
         return None;
     }
-    Some(forward_path(path))
+    Some(spelled_key(path))
 }
 
 /// The elements of a rule key (or of a normalized or forwarded path)
@@ -527,13 +559,29 @@ pub(crate) fn depth(key: &str) -> usize {
 }
 
 /// The longest leading part of a rule key made of plain elements (no
-/// escape, no backslash), without a trailing slash; `/` when there is
-/// none. Every request a rule with that key matches by its usual spelling
-/// has it as a path prefix (RFC 6265 §5.1.4), so a cookie scoped to it
-/// comes back with them.
-pub(crate) fn plain_prefix(key: &str) -> &str {
+/// escape, no backslash, none the rule's `written` path spells with a
+/// `%2F`, which its key writes as `/`), without a trailing slash; `/`
+/// when there is none. Every request a rule with that key matches by its
+/// usual spelling has it as a path prefix (RFC 6265 §5.1.4), so a cookie
+/// scoped to it comes back with them.
+pub(crate) fn plain_prefix<'k>(key: &'k str, written: &str) -> &'k str {
+    // The key's elements before the first written `%2F` are the written
+    // ones before it (split on `/` alike), less the one it is in.
+    let limit = written
+        .as_bytes()
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'2' && matches!(w[2], b'f' | b'F'))
+        .map_or(usize::MAX, |at| {
+            let before = &written[..at];
+            let n = segment_bounds(before).count();
+            if before.ends_with('/') {
+                n
+            } else {
+                n.saturating_sub(1)
+            }
+        });
     let mut end = 0;
-    for (s, e) in segment_bounds(key) {
+    for (s, e) in segment_bounds(key).take(limit) {
         let element = &key.as_bytes()[s..e];
         if element.iter().any(|&c| c == b'%' || c == b'\\') {
             break;
@@ -619,14 +667,27 @@ fn split_parts(path: &str) -> Vec<(&str, usize, usize)> {
     parts
 }
 
+/// Which separators [`resolve`] writes as the client wrote them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spelling {
+    /// None: every separator is a `/` ([`normalize_path`]).
+    Normalized,
+    /// `%5C` and `\`; `%2F` is a `/` ([`spelled_key`]).
+    Matched,
+    /// `%2F`, `%5C` and `\` ([`forward_path`]).
+    Forwarded,
+}
+
 /// Splits a path into (separator, element) pairs on `/`, `\`, `%2F` and
 /// `%5C` (any case), decodes the unreserved escapes of each element,
 /// resolves `.` and `..`, drops empty elements, and joins the rest with
-/// `/`; or, when `keep_separators`, with the separators written between
-/// them (a run of plain slashes merged into one, a run holding another
-/// separator kept, so that `/a%5C/b` stays two elements with `%5C` after
-/// the first), a trailing run too.
-fn resolve(path: &str, keep_separators: bool) -> String {
+/// `/`; or, unless `spelling` is [`Spelling::Normalized`], with the
+/// separators written between them that `spelling` keeps (a run of plain
+/// slashes merged into one, a run holding another separator kept, so
+/// that `/a%5C/b` stays two elements with `%5C` after the first), a
+/// trailing run too.
+fn resolve(path: &str, spelling: Spelling) -> String {
+    let keep_separators = spelling != Spelling::Normalized;
     let mut out: Vec<(String, String)> = Vec::new();
     // The separators written since the last element (or dot segment).
     let mut run = String::new();
@@ -638,7 +699,7 @@ fn resolve(path: &str, keep_separators: bool) -> String {
     {
         let element = decode_unreserved(&path[s..e]);
         match element.as_str() {
-            "" => push_separator(&mut run, sep),
+            "" => push_separator(&mut run, sep, spelling),
             "." | ".." => {
                 if element == ".." {
                     out.pop();
@@ -647,7 +708,7 @@ fn resolve(path: &str, keep_separators: bool) -> String {
                 dir = true;
             }
             _ => {
-                push_separator(&mut run, sep);
+                push_separator(&mut run, sep, spelling);
                 out.push((std::mem::take(&mut run), element));
                 dir = false;
             }
@@ -677,11 +738,12 @@ fn resolve(path: &str, keep_separators: bool) -> String {
     s
 }
 
-/// Appends a separator as the client wrote it, escapes in upper case; a
-/// plain slash after a plain slash is dropped (repeated slashes merge).
-fn push_separator(s: &mut String, sep: &str) {
+/// Appends a separator as the client wrote it, escapes in upper case
+/// (`%2F` as a plain slash unless `spelling` forwards it); a plain slash
+/// after a plain slash is dropped (repeated slashes merge).
+fn push_separator(s: &mut String, sep: &str, spelling: Spelling) {
     match sep.as_bytes() {
-        [b'%', b'2', _] => s.push_str("%2F"),
+        [b'%', b'2', _] if spelling == Spelling::Forwarded => s.push_str("%2F"),
         [b'%', b'5', _] => s.push_str("%5C"),
         [b'\\'] => s.push('\\'),
         _ if s.ends_with('/') => {}
@@ -806,6 +868,38 @@ mod tests {
     }
 
     #[test]
+    fn the_spelled_key_keeps_backslashes_only() {
+        for (input, want) in [
+            ("/plain", "/plain"),
+            ("/x/a\\b", "/x/a\\b"),
+            ("/%78/a\\b", "/x/a\\b"),
+            ("/x/a\\%62", "/x/a\\b"),
+            ("/x//a\\b", "/x/a\\b"),
+            ("/a%5cb", "/a%5Cb"),
+            ("/a%2fb%5c", "/a/b%5C"),
+            ("/a%2F/b", "/a/b"),
+            ("/public/..\\admin", "/admin"),
+            ("/x/./a\\b/../c", "/x/a/c"),
+        ] {
+            assert_eq!(spelled_key(input), want, "{input}");
+            // The matched path is the spelled key with every separator a slash.
+            assert_eq!(
+                normalize_path(input),
+                spelled_key(input).replace("%5C", "/").replace('\\', "/"),
+                "{input}"
+            );
+        }
+        // Only a backslash, raw or encoded, asks for a spelled lookup.
+        assert_eq!(request_spelling("/%78/a\\b").as_deref(), Some("/x/a\\b"));
+        assert_eq!(request_spelling("/a%5Cb/").as_deref(), Some("/a%5Cb/"));
+        assert_eq!(request_spelling("/a%2Fb//c"), None);
+        assert_eq!(request_spelling("/%61/../b"), None);
+        // The forwarded bytes still keep `%2F` and a dot-free backslash path.
+        assert_eq!(forward_path("/a%2fb"), "/a%2Fb");
+        assert_eq!(forward_path("/%78/a\\b"), "/%78/a\\b");
+    }
+
+    #[test]
     fn a_backslash_path_without_dots_is_forwarded_as_written() {
         for input in ["/a\\", "/a/\\b", "/a\\\\b", "/a%61\\b"] {
             assert!(matches!(forward_path(input), Cow::Borrowed(_)), "{input}");
@@ -823,7 +917,12 @@ mod tests {
             ("/a%5cb", Some("/a%5Cb")),
             ("/%61%62/c/", Some("/ab/c/")),
             ("/a\\b", Some("/a\\b")),
-            ("/api/group%2Fname", Some("/api/group%2Fname")),
+            // A backslash does not stop escapes decoding or slashes merging.
+            ("/%78/a\\%62", Some("/x/a\\b")),
+            ("/x//a\\b/", Some("/x/a\\b/")),
+            // `%2F` is a slash, as nginx decodes it before matching.
+            ("/api/group%2Fname", Some("/api/group/name")),
+            ("/a%2f%2Fb%2F", Some("/a/b/")),
             ("/a%5C/", Some("/a%5C/")),
             ("/.hidden", Some("/.hidden")),
             ("/static/..", None),
@@ -846,7 +945,18 @@ mod tests {
             ("/x/a\\b", "/x"),
             ("/api/v1", "/api/v1"),
         ] {
-            assert_eq!(plain_prefix(key), want, "{key}");
+            assert_eq!(plain_prefix(key, key), want, "{key}");
+        }
+        // Elements from the one written with `%2F` on are not plain: the
+        // requests spelling it so do not start with the key's `/`.
+        for (written, want) in [
+            ("/git/group%2Fname", "/git"),
+            ("/git/%2fname/x", "/git"),
+            ("/git%2F", "/"),
+            ("/%67it/group/a%2Fb", "/git/group"),
+        ] {
+            let key = rule_key(written).unwrap_or_default();
+            assert_eq!(plain_prefix(&key, written), want, "{written}");
         }
     }
 

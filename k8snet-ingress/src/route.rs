@@ -54,13 +54,15 @@ impl<'r> Route<'r> {
     /// leading plain elements of the rule's path as it is matched, which
     /// every request reaching the rule by its usual spelling starts with
     /// (`/api` for a Prefix `/api/`, so that `/api` sends it too; `/` for
-    /// `/a%5Cb`, which `/a%5cb` reaches; `/api` for `/%61pi`). `/` for a
+    /// `/a%5Cb`, which `/a%5cb` reaches; `/api` for `/%61pi`; `/git` for
+    /// `/git/group%2Fname`, which `/git/group%2fname` reaches). `/` for a
     /// regex or a `defaultBackend`.
     pub(crate) fn cookie_path(&self) -> &'r str {
-        match self.kind() {
-            Some(MatchKind::Exact | MatchKind::Prefix | MatchKind::ImplementationSpecific) => {
-                crate::path::plain_prefix(&self.entry.key)
-            }
+        match (self.kind(), self.path()) {
+            (
+                Some(MatchKind::Exact | MatchKind::Prefix | MatchKind::ImplementationSpecific),
+                Some(written),
+            ) => crate::path::plain_prefix(&self.entry.key, written),
             _ => "/",
         }
     }

@@ -297,8 +297,8 @@ impl Router {
     /// rules for it). Last comes the `defaultBackend` of an Ingress
     /// without host rules.
     ///
-    /// A rule spelling a separator encoded (`/a%5Cb`) is not reached
-    /// through the normalized path (`/a/b`): use
+    /// A rule spelling a backslash, encoded or raw (`/a%5Cb`, `/a\b`), is
+    /// not reached through the normalized path (`/a/b`): use
     /// [`Router::route_request`] with the path as the client sent it.
     #[inline]
     pub fn route(&self, host: &str, path: &str) -> Option<Route<'_>> {
@@ -308,26 +308,28 @@ impl Router {
     /// The route for a request path as the client sent it (without the
     /// query): matched normalized ([`normalize_path`](crate::normalize_path)),
     /// as by [`Router::route`], and — only when the client spelled a
-    /// separator encoded or with a backslash, so that its spelling differs
+    /// backslash, encoded (`%5C`) or raw, so that its spelling differs
     /// from the normalized path — also against the rules spelled the same
-    /// way (`/a%5cb` reaches a rule `/a%5Cb`, which `/a/b` does not). Of
-    /// the two matches the more specific wins: an Exact rule, else the
-    /// one covering more elements of the normalized path, the spelled one
-    /// on a tie.
+    /// way, modulo unreserved escapes, hex case and repeated slashes
+    /// (`/a%5cb` and `/%61%5Cb` reach a rule `/a%5Cb`, which `/a/b` does
+    /// not). `%2F` is a slash there too, as nginx decodes it before it
+    /// matches locations. Of the two matches the more specific wins: an
+    /// Exact rule, else the one covering more elements of the normalized
+    /// path, the spelled one on a tie.
     pub fn route_request(&self, host: &str, path: &str) -> Option<Route<'_>> {
         let normalized = crate::path::normalize_path(path);
         if matches!(normalized, std::borrow::Cow::Borrowed(_)) {
             return self.route_spelled(host, path, None);
         }
-        let forward = crate::path::forward_path(path);
-        let spelled = (*forward != *normalized).then_some(&*forward);
+        let spelled = crate::path::request_spelling(path);
+        let spelled = spelled.as_deref().filter(|s| **s != *normalized);
         self.route_spelled(host, &normalized, spelled)
     }
 
-    /// [`Router::route`] with the request's spelling ([`forward_path`])
+    /// [`Router::route`] with the request's spelled key ([`spelled_key`])
     /// when it differs from the normalized `path`.
     ///
-    /// [`forward_path`]: crate::path::forward_path
+    /// [`spelled_key`]: crate::path::spelled_key
     #[inline]
     pub(crate) fn route_spelled(
         &self,

@@ -105,11 +105,11 @@ impl HostTable {
     }
 
     /// The entry for a path: a rule, else this host's `defaultBackend`.
-    /// `forward` is the request's spelling ([`forward_path`]) when it
+    /// `forward` is the request's spelled key ([`spelled_key`]) when it
     /// differs from the normalized `path`: rules spelled that way are
     /// then tried too (see [`spelled_wins`]).
     ///
-    /// [`forward_path`]: crate::path::forward_path
+    /// [`spelled_key`]: crate::path::spelled_key
     #[inline]
     pub(crate) fn lookup(
         &self,

@@ -498,7 +498,11 @@ fn a_host_with_an_empty_first_label_is_not_under_a_wildcard() {
 }
 
 /// The apiserver accepts `%5C` in Exact/Prefix paths and `%2F` in
-/// ImplementationSpecific ones; a request spelling the rule's path reaches it.
+/// ImplementationSpecific ones; a request spelling the rule's path reaches
+/// it. `%2F` is a slash for matching, as nginx decodes it before it
+/// matches locations: `/api/group%2Fname` is the rule `/api/group/name`,
+/// which the plain spelling reaches too (nginx's behaviour); `%5C` is not
+/// (nginx on Linux keeps `\` an ordinary character).
 #[test]
 fn rule_paths_with_encoded_separators_stay_reachable() {
     let spec = format!(
@@ -520,7 +524,10 @@ fn rule_paths_with_encoded_separators_stay_reachable() {
         ("/c%5Cd/x", "prefix"),
         ("/api/group%2Fname", "impl"),
         ("/api/group%2fname/x", "impl"),
-        // Not the plain spelling, nor a dot segment stepping out.
+        ("/api/group/name", "impl"),
+        ("/api//group/name/x", "impl"),
+        // Not the plain spelling of a `%5C` rule, nor a dot segment
+        // stepping out.
         ("/a/b", "root"),
         ("/c/d/x", "root"),
         ("/c%5Cd/..%5Cx", "root"),
@@ -531,6 +538,122 @@ fn rule_paths_with_encoded_separators_stay_reachable() {
         });
         assert_eq!(got, Some(format!("default/{want}:80")), "{raw}");
     }
+}
+
+/// A rule spelled with a raw `\` (an ordinary character for nginx on
+/// Linux, a separator for some backends) is reached by every spelling
+/// of its path that nginx would match it with: unreserved escapes
+/// decoded (`%78` is `x`, `%62` is `b`) and repeated slashes merged.
+/// Otherwise `/%78/a\b` would slip past it to `/`.
+#[test]
+fn a_backslash_rule_is_reached_by_every_spelling_of_its_path() {
+    let spec = format!(
+        "  rules:\n{}",
+        rules(
+            Some("shop.com"),
+            &[
+                ("/x/a\\\\b", "Exact", "bs"),
+                ("/p/a\\\\b", "Prefix", "bsp"),
+                ("/", "Prefix", "root"),
+            ]
+        )
+    );
+    let r = router(&ingress("default", "bs", None, &spec));
+    for (raw, want) in [
+        ("/x/a\\b", "bs"),
+        ("/%78/a\\b", "bs"),
+        ("/x/a\\%62", "bs"),
+        ("/x//a\\b", "bs"),
+        ("/p/a\\b/c", "bsp"),
+        ("/%70/a\\b/c", "bsp"),
+    ] {
+        let got = r
+            .route_request("shop.com", raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some(want), "{raw}");
+    }
+}
+
+/// nginx decodes `%2F` to `/` before it matches locations
+/// (`ngx_http_parse_complex_uri`, state `sw_quoted_second`): an
+/// ImplementationSpecific `/a%2Fb` is the rule `/a/b`, so a newer one
+/// does not take the requests of an older `/a/b` (nor skip its
+/// annotations); the older keeps them.
+#[test]
+fn an_encoded_slash_rule_does_not_take_an_older_rules_requests() {
+    let older = ingress(
+        "team-a",
+        "old",
+        Some("2024-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[("/a/b", "Prefix", "plain")])
+        ),
+    );
+    let newer = ingress(
+        "team-b",
+        "new",
+        Some("2025-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(
+                Some("shop.com"),
+                &[("/a%2Fb", "ImplementationSpecific", "esc")]
+            )
+        ),
+    );
+    let r = router(&(older + &newer));
+    // nginx decodes %2F before it matches locations: /a%2Fb/x is /a/b/x.
+    for raw in ["/a%2Fb/x", "/a%2fb"] {
+        let got = r.route_request("shop.com", raw).and_then(|x| {
+            let s = x.backend().as_service()?;
+            Some(format!("{}/{}", s.namespace, s.name))
+        });
+        assert_eq!(got.as_deref(), Some("team-a/plain"), "{raw}");
+    }
+}
+
+/// Two rules of the same type that differ only by `%2F` against `/` are
+/// one rule: the older keeps it and the newer is reported as shadowed.
+#[test]
+fn an_encoded_slash_rule_repeating_an_older_rule_is_reported() {
+    let older = ingress(
+        "team-a",
+        "old",
+        Some("2024-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(
+                Some("shop.com"),
+                &[("/a/b", "ImplementationSpecific", "plain")]
+            )
+        ),
+    );
+    let newer = ingress(
+        "team-b",
+        "new",
+        Some("2025-01-01T00:00:00Z"),
+        &format!(
+            "  rules:\n{}",
+            rules(
+                Some("shop.com"),
+                &[("/a%2fb", "ImplementationSpecific", "esc")]
+            )
+        ),
+    );
+    let r = router(&(older + &newer));
+    assert_eq!(dest(&r, "shop.com", "/a/b/x"), "team-a/plain:80");
+    let shadowed: Vec<_> = r
+        .reports()
+        .into_iter()
+        .filter(|x| x.kind == ReportKind::ShadowedRule)
+        .collect();
+    assert_eq!(shadowed.len(), 1, "{shadowed:?}");
+    assert_eq!(
+        shadowed[0].ingress,
+        Some(NsName::new("team-b", "new")),
+        "{shadowed:?}"
+    );
 }
 
 #[test]

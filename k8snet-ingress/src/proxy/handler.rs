@@ -19,7 +19,7 @@ use super::upstreams::{PickKey, Upstream};
 use super::{Shared, State, affinity, forward};
 use crate::annotations::BackendProtocol;
 use crate::backend::Backend;
-use crate::path::{forward_path, normalize_path};
+use crate::path::{forward_path, normalize_path, request_spelling};
 use crate::route::Route;
 
 /// The connection a request came on.
@@ -174,14 +174,18 @@ async fn proxy(
         log.host = host.to_string();
     }
     // The path forwarded, with each separator spelled as the client
-    // spelled it (`%2F` kept; see `normalize_path`): also what rules
-    // spelling a separator encoded are matched by.
-    // Only a path that normalizing changes (rare) is spelled differently.
-    let forwarded = match path {
-        Cow::Owned(_) => forward_path(parts.uri.path()),
-        Cow::Borrowed(p) => Cow::Borrowed(p),
+    // spelled it (`%2F` kept; see `normalize_path`), and the key rules
+    // spelling a backslash (`%5C` or raw) are matched by, which decodes
+    // `%2F` as nginx does (see `Router::route_request`). Only a path that
+    // normalizing changes (rare) is spelled differently.
+    let (forwarded, spelled) = match path {
+        Cow::Owned(_) => (
+            forward_path(parts.uri.path()),
+            request_spelling(parts.uri.path()),
+        ),
+        Cow::Borrowed(p) => (Cow::Borrowed(p), None),
     };
-    let spelled = (*forwarded != *path).then_some(&*forwarded);
+    let spelled = spelled.as_deref().filter(|s| **s != *path);
     let Some(route) = state.router.route_spelled(host, &path, spelled) else {
         return error(
             StatusCode::NOT_FOUND,

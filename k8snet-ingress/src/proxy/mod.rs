@@ -39,7 +39,9 @@
 //!   Host.
 //! - **Paths** are matched normalized ([`normalize_path`](crate::normalize_path)):
 //!   `%2F`, `%5C` and a raw `\` separate elements as `/` does, so none
-//!   of them can step out of a Prefix rule with `..`.
+//!   of them can step out of a Prefix rule with `..`; a request spelling
+//!   a backslash (`%5C` or raw) is also matched against the rules spelled
+//!   the same way (see the crate docs, "Matching rules").
 //! - **Limits**: request head size ([`ProxyConfig::max_header_size`], 431
 //!   beyond), the time to send a request head and to start the next one on
 //!   a kept-alive connection ([`ProxyConfig::header_read_timeout`]), the

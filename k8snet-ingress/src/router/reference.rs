@@ -84,6 +84,10 @@ const SEGMENTS: &[&str] = &["a", "b", "aa", "ab", "c"];
 const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C"];
 const ENCODED_SLASH_SEGMENTS: &[&str] = &["a%2Fb", "a%2fb"];
 
+/// Rule elements with a raw backslash (as YAML writes it in double
+/// quotes: `\\` is one `\`), some with escaped unreserved characters.
+const BACKSLASH_SEGMENTS: &[&str] = &["a\\\\b", "%61\\\\b", "a\\\\%62", "a\\\\"];
+
 /// Rule elements with a dot segment, which match nothing: the apiserver
 /// refuses plain ones in Exact and Prefix paths, not encoded ones.
 const DOT_SEGMENTS: &[&str] = &["%2e%2e", "%2E", ".%2e"];
@@ -100,11 +104,12 @@ fn rule_path(rng: &mut Rng, ty: &str) -> String {
     let mut p = String::new();
     for _ in 0..rng.below(4) {
         p.push('/');
-        let from = match rng.below(24) {
+        let from = match rng.below(26) {
             0..=17 => SEGMENTS,
             18 if ty == "ImplementationSpecific" => PLAIN_DOT_SEGMENTS,
             18 => DOT_SEGMENTS,
             19 => ESCAPED_SEGMENTS,
+            20 | 21 => BACKSLASH_SEGMENTS,
             _ if ty == "ImplementationSpecific" && rng.chance(2) => ENCODED_SLASH_SEGMENTS,
             _ => ENCODED_SEGMENTS,
         };
@@ -136,6 +141,11 @@ fn request_path(rng: &mut Rng) -> String {
                 "a%5C",
                 "a%5c",
                 "a%5cb%5Cc",
+                "a\\b",
+                "%61\\b",
+                "a\\%62",
+                "a\\",
+                "%2F",
             ],
             5 => &["..", ".", "%2e%2E", "%61", "%61%62", "a%62"],
             _ => SEGMENTS,
@@ -207,9 +217,7 @@ fn all_separators(p: &str) -> String {
 
 /// The key a rule path is matched by, or `None` when it has a dot segment
 /// (an element, between any separators, of one or two dots, each plain
-/// or `%2E`): the unreserved escapes decoded and the others in upper
-/// case, empty elements dropped, a trailing separator kept; a path with a
-/// raw backslash as written.
+/// or `%2E`): its [`spell`]ing.
 fn rule_key(p: &str) -> Option<String> {
     let dotted = all_separators(p).split('/').any(|e| {
         matches!(
@@ -220,11 +228,19 @@ fn rule_key(p: &str) -> Option<String> {
     if dotted {
         return None;
     }
-    if p.contains('\\') {
-        return Some(p.to_string());
-    }
+    Some(spell(p))
+}
+
+/// How a path without dot segments is spelled for matching, as the crate
+/// docs state it: `%2F` a slash (nginx decodes it before matching), the
+/// unreserved escapes decoded and the others in upper case (so `%5C`
+/// and a raw `\` stay as written), empty elements (split on `/`)
+/// dropped, the separators before the first element one slash, a
+/// trailing slash kept.
+fn spell(p: &str) -> String {
+    let p = p.replace("%2f", "/").replace("%2F", "/");
+    let mut rest = p.as_str();
     let mut decoded = String::new();
-    let mut rest = p;
     while let Some(at) = rest.find('%') {
         decoded.push_str(&rest[..at]);
         let esc = rest
@@ -247,11 +263,18 @@ fn rule_key(p: &str) -> Option<String> {
         rest = &rest[at + 3..];
     }
     decoded.push_str(rest);
-    let mut key = format!("/{}", elements(&decoded).join("/"));
+    let mut body = decoded.as_str();
+    while let Some(b) = ["/", "\\", "%5C"]
+        .iter()
+        .find_map(|sep| body.strip_prefix(sep))
+    {
+        body = b;
+    }
+    let mut key = format!("/{}", elements(body).join("/"));
     if decoded.len() > 1 && decoded.ends_with('/') && key.len() > 1 {
         key.push('/');
     }
-    Some(key)
+    key
 }
 
 /// The reference: every rule of every served Ingress scanned, oldest
@@ -263,7 +286,8 @@ fn rule_key(p: &str) -> Option<String> {
 ///   removed), host-less rules. Within one, rules are matched by their
 ///   key ([`rule_key`]; a rule with a dot segment matches nothing)
 ///   against the normalized request path and, when it differs, the
-///   request's spelling ([`forward_path`]). In each, an Exact rule equal
+///   request's [`spell`]ing (after [`forward_path`] resolved its dot
+///   segments). In each, an Exact rule equal
 ///   to the path wins; else the Prefix (or ImplementationSpecific) rule
 ///   whose elements (split on `/` only) start the path's, with the most
 ///   elements, then a trailing slash, then Prefix over
@@ -295,8 +319,10 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
     }
     keys.push(HostKey::Any);
     let normalized = normalize_path(path);
-    let forward = forward_path(path);
-    let spelled = (forward != normalized).then_some(&*forward);
+    // The crate resolves the dot segments (keeping each separator as
+    // written); the spelling is the reference's own.
+    let spelled = spell(&forward_path(path));
+    let spelled = (*spelled != *normalized).then_some(&*spelled);
     // The best rule for one spelling: (rank, outcome, rule key).
     type Best = Option<((usize, bool, bool), Outcome, String)>;
     for k in &keys {
@@ -443,6 +469,7 @@ fn router_agrees_with_a_scan_of_every_rule() {
     let mut matched = 0;
     let mut encoded = 0;
     let mut escaped = 0;
+    let mut backslash = 0;
     let mut dotted = 0;
     for case in 0..400 {
         let yaml = rule_set(&mut rng);
@@ -468,6 +495,9 @@ fn router_agrees_with_a_scan_of_every_rule() {
             encoded += usize::from(
                 written.is_some_and(|w| ["%5C", "%5c", "%2F", "%2f"].iter().any(|e| w.contains(e))),
             );
+            backslash += usize::from(
+                written.is_some_and(|w| w.contains('\\')) && (p.contains('%') || p.contains("//")),
+            );
             escaped += usize::from(written.is_some_and(|w| w.contains("%6")));
         }
         dotted += yaml.matches("%2e").count() + yaml.matches("/..").count();
@@ -492,6 +522,12 @@ fn router_agrees_with_a_scan_of_every_rule() {
     assert!(
         encoded > 100,
         "only {encoded} matches of encoded rule paths ({escaped} escaped)"
+    );
+    // Rules with a raw backslash reached by a request spelling its path
+    // differently (escapes, repeated slashes).
+    assert!(
+        backslash > 50,
+        "only {backslash} matches of backslash rules by other spellings"
     );
     assert!(
         escaped > 100,

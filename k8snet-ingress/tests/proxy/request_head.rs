@@ -123,6 +123,46 @@ fn encoded_slashes_are_matched_as_separators_and_kept_when_forwarded() {
     }
 }
 
+/// Through the proxy, a rule written with a raw `\` is matched by every
+/// spelling of its path (escapes decoded, slashes merged), while the
+/// backend still gets the path as the client wrote it; a `%2F` rule is
+/// the plain path's rule, and the `%2F` is still forwarded.
+#[test]
+fn spelled_rules_are_matched_by_their_key_and_forwarded_as_written() {
+    for fast in [true, false] {
+        let root = Backend::start("root", "127.0.0.1");
+        let bs = Backend::start("bs", "127.0.0.1");
+        let git = Backend::start("git", "127.0.0.1");
+        let mut objects = service("web", "root", &[root.addr], None);
+        objects.extend(service("web", "bs", &[bs.addr], None));
+        objects.extend(service("web", "git", &[git.addr], None));
+        objects.extend(load(&ingress(
+            "shop",
+            "",
+            "  rules:\n  - host: shop.com\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: root, port: {number: 80}}}}\n      - {path: \"/x/a\\\\b\", pathType: Prefix, backend: {service: {name: bs, port: {number: 80}}}}\n      - {path: \"/git/group%2Fname\", pathType: ImplementationSpecific, backend: {service: {name: git, port: {number: 80}}}}",
+        )));
+        let p = proxy_with(objects, false, |c| c.fast_path = fast);
+        for (target, backend, uri) in [
+            ("/x/a\\b", "bs", "/x/a\\b"),
+            ("/%78/a\\b/c", "bs", "/%78/a\\b/c"),
+            ("/x//a\\%62", "bs", "/x//a\\%62"),
+            ("/x/a/b", "root", "/x/a/b"),
+            ("/git/group%2fname/x", "git", "/git/group%2Fname/x"),
+            ("/git/group/name", "git", "/git/group/name"),
+        ] {
+            let got = raw(
+                &p,
+                &format!("GET {target} HTTP/1.1\r\nHost: shop.com\r\nConnection: close\r\n\r\n"),
+            );
+            assert!(
+                got.contains(&format!("backend={backend}\n"))
+                    && got.contains(&format!("\nuri={uri}\n")),
+                "fast={fast}: {target} → {got}"
+            );
+        }
+    }
+}
+
 #[test]
 fn an_absolute_form_http11_request_without_host_is_refused() {
     for fast in [true, false] {

@@ -270,7 +270,9 @@ fn backend_connections_are_kept_alive_and_reused() {
 /// The affinity cookie's `Path` is one the browser sends back on the
 /// requests that reach the rule (RFC 6265 §5.1.4 path-match on the path
 /// as the client spells it): `/api` for a Prefix `/api/` (which `/api`
-/// reaches), `/app` for `/%61pp`, `/` for `/a%5Cb` (reached by `/a%5cb`).
+/// reaches), `/app` for `/%61pp`, `/` for `/a%5Cb` (reached by `/a%5cb`),
+/// `/git` for `/git/group%2Fname` (reached by `/git/group/name` and by
+/// `/git/group%2fname`, nginx decoding `%2F` before matching).
 #[test]
 fn the_affinity_cookie_path_covers_the_requests_of_its_rule() {
     let b = Backend::start("a", "127.0.0.1");
@@ -284,10 +286,11 @@ fn the_affinity_cookie_path_covers_the_requests_of_its_rule() {
         "sticky",
         "nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/session-cookie-name: route",
         &format!(
-            "  rules:\n  - host: shop.com\n    http:\n      paths:\n{}{}{}",
+            "  rules:\n  - host: shop.com\n    http:\n      paths:\n{}{}{}{}",
             rule("/api/", "Prefix"),
             rule("/%61pp", "Prefix"),
             rule("/a%5Cb", "Exact"),
+            rule("/git/group%2Fname", "ImplementationSpecific"),
         ),
     )));
     let p = proxy(objects, false);
@@ -304,6 +307,8 @@ fn the_affinity_cookie_path_covers_the_requests_of_its_rule() {
         ("/app/x", "/app"),
         ("/a%5cb", "/"),
         ("/a%5Cb", "/"),
+        ("/git/group/name", "/git"),
+        ("/git/group%2fname/x", "/git"),
     ] {
         let got = get(&p, "shop.com", request);
         let cookie = got.header("set-cookie").unwrap_or_default().to_string();
