@@ -18,6 +18,22 @@ fn rules(host: Option<&str>, paths: &[(&str, &str, &str)]) -> String {
     s
 }
 
+/// The router of two Ingresses for `shop.com` with one rule each
+/// (namespace, path, pathType, service): `team-x/old` created in 2024 and
+/// `team-y/new` in 2025.
+fn older_and_newer(older: (&str, &str, &str, &str), newer: (&str, &str, &str, &str)) -> Router {
+    let one = |(ns, path, kind, svc): (&str, &str, &str, &str), name, created| {
+        let spec = format!(
+            "  rules:\n{}",
+            rules(Some("shop.com"), &[(path, kind, svc)])
+        );
+        ingress(ns, name, Some(created), &spec)
+    };
+    router(
+        &(one(older, "old", "2024-01-01T00:00:00Z") + &one(newer, "new", "2025-01-01T00:00:00Z")),
+    )
+}
+
 #[test]
 fn hosts_exact_then_one_label_wildcard_then_host_less() {
     let spec = format!(
@@ -581,28 +597,10 @@ fn a_backslash_rule_is_reached_by_every_spelling_of_its_path() {
 /// annotations); the older keeps them.
 #[test]
 fn an_encoded_slash_rule_does_not_take_an_older_rules_requests() {
-    let older = ingress(
-        "team-a",
-        "old",
-        Some("2024-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/a/b", "Prefix", "plain")])
-        ),
+    let r = older_and_newer(
+        ("team-a", "/a/b", "Prefix", "plain"),
+        ("team-b", "/a%2Fb", "ImplementationSpecific", "esc"),
     );
-    let newer = ingress(
-        "team-b",
-        "new",
-        Some("2025-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(
-                Some("shop.com"),
-                &[("/a%2Fb", "ImplementationSpecific", "esc")]
-            )
-        ),
-    );
-    let r = router(&(older + &newer));
     // nginx decodes %2F before it matches locations: /a%2Fb/x is /a/b/x.
     for raw in ["/a%2Fb/x", "/a%2fb"] {
         let got = r.route_request("shop.com", raw).and_then(|x| {
@@ -617,31 +615,10 @@ fn an_encoded_slash_rule_does_not_take_an_older_rules_requests() {
 /// one rule: the older keeps it and the newer is reported as shadowed.
 #[test]
 fn an_encoded_slash_rule_repeating_an_older_rule_is_reported() {
-    let older = ingress(
-        "team-a",
-        "old",
-        Some("2024-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(
-                Some("shop.com"),
-                &[("/a/b", "ImplementationSpecific", "plain")]
-            )
-        ),
+    let r = older_and_newer(
+        ("team-a", "/a/b", "ImplementationSpecific", "plain"),
+        ("team-b", "/a%2fb", "ImplementationSpecific", "esc"),
     );
-    let newer = ingress(
-        "team-b",
-        "new",
-        Some("2025-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(
-                Some("shop.com"),
-                &[("/a%2fb", "ImplementationSpecific", "esc")]
-            )
-        ),
-    );
-    let r = router(&(older + &newer));
     assert_eq!(dest(&r, "shop.com", "/a/b/x"), "team-a/plain:80");
     let shadowed: Vec<_> = r
         .reports()
@@ -658,25 +635,10 @@ fn an_encoded_slash_rule_repeating_an_older_rule_is_reported() {
 
 #[test]
 fn an_escaped_rule_does_not_shadow_a_newer_canonical_rule() {
-    let older = ingress(
-        "team-a",
-        "old",
-        Some("2024-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/a%5Cb", "Prefix", "esc")])
-        ),
+    let r = older_and_newer(
+        ("team-a", "/a%5Cb", "Prefix", "esc"),
+        ("team-b", "/a/b", "Prefix", "plain"),
     );
-    let newer = ingress(
-        "team-b",
-        "new",
-        Some("2025-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/a/b", "Prefix", "plain")])
-        ),
-    );
-    let r = router(&(older + &newer));
     assert_eq!(dest(&r, "shop.com", "/a/b"), "team-b/plain:80");
     let shadowed: Vec<_> = r
         .reports()
@@ -688,25 +650,10 @@ fn an_escaped_rule_does_not_shadow_a_newer_canonical_rule() {
 
 #[test]
 fn an_escaped_exact_rule_does_not_take_a_plain_path() {
-    let older = ingress(
-        "team-b",
-        "old",
-        Some("2024-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/a/b", "Prefix", "plain")])
-        ),
+    let r = older_and_newer(
+        ("team-b", "/a/b", "Prefix", "plain"),
+        ("team-a", "/a%5Cb", "Exact", "esc"),
     );
-    let newer = ingress(
-        "team-a",
-        "new",
-        Some("2025-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/a%5Cb", "Exact", "esc")])
-        ),
-    );
-    let r = router(&(older + &newer));
     assert_eq!(dest(&r, "shop.com", "/a/b"), "team-b/plain:80");
 }
 
@@ -728,25 +675,10 @@ fn a_dot_segment_rule_does_not_become_a_catch_all() {
 
 #[test]
 fn encoded_dots_in_a_prefix_rule_do_not_take_the_root() {
-    let older = ingress(
-        "team-a",
-        "old",
-        Some("2024-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/static/%2e%2e", "Prefix", "dots")])
-        ),
+    let r = older_and_newer(
+        ("team-a", "/static/%2e%2e", "Prefix", "dots"),
+        ("team-b", "/", "Prefix", "root"),
     );
-    let newer = ingress(
-        "team-b",
-        "new",
-        Some("2025-01-01T00:00:00Z"),
-        &format!(
-            "  rules:\n{}",
-            rules(Some("shop.com"), &[("/", "Prefix", "root")])
-        ),
-    );
-    let r = router(&(older + &newer));
     assert_eq!(dest(&r, "shop.com", "/x"), "team-b/root:80");
 }
 
