@@ -140,6 +140,47 @@ impl Node {
         self.metadata.labels.get(ZONE_LABEL).map(String::as_str)
     }
 
+    /// The addresses of `status.addresses` of these types (e.g.
+    /// `["InternalIP", "ExternalIP"]`), in list order and each once, read
+    /// as kube-proxy reads them (`GetNodeHostIPs`: `ParseIPSloppy`, see
+    /// [`parse_ip_legacy`](crate::validate::parse_ip_legacy)): IPv4 parts
+    /// with leading zeros are decimal and an IPv4-mapped address is IPv4.
+    /// A value that cannot be read (a name, or an object built without
+    /// validation) is left out.
+    ///
+    /// ```
+    /// use k8snet_model::Node;
+    /// let node: Node = serde_json::from_value(serde_json::json!({
+    ///     "metadata": {"name": "n"},
+    ///     "status": {"addresses": [
+    ///         {"type": "Hostname", "address": "n"},
+    ///         {"type": "InternalIP", "address": "010.0.0.1"},
+    ///         {"type": "ExternalIP", "address": "::ffff:203.0.113.7"}
+    ///     ]}
+    /// }))?;
+    /// let ips: Vec<String> = node
+    ///     .addresses_of(&["InternalIP", "ExternalIP"])
+    ///     .iter()
+    ///     .map(|ip| ip.to_string())
+    ///     .collect();
+    /// assert_eq!(ips, ["10.0.0.1", "203.0.113.7"]);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn addresses_of(&self, types: &[&str]) -> Vec<std::net::IpAddr> {
+        let mut out: Vec<std::net::IpAddr> = Vec::new();
+        let wanted = self
+            .status
+            .addresses
+            .iter()
+            .filter(|a| types.contains(&a.address_type.as_str()));
+        for ip in wanted.filter_map(|a| crate::validate::parse_ip_legacy(&a.address).ok()) {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        out
+    }
+
     /// The node's pod CIDRs as networks: `spec.podCIDRs`, or the legacy
     /// single-stack `spec.podCIDR` when the list is empty. Each is read as
     /// the apiserver validates it and consumers read it
@@ -681,17 +722,23 @@ impl Service {
         self.spec.cluster_ip.as_deref() == Some("None")
     }
 
-    /// The cluster IPs, parsed (`clusterIPs`, else `clusterIP`); empty for
-    /// headless and ExternalName Services.
+    /// The cluster IPs (`clusterIPs`, else `clusterIP`), read as the
+    /// apiserver validates them and kube-proxy reads them
+    /// ([`parse_ip_legacy`](crate::validate::parse_ip_legacy)): IPv4 parts
+    /// with leading zeros are decimal (`010.096.0.10` is 10.96.0.10) and an
+    /// IPv4-mapped address is IPv4. Empty for headless and ExternalName
+    /// Services; a value that cannot be read (validation refuses it) is
+    /// skipped.
     pub fn cluster_ips(&self) -> Vec<std::net::IpAddr> {
+        let read = |s: &str| crate::validate::parse_ip_legacy(s).ok();
         let mut out: Vec<std::net::IpAddr> = self
             .spec
             .cluster_ips
             .iter()
-            .filter_map(|s| s.parse().ok())
+            .filter_map(|s| read(s))
             .collect();
         if out.is_empty()
-            && let Some(ip) = self.spec.cluster_ip.as_deref().and_then(|s| s.parse().ok())
+            && let Some(ip) = self.spec.cluster_ip.as_deref().and_then(read)
         {
             out.push(ip);
         }

@@ -220,8 +220,9 @@ fn default_ip_families(spec: &mut crate::core::ServiceSpec) {
             IpFamilyPolicy::SingleStack
         });
     // Families not given are inferred from the cluster IPs, position by
-    // position (an address that does not parse, or a third one, is left
-    // to validation).
+    // position, as the allocator reads them (`ParseIPSloppy`: legacy
+    // spellings, an IPv4-mapped address is IPv4); an address that does
+    // not parse, or a third one, is left to validation.
     for (i, ip) in spec.cluster_ips.iter().enumerate().take(2) {
         if ip == "None" {
             break;
@@ -229,7 +230,7 @@ fn default_ip_families(spec: &mut crate::core::ServiceSpec) {
         if i < spec.ip_families.len() {
             continue;
         }
-        match ip.parse() {
+        match crate::validate::parse_ip_legacy(ip) {
             Ok(addr) => spec.ip_families.push(IpFamily::of(addr)),
             Err(_) => break,
         }

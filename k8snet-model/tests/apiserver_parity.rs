@@ -698,3 +698,138 @@ fn node_pod_cidr_legacy_spellings_are_accepted_with_a_warning() {
         "{errs:#?}"
     );
 }
+
+// clusterIP/clusterIPs are legacy fields: without StrictIPCIDRValidation
+// (alpha, off by default) ValidateServiceClusterIPsRelatedFields checks
+// them with IsValidIPForLegacyField, GetWarningsForService warns on each
+// clusterIPs entry (GetWarningsForIP), the family checks read them with
+// ParseIPSloppy (IsIPv6String, IsDualStackIPStrings: an IPv4-mapped
+// address is IPv4), and kube-proxy reads them with ParseIPSloppy.
+#[test]
+fn cluster_ip_in_a_legacy_spelling_is_stored_by_a_default_apiserver() {
+    let mut m = k8snet_model::Manifests::new();
+    m.load_str(
+        "t.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 010.096.0.10\n  clusterIPs: [010.096.0.10]\n  ports: [{port: 80}]\n",
+    );
+    let errs: Vec<String> = m.errors().iter().map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+    warned(&m, "spec.clusterIPs[0]", "010.096.0.10", "10.96.0.10");
+    assert_eq!(warnings(&m).len(), 1, "{:#?}", warnings(&m));
+    let svc = service(&m);
+    assert_eq!(
+        svc.cluster_ips(),
+        ["10.96.0.10".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(svc.spec.ip_families, [IpFamily::IPv4]);
+    // A lone clusterIP is copied into clusterIPs and read the same way.
+    let m = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: '::ffff:10.96.0.10'\n  ports: [{port: 80}]\n",
+    );
+    warned(&m, "spec.clusterIPs[0]", "::ffff:10.96.0.10", "10.96.0.10");
+    let svc = service(&m);
+    assert_eq!(
+        svc.cluster_ips(),
+        ["10.96.0.10".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(svc.spec.ip_families, [IpFamily::IPv4]);
+}
+
+#[test]
+fn legacy_cluster_ips_are_checked_as_read() {
+    let svc = |spec: &str| {
+        load(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {spec}\n"
+        ))
+    };
+    // Dual stack: one address of each family as read.
+    let m = svc(
+        "{clusterIP: '010.096.0.10', clusterIPs: ['010.096.0.10', 'fd00::000a'], ipFamilyPolicy: PreferDualStack, ports: [{port: 80}]}",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    warned(&m, "spec.clusterIPs[1]", "fd00::000a", "fd00::a");
+    let ips: Vec<String> = service(&m)
+        .cluster_ips()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(ips, ["10.96.0.10", "fd00::a"]);
+    assert_eq!(
+        service(&m).spec.ip_families,
+        [IpFamily::IPv4, IpFamily::IPv6]
+    );
+    // An IPv4-mapped address is IPv4: two of one family.
+    let m = svc(
+        "{clusterIP: '010.096.0.10', clusterIPs: ['010.096.0.10', '::ffff:10.96.0.11'], ipFamilyPolicy: PreferDualStack, ports: [{port: 80}]}",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.clusterIPs: "), "{errs:#?}");
+    // ... and not an IPv6 value.
+    let m = svc("{clusterIP: '::ffff:10.96.0.10', ipFamilies: [IPv6], ports: [{port: 80}]}");
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.clusterIPs[0]: "), "{errs:#?}");
+    // clusterIPs[0] must be clusterIP as written (a string compare).
+    let m = svc("{clusterIP: '010.096.0.10', clusterIPs: ['10.96.0.10'], ports: [{port: 80}]}");
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.clusterIPs[0]: "), "{errs:#?}");
+    // What no parser reads is refused.
+    let m = svc("{clusterIP: '10.96.0.0256', ports: [{port: 80}]}");
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains(": spec.clusterIP: "), "{errs:#?}");
+}
+
+// Node status.addresses: ValidateNode does not check the address strings
+// at all; kube-proxy (GetNodeHostIPs) and the node IP consumers read
+// InternalIP/ExternalIP with ParseIPSloppy. This crate refuses what no
+// parser reads there and accepts a legacy spelling with a warning, read as
+// kube-proxy reads it.
+#[test]
+fn node_addresses_in_legacy_spellings_are_read_as_kube_proxy_reads_them() {
+    let m = load(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nstatus:\n  addresses:\n  - {type: Hostname, address: node-1}\n  - {type: InternalIP, address: 198.019.128.002}\n  - {type: ExternalIP, address: '::ffff:203.0.113.7'}\n  - {type: InternalIP, address: 198.19.128.2}\n",
+    );
+    assert!(m.errors().is_empty(), "{:?}", errors(&m));
+    warned(
+        &m,
+        "status.addresses[1].address",
+        "198.019.128.002",
+        "198.19.128.2",
+    );
+    warned(
+        &m,
+        "status.addresses[2].address",
+        "::ffff:203.0.113.7",
+        "203.0.113.7",
+    );
+    assert_eq!(warnings(&m).len(), 2, "{:#?}", warnings(&m));
+    let Object::Node(n) = &m.objects()[0].object else {
+        panic!("not a Node")
+    };
+    let ips: Vec<String> = n
+        .addresses_of(&["InternalIP", "ExternalIP"])
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    // In list order, each address once.
+    assert_eq!(ips, ["198.19.128.2", "203.0.113.7"]);
+    let external: Vec<String> = n
+        .addresses_of(&["ExternalIP"])
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(external, ["203.0.113.7"]);
+    // What no parser reads is still refused.
+    let m = load(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nstatus: {addresses: [{type: InternalIP, address: 198.19.128.0256}]}\n",
+    );
+    let errs = errors(&m);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(": status.addresses[0].address: "),
+        "{errs:#?}"
+    );
+}

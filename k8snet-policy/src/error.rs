@@ -28,8 +28,11 @@ pub enum Error {
     },
     /// A policy field the compiler could not read (validation refuses it;
     /// only an object inserted without validation has one). The rule
-    /// fails closed: a peer that admits matches nothing, one that denies
-    /// matches every address.
+    /// fails closed, never admitting more than any readable value would:
+    /// an unreadable peer of an Allow rule (or of a Baseline-tier Pass)
+    /// matches nothing, one of a Deny rule matches every address, and an
+    /// Admin-tier Pass rule with one denies every address (see
+    /// [`PolicySet::errors`](crate::PolicySet::errors)).
     #[error("{object}: {field}: {message}")]
     Unreadable {
         /// The policy.

@@ -1368,6 +1368,77 @@ spec:
         assert!(allowed > 0 && denied > 0, "{allowed} {denied}");
     }
 
+    /// An admin Pass rule with a `networks` entry that cannot be read (an
+    /// object that skipped validation) is rendered as the evaluator
+    /// decides it: a Deny of every address, not a fall-through to the
+    /// later admin Allow.
+    #[test]
+    fn unreadable_pass_network_chains_match_verdicts() {
+        use k8snet_model::{AdminNetworkPolicy, NetworkPolicy, Object, apply_defaults};
+        let mut m = Manifests::new();
+        m.load_str(
+            "t.yaml",
+            "
+apiVersion: v1
+kind: Namespace
+metadata: {name: 'y', labels: {team: b}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: 'y'}
+status: {podIPs: [{ip: 198.18.2.1}, {ip: 'fd00:18::21'}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x}
+status: {podIPs: [{ip: 198.18.2.2}, {ip: 'fd00:18::22'}]}
+",
+        );
+        assert!(m.errors().is_empty(), "{:?}", m.errors());
+        let anp = |name: &str, priority: i32, action: &str, network: &str| {
+            let p: AdminNetworkPolicy = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "spec": {"priority": priority, "subject": {"namespaces": {"matchLabels": {"team": "b"}}},
+                         "egress": [{"action": action, "to": [{"networks": [network]}]}]}
+            }))
+            .unwrap();
+            Object::AdminNetworkPolicy(p)
+        };
+        let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "deny-egress", "namespace": "y"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}
+        }))
+        .unwrap();
+        let mut objects = Cluster::from_manifests(&m).objects();
+        for mut o in [
+            anp("pass-some", 5, "Pass", "8.8.8.0/33"),
+            anp("allow-rest", 10, "Allow", "0.0.0.0/0"),
+            Object::NetworkPolicy(np),
+        ] {
+            apply_defaults(&mut o);
+            objects.push(o);
+        }
+        let set = PolicySet::compile(&Cluster::from_objects(objects), &Options::default());
+        assert_eq!(set.errors().len(), 1);
+        let t = ruleset(&set, &RulesetOptions::default());
+        check_table(&t);
+        let all = addrs(&[
+            "198.18.2.1",
+            "198.18.2.2",
+            "8.8.8.8",
+            "1.1.1.1",
+            "fd00:18::21",
+            "fd00:18::22",
+            "2001:db8::1",
+        ]);
+        let (allowed, denied) = agree(&set, &t, &all, &[443]);
+        assert!(allowed > 0 && denied > 0, "{allowed} {denied}");
+        for d in ["8.8.8.8", "1.1.1.1"] {
+            let (s, d) = ("198.18.2.1".parse().unwrap(), d.parse().unwrap());
+            assert_eq!(simulate(&t, s, d, Protocol::Tcp, 443), Verdict::Deny, "{d}");
+        }
+    }
+
     const EXTERNAL_YAML: &str = "
 apiVersion: v1
 kind: Pod

@@ -829,3 +829,276 @@ fn unreadable_cidrs_fail_closed_and_are_reported() {
     // Validated policies have none.
     assert!(set("").errors().is_empty());
 }
+
+/// An admin Pass rule whose `networks` entry cannot be read (an object
+/// that skipped validation) never admits more than any readable value
+/// would: neither "nothing" (the flow falls through to a later Allow) nor
+/// "everything" (it skips a later Deny) is safe, so the rule denies every
+/// address. An Allow rule's unreadable entry matches nothing.
+mod unreadable_pass {
+    use k8snet_model::{
+        AdminNetworkPolicy, Cluster, ClusterNetworkPolicy, Manifests, NetworkPolicy, Object,
+        apply_defaults,
+    };
+    use k8snet_policy::{Endpoint, Flow, Options, PolicySet, RulesetOptions, Verdict};
+
+    fn base() -> Vec<Object> {
+        let mut m = Manifests::new();
+        m.load_str(
+            "base.yaml",
+            r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: "y", labels: {team: b}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2}
+status: {addresses: [{type: InternalIP, address: 198.19.128.2}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: "y", labels: {app: a}}
+spec: {nodeName: n2, containers: [{name: c}]}
+status: {hostIP: 198.19.128.2, podIP: 198.18.2.1}
+"#,
+        );
+        assert!(m.errors().is_empty(), "{:?}", m.errors());
+        Cluster::from_manifests(&m).objects()
+    }
+
+    fn anp(name: &str, priority: i32, action: &str, networks: &[&str]) -> Object {
+        let p: AdminNetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"priority": priority, "subject": {"namespaces": {"matchLabels": {"team": "b"}}},
+                     "egress": [{"name": "p", "action": action, "to": [{"networks": networks}]}]}
+        }))
+        .unwrap();
+        Object::AdminNetworkPolicy(p)
+    }
+
+    fn cnp(name: &str, tier: &str, priority: i32, action: &str, networks: &[&str]) -> Object {
+        let p: ClusterNetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"tier": tier, "priority": priority,
+                     "subject": {"namespaces": {"matchLabels": {"team": "b"}}},
+                     "egress": [{"name": "p", "action": action, "to": [{"networks": networks}]}]}
+        }))
+        .unwrap();
+        Object::ClusterNetworkPolicy(p)
+    }
+
+    fn deny_egress() -> Object {
+        let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "deny-egress", "namespace": "y"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}
+        }))
+        .unwrap();
+        Object::NetworkPolicy(np)
+    }
+
+    fn compile(extra: Vec<Object>) -> PolicySet {
+        let mut objects = base();
+        for mut o in extra {
+            apply_defaults(&mut o);
+            objects.push(o);
+        }
+        PolicySet::compile(&Cluster::from_objects(objects), &Options::default())
+    }
+
+    fn to(s: &PolicySet, dst: &str) -> Verdict {
+        let f = Flow::new(
+            "y/a".parse::<Endpoint>().unwrap(),
+            dst.parse::<Endpoint>().unwrap(),
+            k8snet_model::Protocol::Tcp,
+            443,
+        );
+        s.verdict(&f)
+    }
+
+    fn render(s: &PolicySet) -> String {
+        k8snet_nft::render(&k8snet_policy::ruleset(s, &RulesetOptions::default()))
+    }
+
+    fn pass_then_allow(network: &str) -> PolicySet {
+        compile(vec![
+            anp("pass-some", 5, "Pass", &[network]),
+            anp("allow-rest", 10, "Allow", &["0.0.0.0/0"]),
+            deny_egress(),
+        ])
+    }
+
+    fn verdict_with_pass_network(network: &str) -> Verdict {
+        to(&pass_then_allow(network), "8.8.8.8")
+    }
+
+    #[test]
+    fn an_unreadable_pass_network_does_not_admit_more_than_a_readable_one() {
+        assert_eq!(verdict_with_pass_network("8.8.8.0/24"), Verdict::Deny);
+        assert_eq!(verdict_with_pass_network("8.8.8.0/33"), Verdict::Deny);
+        // Outside any readable value the readable Pass falls through to the
+        // Allow; the unreadable one denies there too.
+        assert_eq!(
+            to(&pass_then_allow("8.8.8.0/24"), "1.1.1.1"),
+            Verdict::Allow
+        );
+        let s = pass_then_allow("8.8.8.0/33");
+        assert_eq!(to(&s, "1.1.1.1"), Verdict::Deny);
+        assert_eq!(
+            s.explain(&Flow::new(
+                "y/a".parse::<Endpoint>().unwrap(),
+                "8.8.8.8".parse::<Endpoint>().unwrap(),
+                k8snet_model::Protocol::Tcp,
+                443
+            ))
+            .to_string(),
+            "deny: egress from y/a: AdminNetworkPolicy pass-some rule 0 \"p\" (Deny)"
+        );
+        let errors: Vec<String> = s.errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            errors,
+            [
+                "AdminNetworkPolicy pass-some: spec.egress[0].to[0].networks[0]: \"8.8.8.0/33\": prefix length must be a decimal number in 0..=32"
+            ]
+        );
+        // The nftables ruleset is that of a rule denying every address.
+        let deny_all = compile(vec![
+            anp("pass-some", 5, "Deny", &["0.0.0.0/0", "::/0"]),
+            anp("allow-rest", 10, "Allow", &["0.0.0.0/0"]),
+            deny_egress(),
+        ]);
+        assert_eq!(render(&s), render(&deny_all));
+        assert_ne!(render(&s), render(&pass_then_allow("8.8.8.0/24")));
+    }
+
+    /// Without the NetworkPolicy, a Pass falls to the default allow: the
+    /// unreadable Pass still denies rather than admitting (it must not
+    /// admit more than a readable value, which may exclude the address and
+    /// fall through to a later admin Deny).
+    #[test]
+    fn an_unreadable_pass_network_never_skips_a_later_deny() {
+        let s = compile(vec![
+            anp("pass-some", 5, "Pass", &["bad"]),
+            anp("deny-rest", 10, "Deny", &["0.0.0.0/0"]),
+        ]);
+        assert_eq!(to(&s, "8.8.8.8"), Verdict::Deny);
+    }
+
+    /// An unreadable Allow network matches nothing: the flow falls through
+    /// to the later tiers, which admit at most what the Allow would.
+    #[test]
+    fn an_unreadable_allow_network_matches_nothing() {
+        let s = compile(vec![
+            anp("allow-some", 5, "Allow", &["8.8.8.0/33"]),
+            deny_egress(),
+        ]);
+        assert_eq!(to(&s, "8.8.8.8"), Verdict::Deny);
+        let s = compile(vec![anp("allow-some", 5, "Allow", &["8.8.8.0/33"])]);
+        assert_eq!(to(&s, "8.8.8.8"), Verdict::Allow); // default allow
+        assert_eq!(s.errors().len(), 1);
+    }
+
+    /// ClusterNetworkPolicy: an Admin-tier Pass with an unreadable network
+    /// denies every address, like an AdminNetworkPolicy's; a Baseline-tier
+    /// Pass ends the baseline (default allow), so there an unreadable
+    /// entry matching nothing admits no more than a readable one.
+    #[test]
+    fn cluster_network_policy_tiers_fail_closed_too() {
+        let s = compile(vec![
+            cnp("pass-some", "Admin", 5, "Pass", &["8.8.8.0/33"]),
+            cnp("accept-rest", "Admin", 10, "Accept", &["0.0.0.0/0"]),
+            deny_egress(),
+        ]);
+        assert_eq!(to(&s, "8.8.8.8"), Verdict::Deny);
+        assert_eq!(s.errors().len(), 1);
+        let readable = compile(vec![
+            cnp("pass-some", "Admin", 5, "Pass", &["8.8.8.0/24"]),
+            cnp("accept-rest", "Admin", 10, "Accept", &["0.0.0.0/0"]),
+            deny_egress(),
+        ]);
+        assert_eq!(to(&readable, "8.8.8.8"), Verdict::Deny);
+
+        let baseline = |network: &str| {
+            compile(vec![
+                cnp("pass-some", "Baseline", 5, "Pass", &[network]),
+                cnp("deny-rest", "Baseline", 10, "Deny", &["0.0.0.0/0"]),
+            ])
+        };
+        assert_eq!(to(&baseline("8.8.8.0/24"), "8.8.8.8"), Verdict::Allow);
+        assert_eq!(to(&baseline("8.8.8.0/24"), "1.1.1.1"), Verdict::Deny);
+        for dst in ["8.8.8.8", "1.1.1.1"] {
+            assert_eq!(to(&baseline("8.8.8.0/33"), dst), Verdict::Deny, "{dst}");
+        }
+    }
+
+    /// `domainNames` are refused in a Deny or Pass rule by validation and
+    /// cannot be resolved here; an object that skipped validation with
+    /// one fails closed and is reported.
+    #[test]
+    fn domain_names_outside_allow_rules_fail_closed() {
+        let p: AdminNetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "deny-dns"},
+            "spec": {"priority": 5, "subject": {"namespaces": {"matchLabels": {"team": "b"}}},
+                     "egress": [{"name": "d", "action": "Deny", "to": [{"domainNames": ["example.com"]}]}]}
+        }))
+        .unwrap();
+        let s = compile(vec![Object::AdminNetworkPolicy(p)]);
+        assert_eq!(to(&s, "93.184.216.34"), Verdict::Deny);
+        let errors: Vec<String> = s.errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .starts_with("AdminNetworkPolicy deny-dns: spec.egress[0].to[0].domainNames: "),
+            "{errors:?}"
+        );
+    }
+}
+
+/// A Node's InternalIP/ExternalIP addresses in a legacy spelling (accepted
+/// by the model with a warning, read by kube-proxy with `ParseIPSloppy`)
+/// are the node's addresses for admin `nodes` peers.
+#[test]
+fn node_addresses_in_legacy_spellings_match_nodes_peers() {
+    let mut m = Manifests::new();
+    m.load_str(
+        "t.yaml",
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: "y", labels: {team: b}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, labels: {zone: b}}
+status:
+  addresses:
+  - {type: InternalIP, address: 198.019.128.002}
+  - {type: ExternalIP, address: '::ffff:198.19.200.2'}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: "y", labels: {app: a}}
+spec: {nodeName: n2}
+status: {podIP: 198.18.2.1}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: no-nodes}
+spec:
+  priority: 5
+  subject: {namespaces: {}}
+  egress:
+  - {name: kubelet, action: Deny, to: [{nodes: {matchLabels: {zone: b}}}]}
+"#,
+    );
+    assert!(m.errors().is_empty(), "{:?}", m.errors());
+    let s = PolicySet::compile(&Cluster::from_manifests(&m), &Options::default());
+    for node_ip in ["198.19.128.2", "198.19.200.2"] {
+        let f = tcp("y/a", node_ip, 10250);
+        assert_eq!(s.verdict(&f), Verdict::Deny, "{node_ip}: {}", says(&s, &f));
+    }
+    assert_eq!(
+        s.verdict(&tcp("y/a", "198.19.128.3", 10250)),
+        Verdict::Allow
+    );
+}

@@ -536,18 +536,9 @@ fn allocate_service_ips(objects: &mut [Object], notes: &mut Vec<String>) {
     let mut used_ports: BTreeSet<i32> = BTreeSet::new();
     for o in objects.iter() {
         if let Object::Service(s) = o {
-            used_ips.extend(
-                s.spec
-                    .cluster_ips
-                    .iter()
-                    .filter_map(|i| i.parse::<IpAddr>().ok()),
-            );
-            used_ips.extend(
-                s.spec
-                    .cluster_ip
-                    .iter()
-                    .filter_map(|i| i.parse::<IpAddr>().ok()),
-            );
+            // Read as the apiserver's allocator and kube-proxy read them
+            // (`198.019.000.100` is 198.19.0.100), so none is handed out twice.
+            used_ips.extend(s.cluster_ips());
             used_ports.extend(s.spec.ports.iter().filter_map(|p| p.node_port));
         }
     }
@@ -685,6 +676,39 @@ spec: {type: NodePort, selector: {app: w}, ports: [{port: 80, targetPort: 8080}]
         assert_eq!(s.spec.cluster_ip.as_deref(), Some("198.19.0.100"));
         assert_eq!(s.spec.ports[0].node_port, Some(30000));
         assert!(p.derived.contains(&NsName::new("x", "w")));
+    }
+
+    /// A cluster IP in a legacy spelling (stored by a default apiserver)
+    /// is taken as the address it is read as: the allocator does not hand
+    /// that address to another Service.
+    #[test]
+    fn a_legacy_cluster_ip_is_not_allocated_again() {
+        let p = plan_of(
+            "
+apiVersion: v1
+kind: Node
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fixed, namespace: x}
+spec: {clusterIP: 198.019.000.100, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: w, namespace: x}
+spec: {ports: [{port: 80}]}
+",
+        )
+        .unwrap();
+        let ip = |name: &str| {
+            let s = p.cluster.service(&NsName::new("x", name)).unwrap();
+            s.cluster_ips()
+        };
+        let fixed: IpAddr = "198.19.0.100".parse().unwrap();
+        assert_eq!(ip("fixed"), [fixed]);
+        assert_eq!(ip("w").len(), 1);
+        assert_ne!(ip("w"), [fixed]);
     }
 
     #[test]

@@ -88,8 +88,9 @@ impl NodeContext {
     }
 
     /// The node as the cluster describes it: its `InternalIP`/`ExternalIP`
-    /// addresses, its zone label, and the cluster CIDRs as the union of
-    /// all nodes' `podCIDRs`.
+    /// addresses (in list order, each once, read as kube-proxy reads them:
+    /// [`Node::addresses_of`](k8snet_model::Node::addresses_of)), its zone
+    /// label, and the cluster CIDRs as the union of all nodes' `podCIDRs`.
     ///
     /// # Errors
     /// [`Error::Invalid`] if the cluster has no Node of that name.
@@ -102,13 +103,7 @@ impl NodeContext {
             )
         })?;
         let mut ctx = Self::new(name);
-        ctx.ips = node
-            .status
-            .addresses
-            .iter()
-            .filter(|a| matches!(a.address_type.as_str(), "InternalIP" | "ExternalIP"))
-            .filter_map(|a| a.address.parse().ok())
-            .collect();
+        ctx.ips = node.addresses_of(&["InternalIP", "ExternalIP"]);
         ctx.zone = node.zone().map(str::to_string);
         // Pod CIDRs as the apiserver stores them and kube-proxy reads them
         // (the model's legacy parser: leading zeros, IPv4-mapped, host bits).

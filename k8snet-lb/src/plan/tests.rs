@@ -30,6 +30,19 @@ fn cluster_ip_traffic_goes_to_ready_endpoints() {
     assert!(p.local_pool.is_none(), "Local policy is not used");
 }
 
+/// A cluster IP in a legacy spelling (stored by a default apiserver, read
+/// by kube-proxy with `ParseIPSloppy`) is planned on the address read.
+#[test]
+fn legacy_cluster_ip_spelling_is_planned_on_the_address_read() {
+    let t = plan_yaml(&[
+        svc("").replace("198.19.0.20", "198.019.000.020"),
+        slice(&[ep("198.18.0.2", "node-a", READY)]),
+    ]);
+    let p = one(&t);
+    assert_eq!(p.cluster_ip, "198.19.0.20".parse::<IpAddr>().unwrap());
+    assert_eq!(keys(p.cluster_pool.as_ref()), ["198.18.0.2:8080"]);
+}
+
 #[test]
 fn dual_stack_service_plans_one_port_per_family() {
     let t = plan_yaml(&[
@@ -679,4 +692,26 @@ fn an_unreadable_source_range_fails_closed() {
         assert!(!text.contains("198.19.200.60"), "{text}");
         assert!(text.contains("198.19.200.50"), "{text}");
     }
+}
+
+/// kube-proxy reads a Node's InternalIP/ExternalIP addresses with
+/// `ParseIPSloppy` (`GetNodeHostIPs`): a legacy spelling the model accepts
+/// (with a warning) is the node's address, in list order, each once;
+/// names and other types are not.
+#[test]
+fn node_addresses_in_legacy_spellings_are_the_node_ips() {
+    let mut m = k8snet_model::Manifests::new();
+    m.load_str(
+        "t.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nstatus:\n  addresses:\n  - {type: Hostname, address: node-a}\n  - {type: InternalIP, address: 198.019.128.001}\n  - {type: ExternalIP, address: '::ffff:198.19.200.7'}\n  - {type: InternalIP, address: 198.19.128.1}\n  - {type: InternalDNS, address: node-a.example}\n",
+    );
+    let errors: Vec<String> = m.errors().iter().map(ToString::to_string).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let c = Cluster::from_manifests(&m);
+    let ctx = NodeContext::from_cluster(&c, "node-a").unwrap();
+    let want: Vec<IpAddr> = ["198.19.128.1", "198.19.200.7"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(ctx.ips, want);
 }

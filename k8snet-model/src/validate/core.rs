@@ -66,8 +66,11 @@ pub(super) fn node(node: &Node, errs: &mut Errors) {
             errs.required(path.field("address"), "address is required");
         } else if matches!(a.address_type.as_str(), "InternalIP" | "ExternalIP") {
             // Stricter than the apiserver, which takes any string: kube-proxy
-            // and our load balancer parse these as IPs.
-            net::ip(errs, path.field("address"), &a.address);
+            // (`GetNodeHostIPs`) and our consumers read these as IPs, with
+            // `ParseIPSloppy` ([`Node::addresses_of`](crate::Node::addresses_of)),
+            // so what that parser reads is accepted, a legacy spelling
+            // with a warning naming the address read.
+            net::legacy_ip(errs, path.field("address"), &a.address);
         }
         let key = (a.address_type.as_str(), a.address.as_str());
         if let Some(first) = seen.repeat_of(key, i) {

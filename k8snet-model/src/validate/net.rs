@@ -1,6 +1,17 @@
-//! IP addresses and CIDRs as the apiserver accepts them under
-//! `StrictIPCIDRValidation`: no IPv4 leading zeros, no IPv4-mapped IPv6,
-//! and (for strict CIDRs) no bits set beyond the prefix length.
+//! IP addresses and CIDRs as the apiserver accepts them, in its two modes:
+//! - strict ([`parse_ip_strict`], [`parse_cidr_strict`]), as under
+//!   `StrictIPCIDRValidation` (this crate checks the IP fields not listed
+//!   below this way, e.g. pod and endpoint addresses): no IPv4 leading
+//!   zeros, no IPv4-mapped IPv6, and for CIDRs no bits set beyond the
+//!   prefix length;
+//! - legacy ([`parse_ip_legacy`], [`parse_cidr_legacy`]), for the fields a
+//!   default apiserver checks with `IsValidIPForLegacyField` /
+//!   `IsValidCIDRForLegacyField` and consumers read with `ParseIPSloppy` /
+//!   `ParseCIDRSloppy` (`clusterIP(s)`, `externalIPs`, `loadBalancerIP`,
+//!   load balancer ingress IPs, `loadBalancerSourceRanges`, `podCIDR(s)`,
+//!   `ipBlock`, admin `networks`, Node `InternalIP`/`ExternalIP`
+//!   addresses): the legacy spellings are accepted with a warning naming
+//!   what they are read as.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -185,9 +196,11 @@ pub fn parse_cidr_strict(s: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
-/// Parses a CIDR that may have host bits set (`1.2.3.4/24`), as the
-/// apiserver's `IsValidCIDR` does for `podCIDRs` and
-/// `loadBalancerSourceRanges`; the address is still strict.
+/// Parses a CIDR that may have host bits set (`1.2.3.4/24`) with a strict
+/// address and prefix length: the first step of [`parse_cidr_strict`],
+/// which then refuses the host bits. (Fields that take host bits,
+/// `podCIDRs` and `loadBalancerSourceRanges`, are legacy fields read with
+/// [`parse_cidr_legacy`].)
 pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
     cidr_reason(s).map_err(|reason| format!("{s:?}: {reason}"))
 }

@@ -231,16 +231,36 @@ fn target_port(p: &ServicePort, path: FieldPath<'_>, errs: &mut Errors) {
 }
 
 /// `clusterIP`, `clusterIPs`, `ipFamilies` and `ipFamilyPolicy` agree
-/// (`ValidateServiceClusterIPsRelatedFields`).
+/// (`ValidateServiceClusterIPsRelatedFields`). The addresses are legacy
+/// fields: without `StrictIPCIDRValidation` (alpha, off by default) the
+/// apiserver checks them with `IsValidIPForLegacyField`, warns on each
+/// `clusterIPs` entry that is not canonical (`GetWarningsForService`), and
+/// checks families on the address as read (`ParseIPSloppy`: an
+/// IPv4-mapped address is IPv4); kube-proxy reads them the same way
+/// ([`Service::cluster_ips`]). `clusterIPs[0]` must equal `clusterIP` as
+/// written (a string compare, as upstream).
 fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
     let spec = &svc.spec;
     let errors_before = errs.errors.len();
     let primary = spec.cluster_ip.as_deref().filter(|s| !s.is_empty());
     let ips = spec.cluster_ips.as_slice();
+    // Errors on the field itself; the warning goes on `clusterIPs[0]`
+    // (the same text, once defaulting copied it) as upstream's does.
+    let mut primary_read = false;
     if let Some(ip) = primary
         && ip != "None"
     {
-        net::ip(errs, "spec.clusterIP", ip);
+        primary_read = if ips.is_empty() {
+            net::legacy_ip(errs, "spec.clusterIP", ip).is_some()
+        } else {
+            match net::parse_ip_legacy(ip) {
+                Ok(_) => true,
+                Err(msg) => {
+                    errs.invalid("spec.clusterIP", msg);
+                    false
+                }
+            }
+        };
     }
     // Defaulting copies a lone `clusterIP` into `clusterIPs`, never the
     // reverse (`NormalizeClusterIPs`): a client that sets the list sets both.
@@ -272,11 +292,11 @@ fn cluster_ips(svc: &Service, headless: bool, errs: &mut Errors) {
                 );
             }
             parsed.push(None);
-        } else if i == 0 && primary.is_some() {
-            // Same value as spec.clusterIP, already reported there.
-            parsed.push(s.parse().ok());
+        } else if i == 0 && primary.is_some() && !primary_read {
+            // Same value as spec.clusterIP, already refused there.
+            parsed.push(None);
         } else {
-            parsed.push(net::ip(errs, path, s));
+            parsed.push(net::legacy_ip(errs, path, s));
         }
     }
     if ips.len() > 2 {

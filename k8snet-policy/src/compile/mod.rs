@@ -172,10 +172,18 @@ impl PolicySet {
     /// passed validation (every object of [`Cluster::from_manifests`] and
     /// [`Cluster::upsert`]) have none; an object given to
     /// [`Cluster::from_objects`] unvalidated may. Each such rule is
-    /// compiled failing closed: an `ipBlock` that cannot be read (its
-    /// `cidr` or any `except`) admits nothing, and an admin `networks`
-    /// entry that cannot be read matches every address in a Deny rule
-    /// and none in an Allow or Pass rule.
+    /// compiled failing closed, so that it never admits more than any
+    /// readable value would:
+    /// - an `ipBlock` that cannot be read (its `cidr` or any `except`)
+    ///   admits nothing;
+    /// - an admin-tier `networks` entry that cannot be read (or
+    ///   `domainNames` in a rule other than Allow/Accept, which validation
+    ///   refuses) matches every address in a Deny rule and none in an
+    ///   Allow/Accept rule or a Baseline-tier Pass (which ends the tier:
+    ///   default allow); an Admin-tier Pass rule with one becomes a Deny
+    ///   of every address (its explanation says Deny), since matching
+    ///   nothing would let the flow reach a later admin Allow and matching
+    ///   everything would skip a later admin Deny.
     pub fn errors(&self) -> Vec<crate::Error> {
         let mut out: Vec<(&k8snet_model::ObjectRef, &crate::Error)> = self
             .policies

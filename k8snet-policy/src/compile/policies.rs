@@ -178,22 +178,43 @@ fn block(cidr: &str, except: &[String], pods: bool) -> Result<Atom, (String, Str
     }))
 }
 
-/// What a rule's peer that could not be read matches, failing closed: no
-/// address for a rule that admits (Allow, Pass), every address for a rule
-/// that denies.
-fn unreadable(action: Action, out: &mut Vec<Atom>) {
-    if action == Action::Deny {
-        for all in ["0.0.0.0/0", "::/0"] {
-            if let Ok(net) = all.parse::<IpNet>() {
-                out.push(Atom::Block(Block {
-                    net,
-                    except: Vec::new(),
-                    pods: true,
-                }));
-            }
+/// Every address, pods' included: what a rule that cannot be read and
+/// must not admit denies.
+fn every_address(out: &mut Vec<Atom>) {
+    for all in ["0.0.0.0/0", "::/0"] {
+        if let Ok(net) = all.parse::<IpNet>() {
+            out.push(Atom::Block(Block {
+                net,
+                except: Vec::new(),
+                pods: true,
+            }));
         }
-    } else {
-        out.push(Atom::Nothing);
+    }
+}
+
+/// The action and peers of an admin-tier rule of `tier` some peer of which
+/// could not be read, failing closed: whatever the unreadable value was,
+/// the rule never admits more than it would have.
+/// - Deny: the unreadable peer matches every address.
+/// - Allow, and Pass in the Baseline tier (which ends the tier: default
+///   allow, as permissive as Allow): it matches nothing, so the flow
+///   falls through to later rules, which admit at most what the rule would.
+/// - Pass in the Admin tier: neither is safe (matching nothing lets the
+///   flow reach a later admin Allow the NetworkPolicy tier would have
+///   refused; matching everything skips a later admin Deny), so the whole
+///   rule becomes a Deny of every address.
+fn fail_closed(action: Action, tier: Tier, mut atoms: Vec<Atom>) -> (Action, Vec<Atom>) {
+    match (action, tier) {
+        (Action::Deny, _) => {
+            every_address(&mut atoms);
+            (action, atoms)
+        }
+        (Action::Pass, Tier::Admin) => {
+            let mut all = Vec::new();
+            every_address(&mut all);
+            (Action::Deny, all)
+        }
+        _ => (action, atoms),
     }
 }
 
@@ -389,15 +410,19 @@ impl Lower<'_> {
         }
     }
 
-    /// The atoms of the admin egress peer `spec.egress[i].to[j]` (`at` is
-    /// `(i, j)`, for errors) of a rule with that action.
+    /// Appends the atoms of the admin egress peer `spec.egress[i].to[j]`
+    /// (`at` is `(i, j)`, for errors) of a rule with that action; returns
+    /// whether some part could not be read (then the caller fails closed,
+    /// see [`fail_closed`]).
     fn egress_atoms(
         &mut self,
         peer: &AdminEgressPeer,
         at: (usize, usize),
         action: Action,
         out: &mut Vec<Atom>,
-    ) {
+    ) -> bool {
+        let (i, j) = at;
+        let mut unreadable = false;
         let ingress_like = AdminIngressPeer {
             namespaces: peer.namespaces.clone(),
             pods: peer.pods.clone(),
@@ -416,15 +441,49 @@ impl Lower<'_> {
                     pods: true,
                 })),
                 Err(m) => {
-                    let (i, j) = at;
                     let path = format!("spec.egress[{i}].to[{j}].networks[{k}]");
                     self.errors.push((path, m));
-                    unreadable(action, out);
+                    unreadable = true;
                 }
             }
         }
         if !peer.domain_names.is_empty() {
-            out.push(Atom::Nothing);
+            // Names are not resolved here: an Allow rule's match nothing
+            // (it admits at most what the rule would). Validation refuses
+            // them in any other rule; such a rule cannot be honoured.
+            if action == Action::Allow {
+                out.push(Atom::Nothing);
+            } else {
+                let path = format!("spec.egress[{i}].to[{j}].domainNames");
+                let names = &peer.domain_names;
+                let message = format!(
+                    "{names:?}: domainNames may only be used in Allow (Accept) rules, and are not resolved"
+                );
+                self.errors.push((path, message));
+                unreadable = true;
+            }
+        }
+        unreadable
+    }
+
+    /// The action and atoms of the admin egress rule `spec.egress[i]` of
+    /// a policy in `tier`.
+    fn egress_rule(
+        &mut self,
+        to: &[AdminEgressPeer],
+        i: usize,
+        action: Action,
+        tier: Tier,
+    ) -> (Action, Vec<Atom>) {
+        let mut atoms = Vec::new();
+        let mut unreadable = false;
+        for (j, p) in to.iter().enumerate() {
+            unreadable |= self.egress_atoms(p, (i, j), action, &mut atoms);
+        }
+        if unreadable {
+            fail_closed(action, tier, atoms)
+        } else {
+            (action, atoms)
         }
     }
 
@@ -484,11 +543,13 @@ impl Lower<'_> {
         }
     }
 
-    /// The rules of a v1alpha1 policy (AdminNetworkPolicy or Baseline).
+    /// The rules of a v1alpha1 policy (AdminNetworkPolicy or Baseline) of
+    /// `tier`.
     fn v1a1_rules(
         &mut self,
         ingress: &[AdminIngressRule],
         egress: &[AdminEgressRule],
+        tier: Tier,
     ) -> [Vec<RawRule>; 2] {
         let ingress = ingress
             .iter()
@@ -503,11 +564,7 @@ impl Lower<'_> {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let action = admin_action(r.action);
-                let mut atoms = Vec::new();
-                for (j, p) in r.to.iter().enumerate() {
-                    self.egress_atoms(p, (i, j), action, &mut atoms);
-                }
+                let (action, atoms) = self.egress_rule(&r.to, i, admin_action(r.action), tier);
                 RawRule {
                     name: r.name.clone(),
                     action,
@@ -521,7 +578,7 @@ impl Lower<'_> {
 
     /// Lowers an AdminNetworkPolicy (v1alpha1).
     pub(crate) fn admin_network_policy(&mut self, p: &AdminNetworkPolicy) -> CompiledPolicy {
-        let raw = self.v1a1_rules(&p.spec.ingress, &p.spec.egress);
+        let raw = self.v1a1_rules(&p.spec.ingress, &p.spec.egress, Tier::Admin);
         let head = (
             Kind::AdminNetworkPolicy,
             p.metadata.name.as_str(),
@@ -534,7 +591,7 @@ impl Lower<'_> {
     /// Lowers the BaselineAdminNetworkPolicy. It has no priority; it is
     /// evaluated after every Baseline-tier ClusterNetworkPolicy.
     pub(crate) fn baseline(&mut self, p: &BaselineAdminNetworkPolicy) -> CompiledPolicy {
-        let raw = self.v1a1_rules(&p.spec.ingress, &p.spec.egress);
+        let raw = self.v1a1_rules(&p.spec.ingress, &p.spec.egress, Tier::Baseline);
         let kind = Kind::BaselineAdminNetworkPolicy;
         let head = (kind, p.metadata.name.as_str(), Tier::Baseline, i32::MAX);
         self.admin_policy(head, &p.spec.subject, raw)
@@ -542,6 +599,10 @@ impl Lower<'_> {
 
     /// Lowers a ClusterNetworkPolicy (v1alpha2).
     pub(crate) fn cluster_network_policy(&mut self, p: &ClusterNetworkPolicy) -> CompiledPolicy {
+        let tier = match p.spec.tier {
+            PolicyTier::Baseline => Tier::Baseline,
+            _ => Tier::Admin,
+        };
         let ingress = p
             .spec
             .ingress
@@ -559,11 +620,7 @@ impl Lower<'_> {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let action = cluster_action(r.action);
-                let mut atoms = Vec::new();
-                for (j, p) in r.to.iter().enumerate() {
-                    self.egress_atoms(p, (i, j), action, &mut atoms);
-                }
+                let (action, atoms) = self.egress_rule(&r.to, i, cluster_action(r.action), tier);
                 RawRule {
                     name: r.name.clone(),
                     action,
@@ -572,10 +629,6 @@ impl Lower<'_> {
                 }
             })
             .collect();
-        let tier = match p.spec.tier {
-            PolicyTier::Baseline => Tier::Baseline,
-            _ => Tier::Admin,
-        };
         let head = (
             Kind::ClusterNetworkPolicy,
             p.metadata.name.as_str(),

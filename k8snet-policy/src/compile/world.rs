@@ -202,10 +202,6 @@ fn identity_hash(namespace: &str, labels: &StringMap, host: bool, named: &[Named
     h.finish()
 }
 
-fn parse_ips<'a>(strings: impl IntoIterator<Item = &'a str>) -> Vec<IpAddr> {
-    strings.into_iter().filter_map(|s| s.parse().ok()).collect()
-}
-
 impl World {
     /// The labels of a namespace (none if unknown).
     pub(crate) fn ns_labels(&self, ns: &str) -> &StringMap {
@@ -221,7 +217,9 @@ impl World {
         self.nodes = cluster
             .nodes()
             .map(|n| {
-                let ips = parse_ips(n.status.addresses.iter().map(|a| a.address.as_str()));
+                // The address types that hold IPs, read as kube-proxy
+                // reads them (`ParseIPSloppy`); names are not addresses.
+                let ips = n.addresses_of(&["InternalIP", "ExternalIP"]);
                 let info = NodeInfo {
                     labels: n.metadata.labels.clone(),
                     ips,

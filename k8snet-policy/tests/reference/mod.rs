@@ -213,8 +213,7 @@ fn egress_peer(cluster: &Cluster, p: &AdminEgressPeer, other: &Side<'_>) -> bool
         return cluster
             .nodes()
             .filter(|n| sel.matches(&n.metadata.labels))
-            .flat_map(|n| &n.status.addresses)
-            .filter_map(|a| a.address.parse::<IpAddr>().ok())
+            .flat_map(node_ips)
             .any(|a| ips.contains(&a));
     }
     false
@@ -496,15 +495,21 @@ fn own_node(cluster: &Cluster, src: &Side<'_>, dst: &Pod) -> bool {
         .filter_map(|s| s.parse().ok())
         .collect();
     if let Some(node) = dst.spec.node_name.as_deref().and_then(|n| cluster.node(n)) {
-        node_ips.extend(
-            node.status
-                .addresses
-                .iter()
-                .filter_map(|a| a.address.parse::<IpAddr>().ok()),
-        );
+        node_ips.extend(self::node_ips(node));
     }
     ips.iter().any(|ip| node_ips.contains(ip))
         || host_node.is_some_and(|n| dst.spec.node_name.as_deref() == Some(n))
+}
+
+/// A Node's InternalIP and ExternalIP addresses, read as kube-proxy reads
+/// them (`ParseIPSloppy`).
+fn node_ips(node: &k8snet_model::Node) -> Vec<IpAddr> {
+    node.status
+        .addresses
+        .iter()
+        .filter(|a| a.address_type == "InternalIP" || a.address_type == "ExternalIP")
+        .filter_map(|a| k8snet_model::validate::parse_ip_legacy(&a.address).ok())
+        .collect()
 }
 
 fn same_pod(a: &Pod, b: &Pod) -> bool {
