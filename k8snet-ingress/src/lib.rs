@@ -94,12 +94,14 @@
 //!   matched normalized first (every separator a `/`), then — only when
 //!   the client spelled a backslash, `%5C` or raw — by that spelling too
 //!   ([`Router::route_request`]); the more specific match wins (Exact,
-//!   else more elements, the spelled one on a tie). Prefix elements are
-//!   split on `/` only, so a Prefix `/p/a%5Cb` does not cover
-//!   `/p/a%5Cb%5Cc` (which the normalized match may still give to a
-//!   Prefix `/p/a/b`). A rule path with a `.` or `..` segment
-//!   (`/static/..`, `/static/%2e%2e`) matches nothing, as in nginx, and
-//!   is reported ([`ReportKind::UnreachablePath`]).
+//!   else more elements, the spelled one on a tie). In the spelled
+//!   match a Prefix ends at every separator (`/`, `\`, `%5C`), so a
+//!   Prefix `/p/a%5Cb` covers `/p/a%5Cb/c` and `/p/a%5Cb%5Cc` alike
+//!   (not `/p/a%5Cbc`). A leading `%5C` or `\` is kept too: a rule
+//!   `/%5Cadmin` is not the rule `/admin` (nor does the proxy forward a
+//!   leading `%5C` or `%2F` as a plain slash). A rule path with a `.`
+//!   or `..` segment (`/static/..`, `/static/%2e%2e`) matches nothing,
+//!   as in nginx, and is reported ([`ReportKind::UnreachablePath`]).
 //!   [`Route::path`], reports and the length a regex competes with use
 //!   the path as written.
 //! - **Several Ingresses for one host** are merged. When two define the

@@ -93,6 +93,9 @@ pub(crate) struct PathTable {
     exact: u32,
     /// Elements of the deepest Prefix key.
     max_depth: u32,
+    /// Bytes of the longest Prefix key (bounds the spelled lookup's
+    /// probes inside elements).
+    max_key: u32,
     /// Prefix key depths present: bit `d - 1` for depth `d` (deeper than
     /// 32 are always probed).
     depths: u32,
@@ -158,6 +161,8 @@ impl PathTable {
                     self.put(h, PREFIX | rank.bits() << RANK_SHIFT, key.as_bytes(), rule);
                     let depth = u32::try_from(elements.len()).unwrap_or(u32::MAX);
                     self.max_depth = self.max_depth.max(depth);
+                    let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+                    self.max_key = self.max_key.max(len);
                     self.depths |= depth_bit(elements.len());
                     return Ok(());
                 };
@@ -222,13 +227,43 @@ impl PathTable {
                 return Some(self.slots[i].rule);
             }
         }
-        self.longest_prefix(forward)
+        // Prefix keys end at every separator of the spelling: a key ending
+        // inside an element (at a `\` or `%5C`) wins over a shallower one.
+        let found = self.longest_prefix_end(forward);
+        let reached = found.map_or(0, |(_, end)| end);
+        let max = self.max_key as usize;
+        inner_boundaries(forward)
+            .filter(|&p| p > reached && p <= max + 1)
+            .find_map(|p| self.prefix_key(forward.get(..p)?))
+            .or(found.map(|(r, _)| r))
+    }
+
+    /// The rule of the Prefix key made of all the elements of `stretch`.
+    fn prefix_key(&self, stretch: &str) -> Option<u32> {
+        let depth = segments(stretch).count();
+        if depth == 0 || depth > self.max_depth as usize || self.depths & depth_bit(depth) == 0 {
+            return None;
+        }
+        let key = segments(stretch).collect::<Vec<_>>().join("/");
+        let h = prefix_hash(&key);
+        if self.filter & filter_bit(h) == 0 {
+            return None;
+        }
+        self.find(h, PREFIX, |k| k == key.as_bytes())
+            .map(|i| self.slots[i].rule)
     }
 
     /// The rule of the deepest Prefix key the path's elements start with.
     #[inline]
     fn longest_prefix(&self, path: &str) -> Option<u32> {
-        let root = self.root.map(|(_, r)| r);
+        self.longest_prefix_end(path).map(|(r, _)| r)
+    }
+
+    /// [`Self::longest_prefix`], with where in `path` the key ends (0 for
+    /// the `/` rule).
+    #[inline]
+    fn longest_prefix_end(&self, path: &str) -> Option<(u32, usize)> {
+        let root = self.root.map(|(_, r)| (r, 0));
         let max = self.max_depth as usize;
         if max == 0 {
             return root;
@@ -245,7 +280,7 @@ impl PathTable {
             }
             let region = path.get(first..end).unwrap_or_default();
             self.find(h, PREFIX, |k| same_elements(k, region))
-                .map(|i| self.slots[i].rule)
+                .map(|i| (self.slots[i].rule, end))
         };
         if max > DEPTHS {
             // Shortest first, keeping the deepest match.
@@ -547,6 +582,21 @@ pub(crate) fn rule_key(path: &str) -> Option<Cow<'_, str>> {
     Some(spelled_key(path))
 }
 
+/// The Prefix boundaries of a spelled key inside its elements (split on
+/// `/`): the offsets of the `\` and `%5C` (any case) separators that do
+/// not follow a `/`, deepest first. A spelled Prefix key ending there
+/// covers the key, as one ending at a `/` does.
+pub(crate) fn inner_boundaries(key: &str) -> impl Iterator<Item = usize> + '_ {
+    let b = key.as_bytes();
+    (1..b.len()).rev().filter(move |&i| {
+        let sep = b[i] == b'\\'
+            || (b[i] == b'%'
+                && b.get(i + 1) == Some(&b'5')
+                && matches!(b.get(i + 2), Some(b'c' | b'C')));
+        sep && b[i - 1] != b'/'
+    })
+}
+
 /// The elements of a rule key (or of a normalized or forwarded path)
 /// counted across every separator (`/`, `\`, `%2F`, `%5C`): how deep a
 /// match on the client's spelling goes, in the elements of the
@@ -693,6 +743,9 @@ fn resolve(path: &str, spelling: Spelling) -> String {
     let mut run = String::new();
     // The path ends with a dot segment: it names a directory.
     let mut dir = false;
+    // A dot segment came before: a separator after it is not written
+    // before the first element (`/public/..%5Cadmin` is `/admin`).
+    let mut dotted = false;
     for (sep, s, e) in split_parts(path)
         .into_iter()
         .filter(|(sep, _, _)| !sep.is_empty())
@@ -706,9 +759,13 @@ fn resolve(path: &str, spelling: Spelling) -> String {
                 }
                 run.clear();
                 dir = true;
+                dotted = true;
             }
             _ => {
                 push_separator(&mut run, sep, spelling);
+                if dotted && out.is_empty() {
+                    run.clear();
+                }
                 out.push((std::mem::take(&mut run), element));
                 dir = false;
             }
@@ -716,16 +773,25 @@ fn resolve(path: &str, spelling: Spelling) -> String {
     }
     let mut s = String::with_capacity(path.len());
     for (k, (sep, element)) in out.iter().enumerate() {
-        // The first separator is always a plain slash: a path starts with one.
+        // The first separator is a plain slash (a path starts with one),
+        // unless the kept run before the first element holds another
+        // separator: then it is written after that slash (`/%5Cadmin` is
+        // not the rule `/admin`).
         if keep_separators && k > 0 {
             s.push_str(sep);
         } else {
             s.push('/');
+            if keep_separators && sep.bytes().any(|c| c != b'/') {
+                s.push_str(sep.strip_prefix('/').unwrap_or(sep));
+            }
         }
         s.push_str(element);
     }
     if out.is_empty() {
         s.push('/');
+        if keep_separators && !dotted && run.bytes().any(|c| c != b'/') {
+            s.push_str(run.strip_prefix('/').unwrap_or(&run));
+        }
     } else if !run.is_empty() {
         if keep_separators {
             s.push_str(&run);
@@ -848,21 +914,26 @@ mod tests {
             ("/public/..\\admin", "/admin"),
             ("/api/x\\y/./z", "/api/x\\y/z"),
             ("/%61dmin//x", "/admin/x"),
-            ("/%2Fa", "/a"),
+            // A leading separator run as written too, unless a dot
+            // segment came before it.
+            ("/%2Fa", "/%2Fa"),
+            ("/%5cadmin/x", "/%5Cadmin/x"),
+            ("/x/../%5Cadmin", "/admin"),
             // A trailing separator as written.
             ("/a%5c", "/a%5C"),
             ("/x/..\\a\\", "/a\\"),
         ] {
             assert_eq!(forward_path(input), want, "{input}");
-            // The matched path is the forwarded one with every separator a slash.
-            assert_eq!(
-                normalize_path(input),
-                forward_path(input)
-                    .replace("%2F", "/")
-                    .replace("%5C", "/")
-                    .replace('\\', "/"),
-                "{input}"
-            );
+            // The matched path is the forwarded one with every separator a
+            // slash (and repeated slashes merged).
+            let mut all = forward_path(input)
+                .replace("%2F", "/")
+                .replace("%5C", "/")
+                .replace('\\', "/");
+            while all.contains("//") {
+                all = all.replace("//", "/");
+            }
+            assert_eq!(normalize_path(input), all, "{input}");
         }
         assert!(matches!(forward_path("/plain/path"), Cow::Borrowed(_)));
     }
@@ -880,14 +951,22 @@ mod tests {
             ("/a%2F/b", "/a/b"),
             ("/public/..\\admin", "/admin"),
             ("/x/./a\\b/../c", "/x/a/c"),
+            // A leading backslash is kept after the first slash; `%2F` is
+            // a slash.
+            ("/%5cadmin", "/%5Cadmin"),
+            ("//\\admin/", "/\\admin/"),
+            ("/%2F%5Cadmin", "/%5Cadmin"),
+            ("/%2Fadmin", "/admin"),
+            ("/%5C", "/%5C"),
         ] {
             assert_eq!(spelled_key(input), want, "{input}");
-            // The matched path is the spelled key with every separator a slash.
-            assert_eq!(
-                normalize_path(input),
-                spelled_key(input).replace("%5C", "/").replace('\\', "/"),
-                "{input}"
-            );
+            // The matched path is the spelled key with every separator a
+            // slash (and repeated slashes merged).
+            let mut all = spelled_key(input).replace("%5C", "/").replace('\\', "/");
+            while all.contains("//") {
+                all = all.replace("//", "/");
+            }
+            assert_eq!(normalize_path(input), all, "{input}");
         }
         // Only a backslash, raw or encoded, asks for a spelled lookup.
         assert_eq!(request_spelling("/%78/a\\b").as_deref(), Some("/x/a\\b"));
@@ -924,6 +1003,9 @@ mod tests {
             ("/api/group%2Fname", Some("/api/group/name")),
             ("/a%2f%2Fb%2F", Some("/a/b/")),
             ("/a%5C/", Some("/a%5C/")),
+            ("/%5Cadmin", Some("/%5Cadmin")),
+            ("/\\admin", Some("/\\admin")),
+            ("/%2Fadmin", Some("/admin")),
             ("/.hidden", Some("/.hidden")),
             ("/static/..", None),
             ("/static/%2e%2e", None),
@@ -980,6 +1062,30 @@ mod tests {
         assert_eq!(t.insert("/abc", MatchKind::Prefix, 4 + 100), Ok(()));
         assert_eq!(t.lookup("/abc/d", |_| 4).map(|r| r.0), Some(104));
         assert!(t.lookup("/abc/d", |_| 4).unwrap().1.is_none());
+    }
+
+    #[test]
+    fn a_spelled_prefix_ends_at_every_separator() {
+        let mut t = PathTable::default();
+        assert_eq!(t.insert("/a%5Cb", MatchKind::Prefix, 1), Ok(()));
+        assert_eq!(t.insert("/a", MatchKind::Prefix, 2), Ok(()));
+        assert_eq!(t.insert("/p/q\\r", MatchKind::Prefix, 3), Ok(()));
+        for (spelled, want) in [
+            ("/a%5Cb", Some(1)),
+            ("/a%5Cb%5C", Some(1)),
+            ("/a%5Cb%5Cc/d", Some(1)),
+            ("/a%5Cb\\c", Some(1)),
+            ("/a%5Cb/c", Some(1)),
+            ("/a%5Cbc", Some(2)),
+            ("/a\\b", Some(2)),
+            ("/p/q\\r\\s", Some(3)),
+            ("/p/q\\rs", None),
+            ("/ab%5C", None),
+            ("/%5Ca", None),
+        ] {
+            assert_eq!(t.lookup_spelled(spelled), want, "{spelled}");
+        }
+        assert_eq!(inner_boundaries("/a%5cb/\\c\\").collect::<Vec<_>>(), [9, 2]);
     }
 
     #[test]

@@ -712,3 +712,56 @@ fn a_dot_segment_rule_is_reported_and_the_others_still_route() {
     assert_eq!(dest(&r, "shop.com", "/"), "404");
     assert_eq!(r.stats().rules, 1);
 }
+
+/// A Prefix rule spelled with a backslash (`%5C` or raw) has a boundary at
+/// every separator: continuing the path with another backslash stays
+/// under it (otherwise `/a%5Cb%5Cc` would slip past `/a%5Cb` to `/`).
+#[test]
+fn a_backslash_prefix_rule_covers_what_follows_a_backslash() {
+    let spec = format!(
+        "  rules:\n  - host: \"h.com\"\n    http:\n      paths:\n{}{}{}",
+        path("/a%5Cb", "Prefix", "esc"),
+        path("/p/a\\\\b", "Prefix", "bs"),
+        path("/", "Prefix", "root"),
+    );
+    let r = router(&ingress("d", "i", None, &spec));
+    for (raw, want) in [
+        ("/a%5Cb", "esc"),
+        ("/a%5Cb/c", "esc"),
+        ("/a%5Cb%5C", "esc"),
+        ("/a%5Cb%5Cc", "esc"),
+        ("/p/a\\b/c", "bs"),
+        ("/p/a\\b\\c", "bs"),
+        // Not a boundary: the element goes on.
+        ("/a%5Cbc", "root"),
+        ("/p/a\\bc", "root"),
+    ] {
+        let got = r
+            .route_request("h.com", raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some(want), "{raw}");
+    }
+}
+
+/// A rule whose first separator is `%5C` is not the plain path's rule: an
+/// older Prefix `/%5Cadmin` does not take `/admin/...` from a newer
+/// `/admin`.
+#[test]
+fn a_leading_encoded_backslash_rule_is_not_the_plain_rule() {
+    let r = older_and_newer(
+        ("team-b", "/%5Cadmin", "Prefix", "esc"),
+        ("team-a", "/admin", "Prefix", "admin"),
+    );
+    assert_eq!(dest(&r, "shop.com", "/admin/x"), "team-a/admin:80");
+    for (raw, want) in [
+        ("/admin/x", "admin"),
+        ("/%5Cadmin/x", "esc"),
+        ("/%5cadmin", "esc"),
+        ("//%5C%61dmin", "esc"),
+    ] {
+        let got = r
+            .route_request("shop.com", raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some(want), "{raw}");
+    }
+}

@@ -227,6 +227,8 @@ pub(super) struct HostPaths {
     filter: u64,
     depths: u32,
     max_depth: u8,
+    /// Bytes of the longest Prefix key.
+    max_key: usize,
     log2: u8,
     /// Long keys' offsets point into `long`.
     slots: Vec<PathSlot>,
@@ -268,6 +270,7 @@ impl HostPaths {
             filter: 0,
             depths: 0,
             max_depth: 0,
+            max_key: 0,
             log2: 0,
             slots: vec![PathSlot::default()],
             long: Vec::new(),
@@ -353,6 +356,7 @@ impl HostPaths {
                         };
                         p.depths |= depth_bit(depth);
                         p.max_depth = p.max_depth.max(depth8);
+                        p.max_key = p.max_key.max(bytes.len());
                     }
                     keys.push(Key {
                         hash: h,
@@ -455,6 +459,9 @@ pub(super) struct HostIndex {
     paths: Box<[PathSlot]>,
     /// The keys longer than [`KEY_INLINE`].
     long: Box<[u8]>,
+    /// Bytes of the longest Prefix key of any host (bounds the spelled
+    /// lookup's probes inside elements).
+    max_key: usize,
 }
 
 impl HostIndex {
@@ -475,6 +482,7 @@ impl HostIndex {
         let mut tables = vec![None; len].into_boxed_slice();
         let mut paths = Vec::with_capacity(hosts.iter().map(|(_, h)| h.slots.len()).sum());
         let mut long = Vec::new();
+        let mut max_key = 0;
         let mask = len - 1;
         for (h, hp) in hosts {
             let mut i = h as usize & mask;
@@ -513,6 +521,7 @@ impl HostIndex {
             }));
             long.extend_from_slice(&hp.long);
             wildcards |= slot.flags & WILDCARD != 0;
+            max_key = max_key.max(hp.max_key);
             slots[i] = slot;
             tags[i] = host_tag(h);
             tables[i] = Some(hp.table.clone());
@@ -524,6 +533,7 @@ impl HostIndex {
             tables,
             paths: paths.into_boxed_slice(),
             long: long.into_boxed_slice(),
+            max_key,
         }
     }
 
@@ -591,7 +601,7 @@ impl HostIndex {
         if let Some(f) = forward
             && let Some(spelled) = self
                 .exact(s, region, f)
-                .or_else(|| self.longest_prefix(s, region, f))
+                .or_else(|| self.spelled_prefix(s, region, f))
             && hit.is_none_or(|n| spelled_wins(&n.entry, &spelled.entry))
         {
             hit = Some(spelled);
@@ -622,6 +632,37 @@ impl HostIndex {
         self.find(s, region, h, EXACT, |k| hash::eq(k, path.as_bytes()))
     }
 
+    /// The deepest Prefix key a request's spelling starts with, a key
+    /// ending at any separator (`/`, `\`, `%5C`): as
+    /// [`Self::longest_prefix`], then the keys ending inside an element
+    /// beyond its match, deepest first.
+    fn spelled_prefix<'a>(
+        &'a self,
+        s: &HostSlot,
+        region: &'a [PathSlot],
+        path: &str,
+    ) -> Option<&'a Hit> {
+        let found = self.longest_prefix_end(s, region, path);
+        let reached = found.map_or(0, |(_, end)| end);
+        crate::path::inner_boundaries(path)
+            .filter(|&p| p > reached && p <= self.max_key + 1)
+            .find_map(|p| {
+                let stretch = path.as_bytes().get(..p)?;
+                let depth = elements(stretch).count();
+                if depth == 0
+                    || depth > usize::from(s.max_depth)
+                    || s.depths & depth_bit(depth) == 0
+                {
+                    return None;
+                }
+                let h = elements(stretch)
+                    .filter_map(|(a, e)| stretch.get(a..e))
+                    .fold(hash::SEED_PREFIX_PATH, hash::bytes);
+                self.prefix(s, region, h, stretch)
+            })
+            .or(found.map(|(hit, _)| hit))
+    }
+
     /// The deepest Prefix key the path's elements start with, else the
     /// host's `/` rule.
     #[inline]
@@ -631,9 +672,22 @@ impl HostIndex {
         region: &'a [PathSlot],
         path: &str,
     ) -> Option<&'a Hit> {
+        self.longest_prefix_end(s, region, path).map(|(hit, _)| hit)
+    }
+
+    /// [`Self::longest_prefix`], with where in `path` the key ends (0 for
+    /// the `/` rule).
+    #[inline]
+    fn longest_prefix_end<'a>(
+        &'a self,
+        s: &HostSlot,
+        region: &'a [PathSlot],
+        path: &str,
+    ) -> Option<(&'a Hit, usize)> {
         let root = || {
             if s.flags & HAS_ROOT != 0 {
                 self.find(s, region, ROOT_HASH, PREFIX, <[u8]>::is_empty)
+                    .map(|hit| (hit, 0))
             } else {
                 None
             }
@@ -657,12 +711,17 @@ impl HostIndex {
             // Shortest first, keeping the deepest match.
             let mut best = None;
             if s.depths & depth_bit(1) != 0 {
-                best = self.prefix(s, region, h, stretch(end));
+                best = self
+                    .prefix(s, region, h, stretch(end))
+                    .map(|hit| (hit, end));
             }
             for (d, (at, e)) in bounds.take(max - 1).enumerate() {
                 h = hash::bytes(h, bytes.get(at..e).unwrap_or_default());
                 if s.depths & depth_bit(d + 2) != 0 {
-                    best = self.prefix(s, region, h, stretch(e)).or(best);
+                    best = self
+                        .prefix(s, region, h, stretch(e))
+                        .map(|hit| (hit, e))
+                        .or(best);
                 }
             }
             return best.or_else(root);
@@ -684,7 +743,7 @@ impl HostIndex {
             if let Some(&(h, e)) = seen.get(d)
                 && let Some(hit) = self.prefix(s, region, h, stretch(e))
             {
-                return Some(hit);
+                return Some((hit, e));
             }
         }
         root()

@@ -81,12 +81,12 @@ const SEGMENTS: &[&str] = &["a", "b", "aa", "ab", "c"];
 
 /// Rule elements spelling a separator encoded: the apiserver allows `%5C`
 /// in every path type and `%2F` in ImplementationSpecific paths only.
-const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C"];
+const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C", "%5Ca"];
 const ENCODED_SLASH_SEGMENTS: &[&str] = &["a%2Fb", "a%2fb"];
 
 /// Rule elements with a raw backslash (as YAML writes it in double
 /// quotes: `\\` is one `\`), some with escaped unreserved characters.
-const BACKSLASH_SEGMENTS: &[&str] = &["a\\\\b", "%61\\\\b", "a\\\\%62", "a\\\\"];
+const BACKSLASH_SEGMENTS: &[&str] = &["a\\\\b", "%61\\\\b", "a\\\\%62", "a\\\\", "\\\\a"];
 
 /// Rule elements with a dot segment, which match nothing: the apiserver
 /// refuses plain ones in Exact and Prefix paths, not encoded ones.
@@ -141,10 +141,14 @@ fn request_path(rng: &mut Rng) -> String {
                 "a%5C",
                 "a%5c",
                 "a%5cb%5Cc",
+                "%5ca",
+                "%5Ca%5Cb",
                 "a\\b",
                 "%61\\b",
                 "a\\%62",
                 "a\\",
+                "\\%61",
+                "%61\\b\\",
                 "%2F",
             ],
             5 => &["..", ".", "%2e%2E", "%61", "%61%62", "a%62"],
@@ -235,8 +239,9 @@ fn rule_key(p: &str) -> Option<String> {
 /// docs state it: `%2F` a slash (nginx decodes it before matching), the
 /// unreserved escapes decoded and the others in upper case (so `%5C`
 /// and a raw `\` stay as written), empty elements (split on `/`)
-/// dropped, the separators before the first element one slash, a
-/// trailing slash kept.
+/// dropped, the separators before the first element one slash unless
+/// they hold a backslash (then kept, slashes merged), a trailing slash
+/// kept.
 fn spell(p: &str) -> String {
     let p = p.replace("%2f", "/").replace("%2F", "/");
     let mut rest = p.as_str();
@@ -263,18 +268,41 @@ fn spell(p: &str) -> String {
         rest = &rest[at + 3..];
     }
     decoded.push_str(rest);
+    // The separators before the first element: one slash, unless they
+    // hold a backslash (`\\` or `%5C`), then kept (slashes merged).
     let mut body = decoded.as_str();
-    while let Some(b) = ["/", "\\", "%5C"]
+    let mut lead = String::from("/");
+    while let Some((sep, b)) = ["/", "\\", "%5C"]
         .iter()
-        .find_map(|sep| body.strip_prefix(sep))
+        .find_map(|sep| Some((*sep, body.strip_prefix(sep)?)))
     {
+        if sep != "/" || !lead.ends_with('/') {
+            lead.push_str(sep);
+        }
         body = b;
     }
-    let mut key = format!("/{}", elements(body).join("/"));
-    if decoded.len() > 1 && decoded.ends_with('/') && key.len() > 1 {
+    let mut key = format!("{lead}{}", elements(body).join("/"));
+    if decoded.len() > 1 && decoded.ends_with('/') && key.len() > 1 && !key.ends_with('/') {
         key.push('/');
     }
     key
+}
+
+/// Whether a Prefix rule key covers a request's key: the request's
+/// elements (split on `/`) start with the key's, or with all but its last
+/// then an element that continues the key's last with a `\\` or `%5C`
+/// (a Prefix has a boundary at every separator).
+fn covers(key: &str, request: &str) -> bool {
+    let (have, want) = (elements(key), elements(request));
+    let Some((last, init)) = have.split_last() else {
+        return true;
+    };
+    want.starts_with(&have)
+        || (want.len() >= have.len()
+            && want.starts_with(init)
+            && want[init.len()]
+                .strip_prefix(last)
+                .is_some_and(|rest| rest.starts_with('\\') || rest.starts_with("%5C")))
 }
 
 /// The reference: every rule of every served Ingress scanned, oldest
@@ -289,8 +317,9 @@ fn spell(p: &str) -> String {
 ///   request's [`spell`]ing (after [`forward_path`] resolved its dot
 ///   segments). In each, an Exact rule equal
 ///   to the path wins; else the Prefix (or ImplementationSpecific) rule
-///   whose elements (split on `/` only) start the path's, with the most
-///   elements, then a trailing slash, then Prefix over
+///   that [`covers`] the path (its elements, split on `/`, start the
+///   path's, the last one possibly continued by a `\` or `%5C`), the
+///   longest key, then a trailing slash, then Prefix over
 ///   ImplementationSpecific; the first (oldest) of equals. Of the two
 ///   winners the spelled one wins when it is Exact, or when the other is
 ///   not and it covers at least as many elements counting every
@@ -337,7 +366,6 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
             .copied()
             .collect();
         let scan = |request: &str| -> Best {
-            let want = elements(request);
             let mut best: Best = None;
             for ing in ingresses {
                 for rule in &ing.spec.rules {
@@ -372,13 +400,14 @@ fn reference(ingresses: &[&Ingress], host: &str, path: &str) -> Outcome {
                             }
                             PathType::Exact => {}
                             ty => {
-                                let have = elements(&matched);
-                                if !want.starts_with(&have) {
+                                if !covers(&matched, request) {
                                     continue;
                                 }
                                 let explicit = ty == PathType::Prefix;
+                                // The keys covering one request: the
+                                // longer reaches deeper.
                                 let rank = (
-                                    have.len(),
+                                    matched.strip_suffix('/').unwrap_or(&matched).len(),
                                     matched.len() > 1 && matched.ends_with('/'),
                                     explicit,
                                 );
