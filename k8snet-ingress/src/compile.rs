@@ -38,10 +38,11 @@ pub(crate) struct PathRule {
     pub(crate) path: Box<str>,
     /// What requests are matched against: the written path's spelled key
     /// ([`rule_key`]: unreserved escapes decoded, hex in upper case,
-    /// repeated slashes merged, `%2F` a slash, `%5C` and `\\` kept as
-    /// written, dot segments never resolved), so that `/a%5Cb` and `/a/b`
-    /// stay distinct rules and the first is reached by the requests
-    /// spelling it, while `/a%2Fb` is `/a/b`; a regex as written.
+    /// repeated slashes merged, `%2F` a slash, a backslash (`%5C` or
+    /// `\\`) kept and written `\\`, dot segments never resolved), so that
+    /// `/a%5Cb` and `/a/b` stay distinct rules and the first (the rule
+    /// `/a\\b`) is reached by the requests spelling a backslash there,
+    /// while `/a%2Fb` is `/a/b`; a regex as written.
     pub(crate) key: Box<str>,
     pub(crate) kind: MatchKind,
     pub(crate) backend: Backend,

@@ -87,19 +87,24 @@
 //!   separators only for dot-segment resolution** (nginx on Linux takes
 //!   `\` as an ordinary character): a rule spelled with them (`/a%5Cb`,
 //!   `/x/a\b`) is a rule of its own, not `/a/b`, reached by the requests
-//!   spelled the same way modulo unreserved escapes, hex case and
-//!   repeated slashes (`/a%5cb` and `/%61%5Cb` reach `/a%5Cb`;
-//!   `/%78//a\%62` reaches `/x/a\b`), not by `/a/b`; `%5C` and `\` are
-//!   two spellings, so `/a\b` does not reach `/a%5Cb`. Requests are
+//!   spelled the same way modulo unreserved escapes, hex case, repeated
+//!   slashes and the spelling of the backslash (`/a%5cb`, `/%61%5Cb` and
+//!   `/a\b` reach `/a%5Cb`; `/%78//a%5C%62` reaches `/x/a\b`), not by
+//!   `/a/b`. `%5C` and `\` are **one character** for matching, as nginx
+//!   decodes `%5C` before it matches locations: `/a\b` and `/a%5Cb` are
+//!   one rule (written twice, the older keeps it and the newer is
+//!   reported, [`ReportKind::ShadowedRule`]). Requests are
 //!   matched normalized first (every separator a `/`), then — only when
 //!   the client spelled a backslash, `%5C` or raw — by that spelling too
 //!   ([`Router::route_request`]); the more specific match wins (Exact,
 //!   else more elements, the spelled one on a tie). In the spelled
 //!   match a Prefix ends at every separator (`/`, `\`, `%5C`), so a
-//!   Prefix `/p/a%5Cb` covers `/p/a%5Cb/c` and `/p/a%5Cb%5Cc` alike
-//!   (not `/p/a%5Cbc`). A leading `%5C` or `\` is kept too: a rule
-//!   `/%5Cadmin` is not the rule `/admin` (nor does the proxy forward a
-//!   leading `%5C` or `%2F` as a plain slash). A rule path with a `.`
+//!   Prefix `/p/a%5Cb` covers `/p/a%5Cb/c`, `/p/a%5Cb%5Cc` and
+//!   `/p/a\b\c` alike (not `/p/a%5Cbc`), and one ending with the
+//!   separator covers what follows it (`/p/a%5C` covers `/p/a%5Cb`). A
+//!   leading `%5C` or `\` is kept too: a rule `/%5Cadmin` is not the rule
+//!   `/admin` (nor does the proxy forward a leading `%5C` or `%2F` as a
+//!   plain slash). A rule path with a `.`
 //!   or `..` segment (`/static/..`, `/static/%2e%2e`) matches nothing,
 //!   as in nginx, and is reported ([`ReportKind::UnreachablePath`]).
 //!   [`Route::path`], reports and the length a regex competes with use

@@ -228,7 +228,8 @@ impl PathTable {
             }
         }
         // Prefix keys end at every separator of the spelling: a key ending
-        // inside an element (at a `\` or `%5C`) wins over a shallower one.
+        // inside an element (before or after a `\`) wins over a shallower
+        // one.
         let found = self.longest_prefix_end(forward);
         let reached = found.map_or(0, |(_, end)| end);
         let max = self.max_key as usize;
@@ -497,8 +498,9 @@ impl Iterator for Bounds<'_> {
 ///
 /// Rule paths (all but regexes) are not normalized but keyed by their
 /// spelling (unreserved escapes decoded, repeated slashes merged, `%2F`
-/// a slash as for nginx, `%5C` and `\` kept, dot segments never
-/// resolved), so that a rule spelling a backslash
+/// a slash as for nginx, a backslash kept — `%5C` and `\` alike, one
+/// character as for nginx, which decodes `%5C` before it matches — dot
+/// segments never resolved), so that a rule spelling a backslash
 /// (`/a%5Cb`, `/a\b`) is not the plain path's rule; the requests that
 /// spell it reach it through their own spelled key
 /// ([`Router::route_request`](crate::Router::route_request)).
@@ -539,10 +541,12 @@ pub(crate) fn forward_path(path: &str) -> Cow<'_, str> {
 /// The key a path is matched by when its spelling matters: as
 /// [`normalize_path`] (unreserved escapes decoded, dot segments resolved,
 /// repeated slashes merged, `%2F` a slash, as nginx decodes it before it
-/// matches locations), except that `%5C` (upper case) and `\` stay as
-/// written, so that a rule spelled with them is reached by the requests
-/// spelling its path the same way, modulo unreserved escapes, hex case
-/// and repeated slashes (`/%78//a\%62` is `/x/a\b`).
+/// matches locations), except that a backslash stays, `%5C` (any case)
+/// and `\` both written `\` (nginx decodes `%5C` before it matches, and
+/// `\` is an ordinary character on Linux, so they are one path), so that
+/// a rule spelled with one is reached by the requests spelling its path
+/// the same way, modulo unreserved escapes, hex case, repeated slashes
+/// and the spelling of the backslash (`/%78//a%5C%62` is `/x/a\b`).
 ///
 /// Borrows when there is nothing to do.
 pub(crate) fn spelled_key(path: &str) -> Cow<'_, str> {
@@ -571,9 +575,9 @@ pub(crate) fn request_spelling(path: &str) -> Option<String> {
 /// segments resolved, and nginx does the same).
 ///
 /// So `/a%2Fb` is the rule `/a/b` (nginx decodes `%2F` before matching),
-/// while `/a%5Cb` and `/a\b` are distinct from it (as for nginx on
-/// Linux, where `\` is an ordinary character): they are reached by the
-/// requests that spell them (`/a%5cb`, `/%61\b`, see
+/// while `/a%5Cb` and `/a\b` (one rule, keyed `/a\b`) are distinct from
+/// it (as for nginx on Linux, where `\` is an ordinary character): they
+/// are reached by the requests that spell a backslash (`/a%5cb`, `/%61\b`, see
 /// [`Router::route_request`](crate::Router::route_request)), `/a/b` is not.
 pub(crate) fn rule_key(path: &str) -> Option<Cow<'_, str>> {
     if has_dot_segment(path) {
@@ -582,19 +586,19 @@ pub(crate) fn rule_key(path: &str) -> Option<Cow<'_, str>> {
     Some(spelled_key(path))
 }
 
-/// The Prefix boundaries of a spelled key inside its elements (split on
-/// `/`): the offsets of the `\` and `%5C` (any case) separators that do
-/// not follow a `/`, deepest first. A spelled Prefix key ending there
-/// covers the key, as one ending at a `/` does.
+/// The Prefix boundaries of a spelled key ([`spelled_key`], where every
+/// backslash is a `\`) inside its elements (split on `/`), deepest
+/// first: the offset after each `\`, and the offset of each one that
+/// does not follow a `/`. A spelled Prefix key ending there (`/a\b`, or
+/// `/a\b\` written with the separator itself) covers the key, as one
+/// ending at a `/` does.
 pub(crate) fn inner_boundaries(key: &str) -> impl Iterator<Item = usize> + '_ {
     let b = key.as_bytes();
-    (1..b.len()).rev().filter(move |&i| {
-        let sep = b[i] == b'\\'
-            || (b[i] == b'%'
-                && b.get(i + 1) == Some(&b'5')
-                && matches!(b.get(i + 2), Some(b'c' | b'C')));
-        sep && b[i - 1] != b'/'
-    })
+    (1..b.len())
+        .rev()
+        .filter(move |&i| b[i] == b'\\')
+        .flat_map(move |i| [Some(i + 1), (b[i - 1] != b'/').then_some(i)])
+        .flatten()
 }
 
 /// The elements of a rule key (or of a normalized or forwarded path)
@@ -722,7 +726,8 @@ fn split_parts(path: &str) -> Vec<(&str, usize, usize)> {
 enum Spelling {
     /// None: every separator is a `/` ([`normalize_path`]).
     Normalized,
-    /// `%5C` and `\`; `%2F` is a `/` ([`spelled_key`]).
+    /// A backslash, `%5C` and `\` both written `\`; `%2F` is a `/`
+    /// ([`spelled_key`]).
     Matched,
     /// `%2F`, `%5C` and `\` ([`forward_path`]).
     Forwarded,
@@ -810,6 +815,9 @@ fn resolve(path: &str, spelling: Spelling) -> String {
 fn push_separator(s: &mut String, sep: &str, spelling: Spelling) {
     match sep.as_bytes() {
         [b'%', b'2', _] if spelling == Spelling::Forwarded => s.push_str("%2F"),
+        // For matching, `%5C` is a `\` (nginx decodes it before matching,
+        // and `\` is an ordinary character on Linux): one form for both.
+        [b'%', b'5', _] if spelling == Spelling::Matched => s.push('\\'),
         [b'%', b'5', _] => s.push_str("%5C"),
         [b'\\'] => s.push('\\'),
         _ if s.ends_with('/') => {}
@@ -946,23 +954,24 @@ mod tests {
             ("/%78/a\\b", "/x/a\\b"),
             ("/x/a\\%62", "/x/a\\b"),
             ("/x//a\\b", "/x/a\\b"),
-            ("/a%5cb", "/a%5Cb"),
-            ("/a%2fb%5c", "/a/b%5C"),
+            // `%5C` is written `\` (nginx decodes it before matching).
+            ("/a%5cb", "/a\\b"),
+            ("/a%2fb%5c", "/a/b\\"),
             ("/a%2F/b", "/a/b"),
             ("/public/..\\admin", "/admin"),
             ("/x/./a\\b/../c", "/x/a/c"),
             // A leading backslash is kept after the first slash; `%2F` is
             // a slash.
-            ("/%5cadmin", "/%5Cadmin"),
+            ("/%5cadmin", "/\\admin"),
             ("//\\admin/", "/\\admin/"),
-            ("/%2F%5Cadmin", "/%5Cadmin"),
+            ("/%2F%5Cadmin", "/\\admin"),
             ("/%2Fadmin", "/admin"),
-            ("/%5C", "/%5C"),
+            ("/%5C", "/\\"),
         ] {
             assert_eq!(spelled_key(input), want, "{input}");
             // The matched path is the spelled key with every separator a
             // slash (and repeated slashes merged).
-            let mut all = spelled_key(input).replace("%5C", "/").replace('\\', "/");
+            let mut all = spelled_key(input).replace('\\', "/");
             while all.contains("//") {
                 all = all.replace("//", "/");
             }
@@ -970,7 +979,7 @@ mod tests {
         }
         // Only a backslash, raw or encoded, asks for a spelled lookup.
         assert_eq!(request_spelling("/%78/a\\b").as_deref(), Some("/x/a\\b"));
-        assert_eq!(request_spelling("/a%5Cb/").as_deref(), Some("/a%5Cb/"));
+        assert_eq!(request_spelling("/a%5Cb/").as_deref(), Some("/a\\b/"));
         assert_eq!(request_spelling("/a%2Fb//c"), None);
         assert_eq!(request_spelling("/%61/../b"), None);
         // The forwarded bytes still keep `%2F` and a dot-free backslash path.
@@ -993,7 +1002,7 @@ mod tests {
     fn rule_keys_keep_the_spelling_and_refuse_dot_segments() {
         for (path, want) in [
             ("/a/b", Some("/a/b")),
-            ("/a%5cb", Some("/a%5Cb")),
+            ("/a%5cb", Some("/a\\b")),
             ("/%61%62/c/", Some("/ab/c/")),
             ("/a\\b", Some("/a\\b")),
             // A backslash does not stop escapes decoding or slashes merging.
@@ -1002,8 +1011,8 @@ mod tests {
             // `%2F` is a slash, as nginx decodes it before matching.
             ("/api/group%2Fname", Some("/api/group/name")),
             ("/a%2f%2Fb%2F", Some("/a/b/")),
-            ("/a%5C/", Some("/a%5C/")),
-            ("/%5Cadmin", Some("/%5Cadmin")),
+            ("/a%5C/", Some("/a\\/")),
+            ("/%5Cadmin", Some("/\\admin")),
             ("/\\admin", Some("/\\admin")),
             ("/%2Fadmin", Some("/admin")),
             ("/.hidden", Some("/.hidden")),
@@ -1066,26 +1075,35 @@ mod tests {
 
     #[test]
     fn a_spelled_prefix_ends_at_every_separator() {
+        // Spelled keys write every backslash as `\` (`/a%5Cb` is `/a\b`).
         let mut t = PathTable::default();
-        assert_eq!(t.insert("/a%5Cb", MatchKind::Prefix, 1), Ok(()));
+        assert_eq!(t.insert("/a\\b", MatchKind::Prefix, 1), Ok(()));
         assert_eq!(t.insert("/a", MatchKind::Prefix, 2), Ok(()));
         assert_eq!(t.insert("/p/q\\r", MatchKind::Prefix, 3), Ok(()));
+        assert_eq!(t.insert("/e\\f\\", MatchKind::Prefix, 4), Ok(()));
+        assert_eq!(t.insert("/\\", MatchKind::Prefix, 5), Ok(()));
         for (spelled, want) in [
-            ("/a%5Cb", Some(1)),
-            ("/a%5Cb%5C", Some(1)),
-            ("/a%5Cb%5Cc/d", Some(1)),
-            ("/a%5Cb\\c", Some(1)),
-            ("/a%5Cb/c", Some(1)),
-            ("/a%5Cbc", Some(2)),
-            ("/a\\b", Some(2)),
+            ("/a\\b", Some(1)),
+            ("/a\\b\\", Some(1)),
+            ("/a\\b\\c/d", Some(1)),
+            ("/a\\b/c", Some(1)),
+            ("/a\\bc", Some(2)),
             ("/p/q\\r\\s", Some(3)),
             ("/p/q\\rs", None),
-            ("/ab%5C", None),
-            ("/%5Ca", None),
+            ("/ab\\", None),
+            ("/e\\f\\g", Some(4)),
+            ("/e\\f\\\\g", Some(4)),
+            ("/e\\f\\", Some(4)),
+            ("/e\\fg", None),
+            ("/\\a", Some(5)),
+            ("/\\", Some(5)),
         ] {
             assert_eq!(t.lookup_spelled(spelled), want, "{spelled}");
         }
-        assert_eq!(inner_boundaries("/a%5cb/\\c\\").collect::<Vec<_>>(), [9, 2]);
+        assert_eq!(
+            inner_boundaries("/a\\b/\\c\\").collect::<Vec<_>>(),
+            [8, 7, 6, 3, 2]
+        );
     }
 
     #[test]

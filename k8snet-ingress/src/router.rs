@@ -310,9 +310,9 @@ impl Router {
     /// as by [`Router::route`], and — only when the client spelled a
     /// backslash, encoded (`%5C`) or raw, so that its spelling differs
     /// from the normalized path — also against the rules spelled the same
-    /// way, modulo unreserved escapes, hex case and repeated slashes
-    /// (`/a%5cb` and `/%61%5Cb` reach a rule `/a%5Cb`, which `/a/b` does
-    /// not). `%2F` is a slash there too, as nginx decodes it before it
+    /// way, modulo unreserved escapes, hex case, repeated slashes and the
+    /// spelling of the backslash (`/a%5cb`, `/%61%5Cb` and `/a\b` reach a
+    /// rule `/a%5Cb` or `/a\b`, which `/a/b` does not). `%2F` is a slash there too, as nginx decodes it before it
     /// matches locations. Of the two matches the more specific wins: an
     /// Exact rule, else the one covering more elements of the normalized
     /// path, the spelled one on a tie.

@@ -149,8 +149,8 @@ impl HostTable {
 /// only with a longer written path (as against a prefix), and of two
 /// prefixes the one covering more elements of the normalized path wins
 /// (`/a%5Cb` covers two), the spelled one on a tie (it is the more
-/// specific spelling: `/a%5cb/x` reaches `/a%5Cb` rather than `/a/b`,
-/// while `/a/b/x` never reaches `/a%5Cb`).
+/// specific spelling: `/a%5cb/x` and `/a\b/x` reach `/a%5Cb` rather than
+/// `/a/b`, while `/a/b/x` never reaches `/a%5Cb`).
 pub(crate) fn spelled_wins(normalized: &Entry, spelled: &Entry) -> bool {
     let (Some((n_path, n_kind)), Some((s_path, s_kind))) = (&normalized.path, &spelled.path) else {
         return normalized.path.is_none();

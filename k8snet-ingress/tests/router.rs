@@ -765,3 +765,74 @@ fn a_leading_encoded_backslash_rule_is_not_the_plain_rule() {
         assert_eq!(got.as_deref(), Some(want), "{raw}");
     }
 }
+
+#[test]
+fn a_prefix_rule_ending_with_a_backslash_covers_what_follows_it() {
+    let spec = format!(
+        "  rules:\n  - host: \"h.com\"\n    http:\n      paths:\n{}{}{}{}",
+        path("/a%5Cb%5C", "Prefix", "esc"),
+        path("/q/a\\\\b\\\\", "Prefix", "bs"),
+        path("/%5C", "Prefix", "lead"),
+        path("/", "Prefix", "root"),
+    );
+    let r = router(&ingress("d", "i", None, &spec));
+    for (raw, want) in [
+        ("/a%5Cb%5Cc", "esc"),
+        ("/q/a\\b\\c", "bs"),
+        ("/%5Cx", "lead"),
+    ] {
+        let got = r
+            .route_request("h.com", raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some(want), "{raw}");
+    }
+}
+
+#[test]
+fn an_encoded_backslash_reaches_the_rule_spelled_with_a_raw_one() {
+    let spec = format!(
+        "  rules:\n  - host: \"h.com\"\n    http:\n      paths:\n{}{}{}",
+        path("/x/a\\\\b", "Prefix", "bs"),
+        path("/y/a\\\\b", "Exact", "bsx"),
+        path("/", "Prefix", "root"),
+    );
+    let r = router(&ingress("d", "i", None, &spec));
+    for (raw, want) in [
+        ("/x/a\\b/secret", "bs"),
+        ("/x/a%5Cb/secret", "bs"),
+        ("/x/a%5cb", "bs"),
+        ("/y/a%5Cb", "bsx"),
+    ] {
+        let got = r
+            .route_request("h.com", raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some(want), "{raw}");
+    }
+}
+
+/// `/a\b` and `/a%5Cb` are one rule (one character for matching): the
+/// older keeps it and the newer is reported as shadowed.
+#[test]
+fn a_raw_backslash_rule_repeating_an_encoded_one_is_reported() {
+    let r = older_and_newer(
+        ("team-a", "/a%5Cb", "Prefix", "esc"),
+        ("team-b", "/a\\\\b", "Prefix", "raw"),
+    );
+    for raw in ["/a\\b/x", "/a%5cb/x", "/a%5Cb"] {
+        let got = r
+            .route_request("shop.com", raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some("esc"), "{raw}");
+    }
+    let shadowed: Vec<_> = r
+        .reports()
+        .into_iter()
+        .filter(|x| x.kind == ReportKind::ShadowedRule)
+        .collect();
+    assert_eq!(shadowed.len(), 1, "{shadowed:?}");
+    assert_eq!(
+        shadowed[0].ingress,
+        Some(NsName::new("team-b", "new")),
+        "{shadowed:?}"
+    );
+}

@@ -633,9 +633,12 @@ impl HostIndex {
     }
 
     /// The deepest Prefix key a request's spelling starts with, a key
-    /// ending at any separator (`/`, `\`, `%5C`): as
+    /// ending at any separator (`/`, `\`, `%5C`), before or after it (a
+    /// spelled key writes a backslash `\`): as
     /// [`Self::longest_prefix`], then the keys ending inside an element
-    /// beyond its match, deepest first.
+    /// beyond its match, deepest first ([`inner_boundaries`]).
+    ///
+    /// [`inner_boundaries`]: crate::path::inner_boundaries
     fn spelled_prefix<'a>(
         &'a self,
         s: &HostSlot,

@@ -81,7 +81,7 @@ const SEGMENTS: &[&str] = &["a", "b", "aa", "ab", "c"];
 
 /// Rule elements spelling a separator encoded: the apiserver allows `%5C`
 /// in every path type and `%2F` in ImplementationSpecific paths only.
-const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C", "%5Ca"];
+const ENCODED_SEGMENTS: &[&str] = &["a%5Cb", "a%5cb", "a%5C", "%5Ca", "a%5Cb%5C"];
 const ENCODED_SLASH_SEGMENTS: &[&str] = &["a%2Fb", "a%2fb"];
 
 /// Rule elements with a raw backslash (as YAML writes it in double
@@ -237,8 +237,9 @@ fn rule_key(p: &str) -> Option<String> {
 
 /// How a path without dot segments is spelled for matching, as the crate
 /// docs state it: `%2F` a slash (nginx decodes it before matching), the
-/// unreserved escapes decoded and the others in upper case (so `%5C`
-/// and a raw `\` stay as written), empty elements (split on `/`)
+/// unreserved escapes decoded, `%5C` a raw `\` (one spelling of a
+/// backslash, as nginx decodes it before matching) and the other escapes
+/// in upper case, empty elements (split on `/`)
 /// dropped, the separators before the first element one slash unless
 /// they hold a backslash (then kept, slashes merged), a trailing slash
 /// kept.
@@ -255,6 +256,8 @@ fn spell(p: &str) -> String {
             Some(c) if c.is_ascii_alphanumeric() || b"-._~".contains(&c) => {
                 decoded.push(char::from(c));
             }
+            // `%5C` is matched as a raw `\` (nginx decodes it first).
+            Some(b'\\') => decoded.push('\\'),
             Some(_) => {
                 decoded.push('%');
                 decoded.push_str(&esc.unwrap_or_default().to_ascii_uppercase());
@@ -269,10 +272,10 @@ fn spell(p: &str) -> String {
     }
     decoded.push_str(rest);
     // The separators before the first element: one slash, unless they
-    // hold a backslash (`\\` or `%5C`), then kept (slashes merged).
+    // hold a backslash, then kept (slashes merged).
     let mut body = decoded.as_str();
     let mut lead = String::from("/");
-    while let Some((sep, b)) = ["/", "\\", "%5C"]
+    while let Some((sep, b)) = ["/", "\\"]
         .iter()
         .find_map(|sep| Some((*sep, body.strip_prefix(sep)?)))
     {
@@ -290,8 +293,9 @@ fn spell(p: &str) -> String {
 
 /// Whether a Prefix rule key covers a request's key: the request's
 /// elements (split on `/`) start with the key's, or with all but its last
-/// then an element that continues the key's last with a `\\` or `%5C`
-/// (a Prefix has a boundary at every separator).
+/// then an element that continues the key's last with a `\\`, or that
+/// continues a last element ending with one (a Prefix has a boundary
+/// before and after every separator; keys spell a backslash `\\`).
 fn covers(key: &str, request: &str) -> bool {
     let (have, want) = (elements(key), elements(request));
     let Some((last, init)) = have.split_last() else {
@@ -302,7 +306,7 @@ fn covers(key: &str, request: &str) -> bool {
             && want.starts_with(init)
             && want[init.len()]
                 .strip_prefix(last)
-                .is_some_and(|rest| rest.starts_with('\\') || rest.starts_with("%5C")))
+                .is_some_and(|rest| rest.starts_with('\\') || last.ends_with('\\')))
 }
 
 /// The reference: every rule of every served Ingress scanned, oldest
@@ -318,7 +322,7 @@ fn covers(key: &str, request: &str) -> bool {
 ///   segments). In each, an Exact rule equal
 ///   to the path wins; else the Prefix (or ImplementationSpecific) rule
 ///   that [`covers`] the path (its elements, split on `/`, start the
-///   path's, the last one possibly continued by a `\` or `%5C`), the
+///   path's, the last one possibly continued after a `\`), the
 ///   longest key, then a trailing slash, then Prefix over
 ///   ImplementationSpecific; the first (oldest) of equals. Of the two
 ///   winners the spelled one wins when it is Exact, or when the other is
@@ -499,6 +503,7 @@ fn router_agrees_with_a_scan_of_every_rule() {
     let mut encoded = 0;
     let mut escaped = 0;
     let mut backslash = 0;
+    let mut crossed = 0;
     let mut dotted = 0;
     for case in 0..400 {
         let yaml = rule_set(&mut rng);
@@ -528,6 +533,13 @@ fn router_agrees_with_a_scan_of_every_rule() {
                 written.is_some_and(|w| w.contains('\\')) && (p.contains('%') || p.contains("//")),
             );
             escaped += usize::from(written.is_some_and(|w| w.contains("%6")));
+            // A backslash spelled one way reaching a rule spelling it the
+            // other (`%5C` and `\` are one character for matching).
+            let enc = |x: &str| x.to_ascii_uppercase().contains("%5C");
+            crossed += usize::from(written.is_some_and(|w| {
+                (enc(p) && !p.contains('\\') && w.contains('\\') && !enc(w))
+                    || (p.contains('\\') && !enc(p) && enc(w) && !w.contains('\\'))
+            }));
         }
         dotted += yaml.matches("%2e").count() + yaml.matches("/..").count();
 
@@ -557,6 +569,10 @@ fn router_agrees_with_a_scan_of_every_rule() {
     assert!(
         backslash > 50,
         "only {backslash} matches of backslash rules by other spellings"
+    );
+    assert!(
+        crossed > 50,
+        "only {crossed} matches of a backslash rule by the other spelling"
     );
     assert!(
         escaped > 100,
