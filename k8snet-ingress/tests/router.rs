@@ -18,6 +18,17 @@ fn rules(host: Option<&str>, paths: &[(&str, &str, &str)]) -> String {
     s
 }
 
+/// Each raw request path (as the client spelled it) reaches the Service
+/// named, by `Router::route_request`.
+fn reaches(r: &Router, host: &str, cases: &[(&str, &str)]) {
+    for (raw, want) in cases {
+        let got = r
+            .route_request(host, raw)
+            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
+        assert_eq!(got.as_deref(), Some(*want), "{raw}");
+    }
+}
+
 /// The router of two Ingresses for `shop.com` with one rule each
 /// (namespace, path, pathType, service): `team-x/old` created in 2024 and
 /// `team-y/new` in 2025.
@@ -575,19 +586,18 @@ fn a_backslash_rule_is_reached_by_every_spelling_of_its_path() {
         )
     );
     let r = router(&ingress("default", "bs", None, &spec));
-    for (raw, want) in [
-        ("/x/a\\b", "bs"),
-        ("/%78/a\\b", "bs"),
-        ("/x/a\\%62", "bs"),
-        ("/x//a\\b", "bs"),
-        ("/p/a\\b/c", "bsp"),
-        ("/%70/a\\b/c", "bsp"),
-    ] {
-        let got = r
-            .route_request("shop.com", raw)
-            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
-        assert_eq!(got.as_deref(), Some(want), "{raw}");
-    }
+    reaches(
+        &r,
+        "shop.com",
+        &[
+            ("/x/a\\b", "bs"),
+            ("/%78/a\\b", "bs"),
+            ("/x/a\\%62", "bs"),
+            ("/x//a\\b", "bs"),
+            ("/p/a\\b/c", "bsp"),
+            ("/%70/a\\b/c", "bsp"),
+        ],
+    );
 }
 
 /// nginx decodes `%2F` to `/` before it matches locations
@@ -725,22 +735,21 @@ fn a_backslash_prefix_rule_covers_what_follows_a_backslash() {
         path("/", "Prefix", "root"),
     );
     let r = router(&ingress("d", "i", None, &spec));
-    for (raw, want) in [
-        ("/a%5Cb", "esc"),
-        ("/a%5Cb/c", "esc"),
-        ("/a%5Cb%5C", "esc"),
-        ("/a%5Cb%5Cc", "esc"),
-        ("/p/a\\b/c", "bs"),
-        ("/p/a\\b\\c", "bs"),
-        // Not a boundary: the element goes on.
-        ("/a%5Cbc", "root"),
-        ("/p/a\\bc", "root"),
-    ] {
-        let got = r
-            .route_request("h.com", raw)
-            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
-        assert_eq!(got.as_deref(), Some(want), "{raw}");
-    }
+    reaches(
+        &r,
+        "h.com",
+        &[
+            ("/a%5Cb", "esc"),
+            ("/a%5Cb/c", "esc"),
+            ("/a%5Cb%5C", "esc"),
+            ("/a%5Cb%5Cc", "esc"),
+            ("/p/a\\b/c", "bs"),
+            ("/p/a\\b\\c", "bs"),
+            // Not a boundary: the element goes on.
+            ("/a%5Cbc", "root"),
+            ("/p/a\\bc", "root"),
+        ],
+    );
 }
 
 /// A rule whose first separator is `%5C` is not the plain path's rule: an
@@ -753,17 +762,16 @@ fn a_leading_encoded_backslash_rule_is_not_the_plain_rule() {
         ("team-a", "/admin", "Prefix", "admin"),
     );
     assert_eq!(dest(&r, "shop.com", "/admin/x"), "team-a/admin:80");
-    for (raw, want) in [
-        ("/admin/x", "admin"),
-        ("/%5Cadmin/x", "esc"),
-        ("/%5cadmin", "esc"),
-        ("//%5C%61dmin", "esc"),
-    ] {
-        let got = r
-            .route_request("shop.com", raw)
-            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
-        assert_eq!(got.as_deref(), Some(want), "{raw}");
-    }
+    reaches(
+        &r,
+        "shop.com",
+        &[
+            ("/admin/x", "admin"),
+            ("/%5Cadmin/x", "esc"),
+            ("/%5cadmin", "esc"),
+            ("//%5C%61dmin", "esc"),
+        ],
+    );
 }
 
 #[test]
@@ -776,16 +784,15 @@ fn a_prefix_rule_ending_with_a_backslash_covers_what_follows_it() {
         path("/", "Prefix", "root"),
     );
     let r = router(&ingress("d", "i", None, &spec));
-    for (raw, want) in [
-        ("/a%5Cb%5Cc", "esc"),
-        ("/q/a\\b\\c", "bs"),
-        ("/%5Cx", "lead"),
-    ] {
-        let got = r
-            .route_request("h.com", raw)
-            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
-        assert_eq!(got.as_deref(), Some(want), "{raw}");
-    }
+    reaches(
+        &r,
+        "h.com",
+        &[
+            ("/a%5Cb%5Cc", "esc"),
+            ("/q/a\\b\\c", "bs"),
+            ("/%5Cx", "lead"),
+        ],
+    );
 }
 
 #[test]
@@ -797,17 +804,16 @@ fn an_encoded_backslash_reaches_the_rule_spelled_with_a_raw_one() {
         path("/", "Prefix", "root"),
     );
     let r = router(&ingress("d", "i", None, &spec));
-    for (raw, want) in [
-        ("/x/a\\b/secret", "bs"),
-        ("/x/a%5Cb/secret", "bs"),
-        ("/x/a%5cb", "bs"),
-        ("/y/a%5Cb", "bsx"),
-    ] {
-        let got = r
-            .route_request("h.com", raw)
-            .and_then(|x| Some(x.backend().as_service()?.name.to_string()));
-        assert_eq!(got.as_deref(), Some(want), "{raw}");
-    }
+    reaches(
+        &r,
+        "h.com",
+        &[
+            ("/x/a\\b/secret", "bs"),
+            ("/x/a%5Cb/secret", "bs"),
+            ("/x/a%5cb", "bs"),
+            ("/y/a%5Cb", "bsx"),
+        ],
+    );
 }
 
 /// `/a\b` and `/a%5Cb` are one rule (one character for matching): the
