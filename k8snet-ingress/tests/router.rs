@@ -729,10 +729,15 @@ fn a_dot_segment_rule_is_reported_and_the_others_still_route() {
 #[test]
 fn a_backslash_prefix_rule_covers_what_follows_a_backslash() {
     let spec = format!(
-        "  rules:\n  - host: \"h.com\"\n    http:\n      paths:\n{}{}{}",
-        path("/a%5Cb", "Prefix", "esc"),
-        path("/p/a\\\\b", "Prefix", "bs"),
-        path("/", "Prefix", "root"),
+        "  rules:\n{}",
+        rules(
+            Some("h.com"),
+            &[
+                ("/a%5Cb", "Prefix", "esc"),
+                ("/p/a\\\\b", "Prefix", "bs"),
+                ("/", "Prefix", "root"),
+            ]
+        )
     );
     let r = router(&ingress("d", "i", None, &spec));
     reaches(
@@ -777,11 +782,16 @@ fn a_leading_encoded_backslash_rule_is_not_the_plain_rule() {
 #[test]
 fn a_prefix_rule_ending_with_a_backslash_covers_what_follows_it() {
     let spec = format!(
-        "  rules:\n  - host: \"h.com\"\n    http:\n      paths:\n{}{}{}{}",
-        path("/a%5Cb%5C", "Prefix", "esc"),
-        path("/q/a\\\\b\\\\", "Prefix", "bs"),
-        path("/%5C", "Prefix", "lead"),
-        path("/", "Prefix", "root"),
+        "  rules:\n{}",
+        rules(
+            Some("h.com"),
+            &[
+                ("/a%5Cb%5C", "Prefix", "esc"),
+                ("/q/a\\\\b\\\\", "Prefix", "bs"),
+                ("/%5C", "Prefix", "lead"),
+                ("/", "Prefix", "root"),
+            ]
+        )
     );
     let r = router(&ingress("d", "i", None, &spec));
     reaches(
@@ -798,10 +808,15 @@ fn a_prefix_rule_ending_with_a_backslash_covers_what_follows_it() {
 #[test]
 fn an_encoded_backslash_reaches_the_rule_spelled_with_a_raw_one() {
     let spec = format!(
-        "  rules:\n  - host: \"h.com\"\n    http:\n      paths:\n{}{}{}",
-        path("/x/a\\\\b", "Prefix", "bs"),
-        path("/y/a\\\\b", "Exact", "bsx"),
-        path("/", "Prefix", "root"),
+        "  rules:\n{}",
+        rules(
+            Some("h.com"),
+            &[
+                ("/x/a\\\\b", "Prefix", "bs"),
+                ("/y/a\\\\b", "Exact", "bsx"),
+                ("/", "Prefix", "root"),
+            ]
+        )
     );
     let r = router(&ingress("d", "i", None, &spec));
     reaches(
